@@ -1,0 +1,62 @@
+"""Shared entry-point plumbing: Hydra composition, stage dispatch, one-line user errors."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from vidchat.errors import ConfigError, VidchatError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+log = logging.getLogger("vidchat")
+
+
+def resolve_entry(entry: str) -> Callable[[DictConfig], Any]:
+    """Turn `package.module:function` into the function it names."""
+    module_name, _, attr = entry.partition(":")
+    if not module_name or not attr:
+        raise ConfigError(f"stage.entry must look like 'package.module:function', got {entry!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise ConfigError(f"stage.entry {entry!r}: module {module_name!r} not found") from exc
+    try:
+        return getattr(module, attr)
+    except AttributeError as exc:
+        raise ConfigError(f"stage.entry {entry!r}: {module_name} has no {attr!r}") from exc
+
+
+def run_stage(cfg: DictConfig) -> Any:
+    """Run the stage that `cfg.stage.entry` names with the whole config."""
+    if "stage" not in cfg or "entry" not in cfg.stage:
+        raise ConfigError("config has no stage.entry; pick a stage, e.g. `stage=pretrain`")
+    return resolve_entry(cfg.stage.entry)(cfg)
+
+
+def exit_on_user_error(fn: Callable[[], Any]) -> Any:
+    """Call `fn`; a `VidchatError` becomes one line on stderr and exit code 2."""
+    try:
+        return fn()
+    except VidchatError as exc:
+        if os.environ.get("VIDCHAT_FULL_ERROR"):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+def hydra_main(config_name: str) -> None:
+    """Compose `configs/<config_name>.yaml` with the command-line overrides and run its stage."""
+    import hydra
+
+    @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name)
+    def _main(cfg: DictConfig) -> Any:
+        return exit_on_user_error(lambda: run_stage(cfg))
+
+    _main()
