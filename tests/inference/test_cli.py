@@ -1,0 +1,156 @@
+"""infer.py end to end on a tiny saved responder: outputs, streaming writer, one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import av
+import numpy as np
+import pytest
+
+from vidchat.inference.cli import main
+from vidchat.media import read_clip, write_clip
+
+
+def decoded_durations(path) -> tuple[float, float]:
+    """(video seconds, audio seconds) by decoding every frame and sample with PyAV."""
+    with av.open(str(path)) as container:
+        v = container.streams.video[0]
+        n_frames = sum(1 for _ in container.decode(v))
+        fps = float(v.average_rate)
+    with av.open(str(path)) as container:
+        a = container.streams.audio[0]
+        samples = sum(f.samples for f in container.decode(a))
+        sr = a.codec_context.sample_rate
+    return n_frames / fps, samples / sr
+
+
+def run(args, capsys):
+    """Run infer.py in-process; returns (exit code, stdout, stderr)."""
+    try:
+        main([str(a) for a in args])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_writes_a_response_with_aligned_audio_and_video(
+    saved_responder, partner_clip, tmp_path, capsys
+):
+    out = tmp_path / "response.mp4"
+    code, stdout, _ = run(
+        [
+            "--input",
+            partner_clip,
+            "--checkpoint",
+            saved_responder,
+            "--output",
+            out,
+            "--max-seconds",
+            "1",
+            "--seed",
+            "3",
+        ],
+        capsys,
+    )
+    assert code == 0, stdout
+    assert "real-time factor" in stdout and "first chunk latency" in stdout
+    with av.open(str(out)) as container:
+        assert container.streams.video[0].codec_context.name == "h264"
+        assert container.streams.audio[0].codec_context.name == "aac"
+    video_s, audio_s = decoded_durations(out)
+    assert video_s >= 0.5 and abs(audio_s - video_s) <= 1 / 8  # at least one 0.5 s chunk
+    assert read_clip(out).frames.shape[1:3] == (16, 16)
+
+
+def test_side_by_side_shows_partner_then_response(saved_responder, partner_clip, tmp_path, capsys):
+    out = tmp_path / "sbs.mp4"
+    code, stdout, _ = run(
+        [
+            "--input",
+            partner_clip,
+            "--checkpoint",
+            saved_responder,
+            "--output",
+            out,
+            "--max-seconds",
+            "1",
+            "--side-by-side",
+        ],
+        capsys,
+    )
+    assert code == 0, stdout
+    clip = read_clip(out)
+    assert clip.frames.shape[1:3] == (16, 32)
+    assert clip.frames.shape[0] >= 12 + 4  # 1.5 s partner turn at 8 fps, then the response
+
+
+def test_batch_mode_writes_one_file_per_pair_and_skips_bad_ones(
+    saved_responder, partner_clip, tmp_path, capsys
+):
+    manifest = tmp_path / "pairs.jsonl"
+    rows = [
+        {"id": "a", "partner": str(partner_clip)},
+        {"id": "b", "partner": "missing.mp4"},
+        {"id": "c", "partner": str(partner_clip)},
+    ]
+    manifest.write_text("\n".join(json.dumps(r) for r in rows))
+    code, stdout, stderr = run(
+        [
+            "--manifest",
+            manifest,
+            "--checkpoint",
+            saved_responder,
+            "--output-dir",
+            tmp_path / "out",
+            "--max-seconds",
+            "1",
+            "--batch-size",
+            "2",
+        ],
+        capsys,
+    )
+    assert code == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.mp4", "c.mp4"]
+    assert "skipped b" in stderr and "1 failed" in stdout
+
+
+@pytest.mark.parametrize("case", ["missing", "corrupt", "no_audio"])
+def test_bad_input_is_one_line_and_leaves_nothing(case, saved_responder, tmp_path, capsys):
+    clip = tmp_path / f"{case}.mp4"
+    if case == "corrupt":
+        clip.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(200))
+    elif case == "no_audio":
+        write_clip(clip, np.zeros((8, 16, 16, 3), np.uint8), None, fps=8, sample_rate=16000)
+    out = tmp_path / "out.mp4"
+    code, _, stderr = run(
+        ["--input", clip, "--checkpoint", saved_responder, "--output", out], capsys
+    )
+    assert code == 2
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and str(clip) in lines[0]
+    assert not out.exists() and not list(tmp_path.glob(".out*"))
+
+
+def test_checkpoint_that_does_not_match_its_tokenizers(
+    saved_responder, partner_clip, tmp_path, capsys
+):
+    doc = json.loads(saved_responder.with_suffix(".json").read_text())
+    doc["layout"]["video_codebook_size"] = 32
+    bad = tmp_path / "lm"
+    bad.with_suffix(".json").write_text(json.dumps(doc))
+    bad.with_suffix(".safetensors").write_bytes(
+        saved_responder.with_suffix(".safetensors").read_bytes()
+    )
+    code, _, stderr = run(["--input", partner_clip, "--checkpoint", bad], capsys)
+    assert code == 2 and stderr.startswith("error: ") and len(stderr.strip().splitlines()) == 1
+
+
+def test_bad_sampling_option(saved_responder, partner_clip, capsys):
+    code, _, stderr = run(
+        ["--input", partner_clip, "--checkpoint", saved_responder, "--sample", "video.warmth=3"],
+        capsys,
+    )
+    assert code == 2 and "KIND.KEY=VALUE" in stderr

@@ -1,0 +1,70 @@
+"""The responder pipeline: streaming equals one-shot generation, outputs decode and align."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vidchat.inference.pipeline import StreamStats, fit_audio
+from vidchat.model.generate import SamplingConfig
+
+
+def test_stream_equals_one_shot(pipeline, partner_clip):
+    clip = pipeline.read_partner(partner_clip)
+    sampling = SamplingConfig.from_dict({"seed": 7})
+    stats = StreamStats()
+    chunks = list(pipeline.stream(clip, max_seconds=1.5, sampling=sampling, stats=stats))
+    whole = pipeline.respond(clip, max_seconds=1.5, sampling=sampling)
+
+    streamed_frames = np.concatenate([c.frames for c in chunks])
+    np.testing.assert_array_equal(streamed_frames, whole.frames)
+    streamed_audio = np.concatenate([c.audio for c in chunks])
+    n = min(len(streamed_audio), len(whole.audio))
+    # Causal codec + full left context: the streamed waveform is the one-shot waveform.
+    np.testing.assert_allclose(streamed_audio[:n], whole.audio[:n], atol=1e-5)
+    assert stats.first_chunk_s is not None and stats.first_chunk_s > 0
+    assert stats.output_s == whole.frames.shape[0] / pipeline.fps
+
+
+def test_response_audio_and_video_have_the_same_duration(pipeline, partner_clip):
+    clip = pipeline.read_partner(partner_clip)
+    response = pipeline.respond(
+        clip, max_seconds=1.5, sampling=SamplingConfig.from_dict({"seed": 1})
+    )
+    assert response.frames.shape[1:] == (16, 16, 3) and response.frames.dtype == np.uint8
+    assert len(response.audio) == round(
+        response.frames.shape[0] / response.fps * response.sample_rate
+    )
+
+
+def test_batch_rows_match_single_runs_in_shape(pipeline, partner_clip):
+    clip = pipeline.read_partner(partner_clip)
+    short = type(clip)(clip.frames[:4], clip.audio[:8000], clip.fps, clip.sample_rate, 0.5)
+    responses = pipeline.respond_batch([clip, short], [None, None], max_seconds=1.0)
+    assert len(responses) == 2
+    for r in responses:
+        assert r.video_codes.shape[1:] == (4, 4)
+        assert int(r.video_codes.max()) < 64 and int(r.audio_codes.max()) < 64
+
+
+def test_fit_audio_pads_and_trims():
+    audio = np.ones(100, np.float32)
+    assert len(fit_audio(audio, 8, 8.0, 80)) == 80
+    padded = fit_audio(audio, 16, 8.0, 80)
+    assert len(padded) == 160 and padded[100:].sum() == 0
+
+
+def test_mismatched_tokenizer_is_refused(pipeline):
+    from vidchat.errors import VidchatError
+    from vidchat.inference.pipeline import ResponderPipeline
+    from vidchat.tokenizers.video_vq import VQVideoConfig, VQVideoTokenizer
+
+    other = VQVideoTokenizer(
+        VQVideoConfig(
+            frame_size=16, fps=8.0, downsample=4, channels=[8, 8], codebook_size=128, code_dim=8
+        )
+    )
+    with pytest.raises(VidchatError, match="video codebook size: checkpoint 64 vs tokenizer 128"):
+        ResponderPipeline(pipeline.model, pipeline.layout, other, pipeline.audio_tokenizer)
+    assert torch.is_tensor(pipeline.encode_reference(None))

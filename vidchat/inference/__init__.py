@@ -1,0 +1,1 @@
+"""Inference: the responder pipeline (streaming, batch) behind infer.py."""

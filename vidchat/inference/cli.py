@@ -1,0 +1,230 @@
+"""`python infer.py`: a partner's clip in, the responder's talking video out.
+
+    python infer.py --input clip.mp4                       # writes clip.response.mp4 beside it
+    python infer.py --input clip.mp4 --reference face.png --side-by-side --seed 3
+    python infer.py --input clip.mp4 --sample video.temperature=0.8 --sample audio.top_k=50
+    python infer.py --manifest test.jsonl --output-dir out/ --batch-size 4
+
+Single-clip mode streams: each chunk is decoded and appended to the mp4 as soon as the model has
+finished it, and the run ends with the first-chunk latency and the real-time factor. The output
+file appears only when complete. Errors in the input, the checkpoint or the options print one line
+and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from vidchat.cli import exit_on_user_error
+from vidchat.errors import VidchatError
+from vidchat.inference.loading import load_pipeline
+from vidchat.inference.pipeline import ResponderPipeline, StreamStats
+from vidchat.media import Clip, crop_resize, write_clip
+from vidchat.media.stream_writer import ClipStreamWriter
+from vidchat.model.generate import SamplingConfig
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="infer.py", description=__doc__.split("\n\n")[0])
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--input", type=Path, help="partner clip (any container/fps/size PyAV reads)")
+    src.add_argument("--manifest", type=Path, help="JSONL of pairs for batch mode (see README)")
+    p.add_argument("--output", type=Path, help="response mp4 (default: <input>.response.mp4)")
+    p.add_argument(
+        "--output-dir",
+        type=Path,
+        default=Path("outputs/responses"),
+        help="batch mode output folder",
+    )
+    p.add_argument(
+        "--reference", type=Path, help="responder face image (default: the checkpoint's)"
+    )
+    p.add_argument(
+        "--checkpoint", type=Path, help="consolidated LM checkpoint (default: sft run, else demo)"
+    )
+    p.add_argument(
+        "--side-by-side", action="store_true", help="partner left, responder right, one timeline"
+    )
+    p.add_argument(
+        "--max-seconds", type=float, default=5.0, help="longest response (stops earlier at <eot>)"
+    )
+    p.add_argument("--temperature", type=float, default=1.0, help="for every token kind")
+    p.add_argument("--top-k", type=int, default=0, help="for every token kind (0 = off)")
+    p.add_argument("--top-p", type=float, default=1.0, help="for every token kind (1 = off)")
+    p.add_argument(
+        "--sample",
+        action="append",
+        default=[],
+        metavar="KIND.KEY=VALUE",
+        help="per-kind override, KIND in video|audio|boundary, e.g. video.temperature=0.8",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=4, help="batch mode: pairs generated together")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:i]")
+    p.add_argument(
+        "--no-cache", action="store_true", help="recompute the full forward each step (slow)"
+    )
+    return p.parse_args(argv)
+
+
+def sampling_from_args(args: argparse.Namespace) -> SamplingConfig:
+    """--temperature/--top-k/--top-p for every kind, then the --sample overrides."""
+    base = {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p}
+    cfg: dict[str, Any] = {kind: dict(base) for kind in ("video", "audio", "boundary")}
+    for item in args.sample:
+        key, sep, value = item.partition("=")
+        kind, dot, name = key.partition(".")
+        if not sep or not dot or kind not in cfg or name not in base:
+            raise VidchatError(
+                f"--sample {item!r}: expected KIND.KEY=VALUE with KIND in video|audio|boundary "
+                "and KEY in temperature|top_k|top_p"
+            )
+        try:
+            cfg[kind][name] = type(base[name])(value)
+        except ValueError as exc:
+            raise VidchatError(f"--sample {item!r}: {value!r} is not a number") from exc
+    return SamplingConfig.from_dict({**cfg, "seed": args.seed})
+
+
+def side_by_side_prefix(pipe: ResponderPipeline, partner: Clip, reference: np.ndarray | None):
+    """The partner's turn: partner left, the responder's still reference face right."""
+    ref = pipe.default_reference if reference is None else reference
+    right = (
+        np.zeros_like(partner.frames[0])
+        if ref is None
+        else crop_resize(ref, partner.frames.shape[1:3])
+    )
+    frames = np.concatenate([partner.frames, np.broadcast_to(right, partner.frames.shape)], axis=2)
+    return frames, partner.audio
+
+
+def respond_to_clip(pipe: ResponderPipeline, args: argparse.Namespace) -> Path:
+    """Single-clip mode: stream the response into the output mp4."""
+    partner = pipe.read_partner(args.input)
+    reference = pipe.read_reference(args.reference) if args.reference else None
+    output = args.output or args.input.with_name(f"{args.input.stem}.response.mp4")
+    h, w = pipe.frame_size
+    size = (h, 2 * w) if args.side_by_side else (h, w)
+    stats = StreamStats()
+    chunks = pipe.stream(
+        partner,
+        reference,
+        max_seconds=args.max_seconds,
+        sampling=sampling_from_args(args),
+        use_cache=not args.no_cache,
+        stats=stats,
+    )
+    last_partner = partner.frames[-1]
+    with ClipStreamWriter(output, fps=pipe.fps, sample_rate=pipe.sample_rate, size=size) as out:
+        if args.side_by_side:
+            out.write(*side_by_side_prefix(pipe, partner, reference))
+        for chunk in tqdm(
+            chunks, total=pipe.max_chunks(args.max_seconds), desc="responding", unit="chunk"
+        ):
+            frames = chunk.frames
+            if args.side_by_side:
+                left = np.broadcast_to(last_partner, frames.shape)
+                frames = np.concatenate([left, frames], axis=2)
+            out.write(frames, chunk.audio)
+        # The codec's frames may end a few ms before the video's: pad to the same duration.
+        video_s = out.frames_written / pipe.fps
+        missing = int(round(video_s * pipe.sample_rate)) - out.samples_written
+        if missing > 0:
+            out.write(np.zeros((0, *size, 3), np.uint8), np.zeros(missing, np.float32))
+    print(f"wrote {output}")
+    print(f"first chunk latency s: {stats.first_chunk_s:.3f}")
+    print(f"real-time factor: {stats.real_time_factor:.3f} (compute s per output s)")
+    return output
+
+
+def read_pair_manifest(path: Path) -> list[dict[str, Any]]:
+    """JSONL, one pair per line: {"id", "partner", optional "reference", "responder", "labels"}.
+    Relative paths resolve against the manifest's folder."""
+    if not path.is_file():
+        raise VidchatError(f"{path}: manifest not found")
+    rows = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise VidchatError(f"{path}:{n}: not valid JSON ({exc.msg})") from exc
+        if "partner" not in row:
+            raise VidchatError(f"{path}:{n}: missing required key 'partner'")
+        row.setdefault("id", Path(row["partner"]).stem)
+        for key in ("partner", "reference", "responder"):
+            if row.get(key) and not Path(row[key]).is_absolute():
+                row[key] = str(path.parent / row[key])
+        rows.append(row)
+    if not rows:
+        raise VidchatError(f"{path}: manifest has no pairs")
+    return rows
+
+
+def respond_to_manifest(pipe: ResponderPipeline, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Batch mode: `--batch-size` pairs through the model at once; a failing pair is reported, skipped."""
+    rows = read_pair_manifest(args.manifest)
+    sampling = sampling_from_args(args)
+    results: list[dict[str, Any]] = []
+    bar = tqdm(total=len(rows), desc="responding", unit="pair")
+    for start in range(0, len(rows), args.batch_size):
+        batch, clips, refs = [], [], []
+        for row in rows[start : start + args.batch_size]:
+            try:
+                clips.append(pipe.read_partner(row["partner"]))
+                refs.append(pipe.read_reference(row["reference"]) if row.get("reference") else None)
+                batch.append(row)
+            except VidchatError as exc:
+                results.append({"id": row["id"], "error": str(exc)})
+                bar.update(1)
+        if not batch:
+            continue
+        for row, response in zip(
+            batch, pipe.respond_batch(clips, refs, max_seconds=args.max_seconds, sampling=sampling)
+        ):
+            out = args.output_dir / f"{row['id']}.mp4"
+            write_clip(out, response.frames, response.audio, response.fps, response.sample_rate)
+            results.append(
+                {
+                    "id": row["id"],
+                    "output": str(out),
+                    **response.timings,
+                    "duration_s": response.duration,
+                }
+            )
+            bar.update(1)
+    bar.close()
+    failed = [r for r in results if "error" in r]
+    for r in failed:
+        print(f"skipped {r['id']}: {r['error']}", file=sys.stderr)
+    print(
+        f"wrote {len(results) - len(failed)} responses to {args.output_dir} ({len(failed)} failed)"
+    )
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+
+    def run() -> None:
+        if args.input is not None and not args.input.is_file():
+            raise VidchatError(f"{args.input}: input clip not found")
+        sampling_from_args(args)  # bad options fail before the model loads
+        started = time.perf_counter()
+        pipe = load_pipeline(args.checkpoint, device=args.device)
+        print(f"loaded model in {time.perf_counter() - started:.2f} s")
+        if args.manifest is not None:
+            respond_to_manifest(pipe, args)
+        else:
+            respond_to_clip(pipe, args)
+
+    exit_on_user_error(run)

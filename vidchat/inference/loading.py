@@ -1,0 +1,80 @@
+"""Find and load a trained responder: consolidated LM checkpoint + the tokenizers it was trained on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vidchat.errors import VidchatError
+from vidchat.inference.pipeline import ResponderPipeline
+from vidchat.media import read_image
+from vidchat.tokenizers.base import build_audio_tokenizer, build_video_tokenizer
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# Looked for in this order when no checkpoint is given: the user's own SFT run, then the demo model.
+DEFAULT_CHECKPOINTS = ("checkpoints/sft/consolidated", "checkpoints/demo/lm")
+
+
+def resolve_path(path: str | Path, *bases: Path) -> Path:
+    """A path as given if it exists, else relative to each base in turn (e.g. the project root)."""
+    p = Path(path)
+    if p.is_absolute() or p.exists():
+        return p
+    for base in bases:
+        if (base / p).exists():
+            return base / p
+    return p
+
+
+def default_checkpoint() -> Path:
+    """The newest SFT export if this clone trained one, else the shipped demo LM."""
+    for rel in DEFAULT_CHECKPOINTS:
+        stem = PROJECT_ROOT / rel
+        if stem.with_suffix(".json").is_file():
+            return stem
+    raise VidchatError(
+        "no LM checkpoint found (looked for "
+        + ", ".join(f"{r}.json" for r in DEFAULT_CHECKPOINTS)
+        + "); train one with `python train.py stage=sft` or pass --checkpoint"
+    )
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise VidchatError(f"--device {device}: CUDA is not available on this machine")
+    return torch.device(device)
+
+
+def _tokenizer_cfg(meta: dict[str, Any], which: str, stem: Path) -> dict[str, Any]:
+    try:
+        cfg = dict(meta["tokenizer"][which])
+    except (KeyError, TypeError) as exc:
+        raise VidchatError(
+            f"{stem}.json: meta.tokenizer.{which} is missing; re-export the checkpoint"
+        ) from exc
+    for key in ("checkpoint", "pretrained_dir"):
+        if cfg.get(key):
+            cfg[key] = str(resolve_path(cfg[key], stem.parent, PROJECT_ROOT))
+    return cfg
+
+
+def load_pipeline(
+    checkpoint: str | Path | None = None, device: str = "auto", dtype: torch.dtype = torch.float32
+) -> ResponderPipeline:
+    """Load the LM at `checkpoint` (a consolidated stem; default: `default_checkpoint()`)."""
+    from vidchat.training.export import load_consolidated, stem_of
+
+    stem = stem_of(resolve_path(checkpoint, PROJECT_ROOT)) if checkpoint else default_checkpoint()
+    dev = resolve_device(device)
+    model, layout, meta = load_consolidated(stem, device=dev, dtype=dtype)
+    video = build_video_tokenizer(_tokenizer_cfg(meta, "video", stem)).to(dev)
+    audio = build_audio_tokenizer(_tokenizer_cfg(meta, "audio", stem)).to(dev)
+    reference = None
+    if meta.get("reference_image"):
+        ref_path = resolve_path(meta["reference_image"], stem.parent, PROJECT_ROOT)
+        reference = read_image(ref_path, size=tuple(video.spec.frame_size))
+    return ResponderPipeline(model, layout, video, audio, reference=reference)

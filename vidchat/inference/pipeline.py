@@ -1,0 +1,268 @@
+"""The responder pipeline: a partner's clip in, the responder's frames and voice out, chunk by chunk.
+
+    partner Clip ──tokenizers──► Segment(partner, video [T,h,w], audio [K,Ta])
+    reference face [H,W,3] ──video tokenizer──► ref codes [h,w]
+    SequenceLayout.prompt ──stream_chunks (KV cache)──► responder codes, one chunk at a time
+    ──decode──► ResponseChunk(frames [t,H,W,3] uint8, audio [s] float32)
+
+`ResponderPipeline.stream` yields each decoded chunk as soon as the model has finished it, so a
+caller can write or play it while the next one is being generated. Audio is decoded from all the
+responder's audio codes so far (up to `audio_context_seconds`) and only the new samples are kept:
+with a causal codec (EnCodec's convolutions and LSTM are causal) the streamed waveform equals the
+waveform decoded in one go, and a chunk boundary leaves no click.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vidchat.errors import VidchatError
+from vidchat.media import Clip, read_clip, read_image
+from vidchat.model.generate import SamplingConfig, generate, stream_chunks
+from vidchat.model.layout import Role, Segment, SequenceLayout
+from vidchat.model.transformer import VidChatLM
+from vidchat.tokenizers.base import AudioTokenizer, VideoTokenizer
+
+
+@dataclass
+class ResponseChunk:
+    """One decoded responder chunk."""
+
+    index: int
+    frames: np.ndarray  # [t,H,W,3] uint8
+    audio: np.ndarray  # [s] float32
+
+
+@dataclass
+class Response:
+    """A whole decoded response, with the timings of the run that made it."""
+
+    frames: np.ndarray  # [T,H,W,3] uint8
+    audio: np.ndarray  # [S] float32
+    fps: float
+    sample_rate: int
+    video_codes: torch.Tensor  # [T,h,w]
+    audio_codes: torch.Tensor  # [K,Ta]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def duration(self) -> float:
+        return self.frames.shape[0] / self.fps
+
+
+@dataclass
+class StreamStats:
+    """Filled while `ResponderPipeline.stream` runs: latency and real-time factor."""
+
+    started: float = 0.0
+    first_chunk_s: float | None = None
+    compute_s: float = 0.0
+    output_s: float = 0.0
+
+    @property
+    def real_time_factor(self) -> float:
+        """Seconds of compute per second of output (< 1 is faster than real time)."""
+        return self.compute_s / self.output_s if self.output_s else float("inf")
+
+
+class ResponderPipeline:
+    """Everything `infer.py` needs: the LM, its layout, both tokenizers and a default reference."""
+
+    def __init__(
+        self,
+        model: VidChatLM,
+        layout: SequenceLayout,
+        video_tokenizer: VideoTokenizer,
+        audio_tokenizer: AudioTokenizer,
+        reference: np.ndarray | None = None,
+        audio_context_seconds: float = 10.0,
+    ) -> None:
+        check_compatible(layout, video_tokenizer, audio_tokenizer)
+        self.model = model.eval()
+        self.layout = layout
+        self.video_tokenizer = video_tokenizer.eval()
+        self.audio_tokenizer = audio_tokenizer.eval()
+        self.default_reference = reference
+        self.audio_context_seconds = audio_context_seconds
+
+    # ---- input side ---------------------------------------------------------------------
+    @property
+    def fps(self) -> float:
+        return float(self.video_tokenizer.spec.frame_rate)
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        return tuple(self.video_tokenizer.spec.frame_size)  # type: ignore[return-value]
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.audio_tokenizer.spec.sample_rate)
+
+    def read_partner(self, path: str | Path) -> Clip:
+        """Decode a partner clip at the tokenizers' fps, frame size and sample rate."""
+        return read_clip(path, fps=self.fps, size=self.frame_size, sample_rate=self.sample_rate)
+
+    def read_reference(self, path: str | Path) -> np.ndarray:
+        """A responder face image -> `[H,W,3] uint8` at the tokenizer's frame size."""
+        return read_image(path, size=self.frame_size)
+
+    @torch.inference_mode()
+    def encode_partner(self, clip: Clip) -> Segment:
+        """Partner clip -> its turn as codes: video `[T,h,w]`, audio `[K,Ta]`."""
+        frames = torch.from_numpy(clip.frames)[None]  # [1,T,H,W,3]
+        audio = torch.from_numpy(clip.audio)[None]  # [1,S]
+        video_codes = self.video_tokenizer.encode(frames)[0].cpu()
+        audio_codes = self.audio_tokenizer.encode(audio)[0].cpu()
+        return Segment(Role.PARTNER, video_codes, audio_codes)
+
+    @torch.inference_mode()
+    def encode_reference(self, image: np.ndarray | None) -> torch.Tensor:
+        """Reference face `[H,W,3]` (or the default one) -> codes `[h,w]`."""
+        image = self.default_reference if image is None else image
+        if image is None:
+            raise VidchatError(
+                "no reference face: pass --reference face.png (this checkpoint has no default)"
+            )
+        return self.video_tokenizer.encode(torch.from_numpy(image)[None, None])[0, 0].cpu()
+
+    def prompt(self, clip: Clip, reference: np.ndarray | None = None):
+        return self.layout.prompt([self.encode_partner(clip)], ref=self.encode_reference(reference))
+
+    def max_chunks(self, max_seconds: float) -> int:
+        return max(1, int(round(max_seconds / float(self.layout.cfg.chunk_seconds))))
+
+    # ---- output side --------------------------------------------------------------------
+    @torch.inference_mode()
+    def decode_video(self, codes: torch.Tensor) -> np.ndarray:
+        """codes `[t,h,w]` -> frames `[t,H,W,3]` uint8."""
+        if codes.shape[0] == 0:
+            return np.zeros((0, *self.frame_size, 3), np.uint8)
+        return self.video_tokenizer.decode(codes[None])[0].cpu().numpy()
+
+    @torch.inference_mode()
+    def decode_audio(self, codes: torch.Tensor) -> np.ndarray:
+        """codes `[K,Ta]` -> waveform `[Ta*hop]` float32."""
+        if codes.shape[-1] == 0:
+            return np.zeros(0, np.float32)
+        return self.audio_tokenizer.decode(codes[None])[0].float().cpu().numpy()
+
+    def stream(
+        self,
+        clip: Clip,
+        reference: np.ndarray | None = None,
+        *,
+        max_seconds: float = 5.0,
+        sampling: SamplingConfig | None = None,
+        use_cache: bool = True,
+        stats: StreamStats | None = None,
+    ) -> Iterator[ResponseChunk]:
+        """Yield the responder's decoded chunks one by one (see the module docstring)."""
+        stats = stats if stats is not None else StreamStats()
+        stats.started = time.perf_counter()
+        prompt = self.prompt(clip, reference)
+        hop = int(self.audio_tokenizer.spec.hop_length)
+        context = int(round(self.audio_context_seconds * self.audio_tokenizer.spec.frame_rate))
+        audio_codes: list[torch.Tensor] = []
+        n_audio = 0
+        tick = time.perf_counter()
+        for chunk in stream_chunks(
+            self.model, self.layout, prompt, self.max_chunks(max_seconds), sampling, use_cache
+        ):
+            frames = self.decode_video(chunk.video[0])
+            new = chunk.audio[0]  # [K,ta]
+            audio_codes.append(new)
+            codes = torch.cat(audio_codes, dim=-1)  # [K,Ta so far]
+            start = max(0, codes.shape[-1] - new.shape[-1] - context)
+            wave = self.decode_audio(codes[:, start:])
+            audio = wave[len(wave) - new.shape[-1] * hop :] if new.shape[-1] else wave[:0]
+            n_audio += new.shape[-1]
+            now = time.perf_counter()
+            stats.compute_s += now - tick
+            stats.output_s += frames.shape[0] / self.fps
+            if stats.first_chunk_s is None:
+                stats.first_chunk_s = now - stats.started
+            yield ResponseChunk(chunk.index, frames, audio)
+            tick = time.perf_counter()
+
+    def respond(
+        self,
+        clip: Clip,
+        reference: np.ndarray | None = None,
+        *,
+        max_seconds: float = 5.0,
+        sampling: SamplingConfig | None = None,
+        use_cache: bool = True,
+    ) -> Response:
+        """The whole response at once (codes generated in one call, then decoded)."""
+        started = time.perf_counter()
+        result = generate(
+            self.model,
+            self.layout,
+            self.prompt(clip, reference),
+            self.max_chunks(max_seconds),
+            sampling,
+            use_cache,
+        )
+        return self._response(
+            result.video[0], result.audio[0], {"compute_s": time.perf_counter() - started}
+        )
+
+    def respond_batch(
+        self,
+        clips: Sequence[Clip],
+        references: Sequence[np.ndarray | None],
+        *,
+        max_seconds: float = 5.0,
+        sampling: SamplingConfig | None = None,
+    ) -> list[Response]:
+        """Several partner clips through the model at once (left-padded prompts)."""
+        started = time.perf_counter()
+        prompts = [self.prompt(c, r) for c, r in zip(clips, references, strict=True)]
+        result = generate(self.model, self.layout, prompts, self.max_chunks(max_seconds), sampling)
+        per_row = (time.perf_counter() - started) / max(1, len(clips))
+        return [
+            self._response(v, a, {"compute_s": per_row}) for v, a in zip(result.video, result.audio)
+        ]
+
+    def _response(
+        self, video: torch.Tensor, audio: torch.Tensor, timings: dict[str, float]
+    ) -> Response:
+        frames = self.decode_video(video)
+        wave = self.decode_audio(audio)
+        return Response(
+            frames,
+            fit_audio(wave, frames.shape[0], self.fps, self.sample_rate),
+            self.fps,
+            self.sample_rate,
+            video,
+            audio,
+            timings,
+        )
+
+
+def fit_audio(audio: np.ndarray, num_frames: int, fps: float, sample_rate: int) -> np.ndarray:
+    """Trim or zero-pad `audio [S]` to exactly the frames' duration (`round(T/fps*sr)` samples)."""
+    n = int(round(num_frames / fps * sample_rate))
+    return audio[:n] if len(audio) >= n else np.pad(audio, (0, n - len(audio)))
+
+
+def check_compatible(layout: SequenceLayout, video: VideoTokenizer, audio: AudioTokenizer) -> None:
+    """The LM was trained on codes of exactly these tokenizers: grid, codebooks and rates agree."""
+    cfg = layout.cfg
+    want = {
+        "video grid": (tuple(cfg.video_grid), tuple(video.spec.grid)),
+        "video codebook size": (cfg.video_codebook_size, video.spec.codebook_size),
+        "video frame rate": (float(cfg.video_frame_rate), float(video.spec.frame_rate)),
+        "audio codebooks": (cfg.audio_num_codebooks, audio.spec.num_codebooks),
+        "audio codebook size": (cfg.audio_codebook_size, audio.spec.codebook_size),
+        "audio frame rate": (float(cfg.audio_frame_rate), float(audio.spec.frame_rate)),
+    }
+    bad = [f"{k}: checkpoint {a} vs tokenizer {b}" for k, (a, b) in want.items() if a != b]
+    if bad:
+        raise VidchatError("LM checkpoint does not match the tokenizers (" + "; ".join(bad) + ")")
