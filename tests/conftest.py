@@ -1,0 +1,59 @@
+"""Shared fixtures.
+
+- `from tests.real_media import carphone_path, librivox_wavs, pyannote_sample` works from any
+  test (the repo root is put on `sys.path` here).
+- `demo_world` (session-scoped): a small demo world generated once into a temp dir; see its
+  docstring for what it returns.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from omegaconf import DictConfig, OmegaConf
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from vidchat.data.demo_world import ensure_demo_world  # noqa: E402
+from vidchat.data.manifest import Manifest, load_manifest  # noqa: E402
+
+# A small demo world for tests: 4 conversations (train 2 / val 1 / test 1) x 3 turns of 1-2 s,
+# 24 clips in all (a few seconds to generate).
+DEMO_TEST_OVERRIDES = {
+    "num_conversations": 4,
+    "turns_per_conversation": 3,
+    "turn_seconds": [1.0, 2.0],
+}
+
+
+@dataclass
+class DemoWorld:
+    """What the `demo_world` fixture returns."""
+
+    root: Path  # folder holding videos/, merged_anno/, refs/, test_pairs.jsonl, ...
+    manifest_path: Path  # root/all_data_list.json (what ensure_demo_world returns)
+    cfg: DictConfig  # the data config (configs/data/demo.yaml + the small overrides, root set)
+    manifest: Manifest  # load_manifest(cfg): records, pairs, splits
+
+
+def make_demo_cfg(root: Path, **overrides) -> DictConfig:
+    """configs/data/demo.yaml with `root` and the test-size overrides applied (no Hydra needed)."""
+    cfg = OmegaConf.load(REPO_ROOT / "configs" / "data" / "demo.yaml")
+    cfg.root = str(root)
+    for key, value in {**DEMO_TEST_OVERRIDES, **overrides}.items():
+        OmegaConf.update(cfg, key, value)
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def demo_world(tmp_path_factory) -> DemoWorld:
+    """A small demo world generated once per test session into a temp dir."""
+    root = tmp_path_factory.mktemp("demo_world") / "demo"
+    cfg = make_demo_cfg(root)
+    manifest_path = ensure_demo_world(root, cfg, progress=False)
+    return DemoWorld(root, manifest_path, cfg, load_manifest(cfg))

@@ -1,0 +1,126 @@
+"""The demo world: real decodable mp4s, lip sync, labels, caching, splits."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.conftest import make_demo_cfg
+from vidchat.data.demo.face import measure_mouth_opening
+from vidchat.data.demo.speech import audio_envelope
+from vidchat.data.demo_world import MARKER, ensure_demo_world
+from vidchat.data.records import read_record
+from vidchat.media import probe, read_clip, read_image
+
+
+def test_clips_decode_with_declared_rates(demo_world):
+    records = demo_world.manifest.records
+    assert len(records) == 4 * 3 * 2  # conversations x turns x (speaker, listener)
+    for record in records[:6]:
+        info = probe(record.path)
+        assert (info.width, info.height, info.fps, info.sample_rate) == (64, 64, 24.0, 16000)
+        clip = read_clip(record.path)
+        frames = record.labels["mouth_opening"]
+        assert clip.frames.shape == (len(frames), 64, 64, 3)
+        assert clip.duration == pytest.approx(record.labels["duration"], abs=1 / 24)
+        assert abs(len(clip.audio) - clip.duration * 16000) <= 16000 / 24
+        assert 1.0 - 1 / 24 <= clip.duration <= 2.0 + 1 / 24
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def test_lip_sync_in_talking_clips_and_none_in_listening(demo_world):
+    talking = [r for r in demo_world.manifest.records if r.is_talking]
+    listening = [r for r in demo_world.manifest.records if not r.is_talking]
+    peaks = []
+    for record in talking:
+        clip = read_record(record)
+        mouth = measure_mouth_opening(clip.frames)
+        envelope = audio_envelope(clip.audio, clip.sample_rate, clip.fps, clip.num_frames)
+        assert _pearson(mouth, envelope) > 0.8, record.clip_id
+        peaks.append(mouth.max())
+        # the model-side view (8 fps, 32x32) keeps the mouth readable and in sync
+        small = read_record(record, fps=8, size=32)
+        mouth = measure_mouth_opening(small.frames)
+        envelope = audio_envelope(small.audio, 16000, 8, small.num_frames, window=1 / 24)
+        assert _pearson(mouth, envelope) > 0.8, record.clip_id
+    assert min(peaks) > 0.5
+    for record in listening:
+        clip = read_record(record)
+        mouth = measure_mouth_opening(clip.frames)
+        assert mouth.max() < 0.05 * min(peaks), record.clip_id  # shut while the partner talks
+        assert (
+            audio_envelope(clip.audio, 16000, 24, clip.num_frames).max() > 0.05
+        )  # partner audible
+
+
+def test_labels_identities_and_emotion_rule(demo_world):
+    records = demo_world.manifest.records
+    by_conversation: dict[str, list] = {}
+    for record in records:
+        labels = record.labels
+        assert record.speaker_id == labels["identity"]
+        assert labels["emotion"] in {"happy", "neutral", "sad"}
+        assert record.reference and read_image(record.reference).shape == (64, 64, 3)
+        by_conversation.setdefault(record.conversation, []).append(record)
+        if record.is_talking:
+            starts = [s for s, _ in labels["syllables"]]
+            assert starts == sorted(starts) and len(starts) >= 2
+    for clips in by_conversation.values():
+        assert len({r.speaker_id for r in clips}) == 2
+    for pair in demo_world.manifest.pairs:  # dialogue rule: the responder mirrors the partner
+        assert pair.responder.labels["emotion"] == pair.partner.labels["emotion"]
+        assert pair.reference == pair.responder.reference
+    identities = json.loads((demo_world.root / "identities.json").read_text())
+    assert len({tuple(p["skin"]) + tuple(p["shirt"]) for p in identities}) == len(identities)
+
+
+def test_reference_faces_are_distinct_at_32px(demo_world):
+    refs = sorted((demo_world.root / "refs").glob("*.png"))
+    assert len(refs) == 8
+    small = np.stack([read_image(p, size=32).astype(np.float32) for p in refs])
+    dists = np.abs(small[:, None] - small[None]).mean(axis=(2, 3, 4))
+    assert dists[~np.eye(len(refs), dtype=bool)].min() > 10  # mean abs pixel difference
+
+
+def test_splits_by_conversation_and_release_files(demo_world):
+    manifest = demo_world.manifest
+    assert {k: len(v) for k, v in manifest.splits.items()} == {"train": 2, "val": 1, "test": 1}
+    test_ids = {r.clip_id for r in manifest.records_for("test")}
+    testset = json.loads((demo_world.root / "testset.json").read_text())
+    assert testset and all(p["partner"] in test_ids and p["responder"] in test_ids for p in testset)
+    assert (demo_world.root / "test_pairs.jsonl").exists()
+    branches = {p.branch for p in manifest.pairs}
+    assert branches == {"dialogue", "listening", "multi_turn"}
+
+
+def test_cached_until_config_changes(tmp_path):
+    root = tmp_path / "demo"
+    cfg = make_demo_cfg(
+        root, num_conversations=1, turns_per_conversation=2, turn_seconds=[0.5, 0.5]
+    )
+    ensure_demo_world(root, cfg, progress=False)
+    marker = json.loads((root / MARKER).read_text())
+    clip = next((root / "videos").glob("*.mp4"))
+    stamp = clip.stat().st_mtime_ns
+    ensure_demo_world(root, cfg, progress=False)  # cached: nothing rewritten
+    assert clip.stat().st_mtime_ns == stamp
+    cfg.seed = 1
+    ensure_demo_world(root, cfg, progress=False)  # new config: regenerated
+    assert json.loads((root / MARKER).read_text())["config_hash"] != marker["config_hash"]
+    assert len(list((root / "videos").glob("*.mp4"))) == 4
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".demo.tmp")]
+
+
+def test_generation_is_deterministic(tmp_path, demo_world):
+    cfg = make_demo_cfg(tmp_path / "again", num_conversations=1)
+    ensure_demo_world(tmp_path / "again", cfg, progress=False)
+    name = next((tmp_path / "again" / "merged_anno").glob("*.json")).name
+    fresh = json.loads((tmp_path / "again" / "merged_anno" / name).read_text())
+    cached = json.loads((demo_world.root / "merged_anno" / name).read_text())
+    assert fresh["demo"]["mouth_opening"] == cached["demo"]["mouth_opening"]
+    assert fresh["demo"]["identity"] == cached["demo"]["identity"]

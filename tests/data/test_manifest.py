@@ -1,0 +1,237 @@
+"""Manifest loaders (SpeakerVid layout, folder JSONL, demo), pairing, subsets, pair JSONL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from vidchat.data.manifest import (
+    filter_branches,
+    load_folder,
+    load_manifest,
+    load_speakervid,
+    pair_turns,
+    read_pairs_jsonl,
+    select_subset,
+    write_pairs_jsonl,
+)
+from vidchat.data.records import ClipRecord
+from vidchat.errors import ConfigError, VidchatError
+
+GOOD = {"hand_blur": 0.6, "face_blur": 0.8, "dover": 0.7, "motion": 3, "asr_conf": -0.5}
+
+
+def _anno(name: str, start: float, duration: float, talking: bool, **extra) -> dict:
+    return {
+        "video_name": name,
+        "start": start,
+        "duration": duration,
+        "is_talking": talking,
+        "bbox": [0.1, 0.0, 0.6, 0.9],
+        "speaker": ["A"],
+        "future_key_nobody_knows": {"x": 1},  # unknown keys are ignored
+        **extra,
+    }
+
+
+def _release(root: Path, annos: list[dict], sft: list[str], test: list[str]) -> Path:
+    (root / "merged_anno").mkdir(parents=True)
+    for anno in annos:
+        (root / "merged_anno" / f"{anno['video_name']}.json").write_text(json.dumps(anno))
+    (root / "SFT_set.json").write_text(json.dumps(sft))
+    (root / "testset.json").write_text(json.dumps([{"partner": t, "responder": t} for t in test]))
+    return root
+
+
+def _names(src: str) -> dict[str, str]:
+    return {
+        "a0": f"{src}_1920x1080_full_video_001_A_00",
+        "b1": f"{src}_1920x1080_full_video_002_B_01",
+        "l0": f"{src}_1920x1080_full_video_002_None_00",
+        "a2": f"{src}_1920x1080_full_video_003_A_00",
+    }
+
+
+@pytest.fixture
+def release(tmp_path) -> Path:
+    x, y = _names("yt_ab-c"), _names("zz9")  # source ids may hold underscores
+    annos = [
+        _anno(x["a0"], 0.0, 3.0, True, **GOOD),
+        _anno(x["b1"], 3.0, 4.0, True, dover=0.2),
+        _anno(x["l0"], 3.0, 4.0, False),
+        _anno(x["a2"], 7.0, 5.0, True, **GOOD),
+        _anno(y["a0"], 0.0, 3.0, True),
+        _anno(y["b1"], 3.5, 3.0, True),
+    ]
+    return _release(tmp_path / "release", annos, sft=[x["b1"]], test=[y["a0"]])
+
+
+def test_speakervid_layout_records_and_pairs(release):
+    manifest = load_speakervid(release)
+    by_id = {r.clip_id: r for r in manifest.records}
+    a0 = by_id["yt_ab-c_1920x1080_full_video_001_A_00"]
+    assert a0.conversation == "yt_ab-c" and a0.speaker_id == "yt_ab-c_00" and a0.is_talking
+    assert a0.path == str(release / "videos" / f"{a0.clip_id}.mp4")
+    assert a0.scores["dover"] == 0.7 and a0.labels["scene"] == 1
+    listener = by_id["yt_ab-c_1920x1080_full_video_002_None_00"]
+    assert not listener.is_talking and listener.branch == "listening"
+    assert manifest.split_of["zz9"] == "test"  # from testset.json
+    kinds = sorted(
+        (p.branch, p.partner.clip_id[-4:], p.responder.clip_id[-4:])
+        for p in manifest.pairs
+        if p.conversation == "yt_ab-c"
+    )
+    assert kinds == [
+        ("dialogue", "A_00", "B_01"),
+        ("dialogue", "B_01", "A_00"),
+        ("listening", "B_01", "e_00"),
+        ("multi_turn", "B_01", "A_00"),
+    ]
+    multi = next(p for p in manifest.pairs if p.branch == "multi_turn")
+    assert [h.clip_id for h in multi.history] == [a0.clip_id]
+
+
+def test_speakervid_uncut_sources_use_window_and_bbox(release):
+    manifest = load_speakervid(
+        release, video_dir="/data/src", video_pattern="{source}.mp4", cut=False
+    )
+    record = next(
+        r for r in manifest.records if r.clip_id.endswith("002_B_01") and r.conversation == "zz9"
+    )
+    assert record.path == "/data/src/zz9.mp4"
+    assert (record.start, record.duration, record.bbox) == (3.5, 3.0, [0.1, 0.0, 0.6, 0.9])
+
+
+def test_speakervid_missing_required_key_names_the_file(tmp_path):
+    root = _release(tmp_path / "r", [_anno("clipA", 0, 1, True)], [], [])
+    bad = root / "merged_anno" / "broken_clip.json"
+    bad.write_text(json.dumps({"video_name": "broken_clip", "start": 0}))
+    with pytest.raises(
+        VidchatError, match=r"broken_clip\.json: missing required key\(s\) \['duration'\]"
+    ):
+        load_speakervid(root)
+    bad.write_text("{not json")
+    with pytest.raises(VidchatError, match=r"broken_clip\.json: not valid JSON"):
+        load_speakervid(root)
+    with pytest.raises(VidchatError, match="merged_anno"):
+        load_speakervid(tmp_path / "nowhere")
+
+
+def test_select_subset_thresholds_and_sft_list(release):
+    records = load_speakervid(release).records
+    sft = {r.clip_id[-14:] for r in select_subset(records, "sft") if r.conversation == "yt_ab-c"}
+    # a0, a2 pass every threshold; b1 fails DOVER but is listed in SFT_set.json
+    assert sft == {"video_001_A_00", "video_002_B_01", "video_003_A_00"}
+    pretrain = select_subset(records, "pretrain")
+    assert len(pretrain) + len(select_subset(records, "sft")) == len(records)
+    assert not {r.clip_id for r in pretrain} & {r.clip_id for r in select_subset(records, "sft")}
+    bare = [ClipRecord("c", "c.mp4", scores=dict(GOOD))]
+    assert select_subset(bare, "sft") == bare
+    thresholds = {"hand_blur": 0.5, "face_blur": 0.7, "dover": 0.6, "motion": 2, "asr_conf": -1}
+    for key, value in thresholds.items():  # each threshold is strict, and a missing score fails
+        at_threshold = ClipRecord("c", "c.mp4", scores={**GOOD, key: value})
+        assert select_subset([at_threshold], "sft") == []
+        assert select_subset([at_threshold], "pretrain") == [at_threshold]
+        missing = ClipRecord("c", "c.mp4", scores={k: v for k, v in GOOD.items() if k != key})
+        assert select_subset([missing], "sft") == []
+    with pytest.raises(ConfigError, match="subset"):
+        select_subset(records, "best")
+
+
+def test_pair_turns_orders_by_time_and_windows_history():
+    def rec(i: int, speaker: str, t: float) -> ClipRecord:
+        return ClipRecord(
+            f"c{i}", f"c{i}.mp4", speaker_id=speaker, conversation="v", time=t, duration=2.0
+        )
+
+    records = [
+        rec(3, "b", 30.0),
+        rec(0, "a", 0.0),
+        rec(2, "a", 20.0),
+        rec(1, "b", 10.0),
+        rec(4, "b", 40.0),
+    ]
+    pairs = pair_turns(records, history_turns=2, history_seconds=15.0)
+    dialogue = [(p.partner.clip_id, p.responder.clip_id) for p in pairs if p.branch == "dialogue"]
+    assert dialogue == [("c0", "c1"), ("c1", "c2"), ("c2", "c3")]  # c3 -> c4: same speaker
+    multi = {
+        p.responder.clip_id: [h.clip_id for h in p.history]
+        for p in pairs
+        if p.branch == "multi_turn"
+    }
+    assert multi == {"c2": ["c0"], "c3": ["c1"]}  # c0 is more than 15 s before c2's partner
+    assert filter_branches(pairs, ["multi_turn"]) == [p for p in pairs if p.branch == "multi_turn"]
+    with pytest.raises(ConfigError, match="branch"):
+        filter_branches(pairs, ["monologue"])
+
+
+def test_folder_jsonl_manifest(tmp_path):
+    root = tmp_path / "clips"
+    root.mkdir()
+    lines = [
+        {
+            "path": "x.mp4",
+            "conversation": "c",
+            "speaker_id": "p",
+            "time": 0,
+            "split": "val",
+            "mood": "?",
+        },
+        {"path": "y.mp4", "conversation": "c", "speaker_id": "q", "time": 5, "reference": "q.png"},
+    ]
+    (root / "manifest.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    manifest = load_folder(root)
+    assert [r.clip_id for r in manifest.records] == ["x", "y"]
+    assert manifest.records[1].reference == str(root / "q.png")
+    assert manifest.split_of == {"c": "val"}
+    assert [(p.branch, p.partner.clip_id, p.responder.clip_id) for p in manifest.pairs] == [
+        ("dialogue", "x", "y")
+    ]
+    (root / "manifest.jsonl").write_text('{"path": "x.mp4"}\n{"clip_id": "nopath"}\n')
+    with pytest.raises(VidchatError, match=r"manifest.jsonl:2: missing required key 'path'"):
+        load_folder(root)
+    (root / "manifest.jsonl").unlink()
+    (root / "a.mp4").write_bytes(b"x")
+    assert [r.clip_id for r in load_folder(root).records] == ["a"]
+
+
+def test_pairs_jsonl_round_trip_and_bare_paths(tmp_path, release):
+    pairs = load_speakervid(release).pairs
+    path = write_pairs_jsonl(tmp_path / "pairs.jsonl", pairs)
+    back = read_pairs_jsonl(path)
+    assert [
+        (p.pair_id, p.branch, p.partner.path, p.responder.path, [h.path for h in p.history])
+        for p in back
+    ] == [
+        (p.pair_id, p.branch, p.partner.path, p.responder.path, [h.path for h in p.history])
+        for p in pairs
+    ]
+    (tmp_path / "infer.jsonl").write_text('{"partner": "in/p.mp4", "reference": "me.png"}\n')
+    (only,) = read_pairs_jsonl(tmp_path / "infer.jsonl")
+    assert only.partner.path == str(tmp_path / "in" / "p.mp4") and only.responder is None
+    assert only.reference == str(tmp_path / "me.png")
+    (tmp_path / "bad.jsonl").write_text('{"responder": "x.mp4"}\n')
+    with pytest.raises(VidchatError, match=r"bad.jsonl:1: .*partner"):
+        read_pairs_jsonl(tmp_path / "bad.jsonl")
+
+
+def test_load_manifest_dispatch(release, demo_world):
+    cfg = OmegaConf.create(
+        {
+            "kind": "speakervid",
+            "root": str(release),
+            "subset": "sft",
+            "pairs": {"branches": ["dialogue"]},
+        }
+    )
+    manifest = load_manifest(cfg)
+    assert manifest.pairs and all(p.branch == "dialogue" for p in manifest.pairs)
+    assert all(p.partner.clip_id in {r.clip_id for r in manifest.records} for p in manifest.pairs)
+    assert len(demo_world.manifest.pairs_for("train")) > 0
+    with pytest.raises(ConfigError, match="data.kind"):
+        load_manifest(OmegaConf.create({"kind": "youtube", "root": "x"}))
+    with pytest.raises(VidchatError, match="not found"):
+        load_manifest(OmegaConf.create({"kind": "folder", "root": str(release / "missing")}))

@@ -1,0 +1,193 @@
+"""Cartoon talking heads: a big face filling the frame, high-contrast mouth, blinks, head motion.
+
+All geometry is relative to the frame side, so the same face reads at 64x64 (rendered) and at
+32x32 (what the tokenizer sees). `measure_mouth_opening` reads the mouth back from the pixels: it
+is the lip-sync oracle for tests and evaluation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from vidchat.data.demo.identities import Identity
+
+SUPERSAMPLE = 2  # render at 2x and average 2x2 blocks: anti-aliased edges
+HEAD_Y = 0.45  # head centre (fraction of the frame height)
+MOUTH_Y = 0.21  # mouth centre below the head centre
+MOUTH_HALF_WIDTH = 0.13
+MOUTH_MAX_HALF_OPEN = 0.075
+LIP_THICKNESS = 0.02
+MOUTH_INTERIOR: tuple[int, int, int] = (35, 8, 18)
+LIPS: tuple[int, int, int] = (200, 80, 90)
+# emotion -> mouth-corner lift (fraction of the frame; positive = corners up = smile)
+CURVATURE = {"happy": 0.05, "neutral": 0.0, "sad": -0.045}
+# pixel box the oracle looks in (rows, cols as fractions): holds the mouth under any head motion
+MOUTH_BOX = ((0.55, 0.80), (0.32, 0.68))
+_DARK_LO, _DARK_HI = 35.0, 75.0  # luma: below LO counts fully as mouth interior, above HI not
+_FULL_OPEN_FRACTION = 0.30  # dark fraction of MOUTH_BOX with the mouth fully open (calibrated)
+
+
+@dataclass
+class FaceTrack:
+    """Per-frame face state of one clip, all `[T]` except `curvature`."""
+
+    mouth_open: np.ndarray  # [T] in [0, 1]
+    eye_open: np.ndarray  # [T] in [0, 1] (blinks)
+    dx: np.ndarray  # [T] head offset, fraction of the width
+    dy: np.ndarray  # [T] head offset, fraction of the height
+    curvature: float  # mouth-corner lift (emotion)
+
+
+def _ellipse(y, x, cy, cx, ry, rx) -> np.ndarray:
+    return ((y - cy) / ry) ** 2 + ((x - cx) / rx) ** 2 <= 1.0
+
+
+def _paint(canvas: np.ndarray, mask: np.ndarray, colour) -> None:
+    """canvas [T,H,W,3] float32; mask [T,H,W] bool (or broadcastable)."""
+    mask = np.broadcast_to(mask, canvas.shape[:3])
+    canvas[mask] = np.asarray(colour, np.float32)
+
+
+def _window(coords: np.ndarray, lo: float, hi: float) -> slice:
+    """Index range of `coords` (sorted) inside [lo, hi)."""
+    return slice(int(np.searchsorted(coords, lo)), int(np.searchsorted(coords, hi)))
+
+
+def render_face(identity: Identity, track: FaceTrack, size: int) -> np.ndarray:
+    """Draw `identity` following `track` -> frames [T, size, size, 3] uint8.
+
+    The still parts are drawn once on a padded canvas; eyes and mouth are drawn per frame in
+    small windows; head motion then shifts each frame by whole supersampled pixels (1/128 of the
+    frame at 64 px), which keeps the renderer fast enough for hundreds of clips on a CPU.
+    """
+    num_frames = len(track.mouth_open)
+    side = size * SUPERSAMPLE
+    pad = int(np.ceil(0.06 * side))
+    coords = (np.arange(side + 2 * pad, dtype=np.float32) - pad + 0.5) / side
+    y = coords[None, :, None]  # [1,P,1]
+    x = coords[None, None, :]  # [1,1,P]
+    cx, cy = 0.5, HEAD_Y
+    rx, ry = 0.30 * identity.face_width, 0.37 * identity.face_height
+    skin = np.asarray(identity.skin, np.float32)
+
+    base = np.empty((1, len(coords), len(coords), 3), np.float32)  # [1,P,P,3]
+    base[:] = np.asarray(identity.background, np.float32)
+    # hair behind the head (long / high styles)
+    if identity.hair_style == 1:
+        behind = _ellipse(y, x, cy + 0.06, cx, ry * 1.02, rx * 1.22) & (y < cy + 0.3)
+        _paint(base, behind, identity.hair)
+    elif identity.hair_style == 2:
+        _paint(base, _ellipse(y, x, cy - ry * 0.75, cx, 0.17, rx * 0.85), identity.hair)
+    # body: shirt and neck
+    _paint(base, _ellipse(y, x, 1.18, cx, 0.36, 0.48), identity.shirt)
+    _paint(base, (np.abs(x - cx) < 0.09) & (y > cy + 0.25) & (y < 0.86), skin * 0.88)
+    # head, then the hair cap over its top; brows, nose
+    _paint(base, _ellipse(y, x, cy, cx, ry, rx), skin)
+    hairline = {0: 0.46, 1: 0.42, 2: 0.55}[identity.hair_style] * ry
+    cap = _ellipse(y, x, cy - 0.01, cx, ry * 1.04, rx * 1.06) & (y < cy - hairline)
+    _paint(base, cap, identity.hair)
+    for sign in (-1.0, 1.0):
+        _paint(base, _ellipse(y, x, cy - 0.125, cx + sign * 0.115, 0.014, 0.065), identity.hair)
+    _paint(base, _ellipse(y, x, cy + 0.045, cx, 0.035, 0.025), skin * 0.8)
+
+    canvas = np.repeat(base, num_frames, axis=0)  # [T,P,P,3]
+    # eyes (sclera + pupil, squashed by blinks), drawn in a window around them
+    eye_open = np.clip(track.eye_open, 0.08, 1.0).astype(np.float32)[:, None, None]  # [T,1,1]
+    rows = _window(coords, cy - 0.1, cy)
+    cols = _window(coords, cx - 0.2, cx + 0.2)
+    win = canvas[:, rows, cols]  # view [T,h,w,3]
+    wy, wx = coords[rows][None, :, None], coords[cols][None, None, :]
+    for sign in (-1.0, 1.0):
+        ex, ey = cx + sign * 0.115, cy - 0.05
+        _paint(win, _ellipse(wy, wx, ey, ex, 0.04 * eye_open, 0.06), (245, 245, 245))
+        _paint(win, _ellipse(wy, wx, ey, ex, 0.032 * eye_open, 0.032), (25, 20, 30))
+    # mouth: a lens of dark interior between lips, bent by the emotion curvature
+    my = cy + MOUTH_Y
+    rows = _window(coords, my - 0.16, my + 0.16)
+    cols = _window(coords, cx - 0.16, cx + 0.16)
+    win = canvas[:, rows, cols]
+    wy, wx = coords[rows][None, :, None], coords[cols][None, None, :]
+    u = (wx - cx) / MOUTH_HALF_WIDTH  # [1,1,w]
+    centre = my - track.curvature * u**2  # [1,1,w] lip centre line
+    half_open = (MOUTH_MAX_HALF_OPEN * np.clip(track.mouth_open, 0, 1)).astype(np.float32)
+    lens = half_open[:, None, None] * np.sqrt(np.clip(1 - u**2, 0, None))  # [T,1,w]
+    dist = np.abs(wy - centre)  # [1,h,w]
+    _paint(win, (np.abs(u) < 1.08) & (dist < lens + LIP_THICKNESS), LIPS)
+    _paint(win, (np.abs(u) < 1.0) & (dist < lens), MOUTH_INTERIOR)
+
+    # head motion: shift each frame by whole supersampled pixels, [T,P,P,3] -> [T,s,s,3]
+    shift_x = np.clip(np.round(track.dx * side).astype(int), -pad, pad)
+    shift_y = np.clip(np.round(track.dy * side).astype(int), -pad, pad)
+    frames = np.empty((num_frames, side, side, 3), np.float32)
+    for t in range(num_frames):
+        r0, c0 = pad - shift_y[t], pad - shift_x[t]
+        frames[t] = canvas[t, r0 : r0 + side, c0 : c0 + side]
+    # [T, H*s, W*s, 3] -> [T, H, W, 3]: average s x s blocks (strided sums: fast)
+    s = SUPERSAMPLE
+    frames = sum(frames[:, i::s, j::s] for i in range(s) for j in range(s)) / (s * s)
+    return np.clip(np.round(frames), 0, 255).astype(np.uint8)
+
+
+def measure_mouth_opening(frames: np.ndarray) -> np.ndarray:
+    """How open the mouth is in each frame, from pixels alone -> [T] (~0 closed, ~1 fully open).
+
+    frames: `[T,H,W,3]` uint8 of a demo face at any resolution (e.g. 64 rendered, 32 tokenized).
+    Measures the dark (mouth-interior) area inside `MOUTH_BOX`, so it needs no landmarks.
+    """
+    frames = np.asarray(frames)
+    if frames.ndim == 3:
+        frames = frames[None]
+    h, w = frames.shape[1:3]
+    (r0, r1), (c0, c1) = MOUTH_BOX
+    box = frames[:, round(r0 * h) : round(r1 * h), round(c0 * w) : round(c1 * w)].astype(np.float32)
+    luma = box @ np.array([0.299, 0.587, 0.114], np.float32)  # [T,h,w]
+    dark = np.clip((_DARK_HI - luma) / (_DARK_HI - _DARK_LO), 0.0, 1.0)
+    return dark.mean(axis=(1, 2)) / _FULL_OPEN_FRACTION
+
+
+def neutral_track(num_frames: int = 1) -> FaceTrack:
+    """Still, eyes open, mouth closed, no emotion: the reference pose."""
+    zeros = np.zeros(num_frames)
+    return FaceTrack(zeros, np.ones(num_frames), zeros, zeros, 0.0)
+
+
+def mouth_curvature(frames: np.ndarray) -> np.ndarray:
+    """Mouth-corner lift per frame from pixels alone -> [T] (fractions of the frame height).
+
+    Lip and mouth-interior pixels (red or dark) inside `MOUTH_BOX` give, per column, the mouth's
+    mean row; a parabola `row = a + c*u^2` fitted over the columns (u = -1..1 across the mouth)
+    has `-c` ~ `CURVATURE[emotion]`: positive for a smile, negative for a frown. Works at the
+    rendered 64 px and at the tokenizer's 32 px.
+    """
+    frames = np.asarray(frames)
+    if frames.ndim == 3:
+        frames = frames[None]
+    h, w = frames.shape[1:3]
+    (r0, r1), (c0, c1) = MOUTH_BOX
+    top, left = round(r0 * h), round(c0 * w)
+    box = frames[:, top : round(r1 * h), left : round(c1 * w)].astype(np.float32)  # [T,h',w',3]
+    redness = box[..., 0] - box[..., 1]
+    luma = box @ np.array([0.299, 0.587, 0.114], np.float32)
+    weight = np.maximum(np.clip((redness - 70) / 40, 0, 1), np.clip((75 - luma) / 40, 0, 1))
+    rows = (np.arange(box.shape[1]) + 0.5 + top) / h  # [h']
+    u = ((np.arange(box.shape[2]) + 0.5 + left) / w - 0.5) / MOUTH_HALF_WIDTH  # [w']
+    lift = np.zeros(len(box))
+    for t, wt in enumerate(weight):
+        mass = wt.sum(0)  # [w']
+        ok = (mass > 0.5) & (np.abs(u) < 1.05)
+        if ok.sum() < 3:
+            continue
+        centre_row = (wt * rows[:, None]).sum(0)[ok] / mass[ok]
+        design = np.stack([np.ones(ok.sum()), u[ok] ** 2], 1)
+        coef, *_ = np.linalg.lstsq(design, centre_row, rcond=None)
+        lift[t] = -coef[1]
+    return lift
+
+
+def classify_emotion(frames: np.ndarray) -> str:
+    """The emotion a demo face shows, from the median mouth curvature of its frames."""
+    lift = float(np.median(mouth_curvature(frames)))
+    half = CURVATURE["happy"] / 2
+    return "happy" if lift > half else "sad" if lift < -abs(CURVATURE["sad"]) / 2 else "neutral"

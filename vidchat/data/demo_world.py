@@ -1,0 +1,344 @@
+"""The demo world: synthetic dyadic conversations written as real mp4 clips + a manifest.
+
+Two cartoon people take turns talking; each turn gives two clips cut from the "scene": the
+speaker's (talking, lip-synced to their speech) and the listener's (silent face, nodding, with the
+speaker's audio). Everything is written in the SpeakerVid-5M release layout, so the real-data
+loader reads it too:
+
+    root/videos/{clip}.mp4          64x64, 24 fps, 16 kHz mono (H.264 + AAC)
+    root/merged_anno/{clip}.json    SpeakerVid keys + "demo" labels (identity, emotion, role,
+                                    syllable times, per-frame mouth opening)
+    root/refs/{identity}.png        neutral face: the reference image for identity conditioning
+    root/all_data_list.json, SFT_set.json, testset.json, splits.json, identities.json
+    root/test_pairs.jsonl           test pairs in the infer/eval JSONL format
+
+Generate with `python -m vidchat.data.demo_world [root]` or `ensure_demo_world(root, cfg)`; the
+result is cached under a marker holding the generator version and a hash of the config.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import shutil
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from filelock import FileLock
+from tqdm import tqdm
+
+from vidchat.data.demo.face import measure_mouth_opening, neutral_track, render_face
+from vidchat.data.demo.identities import Identity, make_identities
+from vidchat.data.demo.script import ConversationPlan, face_track, plan_conversation
+from vidchat.data.demo.speech import audio_envelope, synthesize_turn
+from vidchat.errors import ConfigError
+from vidchat.media import write_clip, write_image
+
+GENERATOR_VERSION = 1
+MARKER = ".demo_world.json"
+MANIFEST_FILE = "all_data_list.json"
+_NOISE_FLOOR = 0.004  # audio RMS treated as silence when driving the mouth
+
+__all__ = [
+    "DemoWorldConfig",
+    "ensure_demo_world",
+    "generate_demo_world",
+    "measure_mouth_opening",
+    "audio_envelope",
+    "clip_name",
+]
+
+
+@dataclass
+class DemoWorldConfig:
+    """What the generator makes (the data config's other keys, e.g. read settings, are ignored)."""
+
+    seed: int = 0
+    num_identities: int = 8
+    num_conversations: int = 48
+    turns_per_conversation: int = 4
+    turn_seconds: tuple[float, float] = (1.5, 3.0)
+    fps: int = 24
+    size: int = 64
+    sample_rate: int = 16000
+    val_fraction: float = 0.125
+    test_fraction: float = 0.125
+    sft_fraction: float = 0.6  # share of conversations whose quality scores pass SFT thresholds
+    workers: int = 2  # processes rendering conversations (1 = in this process)
+
+    @classmethod
+    def from_cfg(cls, cfg: Any) -> DemoWorldConfig:
+        """From a data config (DictConfig or dict); keys under `generate` override top-level ones."""
+        data = _to_dict(cfg)
+        data = {**data, **_to_dict(data.get("generate", {}))}
+        known = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        if "turn_seconds" in kwargs:
+            lo, hi = (float(v) for v in kwargs["turn_seconds"])
+            kwargs["turn_seconds"] = (lo, hi)
+        out = cls(**kwargs)
+        if out.num_identities < 2:
+            raise ConfigError(f"data.num_identities must be >= 2, got {out.num_identities}")
+        if out.num_conversations < 1 or out.turns_per_conversation < 2:
+            raise ConfigError(
+                "data.num_conversations must be >= 1 and data.turns_per_conversation >= 2"
+            )
+        if not 0 < out.turn_seconds[0] <= out.turn_seconds[1]:
+            raise ConfigError(
+                f"data.turn_seconds must be [lo, hi] with 0 < lo <= hi, got {out.turn_seconds}"
+            )
+        return out
+
+    def digest(self) -> str:
+        """Hash of what shapes the output (not `workers`)."""
+        content = {k: v for k, v in asdict(self).items() if k != "workers"}
+        text = json.dumps({"version": GENERATOR_VERSION, **content}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _to_dict(cfg: Any) -> dict:
+    if cfg is None:
+        return {}
+    try:
+        from omegaconf import DictConfig, OmegaConf
+
+        if isinstance(cfg, DictConfig):
+            return dict(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
+    except ImportError:  # pragma: no cover
+        pass
+    return dict(cfg)
+
+
+def clip_name(conversation: str, size: int, turn: int, speaker: str, person: int) -> str:
+    """SpeakerVid-style clip name `{ytid}_{W}x{H}_full_video_{scene:03d}_{speakerId}_{person:02d}`."""
+    return f"{conversation}_{size}x{size}_full_video_{turn:03d}_{speaker}_{person:02d}"
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def _scores(rng: np.random.Generator, good: bool, talking: bool) -> dict[str, float]:
+    """Synthetic quality scores on the paper's scales; `good` clips pass every SFT threshold."""
+    if good:
+        scores = {
+            "hand_blur": rng.uniform(0.55, 0.95),
+            "face_blur": rng.uniform(0.75, 0.98),
+            "dover": rng.uniform(0.62, 0.9),
+            "motion": rng.uniform(2.2, 4.5),
+            "asr_conf": rng.uniform(-0.9, -0.1),
+        }
+    else:
+        scores = {
+            "hand_blur": rng.uniform(0.1, 0.9),
+            "face_blur": rng.uniform(0.3, 0.69),  # always below the SFT face-blur threshold
+            "dover": rng.uniform(0.3, 0.8),
+            "motion": rng.uniform(1.0, 4.0),
+            "asr_conf": rng.uniform(-1.5, -0.2),
+        }
+    scores["clear"] = rng.uniform(0.8, 1.6)
+    scores["conf"] = rng.uniform(5.0, 9.0) if talking else rng.uniform(0.0, 2.0)
+    return {k: round(float(v), 4) for k, v in scores.items()}
+
+
+def _split_of(index: int, total: int, cfg: DemoWorldConfig) -> str:
+    """Conversations go, in a seeded shuffle order, to test, then val, then train."""
+    n_test = max(1, round(total * cfg.test_fraction)) if total >= 3 else 0
+    n_val = max(1, round(total * cfg.val_fraction)) if total >= 3 else 0
+    if index < n_test:
+        return "test"
+    if index < n_test + n_val:
+        return "val"
+    return "train"
+
+
+def _render_conversation(
+    plan: ConversationPlan, people: list[Identity], cfg: DemoWorldConfig, out: Path
+) -> list[dict]:
+    """Synthesise, render and write every clip of one conversation -> their annotations."""
+    rng = np.random.default_rng([cfg.seed, 1, int(plan.conversation[4:])])
+    annos = []
+    total = sum(t.num_frames for t in plan.turns) / cfg.fps
+    for turn in plan.turns:
+        seconds = turn.num_frames / cfg.fps
+        talker = people[plan.people[turn.speaker]]
+        listener = people[plan.people[1 - turn.speaker]]
+        speech, syllables = synthesize_turn(rng, talker, turn.emotion, seconds, cfg.sample_rate)
+        env = audio_envelope(speech, cfg.sample_rate, cfg.fps, turn.num_frames)  # [T]
+        loud = (
+            np.percentile(env[env > 2 * _NOISE_FLOOR], 95)
+            if (env > 2 * _NOISE_FLOOR).any()
+            else 1.0
+        )
+        mouth = np.clip((env - _NOISE_FLOOR) / (loud - _NOISE_FLOOR), 0.0, 1.0)
+        for person, identity in ((turn.speaker, talker), (1 - turn.speaker, listener)):
+            talking = identity is talker
+            track = face_track(
+                rng, turn.num_frames, cfg.fps, turn.emotion, mouth if talking else None
+            )
+            frames = render_face(identity, track, cfg.size)
+            label = ("A" if person == 0 else "B") if talking else "None"
+            name = clip_name(plan.conversation, cfg.size, turn.index, label, person)
+            write_clip(out / "videos" / f"{name}.mp4", frames, speech, cfg.fps, cfg.sample_rate)
+            annos.append(
+                {
+                    "video_name": name,
+                    "num_frames": turn.num_frames,
+                    "is_talking": talking,
+                    "clip_speaker_num": 2,
+                    "video_total_duration": round(total, 4),
+                    "start": round(turn.start, 4),
+                    "duration": round(seconds, 4),
+                    "start_seconds": round(turn.start, 4),
+                    "end_seconds": round(turn.start + seconds, 4),
+                    "bbox": [0.0, 0.0, 1.0, 1.0],
+                    "speaker": ["A" if turn.speaker == 0 else "B"],
+                    "raw_video_height": cfg.size,
+                    "raw_video_width": 2 * cfg.size,
+                    "clip_video_height": cfg.size,
+                    "clip_video_width": cfg.size,
+                    **_scores(rng, plan.quality, talking),
+                    "demo": {
+                        "identity": identity.name,
+                        "partner_identity": (listener if talking else talker).name,
+                        "emotion": turn.emotion,
+                        "role": "speaker" if talking else "listener",
+                        "conversation": plan.conversation,
+                        "turn": turn.index,
+                        "person": person,
+                        "reference": f"refs/{identity.name}.png",
+                        "syllables": [[round(s.start, 3), round(s.end, 3)] for s in syllables]
+                        if talking
+                        else [],
+                        "mouth_opening": [round(float(v), 3) for v in track.mouth_open],
+                    },
+                }
+            )
+    return annos
+
+
+def generate_demo_world(root: str | Path, cfg: DemoWorldConfig, progress: bool = True) -> Path:
+    """Write the whole demo world into `root` (which must not exist) -> the manifest path."""
+    from vidchat.data.manifest import load_speakervid, write_pairs_jsonl
+
+    root = Path(root)
+    (root / "videos").mkdir(parents=True)
+    (root / "merged_anno").mkdir()
+    people = make_identities(cfg.num_identities, cfg.seed)
+    for person in people:
+        write_image(
+            root / "refs" / f"{person.name}.png", render_face(person, neutral_track(), cfg.size)[0]
+        )
+    _write_json(root / "identities.json", [p.to_dict() for p in people])
+
+    rng = np.random.default_rng([cfg.seed, 0])
+    plans = [
+        plan_conversation(
+            rng,
+            f"demo{c:04d}",
+            cfg.num_identities,
+            cfg.turns_per_conversation,
+            cfg.turn_seconds,
+            cfg.fps,
+            cfg.sft_fraction,
+        )
+        for c in range(cfg.num_conversations)
+    ]
+    order = np.random.default_rng([cfg.seed, 2]).permutation(len(plans))
+    splits = {
+        plans[i].conversation: _split_of(rank, len(plans), cfg) for rank, i in enumerate(order)
+    }
+    all_annos: list[dict] = []
+    bar = tqdm(total=len(plans), desc="demo world", unit="conv", disable=not progress)
+    workers = min(cfg.workers, len(plans) // 4)  # a process pool pays off from ~8 conversations
+    if workers > 1:
+        context = multiprocessing.get_context("spawn")  # safe with torch/threads in the parent
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            jobs = [pool.submit(_render_conversation, plan, people, cfg, root) for plan in plans]
+            for job in jobs:
+                all_annos.extend(job.result())
+                bar.update()
+    else:
+        for plan in plans:
+            all_annos.extend(_render_conversation(plan, people, cfg, root))
+            bar.update()
+    bar.close()
+    for anno in all_annos:
+        _write_json(root / "merged_anno" / f"{anno['video_name']}.json", anno)
+
+    _write_json(root / "splits.json", splits)
+    _write_json(
+        root / MANIFEST_FILE,
+        [{"video_id": a["demo"]["conversation"], "clip": a["video_name"]} for a in all_annos],
+    )
+    _write_json(root / "SFT_set.json", [a["video_name"] for a in all_annos if _passes(a)])
+    manifest = load_speakervid(root, splits=splits)
+    test_pairs = [p for p in manifest.pairs_for("test") if p.branch == "dialogue"]
+    _write_json(
+        root / "testset.json",
+        [{"partner": p.partner.clip_id, "responder": p.responder.clip_id} for p in test_pairs],
+    )
+    write_pairs_jsonl(root / "test_pairs.jsonl", manifest.pairs_for("test"))
+    return root / MANIFEST_FILE
+
+
+def _passes(anno: dict) -> bool:
+    from vidchat.data.manifest import SFT_THRESHOLDS
+
+    return all(float(anno.get(k, -np.inf)) > v for k, v in SFT_THRESHOLDS.items())
+
+
+def ensure_demo_world(root: str | Path, cfg: Any = None, progress: bool = True) -> Path:
+    """Generate the demo world into `root` unless an up-to-date one is there -> manifest path.
+
+    Safe to call from parallel processes (file lock); a changed config or generator version
+    regenerates it; the swap into `root` is atomic (built in a temp folder, then renamed).
+    """
+    root = Path(root).absolute()
+    gen_cfg = cfg if isinstance(cfg, DemoWorldConfig) else DemoWorldConfig.from_cfg(cfg)
+    marker = root / MARKER
+    want = {"version": GENERATOR_VERSION, "config_hash": gen_cfg.digest()}
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(root.parent / f".{root.name}.lock")):
+        if marker.exists() and json.loads(marker.read_text()) == want:
+            return root / MANIFEST_FILE
+        tmp = root.parent / f".{root.name}.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            generate_demo_world(tmp, gen_cfg, progress=progress)
+            _write_json(tmp / MARKER, want)
+            old = root.parent / f".{root.name}.old-{os.getpid()}"
+            if root.exists():
+                os.replace(root, old)
+            os.replace(tmp, root)
+            shutil.rmtree(old, ignore_errors=True)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return root / MANIFEST_FILE
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m vidchat.data.demo_world [ROOT] [key=value ...]` (defaults: data_cache/demo)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    root = Path("data_cache/demo")
+    overrides: dict[str, Any] = {}
+    for arg in args:
+        if "=" in arg:
+            key, value = arg.split("=", 1)
+            overrides[key] = json.loads(value) if value[:1] in "[0123456789." else value
+        else:
+            root = Path(arg)
+    path = ensure_demo_world(root, overrides)
+    print(path)
+
+
+if __name__ == "__main__":
+    main()
