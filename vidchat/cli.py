@@ -51,12 +51,15 @@ def exit_on_user_error(fn: Callable[[], Any]) -> Any:
         sys.exit(2)
 
 
-def hydra_main(config_name: str) -> None:
-    """Compose `configs/<config_name>.yaml` with the command-line overrides and run its stage."""
+def hydra_main(config_name: str, entry: Callable[[DictConfig], Any] | None = None) -> None:
+    """Compose `configs/<config_name>.yaml` with the command-line overrides and run `entry`
+    (default: the stage that `stage.entry` names)."""
     import hydra
+
+    run = entry or run_stage
 
     @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name)
     def _main(cfg: DictConfig) -> Any:
-        return exit_on_user_error(lambda: run_stage(cfg))
+        return exit_on_user_error(lambda: run(cfg))
 
     _main()

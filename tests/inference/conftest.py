@@ -23,7 +23,7 @@ def tiny_tokenizers() -> tuple[VQVideoTokenizer, EncodecAudioTokenizer]:
     torch.manual_seed(0)
     video = VQVideoTokenizer(
         VQVideoConfig(
-            frame_size=16, fps=FPS, downsample=4, channels=[8, 8], codebook_size=64, code_dim=8
+            frame_size=32, fps=FPS, downsample=8, channels=[8, 8, 8], codebook_size=64, code_dim=8
         )
     ).eval()
     codec = EncodecConfig(
@@ -46,7 +46,7 @@ def tiny_pipeline() -> ResponderPipeline:
     layout = build_layout(video.spec, audio.spec, {"chunk_seconds": 0.5})
     torch.manual_seed(0)
     model = build_model({"dim": 32, "n_layers": 2, "n_heads": 2, "max_seq_len": 1024}, layout)
-    reference = np.full((16, 16, 3), 128, np.uint8)
+    reference = np.full((32, 32, 3), 128, np.uint8)
     return ResponderPipeline(model, layout, video, audio, reference=reference)
 
 

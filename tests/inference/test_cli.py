@@ -62,7 +62,7 @@ def test_writes_a_response_with_aligned_audio_and_video(
         assert container.streams.audio[0].codec_context.name == "aac"
     video_s, audio_s = decoded_durations(out)
     assert video_s >= 0.5 and abs(audio_s - video_s) <= 1 / 8  # at least one 0.5 s chunk
-    assert read_clip(out).frames.shape[1:3] == (16, 16)
+    assert read_clip(out).frames.shape[1:3] == (32, 32)
 
 
 def test_side_by_side_shows_partner_then_response(saved_responder, partner_clip, tmp_path, capsys):
@@ -83,7 +83,7 @@ def test_side_by_side_shows_partner_then_response(saved_responder, partner_clip,
     )
     assert code == 0, stdout
     clip = read_clip(out)
-    assert clip.frames.shape[1:3] == (16, 32)
+    assert clip.frames.shape[1:3] == (32, 64)
     assert clip.frames.shape[0] >= 12 + 4  # 1.5 s partner turn at 8 fps, then the response
 
 
@@ -92,9 +92,9 @@ def test_batch_mode_writes_one_file_per_pair_and_skips_bad_ones(
 ):
     manifest = tmp_path / "pairs.jsonl"
     rows = [
-        {"id": "a", "partner": str(partner_clip)},
-        {"id": "b", "partner": "missing.mp4"},
-        {"id": "c", "partner": str(partner_clip)},
+        {"pair_id": "a", "partner": str(partner_clip)},
+        {"pair_id": "b", "partner": "missing.mp4"},
+        {"pair_id": "c", "partner": str(partner_clip)},
     ]
     manifest.write_text("\n".join(json.dumps(r) for r in rows))
     code, stdout, stderr = run(

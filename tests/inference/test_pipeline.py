@@ -32,7 +32,7 @@ def test_response_audio_and_video_have_the_same_duration(pipeline, partner_clip)
     response = pipeline.respond(
         clip, max_seconds=1.5, sampling=SamplingConfig.from_dict({"seed": 1})
     )
-    assert response.frames.shape[1:] == (16, 16, 3) and response.frames.dtype == np.uint8
+    assert response.frames.shape[1:] == (32, 32, 3) and response.frames.dtype == np.uint8
     assert len(response.audio) == round(
         response.frames.shape[0] / response.fps * response.sample_rate
     )
@@ -62,7 +62,7 @@ def test_mismatched_tokenizer_is_refused(pipeline):
 
     other = VQVideoTokenizer(
         VQVideoConfig(
-            frame_size=16, fps=8.0, downsample=4, channels=[8, 8], codebook_size=128, code_dim=8
+            frame_size=32, fps=8.0, downsample=8, channels=[8, 8, 8], codebook_size=128, code_dim=8
         )
     )
     with pytest.raises(VidchatError, match="video codebook size: checkpoint 64 vs tokenizer 128"):

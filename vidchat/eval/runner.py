@@ -1,0 +1,249 @@
+"""VidChatBench runner: generate responses for a test split, score them, write the report.
+
+    python -m vidchat.eval                               # demo test split, shipped demo model
+    python -m vidchat.eval checkpoint=checkpoints/sft/consolidated systems=[model,ground_truth]
+    python -m vidchat.eval data=speakervid data.root=/data/speakervid metrics=[psnr,ssim,identity]
+
+Systems side by side: `model` (the checkpoint), `untrained` (the same architecture with fresh
+random weights: the floor every metric should beat) and `ground_truth` (the real responder turn
+scored against itself and its references: the ceiling). A sample that fails to decode or to
+generate is reported and skipped, never fatal.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from vidchat.data.manifest import load_manifest
+from vidchat.data.records import TurnPair, read_record
+from vidchat.errors import ConfigError, VidchatError
+from vidchat.eval.metrics import EvalSample, MetricResult, get_metric
+from vidchat.eval.report import aggregate, markdown_table, write_report
+from vidchat.inference.loading import load_pipeline
+from vidchat.inference.pipeline import ResponderPipeline, fit_audio
+from vidchat.media import read_image
+from vidchat.model.generate import SamplingConfig
+from vidchat.model.transformer import VidChatLM
+
+log = logging.getLogger("vidchat.eval")
+SYSTEMS = ("model", "untrained", "ground_truth")
+
+
+@dataclass
+class PairInputs:
+    """One test pair decoded at the pipeline's rates."""
+
+    pair: TurnPair
+    partner: Any  # Clip
+    target: Any  # Clip of the real responder turn
+    reference: np.ndarray | None
+
+
+def untrained_copy(pipe: ResponderPipeline, seed: int) -> ResponderPipeline:
+    """The same architecture, layout and tokenizers with freshly initialised LM weights."""
+    torch.manual_seed(seed)
+    model = VidChatLM(pipe.model.cfg).to(next(pipe.model.parameters()).device)
+    return ResponderPipeline(
+        model,
+        pipe.layout,
+        pipe.video_tokenizer,
+        pipe.audio_tokenizer,
+        reference=pipe.default_reference,
+    )
+
+
+def read_pairs(
+    pipe: ResponderPipeline, pairs: Sequence[TurnPair], failures: list[dict]
+) -> list[PairInputs]:
+    out = []
+    for pair in tqdm(pairs, desc="reading test pairs", unit="pair"):
+        try:
+            partner = pipe.read_partner(pair.partner)
+            target = read_record(
+                pair.responder,
+                fps=pipe.fps,
+                size=pipe.frame_size,
+                sample_rate=pipe.sample_rate,
+                require_audio=False,
+            )
+            reference = pipe.read_reference(pair.reference) if pair.reference else None
+            out.append(PairInputs(pair, partner, target, reference))
+        except VidchatError as exc:
+            failures.append({"pair_id": pair.pair_id, "stage": "read", "error": str(exc)})
+    return out
+
+
+def responses(
+    system: str,
+    pipe: ResponderPipeline,
+    inputs: Sequence[PairInputs],
+    cfg: DictConfig,
+    failures: list[dict],
+) -> Iterator[tuple[PairInputs, np.ndarray, np.ndarray]]:
+    """(inputs, frames [T,H,W,3], audio [S]) per pair for one system."""
+    if system == "ground_truth":
+        for item in inputs:
+            yield item, item.target.frames, item.target.audio
+        return
+    sampling = SamplingConfig.from_dict(OmegaConf.to_container(cfg.sampling, resolve=True))
+    batch_size = int(cfg.batch_size)
+    for start in tqdm(
+        range(0, len(inputs), batch_size), desc=f"generating ({system})", unit="batch"
+    ):
+        batch = inputs[start : start + batch_size]
+        max_seconds = max(
+            float(cfg.max_seconds) if cfg.max_seconds else 0.0,
+            *(item.target.duration for item in batch),
+        )
+        try:
+            outs = pipe.respond_batch(
+                [b.partner for b in batch],
+                [b.reference for b in batch],
+                max_seconds=max_seconds,
+                sampling=sampling,
+            )
+        except VidchatError as exc:
+            failures.extend(
+                {
+                    "pair_id": b.pair.pair_id,
+                    "system": system,
+                    "stage": "generate",
+                    "error": str(exc),
+                }
+                for b in batch
+            )
+            continue
+        for item, r in zip(batch, outs):
+            yield item, r.frames, r.audio
+
+
+def demo_gallery(pairs: Sequence[PairInputs], size: tuple[int, int]) -> dict[str, np.ndarray]:
+    """speaker id -> reference image, from the pairs' responders (the demo identity oracle)."""
+    gallery = {}
+    for item in pairs:
+        rec = item.pair.responder
+        if rec is not None and rec.speaker_id and rec.reference and rec.speaker_id not in gallery:
+            gallery[rec.speaker_id] = read_image(rec.reference, size=size)
+    return gallery
+
+
+def metric_options(cfg: DictConfig, name: str, gallery: dict[str, np.ndarray]) -> dict[str, Any]:
+    node = cfg.metric_options.get(name) if "metric_options" in cfg else None
+    opts = dict(OmegaConf.to_container(node, resolve=True)) if node is not None else {}
+    if name == "demo_identity" and gallery:
+        opts.setdefault("gallery", gallery)
+    return opts
+
+
+def score_system(
+    system: str,
+    generated: Iterator[tuple[PairInputs, np.ndarray, np.ndarray]],
+    fps: float,
+    sample_rate: int,
+    metrics: Sequence[str],
+    cfg: DictConfig,
+    gallery: dict,
+    failures: list[dict],
+) -> dict[str, Any]:
+    sample_metrics = [m for m in metrics if get_metric(m).scope == "sample"]
+    dataset_metrics = [m for m in metrics if get_metric(m).scope == "dataset"]
+    rows, samples, reasons = [], [], {}
+    for item, frames, audio in generated:
+        if frames.shape[0] == 0:
+            failures.append(
+                {"pair_id": item.pair.pair_id, "system": system, "error": "empty response"}
+            )
+            continue
+        labels = {
+            **item.pair.responder.labels,
+            **item.pair.labels,
+            "identity": item.pair.responder.speaker_id,
+        }
+        sample = EvalSample(
+            generated_frames=frames,
+            generated_audio=fit_audio(audio, frames.shape[0], fps, sample_rate),
+            fps=fps,
+            sample_rate=sample_rate,
+            target_frames=item.target.frames,
+            target_audio=item.target.audio,
+            reference_image=item.reference,
+            labels=labels,
+            transcript=labels.get("transcript"),
+        )
+        values = {}
+        for name in sample_metrics:
+            try:
+                result: MetricResult = get_metric(name).fn(
+                    sample, **metric_options(cfg, name, gallery)
+                )
+            except Exception as exc:  # noqa: BLE001 - one failing metric must not stop the benchmark
+                log.debug("metric %s failed on %s", name, item.pair.pair_id, exc_info=True)
+                failures.append(
+                    {
+                        "pair_id": item.pair.pair_id,
+                        "system": system,
+                        "metric": name,
+                        "error": f"{type(exc).__name__}: {exc}",
+                    }
+                )
+                continue
+            values[name] = result.value
+            if not result.available:
+                reasons[name] = result.reason
+        rows.append({"pair_id": item.pair.pair_id, "branch": item.pair.branch, "metrics": values})
+        samples.append(sample)
+    result = aggregate(rows, sample_metrics)
+    for name in dataset_metrics:
+        res = get_metric(name).fn(samples, **metric_options(cfg, name, gallery))
+        summary = {"mean": res.value, "ci95": None, "n": len(samples) if res.available else 0}
+        result["overall"][name] = summary
+        if not res.available:
+            reasons[name] = res.reason
+    return {**result, "samples": rows, "unavailable": reasons}
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Hydra entry (`configs/eval.yaml`): generate, score, write `report.json` + `report.md`."""
+    unknown = sorted(set(cfg.systems) - set(SYSTEMS))
+    if unknown:
+        raise ConfigError(f"unknown systems {unknown}; choose from {list(SYSTEMS)}")
+    metrics = [get_metric(m).name for m in cfg.metrics]  # unknown names fail here, before any work
+    pipe = load_pipeline(cfg.checkpoint, device=cfg.device)
+    pairs = load_manifest(cfg.data).pairs_for(cfg.split, cfg.branches)
+    pairs = [p for p in pairs if p.responder is not None][: cfg.max_pairs or None]
+    if not pairs:
+        raise VidchatError(
+            f"no {cfg.split} pairs with a ground-truth responder in data={cfg.data.kind}"
+        )
+    failures: list[dict] = []
+    inputs = read_pairs(pipe, pairs, failures)
+    gallery = demo_gallery(inputs, pipe.frame_size)
+    report: dict[str, Any] = {
+        "checkpoint": str(cfg.checkpoint or "default"),
+        "split": cfg.split,
+        "num_pairs": len(inputs),
+        "systems": {},
+    }
+    for system in cfg.systems:
+        system_pipe = untrained_copy(pipe, cfg.seed) if system == "untrained" else pipe
+        generated = responses(system, system_pipe, inputs, cfg, failures)
+        report["systems"][system] = score_system(
+            system, generated, pipe.fps, pipe.sample_rate, metrics, cfg, gallery, failures
+        )
+    report["failures"] = failures
+    out_dir = Path(cfg.output_dir)
+    json_path, md_path = write_report(report, metrics, out_dir)
+    print(markdown_table(report, metrics))
+    for f in failures:
+        print(f"skipped: {f}")
+    print(f"wrote {json_path} and {md_path} ({len(failures)} failures)")
+    return report
