@@ -1,0 +1,118 @@
+"""SyncNet confidence (the paper's Sync-C) with user-given TorchScript weights.
+
+Contract for the file: a TorchScript export of the original SyncNet (syncnet_python) with
+exported methods `forward_lip(x [N,3,5,224,224] float, 0-255 BGR)` and
+`forward_aud(x [N,1,13,20] float MFCC)`, each returning `[N,D]`. The evaluation follows
+syncnet_python: 25 fps face crops, 16 kHz MFCC, distances over offsets ±vshift, confidence =
+median - minimum of the mean distance per offset. The offset is in frames with the sign of
+`lip_sync`'s lag (positive = audio late), i.e. minus syncnet_python's AV offset.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from vidchat.eval.metrics.audio import check_audio, resample
+from vidchat.eval.metrics.frames import check_frames, resize_frames
+from vidchat.eval.metrics.mfcc import mfcc
+from vidchat.eval.metrics.result import MetricResult
+from vidchat.eval.metrics.weights import user_weights
+
+SYNC_FPS = 25
+SYNC_RATE = 16000
+CROP = 224
+
+
+def sync_offsets(lip: np.ndarray, aud: np.ndarray, vshift: int = 15) -> tuple[int, float, float]:
+    """lip [N,D], aud [N,D] features per video frame -> (offset, confidence, min distance).
+
+    For each frame i the lip feature is compared with the audio features of frames
+    i-vshift..i+vshift; the offset minimising the mean distance wins.
+    """
+    n = min(len(lip), len(aud))
+    padded = np.pad(aud[:n], ((vshift, vshift), (0, 0)))
+    win = 2 * vshift + 1
+    dists = np.stack(
+        [np.linalg.norm(lip[i][None] - padded[i : i + win] + 1e-6, axis=1) for i in range(n)]
+    )  # [n, win]
+    mean = dists.mean(0)
+    best = int(np.argmin(mean))
+    return best - vshift, float(np.median(mean) - mean[best]), float(mean[best])
+
+
+def face_crops(frames: np.ndarray, scale: float = 0.4) -> np.ndarray | None:
+    """[T,H,W,3] -> [T,224,224,3] crops around the dlib face box (last box held when missed),
+    padded like syncnet_python's crop_video. None when no frame has a face."""
+    from vidchat.eval.metrics.faces import detect_face
+
+    boxes, last = [], None
+    for f in frames:
+        face = detect_face(f)
+        last = face.box if face is not None else last
+        boxes.append(last)
+    first = next((b for b in boxes if b is not None), None)
+    if first is None:
+        return None
+    crops = []
+    for f, box in zip(frames, boxes):
+        left, top, right, bottom = box if box is not None else first
+        bs = max(right - left, bottom - top) / 2
+        pad = int(bs * (1 + 2 * scale))
+        img = np.pad(f, ((pad, pad), (pad, pad), (0, 0)), constant_values=110)
+        my, mx = (top + bottom) / 2 + pad, (left + right) / 2 + pad
+        y0, y1 = int(my - bs), int(my + bs * (1 + 2 * scale))
+        x0, x1 = int(mx - bs * (1 + scale)), int(mx + bs * (1 + scale))
+        crops.append(resize_frames(img[None, y0:y1, x0:x1], CROP, CROP)[0])
+    return np.stack(crops)
+
+
+def syncnet_confidence(
+    frames: np.ndarray,
+    audio: np.ndarray,
+    fps: float,
+    sample_rate: int,
+    weights: str | Path | None = None,
+    vshift: int = 15,
+    batch_size: int = 20,
+) -> MetricResult:
+    """Sync-C of `[T,H,W,3] uint8` frames with `[S]` audio; details: offset (frames), min_dist."""
+    path = user_weights(weights, "syncnet")
+    if path is None:
+        return MetricResult.unavailable(
+            "syncnet", "no SyncNet TorchScript weights given (syncnet.weights)"
+        )
+    import torch
+
+    from vidchat.eval.metrics.features import load_torchscript
+
+    frames = check_frames(frames, "generated frames")
+    # resample to 25 fps by nearest frame, audio to 16 kHz
+    idx = np.minimum(
+        (np.arange(int(len(frames) * SYNC_FPS / fps)) * fps / SYNC_FPS).astype(int), len(frames) - 1
+    )
+    crops = face_crops(frames[idx])
+    if crops is None:
+        return MetricResult.unavailable("syncnet", "no face detected in the generated frames")
+    wav = resample(check_audio(audio, sample_rate, "audio"), sample_rate, SYNC_RATE)
+    cc = mfcc(wav, SYNC_RATE).T  # [13, N_mfcc] at 100 Hz: 4 per video frame
+    n = min(len(crops), len(wav) // (SYNC_RATE // SYNC_FPS)) - 5
+    if n < 1:
+        return MetricResult.unavailable("syncnet", "clip shorter than 6 frames")
+    net = load_torchscript(path)
+    video = (
+        torch.from_numpy(crops[..., ::-1].copy()).permute(3, 0, 1, 2).float()
+    )  # [3,T,224,224] BGR
+    lips, auds = [], []
+    with torch.inference_mode():
+        for i in range(0, n, batch_size):
+            js = range(i, min(n, i + batch_size))
+            lip_in = torch.stack([video[:, j : j + 5] for j in js])  # [B,3,5,224,224]
+            aud_in = torch.stack(
+                [torch.from_numpy(cc[None, :, 4 * j : 4 * j + 20]).float() for j in js]
+            )
+            lips.append(net.forward_lip(lip_in).reshape(len(js), -1).numpy())
+            auds.append(net.forward_aud(aud_in).reshape(len(js), -1).numpy())
+    offset, conf, min_dist = sync_offsets(np.concatenate(lips), np.concatenate(auds), vshift)
+    return MetricResult("syncnet", conf, {"offset": offset, "min_dist": min_dist})
