@@ -1,0 +1,110 @@
+"""Benchmark: generation speed of the demo-sized model, with and without the KV cache.
+
+    python bench/generate.py [--model tiny] [--context 1000] [--repeats 3]
+
+Builds `configs/model/<model>.yaml` for the demo tokenizers' layout (random weights: speed does
+not depend on them), lays out a prompt of about `--context` tokens (reference frame + a partner
+turn), and times `generate(..., max_chunks=1)` (one 0.5 s chunk, 90 tokens; the time includes the
+prompt's prefill) with `use_cache=True` and `use_cache=False`, alternating, medians.
+Real-time factor = generated tokens/s ÷ tokens per second of media (>= 1: faster than real time).
+On a machine with CUDA the cached run is repeated on the GPU. Ends with `name: value` lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+BENCH, ROOT = Path(__file__).resolve().parent, Path(__file__).resolve().parent.parent
+# bench/tokenize.py would shadow the standard library's tokenize module: drop bench/ from the path
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != BENCH]
+
+import torch  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
+
+from vidchat.model import LayoutConfig, Role, Segment, SequenceLayout, build_model  # noqa: E402
+from vidchat.model.generate import SamplingConfig, generate  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", default="tiny", help="configs/model/<name>.yaml")
+    parser.add_argument(
+        "--context", type=int, default=1000, help="approximate prompt length in tokens"
+    )
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch CPU threads (0: torch's default)"
+    )
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    layout = SequenceLayout(LayoutConfig(8, (4, 4), 1024, 25, 2, 1024))  # the demo tokenizers
+    model_cfg = OmegaConf.load(ROOT / "configs" / "model" / f"{args.model}.yaml")
+    torch.manual_seed(0)
+    model = build_model(model_cfg, layout).eval()
+
+    seconds = max(
+        0.5, (args.context - 18) / layout.tokens_per_second
+    )  # after <bos> <ref> ref codes
+    T, Ta = round(seconds * 8), round(seconds * 25)
+    g = torch.Generator().manual_seed(0)
+    partner = Segment(
+        Role.PARTNER,
+        torch.randint(0, 1024, (T, 4, 4), generator=g),
+        torch.randint(0, 1024, (2, Ta), generator=g),
+    )
+    prompt = layout.prompt([partner], ref=torch.randint(0, 1024, (4, 4), generator=g))
+    sampling = SamplingConfig(seed=0)
+
+    def run(use_cache: bool, device: str = "cpu") -> tuple[float, int]:
+        m, p = model.to(device), prompt
+        if device == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        out = generate(m, layout, p, max_chunks=1, sampling=sampling, use_cache=use_cache)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - t0, int((out.tokens != 0).sum())
+
+    run(True)  # warm up
+    times: dict[str, list[float]] = {"cache": [], "no_cache": []}
+    n_tokens = 0
+    for _ in range(args.repeats):
+        for name in times:
+            dt, n_tokens = run(name == "cache")
+            times[name].append(dt)
+    tps = {name: n_tokens / statistics.median(t) for name, t in times.items()}
+    media_tps = layout.tokens_per_second
+    print(
+        f"model: {args.model} ({model.num_params() / 1e6:.2f}M params), threads: {torch.get_num_threads()}"
+    )
+    print(
+        f"prompt tokens: {len(prompt)}, generated tokens per run: {n_tokens}, media tokens/s: {media_tps:.0f}"
+    )
+    for name, t in times.items():
+        print(f"{name} s: " + " ".join(f"{x:.3f}" for x in t))
+    lines = {
+        "generate cpu tokens/s cache": f"{tps['cache']:.1f}",
+        "generate cpu tokens/s no cache": f"{tps['no_cache']:.1f}",
+        "generate cpu cache speedup": f"{tps['cache'] / tps['no_cache']:.1f}",
+        "generate cpu real-time factor (cache)": f"{tps['cache'] / media_tps:.2f}",
+    }
+    if torch.cuda.is_available():
+        run(True, "cuda")
+        gpu = [run(True, "cuda")[0] for _ in range(args.repeats)]
+        gpu_tps = n_tokens / statistics.median(gpu)
+        lines["generate gpu tokens/s cache"] = f"{gpu_tps:.1f}"
+        lines["generate gpu real-time factor (cache)"] = f"{gpu_tps / media_tps:.2f}"
+    for name, value in lines.items():
+        print(f"{name}: {value}")
+
+
+if __name__ == "__main__":
+    main()

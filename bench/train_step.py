@@ -1,0 +1,125 @@
+"""Benchmark: one training step of VidChatLM vs. transformers' LlamaForCausalLM of the same shape.
+
+    python bench/train_step.py [--dim 256] [--layers 4] [--heads 4] [--seq 1024] [--batch 2]
+
+A step = forward, next-token cross entropy, backward, AdamW step. Both models have the same width,
+depth, heads, SwiGLU width, vocabulary (the demo layout's) and sequence length; ours also adds its
+role and slot embeddings, as in training. Steps alternate between the two models (so a busy
+machine slows both alike); the medians are compared. Ends with `name: value` lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+BENCH, ROOT = Path(__file__).resolve().parent, Path(__file__).resolve().parent.parent
+# bench/tokenize.py would shadow the standard library's tokenize module: drop bench/ from the path
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != BENCH]
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from vidchat.model import LayoutConfig, ModelConfig, SequenceLayout, VidChatLM  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--dim", type=int, default=256)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--seq", type=int, default=1024)
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=5, help="timed steps per model")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch CPU threads (0: torch's default)"
+    )
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    layout = SequenceLayout(LayoutConfig(8, (4, 4), 1024, 25, 2, 1024))  # the demo tokenizers
+    V = layout.vocab.size
+    cfg = ModelConfig(
+        vocab_size=V,
+        num_slots=layout.num_slots,
+        dim=args.dim,
+        n_layers=args.layers,
+        n_heads=args.heads,
+        max_seq_len=args.seq,
+    )
+    torch.manual_seed(0)
+    ours = VidChatLM(cfg).to(args.device).train()
+    hf_cfg = LlamaConfig(
+        vocab_size=V,
+        hidden_size=args.dim,
+        intermediate_size=cfg.ffn_dim,
+        num_hidden_layers=args.layers,
+        num_attention_heads=args.heads,
+        num_key_value_heads=args.heads,
+        max_position_embeddings=args.seq,
+        rms_norm_eps=cfg.norm_eps,
+    )
+    hf = LlamaForCausalLM(hf_cfg).to(args.device).train()
+    hf.config.use_cache = False
+    device = torch.device(args.device)
+    tokens = torch.randint(0, V, (args.batch, args.seq), device=device)
+    roles = torch.randint(0, 4, (args.batch, args.seq), device=device)
+    slots = torch.randint(0, layout.num_slots, (args.batch, args.seq), device=device)
+
+    def step_ours(opt):
+        opt.zero_grad(set_to_none=True)
+        h = ours.hidden(tokens, roles, slots)[:, :-1]  # [B,L-1,D]: position i predicts token i+1
+        loss = F.cross_entropy(ours.lm_head(h).flatten(0, 1), tokens[:, 1:].flatten())
+        loss.backward()
+        opt.step()
+
+    def step_hf(opt):
+        opt.zero_grad(set_to_none=True)
+        loss = hf(input_ids=tokens, labels=tokens).loss  # shifts labels inside
+        loss.backward()
+        opt.step()
+
+    runs = {
+        "ours": (step_ours, torch.optim.AdamW(ours.parameters(), lr=1e-4)),
+        "hf": (step_hf, torch.optim.AdamW(hf.parameters(), lr=1e-4)),
+    }
+    times: dict[str, list[float]] = {name: [] for name in runs}
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    for i in range(args.warmup + args.repeats):
+        for name, (step, opt) in runs.items():
+            sync()
+            t0 = time.perf_counter()
+            step(opt)
+            sync()
+            if i >= args.warmup:
+                times[name].append((time.perf_counter() - t0) * 1000)
+    med = {name: statistics.median(t) for name, t in times.items()}
+    print(f"device: {args.device}, threads: {torch.get_num_threads()}")
+    print(
+        f"shape: dim={args.dim} layers={args.layers} heads={args.heads} vocab={V} "
+        f"seq={args.seq} batch={args.batch}; params ours={ours.num_params() / 1e6:.2f}M "
+        f"hf={sum(p.numel() for p in hf.parameters()) / 1e6:.2f}M"
+    )
+    for name, t in times.items():
+        print(f"{name} step ms: " + " ".join(f"{x:.0f}" for x in t))
+    print(f"train step ours ms: {med['ours']:.1f}")
+    print(f"train step hf ms: {med['hf']:.1f}")
+    print(f"train step ratio ours/hf: {med['ours'] / med['hf']:.3f}")
+
+
+if __name__ == "__main__":
+    main()

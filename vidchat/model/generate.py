@@ -1,0 +1,258 @@
+"""Sampling the responder's turn chunk by chunk, with a KV cache.
+
+Public API
+----------
+- `TokenSampling(temperature=1.0, top_k=0, top_p=1.0)`; temperature 0 = greedy.
+- `SamplingConfig(video, audio, boundary, seed=0)` (`boundary`: the `<chunk>`/`<eot>` choice);
+  `SamplingConfig.from_dict({"video": {...}, "audio": {...}, "boundary": {...}, "seed": 0})`.
+- `stream_chunks(model, layout, prompt, max_chunks, sampling=None, use_cache=True)` yields a
+  `ResponderChunk(index, video [B,t,h,w], audio [B,K,ta], active [B])` as soon as chunk `index`
+  is complete; rows that already ended (`<eot>`) have `active=False` and zero codes.
+- `generate(...)` same arguments `-> GenerationResult(tokens [B,N], video [T,h,w] per row,
+  audio [K,Ta] per row, num_chunks per row)`.
+
+`prompt` is one `LaidOutSequence` from `SequenceLayout.prompt` (ending in `<responder>`) or a
+list of them (left-padded into a batch). Every sampled token lies in the range the layout's
+grammar allows at its position, so the output always splits and decodes. Rows stop at `<eot>`
+(afterwards they are fed `<pad>`, which no row attends to differently); the loop stops when every
+row has ended or `max_chunks` chunks are done. `use_cache=False` recomputes the whole sequence
+every step (for benchmarks and equality tests): same seed, same tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from vidchat.errors import ConfigError
+from vidchat.model.layout import LaidOutSequence, Modality, Role, SequenceLayout, Vocab, pad_batch
+from vidchat.model.transformer import VidChatLM
+
+
+@dataclass
+class TokenSampling:
+    temperature: float = 1.0
+    """Softmax temperature; 0 picks the most likely token."""
+    top_k: int = 0
+    """Keep the k most likely tokens (0 = all)."""
+    top_p: float = 1.0
+    """Keep the smallest set of tokens with this much probability (1 = all)."""
+
+    def __post_init__(self) -> None:
+        if self.temperature < 0 or self.top_k < 0 or not 0 < self.top_p <= 1:
+            raise ConfigError(
+                f"sampling needs temperature >= 0, top_k >= 0, 0 < top_p <= 1; got {self}"
+            )
+
+
+@dataclass
+class SamplingConfig:
+    video: TokenSampling = field(default_factory=TokenSampling)
+    """Settings for video code tokens."""
+    audio: TokenSampling = field(default_factory=TokenSampling)
+    """Settings for audio code tokens."""
+    boundary: TokenSampling = field(default_factory=TokenSampling)
+    """Settings for the `<chunk>` / `<eot>` decision at chunk boundaries."""
+    seed: int | None = 0
+    """Seed of the sampling generator (None: nondeterministic)."""
+
+    @classmethod
+    def from_dict(cls, cfg: Mapping[str, Any]) -> SamplingConfig:
+        cfg = dict(cfg)
+        unknown = sorted(set(cfg) - {"video", "audio", "boundary", "seed"})
+        if unknown:
+            raise ConfigError(
+                f"unknown sampling keys {unknown}; known: video, audio, boundary, seed"
+            )
+        parts = {
+            k: TokenSampling(**dict(cfg.pop(k))) for k in ("video", "audio", "boundary") if k in cfg
+        }
+        return cls(**parts, **cfg)
+
+    def for_modality(self, modality: int) -> TokenSampling:
+        return {Modality.VIDEO: self.video, Modality.AUDIO: self.audio}.get(modality, self.boundary)
+
+
+@dataclass
+class ResponderChunk:
+    index: int
+    video: Tensor  # [B,t,h,w] codes
+    audio: Tensor  # [B,K,ta] codes
+    active: Tensor  # [B] bool: False for rows that had already ended
+
+
+@dataclass
+class GenerationResult:
+    tokens: Tensor  # [B,N] generated tokens (after <responder>), <pad> after a row's <eot>
+    video: list[Tensor]  # per row [T,h,w]
+    audio: list[Tensor]  # per row [K,Ta]
+    num_chunks: list[int]
+
+
+def sample(logits: Tensor, s: TokenSampling, generator: torch.Generator | None) -> Tensor:
+    """logits `[B,n]` -> indices `[B]` with temperature / top-k / top-p."""
+    if s.temperature == 0:
+        return logits.argmax(-1)
+    logits = logits.float() / s.temperature
+    if 0 < s.top_k < logits.shape[-1]:
+        kth = logits.topk(s.top_k, dim=-1).values[:, -1:]  # [B,1]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if s.top_p < 1:
+        sorted_logits, order = logits.sort(-1, descending=True)
+        cum = sorted_logits.softmax(-1).cumsum(-1)
+        drop = cum - sorted_logits.softmax(-1) >= s.top_p  # keep up to and including crossing
+        logits = logits.scatter(-1, order, sorted_logits.masked_fill(drop, float("-inf")))
+    probs = logits.softmax(-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+def _batch(prompt: LaidOutSequence | Sequence[LaidOutSequence]) -> dict[str, Tensor]:
+    seqs = [prompt] if isinstance(prompt, LaidOutSequence) else list(prompt)
+    for s in seqs:
+        if int(s.tokens[-1]) != Vocab.responder:
+            raise ValueError(
+                "a generation prompt must end with <responder> (use SequenceLayout.prompt)"
+            )
+    return pad_batch(seqs, side="left")
+
+
+@torch.inference_mode()
+def stream_chunks(
+    model: VidChatLM,
+    layout: SequenceLayout,
+    prompt: LaidOutSequence | Sequence[LaidOutSequence],
+    max_chunks: int,
+    sampling: SamplingConfig | None = None,
+    use_cache: bool = True,
+) -> Iterator[ResponderChunk]:
+    """Yield each responder chunk's codes as soon as it is complete (see the module docstring)."""
+    for _, chunk in _decode(model, layout, prompt, max_chunks, sampling, use_cache):
+        if chunk is not None:
+            yield chunk
+
+
+@torch.inference_mode()
+def generate(
+    model: VidChatLM,
+    layout: SequenceLayout,
+    prompt: LaidOutSequence | Sequence[LaidOutSequence],
+    max_chunks: int,
+    sampling: SamplingConfig | None = None,
+    use_cache: bool = True,
+) -> GenerationResult:
+    """Generate whole responder turns; the concatenation of `stream_chunks`' chunks."""
+    chunks: list[ResponderChunk] = []
+    tokens = None
+    for generated, chunk in _decode(model, layout, prompt, max_chunks, sampling, use_cache):
+        tokens = generated  # [B,n]: the latest view of the generated tokens
+        if chunk is not None:
+            chunks.append(chunk)
+    B = tokens.shape[0]
+    h, w = layout.cfg.video_grid
+    video, audio, counts = [], [], []
+    for b in range(B):
+        mine = [c for c in chunks if bool(c.active[b])]
+        counts.append(len(mine))
+        video.append(torch.cat([c.video[b] for c in mine]) if mine else tokens.new_zeros(0, h, w))
+        audio.append(
+            torch.cat([c.audio[b] for c in mine], 1) if mine else tokens.new_zeros(layout.K, 0)
+        )
+    return GenerationResult(tokens, video, audio, counts)
+
+
+def _decode(model, layout, prompt, max_chunks, sampling, use_cache):
+    """Yield `(generated tokens [B,n], completed chunk or None)` after every sampled token."""
+    sampling = sampling or SamplingConfig()
+    device = model.embed_tokens.weight.device
+    batch = {k: v.to(device) for k, v in _batch(prompt).items()}
+    grammar = layout.responder_grammar(max_chunks)
+    P, N = batch["tokens"].shape[1], len(grammar)
+    B = batch["tokens"].shape[0]
+    if P + N > model.cfg.max_seq_len:
+        raise ConfigError(
+            f"prompt ({P} tokens) + max_chunks={max_chunks} ({N} tokens) exceeds "
+            f"model.max_seq_len={model.cfg.max_seq_len}"
+        )
+    generator = None
+    if sampling.seed is not None:
+        generator = torch.Generator(device=device).manual_seed(sampling.seed)
+    # python-side schedule: no tensor -> int syncs inside the loop
+    lo, hi = grammar.lo.tolist(), grammar.hi.tolist()
+    modality, slot_after = grammar.modality.tolist(), grammar.slots.tolist()[1:] + [0]
+    chunk_end = {start - 1: i - 1 for i, start in enumerate(grammar.chunk_starts) if i > 0}
+    settings = [sampling.for_modality(m) for m in modality]
+
+    # the whole sequence, preallocated: prompt then generated tokens
+    tokens = torch.full((B, P + N), Vocab.pad, dtype=torch.long, device=device)
+    tokens[:, :P] = batch["tokens"]
+    roles = torch.full_like(tokens, int(Role.RESPONDER))
+    roles[:, :P] = batch["roles"]
+    slots = torch.zeros_like(tokens)
+    slots[:, :P] = batch["next_slots"]
+    slots[:, P:] = torch.tensor(slot_after, device=device)
+    valid = torch.ones_like(tokens, dtype=torch.bool)
+    valid[:, :P] = batch["valid"]
+    padded = not bool(batch["valid"].all())
+
+    cache = model.new_cache(B, P + N) if use_cache else None
+    hidden = model.hidden(
+        tokens[:, :P],
+        roles[:, :P],
+        slots[:, :P],
+        valid=batch["valid"] if padded else None,
+        cache=cache,
+    )
+    logits = model.lm_head(hidden[:, -1])  # [B,V]
+    ended = torch.zeros(B, dtype=torch.bool, device=device)
+    for n in range(N):
+        tok = sample(logits[:, lo[n] : hi[n]], settings[n], generator) + lo[n]  # [B]
+        tok = tok.masked_fill(ended, Vocab.pad)
+        i = P + n
+        tokens[:, i] = tok
+        if lo[n] == Vocab.eot:  # a chunk boundary: rows choosing <eot> end here
+            ended = ended | (tok == Vocab.eot)
+        chunk = None
+        if n in chunk_end:
+            chunk = _chunk(
+                layout,
+                tokens[:, P + grammar.chunk_starts[chunk_end[n]] + 1 : i + 1],
+                chunk_end[n],
+                ended,
+            )
+        yield tokens[:, P : i + 1], chunk
+        if n + 1 == N or (lo[n] == Vocab.eot and bool(ended.all())):
+            return
+        if use_cache:
+            hidden = model.hidden(
+                tokens[:, i : i + 1], roles[:, i : i + 1], slots[:, i : i + 1], cache=cache
+            )
+        else:
+            hidden = model.hidden(
+                tokens[:, : i + 1],
+                roles[:, : i + 1],
+                slots[:, : i + 1],
+                valid=valid[:, : i + 1] if padded else None,
+            )
+        logits = model.lm_head(hidden[:, -1])
+
+
+def _chunk(layout: SequenceLayout, codes: Tensor, index: int, ended: Tensor) -> ResponderChunk:
+    """One chunk's generated code tokens `[B,n]` -> video `[B,t,h,w]`, audio `[B,K,ta]`."""
+    B = codes.shape[0]
+    h, w = layout.cfg.video_grid
+    K, A = layout.K, layout.cfg.audio_codebook_size
+    active = ~ended
+    nv = layout.chunk_frames(index)[0] * h * w
+    video = (codes[:, :nv] - layout.vocab.video_offset).view(B, -1, h, w)  # [B,t*h*w] -> [B,t,h,w]
+    audio = codes[:, nv:] - layout.vocab.audio_offset(0)
+    if layout.cfg.audio_pattern == "time_major":  # [B,ta*K] -> [B,ta,K] -> [B,K,ta]
+        audio = audio.view(B, -1, K).transpose(1, 2)
+    else:  # [B,K*ta] -> [B,K,ta]
+        audio = audio.view(B, K, -1)
+    audio = audio - torch.arange(K, device=codes.device).view(1, K, 1) * A
+    keep = active.view(B, 1, 1)
+    return ResponderChunk(index, video * keep.unsqueeze(-1), (audio * keep).contiguous(), active)
