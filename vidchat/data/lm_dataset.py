@@ -1,0 +1,307 @@
+"""LM training data: manifest turns + token shards + sequence layout -> `[B,L]` batches.
+
+- `LMExample`: one training sequence as clip ids (segments with roles, a reference source and
+  the loss mode). `examples_for_branch` builds them from manifest records / turn pairs.
+- `LMSequenceDataset[i] -> LMItem` (a `LaidOutSequence` + its `[L]` loss mask), read from a
+  `CodeStore` (`ShardReader` in practice, a dict in tests).
+- `LMCollator`: right padding (`pad`) or greedy packing of whole sequences into rows (`pack`),
+  giving the `pad_batch` keys plus a per-sequence `loss_mask`.
+- `ResumableSampler`: the index order is a pure function of (seed, epoch, position), so a
+  resumed run skips exactly the samples it consumed and continues with the same order.
+
+Reference frame: the reference-image codes stored with the responder's clip when the shards
+have them, else the first video frame of another clip of the same speaker, else the clip's own
+first frame (the choice is made once, deterministically, when examples are built).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset, Sampler
+
+from vidchat.errors import ConfigError
+from vidchat.model.layout import LOSS_MODES, LaidOutSequence, Role, Segment, SequenceLayout
+
+BATCH_KEYS = (
+    "tokens", "next_slots", "roles", "modality", "slots", "segment", "chunk", "frame", "row",
+    "col", "codebook",
+)  # fmt: skip
+_FILL_MINUS_ONE = {"segment", "chunk", "frame", "row", "col", "codebook"}
+BATCHING_MODES = ("pad", "pack")
+
+
+class CodeStore(Protocol):
+    """Where token codes come from (`vidchat.data.shards.ShardReader` satisfies it)."""
+
+    def __getitem__(self, clip_id: str) -> Any:
+        """An object with `.video [T,h,w]` and `.audio [K,Ta]` integer codes."""
+
+
+@dataclass(frozen=True)
+class RefSource:
+    """The responder's reference: the reference-image codes stored with clip `clip_id` when the
+    shards have them, else frame 0 of clip `fallback` (another clip of the same speaker, or the
+    clip itself)."""
+
+    clip_id: str
+    fallback: str
+
+
+@dataclass(frozen=True)
+class LMExample:
+    """One sequence: `segments` = ((role, clip_id), ...) in time order, the current turn last."""
+
+    segments: tuple[tuple[Role, str], ...]
+    ref: RefSource | None
+    loss_mode: str
+    branch: str = ""
+
+    def __post_init__(self) -> None:
+        if self.loss_mode not in LOSS_MODES:
+            raise ConfigError(f"loss mode must be one of {LOSS_MODES}, got {self.loss_mode!r}")
+
+
+@dataclass
+class LMItem:
+    seq: LaidOutSequence
+    loss_mask: Tensor  # [L] bool
+
+
+# ---- examples from the manifest ----------------------------------------------------------------
+@dataclass
+class ReferencePicker:
+    """Chooses each responder's reference source (see the module docstring)."""
+
+    clips_by_speaker: Mapping[str, Sequence[str]]
+
+    def __call__(self, speaker_id: str | None, clip_id: str) -> RefSource:
+        others = [c for c in self.clips_by_speaker.get(str(speaker_id), ()) if c != clip_id]
+        return RefSource(clip_id, sorted(others)[0] if others else clip_id)
+
+
+def _attr(obj: Any, name: str, default: Any = None) -> Any:
+    return obj.get(name, default) if isinstance(obj, Mapping) else getattr(obj, name, default)
+
+
+def single_examples(
+    records: Sequence[Any], refs: ReferencePicker, loss_mode: str
+) -> list[LMExample]:
+    """Single branch: reference + the speaker's own clip as the responder segment."""
+    out = []
+    for r in records:
+        cid = _attr(r, "clip_id")
+        ref = refs(_attr(r, "speaker_id"), cid)
+        out.append(LMExample(((Role.RESPONDER, cid),), ref, loss_mode, "single"))
+    return out
+
+
+def pair_examples(pairs: Sequence[Any], refs: ReferencePicker, loss_mode: str) -> list[LMExample]:
+    """Dialogue / listening / multi-turn: history, partner, then responder (the responder's
+    earlier turns in the history keep the responder role, everyone else is a partner)."""
+    out = []
+    for p in pairs:
+        partner, responder = _attr(p, "partner"), _attr(p, "responder")
+        me = _attr(responder, "speaker_id")
+        segs: list[tuple[Role, str]] = []
+        for h in _attr(p, "history", None) or []:
+            role = (
+                Role.RESPONDER if me is not None and _attr(h, "speaker_id") == me else Role.PARTNER
+            )
+            segs.append((role, _attr(h, "clip_id")))
+        segs += [
+            (Role.PARTNER, _attr(partner, "clip_id")),
+            (Role.RESPONDER, _attr(responder, "clip_id")),
+        ]
+        ref = refs(me, _attr(responder, "clip_id"))
+        out.append(LMExample(tuple(segs), ref, loss_mode, str(_attr(p, "branch", ""))))
+    return out
+
+
+def reference_picker(records: Sequence[Any]) -> ReferencePicker:
+    """A `ReferencePicker` over every clip in `records` (fallback frames come from these)."""
+    by_speaker: dict[str, list[str]] = defaultdict(list)
+    for r in records:
+        sid = _attr(r, "speaker_id")
+        if sid is not None:
+            by_speaker[str(sid)].append(_attr(r, "clip_id"))
+    return ReferencePicker(dict(by_speaker))
+
+
+# ---- dataset -----------------------------------------------------------------------------------
+class LMSequenceDataset(Dataset):
+    """`[i] -> LMItem`: codes from `store`, laid out by `layout`, cropped and truncated.
+
+    max_segment_seconds: crop each segment to its first N seconds (None = whole clip).
+    max_seq_len: hard cap on tokens (longer sequences are cut at the end).
+    """
+
+    def __init__(
+        self,
+        examples: Sequence[LMExample],
+        store: CodeStore,
+        layout: SequenceLayout,
+        *,
+        max_seq_len: int,
+        max_segment_seconds: float | None = None,
+    ) -> None:
+        self.examples = list(examples)
+        self.store = store
+        self.layout = layout
+        self.max_seq_len = int(max_seq_len)
+        self.max_segment_seconds = max_segment_seconds
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def _codes(self, clip_id: str) -> tuple[Tensor, Tensor]:
+        clip = self.store[clip_id]
+        video, audio = torch.as_tensor(_int64(clip.video)), torch.as_tensor(_int64(clip.audio))
+        if self.max_segment_seconds is not None:
+            c = self.layout.cfg
+            video = video[: math.floor(self.max_segment_seconds * c.video_frame_rate)]
+            audio = audio[:, : math.floor(self.max_segment_seconds * c.audio_frame_rate)]
+        return video.long(), audio.long()
+
+    def _ref(self, ref: RefSource | None) -> Tensor | None:
+        if ref is None:
+            return None
+        image = getattr(self.store[ref.clip_id], "reference", None)
+        if image is not None:
+            return torch.as_tensor(_int64(image))
+        video = _int64(self.store[ref.fallback].video)
+        return torch.as_tensor(video[0]) if len(video) else None
+
+    def __getitem__(self, i: int) -> LMItem:
+        ex = self.examples[i]
+        segments = [Segment(role, *self._codes(cid)) for role, cid in ex.segments]
+        seq = self.layout.build(segments, ref=self._ref(ex.ref))
+        mask = seq.loss_mask(ex.loss_mode)
+        if len(seq) > self.max_seq_len:
+            seq, mask = truncate(seq, self.max_seq_len), mask[: self.max_seq_len]
+        return LMItem(seq, mask)
+
+
+def _int64(codes: Any) -> Any:
+    """uint16 numpy codes -> int64 (torch has no uint16 arithmetic); tensors pass through."""
+    return codes.astype("int64") if hasattr(codes, "astype") else codes.long()
+
+
+def truncate(seq: LaidOutSequence, length: int) -> LaidOutSequence:
+    """The first `length` tokens of `seq` (metadata cut alike)."""
+    kw = {k: getattr(seq, k)[:length] for k in BATCH_KEYS}
+    return LaidOutSequence(ref_end=min(seq.ref_end, length), **kw)
+
+
+# ---- batching ----------------------------------------------------------------------------------
+def item_row(item: LMItem) -> dict[str, Tensor]:
+    """One sequence as a dict of `[L]` tensors (the batch keys, `valid`, `loss_mask`)."""
+    row = {k: getattr(item.seq, k) for k in BATCH_KEYS}
+    row["valid"] = torch.ones(len(item.seq), dtype=torch.bool)
+    row["loss_mask"] = item.loss_mask.bool()
+    return row
+
+
+def stack_rows(rows: Sequence[dict[str, Tensor]]) -> dict[str, Tensor]:
+    """Right-pad `[L]` rows into `[B,L]` tensors (pad token 0, metadata -1, masks False)."""
+    L = max(r["tokens"].numel() for r in rows)
+    out = {}
+    for key in rows[0]:
+        fill = -1 if key in _FILL_MINUS_ONE else 0
+        dtype = rows[0][key].dtype
+        batch = torch.full((len(rows), L), fill, dtype=dtype)
+        for b, r in enumerate(rows):
+            batch[b, : r[key].numel()] = r[key]
+        out[key] = batch
+    return out
+
+
+def pack_rows(rows: Sequence[dict[str, Tensor]], max_len: int) -> list[dict[str, Tensor]]:
+    """Greedily concatenate whole sequences into rows of at most `max_len` tokens (first fit,
+    in order). Packed sequences attend to earlier ones in the row; each starts with `<bos>`."""
+    packed: list[list[dict[str, Tensor]]] = []
+    lengths: list[int] = []
+    for r in rows:
+        n = r["tokens"].numel()
+        for j, used in enumerate(lengths):
+            if used + n <= max_len:
+                packed[j].append(r)
+                lengths[j] += n
+                break
+        else:
+            packed.append([r])
+            lengths.append(n)
+    return [{k: torch.cat([r[k] for r in group]) for k in group[0]} for group in packed]
+
+
+@dataclass
+class LMCollator:
+    """Collate `LMItem`s into a `[B,L]` batch by right padding (`pad`) or packing (`pack`)."""
+
+    mode: str = "pad"
+    max_seq_len: int = 4096
+
+    def __post_init__(self) -> None:
+        if self.mode not in BATCHING_MODES:
+            raise ConfigError(f"stage.batching must be one of {BATCHING_MODES}, got {self.mode!r}")
+
+    def __call__(self, items: Sequence[LMItem]) -> dict[str, Tensor]:
+        rows = [item_row(it) for it in items]
+        if self.mode == "pack":
+            rows = pack_rows(rows, self.max_seq_len)
+        return stack_rows(rows)
+
+
+# ---- sampling ----------------------------------------------------------------------------------
+class ResumableSampler(Sampler[int]):
+    """Deterministic, distributed, resumable index stream over a whole run.
+
+    Global sample position p maps to epoch p // n and index perm(seed, epoch)[p % n]; rank r of
+    `world_size` takes positions k * world_size + r. `__len__` counts the whole run
+    (`samples_per_rank`) so Lightning's restored batch counter lines up; iteration starts at
+    `start` (samples this rank already consumed) and yields `samples_per_rank - start` indices.
+    """
+
+    def __init__(
+        self,
+        num_items: int,
+        *,
+        samples_per_rank: int,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        shuffle: bool = True,
+        start: int = 0,
+    ) -> None:
+        if num_items <= 0:
+            raise ConfigError("the training set is empty; check the data config and the manifest")
+        self.num_items = num_items
+        self.samples_per_rank = int(samples_per_rank)
+        self.seed, self.rank, self.world_size = int(seed), int(rank), int(world_size)
+        self.shuffle = shuffle
+        self.start = int(start)
+        self._perm_epoch = -1
+        self._perm: list[int] = []
+
+    def __len__(self) -> int:
+        return self.samples_per_rank
+
+    def _index(self, position: int) -> int:
+        epoch, i = divmod(position, self.num_items)
+        if not self.shuffle:
+            return i
+        if epoch != self._perm_epoch:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._perm = torch.randperm(self.num_items, generator=g).tolist()
+            self._perm_epoch = epoch
+        return self._perm[i]
+
+    def __iter__(self) -> Iterator[int]:
+        for k in range(self.start, self.samples_per_rank):
+            yield self._index(k * self.world_size + self.rank)

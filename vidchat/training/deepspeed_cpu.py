@@ -1,0 +1,63 @@
+"""DeepSpeed ZeRO on CPU processes (gloo), so `trainer=deepspeed_zero2|3` runs without a GPU.
+
+Lightning's `DeepSpeedStrategy.setup_environment` refuses any accelerator but CUDA, yet DeepSpeed
+itself trains and saves ZeRO-2/3 checkpoints on CPU (its `cpu` accelerator, gloo collectives).
+Rather than a second training loop, this subclass lifts that one check and pins DeepSpeed to its
+CPU accelerator, so the same LightningModule, loop, callbacks and checkpoint export run the same
+code path as on GPUs. It is meant for tests and laptops; real DeepSpeed runs use GPUs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from lightning.fabric.utilities.seed import reset_seed
+from lightning.pytorch.accelerators import CPUAccelerator
+from lightning.pytorch.strategies import DeepSpeedStrategy
+from lightning.pytorch.strategies.ddp import DDPStrategy
+
+
+class CPUDeepSpeedStrategy(DeepSpeedStrategy):
+    """`DeepSpeedStrategy` that accepts a CPU accelerator (gloo backend, DeepSpeed `cpu` accelerator)."""
+
+    strategy_name = "deepspeed_cpu"
+
+    def __init__(self, *args, **kwargs) -> None:
+        # DeepSpeed picks its accelerator at import time; without CUDA it must be told "cpu".
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+        kwargs.setdefault("process_group_backend", "gloo")
+        super().__init__(*args, **kwargs)
+
+    def setup_environment(self) -> None:
+        if not isinstance(self.accelerator, CPUAccelerator):
+            super().setup_environment()
+            return
+        # Skip DeepSpeedStrategy's CUDA-only check; do what DDPStrategy does (set up distributed).
+        DDPStrategy.setup_environment(self)
+
+    def setup_distributed(self) -> None:
+        if not isinstance(self.accelerator, CPUAccelerator):
+            super().setup_distributed()
+            return
+        # CPU devices have no index, so skip the GPU index check; the rest is DeepSpeedStrategy's.
+        reset_seed()
+        self.set_world_ranks()
+        self._init_deepspeed_distributed()
+
+    def _setup_model_and_optimizer(self, model, optimizer, lr_scheduler=None):
+        """As in DeepSpeedStrategy, but with `device_rank=local_rank` (a CPU device has no index)."""
+        if not isinstance(self.accelerator, CPUAccelerator):
+            return super()._setup_model_and_optimizer(model, optimizer, lr_scheduler)
+        import deepspeed
+
+        engine, ds_optimizer, _, _ = deepspeed.initialize(
+            args=argparse.Namespace(device_rank=self.local_rank),
+            config=self.config,
+            model=model,
+            model_parameters=[p for p in model.parameters() if p.requires_grad],
+            optimizer=optimizer,
+            lr_scheduler=lr_scheduler,
+            dist_init_required=False,
+        )
+        return engine, ds_optimizer

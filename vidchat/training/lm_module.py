@@ -1,0 +1,227 @@
+"""LightningModule for the LM stages (pretrain, SFT): next-token loss on the layout's loss mask.
+
+The wrapped `VidChatLM` stays architecture only; this module owns the loss, noise injection,
+optimiser/schedule and per-step RNG. Batches are `pad_batch`-style dicts of `[B,L]` tensors
+(`tokens`, `roles`, `next_slots`, `modality`, `codebook`, `valid`, `loss_mask`).
+
+Determinism: every micro-batch reseeds torch's global RNG (dropout) and builds the noise
+generator from (seed, rank, micro-batch index), so a resumed run continues exactly like an
+uninterrupted one without saving RNG states.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vidchat.errors import ConfigError
+from vidchat.model.layout import Modality, SequenceLayout, Vocab
+from vidchat.training.export import CKPT_LAYOUT, CKPT_META, CKPT_MODEL_CONFIG
+from vidchat.training.noise import NoiseConfig, inject_noise
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """`stage.optim`: AdamW with linear warmup then cosine decay to `min_lr_ratio * lr`."""
+
+    lr: float = 3e-4
+    weight_decay: float = 0.1
+    betas: tuple[float, float] = (0.9, 0.95)
+    eps: float = 1e-8
+    warmup_steps: int = 20
+    min_lr_ratio: float = 0.1
+
+    @classmethod
+    def from_mapping(cls, data: Any) -> OptimConfig:
+        data = dict(data or {})
+        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ConfigError(
+                f"stage.optim has unknown key(s) {unknown}; known: {sorted(cls.__dataclass_fields__)}"
+            )
+        if "betas" in data:
+            data["betas"] = tuple(float(b) for b in data["betas"])
+        return cls(**data)
+
+
+def warmup_cosine(step: int, warmup_steps: int, total_steps: int, min_ratio: float) -> float:
+    """LR multiplier at optimizer step `step`: linear warmup, then cosine down to `min_ratio`."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def lm_loss(
+    logits: Tensor, tokens: Tensor, loss_mask: Tensor, modality: Tensor
+) -> dict[str, Tensor]:
+    """Next-token cross-entropy over the loss mask, in total and per modality.
+
+    logits `[B,L,V]` (position i predicts token i+1); tokens, loss_mask, modality `[B,L]`
+    (loss_mask[i] = token i is a target). Returns mean losses (`loss`, `video_loss`,
+    `audio_loss`, `special_loss`) and summed nats/counts (`*_sum`, `*_count`) for exact averages
+    across batches.
+    """
+    target = tokens[:, 1:]  # [B,L-1]
+    mask = loss_mask[:, 1:]
+    nll = F.cross_entropy(
+        logits[:, :-1].float().transpose(1, 2), target, reduction="none"
+    )  # [B,L-1]
+    out: dict[str, Tensor] = {}
+    groups = {
+        "": mask,
+        "video_": mask & (modality[:, 1:] == int(Modality.VIDEO)),
+        "audio_": mask & (modality[:, 1:] == int(Modality.AUDIO)),
+        "special_": mask & (modality[:, 1:] == int(Modality.SPECIAL)),
+    }
+    for prefix, m in groups.items():
+        total = (nll * m).sum()
+        count = m.sum()
+        out[f"{prefix}loss_sum"] = total.detach()
+        out[f"{prefix}count"] = count.detach()
+        out[f"{prefix}loss"] = total / count.clamp(min=1)
+    return out
+
+
+def step_generator(
+    seed: int, rank: int, index: int, device: torch.device | str = "cpu"
+) -> torch.Generator:
+    """A generator seeded from (seed, rank, micro-batch index): reproducible across resumes."""
+    g = torch.Generator(device=device)
+    g.manual_seed((seed * 1_000_003 + rank * 7_919 + index * 104_729) % (2**63 - 1))
+    return g
+
+
+class LMTrainingModule(L.LightningModule):
+    """Trains a `VidChatLM` with next-token loss, noise injection, AdamW + warmup/cosine.
+
+    model: the architecture-only LM (`forward(tokens, roles, slots) -> logits [B,L,V]`).
+    layout: the `SequenceLayout` (vocab ranges for noise injection; saved into checkpoints).
+    meta: tokenizer specs/settings etc., saved into checkpoints and consolidated exports.
+    total_steps: optimizer steps of the whole run (for the LR schedule).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        layout: SequenceLayout,
+        *,
+        optim: OptimConfig,
+        noise: NoiseConfig,
+        total_steps: int,
+        seed: int = 0,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.layout = layout
+        self.vocab: Vocab = layout.vocab
+        self.meta = dict(meta or {})
+        self.optim_cfg = optim
+        self.noise_cfg = noise
+        self.total_steps = int(total_steps)
+        self.seed = int(seed)
+        self.val_history: list[dict[str, float]] = []
+        self._val_sums: dict[str, Tensor] = {}
+
+    # ---- forward / loss ----------------------------------------------------------------------
+    def forward(self, batch: dict[str, Tensor], tokens: Tensor | None = None) -> Tensor:
+        """Logits `[B,L,V]` for `batch` (optionally with replaced input `tokens` `[B,L]`)."""
+        out = self.model(
+            tokens=batch["tokens"] if tokens is None else tokens,
+            roles=batch["roles"],
+            slots=batch["next_slots"],
+        )
+        return out.logits if hasattr(out, "logits") else out
+
+    def _micro_batch_index(self, batch_idx: int) -> int:
+        # Lightning's batch_idx restarts per epoch; the global micro-batch index does not.
+        return self.global_step * self.trainer.accumulate_grad_batches + (
+            batch_idx % self.trainer.accumulate_grad_batches
+        )
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        index = self._micro_batch_index(batch_idx)
+        torch.manual_seed((self.seed * 31 + self.global_rank * 1_009 + index) % (2**63 - 1))
+        g = step_generator(self.seed, self.global_rank, index, batch["tokens"].device)
+        noised, noise_mask = inject_noise(
+            batch["tokens"], batch["roles"], batch["modality"], batch["codebook"], batch["valid"],
+            self.vocab, self.noise_cfg, g,
+        )  # fmt: skip
+        losses = lm_loss(
+            self(batch, noised), batch["tokens"], batch["loss_mask"], batch["modality"]
+        )
+        bs = batch["tokens"].shape[0]
+        self.log("train/loss", losses["loss"], prog_bar=True, batch_size=bs)
+        self.log("train/video_loss", losses["video_loss"], batch_size=bs)
+        self.log("train/audio_loss", losses["audio_loss"], batch_size=bs)
+        self.log(
+            "train/noised_fraction", noise_mask.float().sum() / batch["valid"].sum(), batch_size=bs
+        )
+        return losses["loss"]
+
+    # ---- validation: exact token-weighted means over the whole val set ------------------------
+    def on_validation_epoch_start(self) -> None:
+        self._val_sums = {}
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        losses = lm_loss(self(batch), batch["tokens"], batch["loss_mask"], batch["modality"])
+        for key, value in losses.items():
+            if key.endswith(("_sum", "count")):
+                self._val_sums[key] = self._val_sums.get(key, 0) + value.double()
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val_sums:
+            return
+        sums = {
+            k: self.trainer.strategy.reduce(v, reduce_op="sum") for k, v in self._val_sums.items()
+        }
+        row: dict[str, float] = {"step": float(self.global_step)}
+        for prefix in ("", "video_", "audio_"):
+            count = float(sums[f"{prefix}count"])
+            value = float(sums[f"{prefix}loss_sum"]) / max(count, 1.0)
+            row[f"{prefix}loss"] = value
+            self.log(f"val/{prefix}loss", value, prog_bar=prefix == "", rank_zero_only=True)
+        row["tokens"] = float(sums["count"])
+        if not self.trainer.sanity_checking:
+            self.val_history.append(row)
+
+    # ---- optimiser ---------------------------------------------------------------------------
+    def configure_optimizers(self) -> dict[str, Any]:
+        decay, no_decay = [], []
+        for name, p in self.model.named_parameters():
+            if not p.requires_grad:
+                continue
+            (decay if p.dim() >= 2 and "embed" not in name else no_decay).append(p)
+        cfg = self.optim_cfg
+        opt = torch.optim.AdamW(
+            [
+                {"params": decay, "weight_decay": cfg.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0},
+            ],
+            lr=cfg.lr,
+            betas=cfg.betas,
+            eps=cfg.eps,
+        )
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: warmup_cosine(s, cfg.warmup_steps, self.total_steps, cfg.min_lr_ratio)
+        )
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # ---- checkpoint extras -------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["vidchat_val_history"] = list(self.val_history)
+        # Enough to export a consolidated checkpoint from this file alone (training/export.py).
+        checkpoint[CKPT_MODEL_CONFIG] = dataclasses.asdict(self.model.cfg)
+        checkpoint[CKPT_LAYOUT] = dataclasses.asdict(self.layout.cfg)
+        checkpoint[CKPT_META] = self.meta
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.val_history = list(checkpoint.get("vidchat_val_history", []))
