@@ -51,12 +51,45 @@ def exit_on_user_error(fn: Callable[[], Any]) -> Any:
         sys.exit(2)
 
 
+def one_line(message: str) -> str:
+    """Hydra's multi-line composition errors as one line (option lists comma-joined)."""
+    parts: list[str] = []
+    options: list[str] = []
+    for raw in message.strip().splitlines():
+        line = raw.strip()
+        if line.startswith(("Config search path", "full_key:", "object_type", "Set the environment")):
+            break
+        if raw.startswith("\t"):
+            options.append(line)
+        elif line:
+            parts.append(line.rstrip(":") + (": " if line.endswith(":") else ""))
+    text = " ".join(p if p.endswith(": ") else p.rstrip(".") + "." for p in parts).replace(":.", ":")
+    return f"{text.strip()} {', '.join(options)}" if options else text.rstrip(".")
+
+
+def check_overrides(config_name: str, overrides: list[str]) -> None:
+    """Compose once up front so that a bad override or group value fails with one clear line
+    (Hydra's own report spans several). Hydra flags (`-m`, `--cfg`, ...) are left to Hydra."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    if any(arg.startswith("-") for arg in overrides):
+        return
+    try:
+        with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+            compose(config_name, overrides=overrides)
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise ConfigError(one_line(str(exc))) from exc
+
+
 def hydra_main(config_name: str, entry: Callable[[DictConfig], Any] | None = None) -> None:
     """Compose `configs/<config_name>.yaml` with the command-line overrides and run `entry`
     (default: the stage that `stage.entry` names)."""
     import hydra
 
     run = entry or run_stage
+    exit_on_user_error(lambda: check_overrides(config_name, sys.argv[1:]))
 
     @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name)
     def _main(cfg: DictConfig) -> Any:
