@@ -57,13 +57,17 @@ def one_line(message: str) -> str:
     options: list[str] = []
     for raw in message.strip().splitlines():
         line = raw.strip()
-        if line.startswith(("Config search path", "full_key:", "object_type", "Set the environment")):
+        if line.startswith(
+            ("Config search path", "full_key:", "object_type", "Set the environment")
+        ):
             break
         if raw.startswith("\t"):
             options.append(line)
         elif line:
             parts.append(line.rstrip(":") + (": " if line.endswith(":") else ""))
-    text = " ".join(p if p.endswith(": ") else p.rstrip(".") + "." for p in parts).replace(":.", ":")
+    text = " ".join(p if p.endswith(": ") else p.rstrip(".") + "." for p in parts).replace(
+        ":.", ":"
+    )
     return f"{text.strip()} {', '.join(options)}" if options else text.rstrip(".")
 
 

@@ -8,7 +8,6 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from tests.conftest import DEMO_TEST_OVERRIDES
-from tests.inference.conftest import saved_responder  # noqa: F401 - fixture
 from vidchat.cli import CONFIG_DIR
 from vidchat.errors import VidchatError
 from vidchat.eval.report import aggregate, markdown_table, summarize
@@ -34,7 +33,7 @@ def eval_cfg(demo_world, checkpoint, tmp_path, *extra):
 
 def test_report_has_every_system_and_ground_truth_is_the_ceiling(
     demo_world, saved_responder, tmp_path
-):  # noqa: F811
+):
     report = run(eval_cfg(demo_world, saved_responder, tmp_path))
     assert set(report["systems"]) == {"model", "untrained", "ground_truth"}
     truth = report["systems"]["ground_truth"]["overall"]
@@ -51,7 +50,7 @@ def test_report_has_every_system_and_ground_truth_is_the_ceiling(
     assert "| ground_truth | all |" in (tmp_path / "eval" / "report.md").read_text()
 
 
-def test_unknown_metric_fails_before_any_work(demo_world, saved_responder, tmp_path):  # noqa: F811
+def test_unknown_metric_fails_before_any_work(demo_world, saved_responder, tmp_path):
     with pytest.raises(VidchatError, match="unknown metric 'sharpness'"):
         run(eval_cfg(demo_world, saved_responder, tmp_path, "metrics=[psnr,sharpness]"))
 

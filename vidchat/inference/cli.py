@@ -14,7 +14,6 @@ and exit with code 2.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from vidchat.cli import exit_on_user_error
+from vidchat.data.manifest import read_pairs_jsonl
 from vidchat.errors import VidchatError
 from vidchat.inference.loading import load_pipeline
 from vidchat.inference.pipeline import ResponderPipeline, StreamStats
@@ -145,57 +145,31 @@ def respond_to_clip(pipe: ResponderPipeline, args: argparse.Namespace) -> Path:
     return output
 
 
-def read_pair_manifest(path: Path) -> list[dict[str, Any]]:
-    """JSONL, one pair per line: {"id", "partner", optional "reference", "responder", "labels"}.
-    Relative paths resolve against the manifest's folder."""
-    if not path.is_file():
-        raise VidchatError(f"{path}: manifest not found")
-    rows = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise VidchatError(f"{path}:{n}: not valid JSON ({exc.msg})") from exc
-        if "partner" not in row:
-            raise VidchatError(f"{path}:{n}: missing required key 'partner'")
-        row.setdefault("id", Path(row["partner"]).stem)
-        for key in ("partner", "reference", "responder"):
-            if row.get(key) and not Path(row[key]).is_absolute():
-                row[key] = str(path.parent / row[key])
-        rows.append(row)
-    if not rows:
-        raise VidchatError(f"{path}: manifest has no pairs")
-    return rows
-
-
 def respond_to_manifest(pipe: ResponderPipeline, args: argparse.Namespace) -> list[dict[str, Any]]:
     """Batch mode: `--batch-size` pairs through the model at once; a failing pair is reported, skipped."""
-    rows = read_pair_manifest(args.manifest)
+    pairs = read_pairs_jsonl(args.manifest)
     sampling = sampling_from_args(args)
     results: list[dict[str, Any]] = []
-    bar = tqdm(total=len(rows), desc="responding", unit="pair")
-    for start in range(0, len(rows), args.batch_size):
+    bar = tqdm(total=len(pairs), desc="responding", unit="pair")
+    for start in range(0, len(pairs), args.batch_size):
         batch, clips, refs = [], [], []
-        for row in rows[start : start + args.batch_size]:
+        for pair in pairs[start : start + args.batch_size]:
             try:
-                clips.append(pipe.read_partner(row["partner"]))
-                refs.append(pipe.read_reference(row["reference"]) if row.get("reference") else None)
-                batch.append(row)
+                clips.append(pipe.read_partner(pair.partner))
+                refs.append(pipe.read_reference(pair.reference) if pair.reference else None)
+                batch.append(pair)
             except VidchatError as exc:
-                results.append({"id": row["id"], "error": str(exc)})
+                results.append({"id": pair.pair_id, "error": str(exc)})
                 bar.update(1)
         if not batch:
             continue
-        for row, response in zip(
-            batch, pipe.respond_batch(clips, refs, max_seconds=args.max_seconds, sampling=sampling)
-        ):
-            out = args.output_dir / f"{row['id']}.mp4"
+        responses = pipe.respond_batch(clips, refs, max_seconds=args.max_seconds, sampling=sampling)
+        for pair, response in zip(batch, responses):
+            out = args.output_dir / f"{pair.pair_id}.mp4"
             write_clip(out, response.frames, response.audio, response.fps, response.sample_rate)
             results.append(
                 {
-                    "id": row["id"],
+                    "id": pair.pair_id,
                     "output": str(out),
                     **response.timings,
                     "duration_s": response.duration,

@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vidchat.data.records import ClipRecord, read_record
 from vidchat.errors import VidchatError
-from vidchat.media import Clip, read_clip, read_image
+from vidchat.media import Clip, read_image
 from vidchat.model.generate import SamplingConfig, generate, stream_chunks
 from vidchat.model.layout import Role, Segment, SequenceLayout
 from vidchat.model.transformer import VidChatLM
@@ -104,9 +105,13 @@ class ResponderPipeline:
     def sample_rate(self) -> int:
         return int(self.audio_tokenizer.spec.sample_rate)
 
-    def read_partner(self, path: str | Path) -> Clip:
-        """Decode a partner clip at the tokenizers' fps, frame size and sample rate."""
-        return read_clip(path, fps=self.fps, size=self.frame_size, sample_rate=self.sample_rate)
+    def read_partner(self, source: str | Path | ClipRecord) -> Clip:
+        """Decode a partner clip (a file, or a manifest record's window and crop) at the
+        tokenizers' fps, frame size and sample rate."""
+        record = (
+            source if isinstance(source, ClipRecord) else ClipRecord(Path(source).stem, str(source))
+        )
+        return read_record(record, fps=self.fps, size=self.frame_size, sample_rate=self.sample_rate)
 
     def read_reference(self, path: str | Path) -> np.ndarray:
         """A responder face image -> `[H,W,3] uint8` at the tokenizer's frame size."""

@@ -1,4 +1,5 @@
-"""A tiny, randomly initialised responder (tokenizers + LM) saved like a real one, for CLI tests."""
+"""Fixtures: a tiny, randomly initialised responder (tokenizers + LM) saved like a real one, and a
+partner clip. Registered for every test through `pytest_plugins` in tests/conftest.py."""
 
 from __future__ import annotations
 
