@@ -16,9 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-BENCH, ROOT = Path(__file__).resolve().parent, Path(__file__).resolve().parent.parent
-# bench/tokenize.py would shadow the standard library's tokenize module: drop bench/ from the path
-sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != BENCH]
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script from any folder
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402

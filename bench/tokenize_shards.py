@@ -1,0 +1,97 @@
+"""Benchmark: tokenizing the demo world vs. reading its token shards back.
+
+    python bench/tokenize_shards.py [--workers 2] [--out /tmp/vidchat-bench-tokenize]
+
+Tokenizes every clip of the demo manifest with the demo tokenizers into a fresh shard folder
+(`stage=tokenize`), then reads every clip back from the shards, and decodes the same clips from
+mp4 for comparison. Ends with `name: value` lines.
+"""
+
+from __future__ import annotations
+
+import argparse  # noqa: E402
+import shutil  # noqa: E402
+import sys
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers decoding clips")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="scratch folder (default: a temp dir)"
+    )
+    parser.add_argument("--read-repeats", type=int, default=5, help="passes over the shards")
+    args = parser.parse_args()
+
+    from hydra import compose, initialize_config_dir
+
+    from vidchat.data.manifest import load_manifest
+    from vidchat.data.shards import ShardReader
+    from vidchat.data.tokenize import shard_dir, tokenize
+    from vidchat.media import read_clip
+
+    out = args.out or Path(tempfile.mkdtemp(prefix="vidchat-bench-tokenize-"))
+    tokens = out / "tokens"
+    shutil.rmtree(tokens, ignore_errors=True)
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=[
+                "stage=tokenize",
+                f"paths.root_dir={ROOT}",
+                f"++data.tokens_dir={tokens}",
+                f"stage.num_workers={args.workers}",
+            ],
+        )
+    records = load_manifest(cfg.data).records  # generates the demo world once if needed
+
+    start = time.perf_counter()
+    summary = tokenize(cfg)
+    tokenize_s = time.perf_counter() - start
+    n = summary["clips_tokenized"]
+
+    reader = ShardReader(shard_dir(cfg))
+    ids = reader.ids()
+    start = time.perf_counter()
+    for _ in range(args.read_repeats):
+        reader = ShardReader(shard_dir(cfg))  # include opening the indexes
+        for clip_id in ids:
+            clip = reader[clip_id]
+            assert clip.video.size and clip.audio.size
+    read_rate = args.read_repeats * len(ids) / (time.perf_counter() - start)
+
+    video_spec = reader.meta["video_spec"]
+    audio_spec = reader.meta["audio_spec"]
+    sample = records[: min(len(records), 40)]
+    start = time.perf_counter()
+    for rec in sample:
+        read_clip(
+            rec.path,
+            fps=video_spec["frame_rate"],
+            size=tuple(video_spec["frame_size"]),
+            sample_rate=audio_spec["sample_rate"],
+            start=rec.start or 0.0,
+            duration=rec.duration,
+            bbox=rec.bbox,
+        )
+    decode_rate = len(sample) / (time.perf_counter() - start)
+
+    print(f"clips: {n}")
+    print(f"tokenize clips/s: {n / tokenize_s:.2f}")
+    print(f"mp4 decode clips/s: {decode_rate:.1f}")
+    print(f"shard read clips/s: {read_rate:.0f}")
+    print(f"shard read speedup: {read_rate / decode_rate:.0f}")
+    if args.out is None:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

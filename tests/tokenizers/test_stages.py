@@ -1,0 +1,65 @@
+"""`stage=video_tokenizer|audio_codec|tokenize` run end to end on the test demo world (tiny sizes)."""
+
+import json
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from tests.conftest import DEMO_TEST_OVERRIDES, REPO_ROOT
+from vidchat.data.shards import ShardReader
+from vidchat.data.tokenize import shard_dir, tokenize
+from vidchat.tokenizers import build_audio_tokenizer, build_video_tokenizer
+from vidchat.tokenizers.stages import train_audio_codec, train_video_tokenizer
+
+
+@pytest.fixture(scope="module")
+def cfg(demo_world, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("stages")
+    world = [f"data.{k}={json.dumps(v)}" for k, v in DEMO_TEST_OVERRIDES.items()]
+    overrides = [
+        f"paths.root_dir={tmp}",
+        f"data.root={demo_world.root}",
+        *world,
+        f"tokenizer.video.checkpoint={tmp}/vt",
+        "tokenizer.video.model.channels=[8,8,8]",
+        "tokenizer.video.model.code_dim=8",
+        "tokenizer.video.model.codebook_size=64",
+        f"tokenizer.audio.checkpoint={tmp}/ac",
+        "tokenizer.audio.model.num_filters=2",
+        "tokenizer.audio.model.hidden_size=8",
+        "tokenizer.audio.model.codebook_size=64",
+        "trainer.enable_progress_bar=false",
+        "trainer.val_check_interval=3",
+        "trainer.checkpoint_every_n_steps=null",
+        "logger=none",
+    ]
+    with initialize_config_dir(config_dir=str(REPO_ROOT / "configs"), version_base="1.3"):
+        return {
+            name: compose("train", overrides=[f"stage={name}", *overrides])
+            for name in ("video_tokenizer", "audio_codec", "tokenize")
+        }
+
+
+def test_tokenizer_stages_export_loadable_checkpoints_and_tokenize(cfg):
+    c = cfg["video_tokenizer"]
+    c.stage.max_steps, c.stage.batch_size = 3, 16
+    metrics = train_video_tokenizer(c)
+    assert set(metrics) >= {"psnr_db", "perplexity", "codes_used"}
+    video = build_video_tokenizer(c.tokenizer.video)
+    assert video.spec.grid == (4, 4) and video.spec.codebook_size == 64
+
+    c = cfg["audio_codec"]
+    c.stage.max_steps, c.stage.batch_size = 3, 4
+    metrics = train_audio_codec(c)
+    assert set(metrics) >= {"si_snr_db", "log_mel_l1", "envelope_corr"}
+    audio = build_audio_tokenizer(c.tokenizer.audio)
+    assert audio.spec.num_codebooks == 2 and audio.spec.frame_rate == 25
+
+    c = cfg["tokenize"]
+    summary = tokenize(c)
+    reader = ShardReader(shard_dir(c))
+    assert summary["clips_tokenized"] == len(reader) == 24  # the test world's clips
+    clip = reader[reader.ids()[0]]
+    assert clip.video.shape[1:] == (4, 4) and clip.audio.shape[0] == 2
+    assert clip.reference is not None  # the demo world has one reference PNG per identity
+    assert reader.meta["video_weights"] == video.fingerprint != ""

@@ -1,0 +1,331 @@
+"""Token shards: codes of every clip written once (`stage=tokenize`), read back without decoding video.
+
+Layout of one shard set (a folder, see `vidchat.data.tokenize.shard_dir`):
+
+    meta.json                          tokenizer specs + code dtype (the set's identity)
+    shard-<w>-<n>.npy                  all codes of up to `clips_per_shard` clips, one flat array
+    shard-<w>-<n>.index.json           clip_id -> offsets/shapes in that array + per-clip meta,
+                                       reference-image codes, and the clips that failed
+    failures-<w>.json                  summary of failed clips of worker w (also in the indexes)
+
+`<w>` is the worker (`shard_index` of `num_shards` machines), `<n>` its running shard number.
+Crash safety: the `.npy` is written to a temp file and `os.replace`d, and only then its index is
+committed the same way; a clip counts as done only once an index lists it, so a killed run resumes
+where it stopped, never writes a clip twice and never leaves half a shard behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vidchat.errors import VidchatError
+
+META_NAME = "meta.json"
+SHARD_RE = re.compile(r"^shard-(\d+)-(\d+)\.index\.json$")
+
+
+@dataclasses.dataclass
+class TokenizedClip:
+    """Codes of one clip: video `[T,h,w]`, audio `[K,Ta]` (uint16, or int32 for big codebooks).
+
+    `reference` holds the codes `[h,w]` of the clip's reference image when it has one.
+    """
+
+    clip_id: str
+    video: np.ndarray
+    audio: np.ndarray
+    meta: dict[str, Any]
+    reference: np.ndarray | None = None
+
+
+def _atomic_json(path: Path, obj: Any) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _atomic_npy(path: Path, array: np.ndarray) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, array)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def _committed_indexes(root: Path) -> Iterator[tuple[int, int, Path]]:
+    for p in sorted(root.glob("shard-*.index.json")):
+        m = SHARD_RE.match(p.name)
+        if m:
+            yield int(m.group(1)), int(m.group(2)), p
+
+
+class ShardWriter:
+    """Buffers tokenized clips and commits them shard by shard (see the module docstring).
+
+    meta: the set's identity (tokenizer specs...); a folder written with a different meta is refused.
+    worker: this machine's `shard_index`, part of every file name so machines never collide.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        *,
+        meta: dict[str, Any],
+        dtype: np.dtype | str = np.uint16,
+        clips_per_shard: int = 256,
+        worker: int = 0,
+    ) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.dtype = np.dtype(dtype)
+        self.clips_per_shard = int(clips_per_shard)
+        self.worker = int(worker)
+        self.meta = _jsonable({**meta, "dtype": self.dtype.name})
+        meta_path = self.root / META_NAME
+        if meta_path.exists():
+            existing = json.loads(meta_path.read_text())
+            if existing != self.meta:
+                raise VidchatError(
+                    f"{self.root}: holds tokens from different settings ({meta_path}); "
+                    "delete the folder or point the data/tokenizer config at a new one"
+                )
+        else:
+            _atomic_json(meta_path, self.meta)
+        self._done: set[str] = set()
+        self._refs: set[str] = set()
+        self.failures: list[dict[str, str]] = []
+        self._seq = 0
+        for w, n, path in _committed_indexes(self.root):
+            index = json.loads(path.read_text())
+            self._done.update(index["clips"])
+            self._done.update(f["clip_id"] for f in index["failures"])
+            self._refs.update(index["references"])
+            if w == self.worker:
+                self._seq = max(self._seq, n + 1)
+                self.failures.extend(index["failures"])
+        self._reset_buffer()
+        self.written_clips = 0
+
+    def _reset_buffer(self) -> None:
+        self._chunks: list[np.ndarray] = []
+        self._offset = 0
+        self._clips: dict[str, dict[str, Any]] = {}
+        self._references: dict[str, dict[str, Any]] = {}
+        self._failures: list[dict[str, str]] = []
+
+    @property
+    def num_failed(self) -> int:
+        """Failed clips of this worker, committed or buffered."""
+        return len(self.failures) + len(self._failures)
+
+    def is_done(self, clip_id: str) -> bool:
+        """True once a committed index lists the clip (tokenized or failed)."""
+        return clip_id in self._done
+
+    def has_reference(self, key: str) -> bool:
+        return key in self._refs or key in self._references
+
+    def _put(self, codes: np.ndarray) -> dict[str, Any]:
+        codes = np.asarray(codes)
+        if codes.size and (codes.min() < 0 or codes.max() > np.iinfo(self.dtype).max):
+            raise ValueError(
+                f"codes out of range for {self.dtype.name}: [{codes.min()}, {codes.max()}]"
+            )
+        entry = {"offset": self._offset, "shape": list(codes.shape)}
+        self._chunks.append(codes.astype(self.dtype, copy=False).ravel())
+        self._offset += codes.size
+        return entry
+
+    def add(self, clip_id: str, video: np.ndarray, audio: np.ndarray, meta: dict[str, Any]) -> None:
+        """Buffer one clip: video codes `[T,h,w]`, audio codes `[K,Ta]`; flushes a full shard."""
+        if clip_id in self._done or clip_id in self._clips:
+            raise ValueError(f"clip {clip_id!r} was already written to {self.root}")
+        self._clips[clip_id] = {
+            "video": self._put(video),
+            "audio": self._put(audio),
+            "meta": _jsonable(meta),
+        }
+        if len(self._clips) >= self.clips_per_shard:
+            self.flush()
+
+    def add_reference(self, key: str, codes: np.ndarray) -> None:
+        """Buffer the codes `[h,w]` of a reference image (e.g. one per identity)."""
+        if not self.has_reference(key):
+            self._references[key] = self._put(codes)
+
+    def add_failure(self, clip_id: str, path: str, error: str) -> None:
+        self._failures.append({"clip_id": clip_id, "path": str(path), "error": error})
+
+    def flush(self) -> None:
+        """Commit the buffer: shard array first (atomic), then its index (atomic)."""
+        if not (self._clips or self._references or self._failures):
+            return
+        name = f"shard-{self.worker:03d}-{self._seq:05d}"
+        has_codes = bool(self._chunks)
+        if has_codes:
+            _atomic_npy(self.root / f"{name}.npy", np.concatenate(self._chunks))
+        index = {
+            "shard": f"{name}.npy" if has_codes else None,
+            "clips": self._clips,
+            "references": self._references,
+            "failures": self._failures,
+        }
+        _atomic_json(self.root / f"{name}.index.json", index)
+        self._done.update(self._clips)
+        self._done.update(f["clip_id"] for f in self._failures)
+        self._refs.update(self._references)
+        self.failures.extend(self._failures)
+        self.written_clips += len(self._clips)
+        self._seq += 1
+        self._reset_buffer()
+
+    def close(self) -> None:
+        """Flush what is left and write this worker's failure list."""
+        self.flush()
+        _atomic_json(self.root / f"failures-{self.worker:03d}.json", self.failures)
+
+    def __enter__(self) -> ShardWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+
+
+class ShardReader:
+    """Random access to tokenized clips of one or several shard sets (their indexes merged).
+
+    `mmap=True` maps each shard file lazily (cheap open, pages read on demand); `mmap=False`
+    loads each shard fully on first use.
+    """
+
+    def __init__(
+        self, roots: str | os.PathLike | Iterable[str | os.PathLike], mmap: bool = True
+    ) -> None:
+        if isinstance(roots, (str, os.PathLike)):
+            roots = [roots]
+        self.roots = [Path(r) for r in roots]
+        self.mmap = mmap
+        self.meta: dict[str, Any] = {}
+        self._clips: dict[str, tuple[Path, str, dict[str, Any]]] = {}
+        self._refs: dict[str, tuple[Path, str, dict[str, Any]]] = {}
+        self._failures: list[dict[str, str]] = []
+        self._arrays: dict[Path, np.ndarray] = {}
+        for root in self.roots:
+            self._load_root(root)
+
+    def _load_root(self, root: Path) -> None:
+        meta_path = root / META_NAME
+        if not meta_path.is_file():
+            raise VidchatError(
+                f"{root}: not a token shard folder (no {META_NAME}); run `python train.py stage=tokenize`"
+            )
+        meta = json.loads(meta_path.read_text())
+        if self.meta and {k: v for k, v in meta.items() if k != "data"} != {
+            k: v for k, v in self.meta.items() if k != "data"
+        }:
+            raise VidchatError(
+                f"{root}: tokens from different tokenizer settings than {self.roots[0]}"
+            )
+        self.meta = self.meta or meta
+        for _, _, path in _committed_indexes(root):
+            index = json.loads(path.read_text())
+            shard = index["shard"]
+            for clip_id, entry in index["clips"].items():
+                if clip_id in self._clips:
+                    raise VidchatError(
+                        f"clip {clip_id!r} is in two shard sets: {self._clips[clip_id][0]} and {root}"
+                    )
+                self._clips[clip_id] = (root, shard, entry)
+            for key, entry in index["references"].items():
+                self._refs.setdefault(key, (root, shard, entry))
+            self._failures.extend(index["failures"])
+
+    def _array(self, root: Path, shard: str) -> np.ndarray:
+        path = root / shard
+        arr = self._arrays.get(path)
+        if arr is None:
+            arr = np.load(path, mmap_mode="r" if self.mmap else None)
+            self._arrays[path] = arr
+        return arr
+
+    def _slice(self, root: Path, shard: str, entry: dict[str, Any]) -> np.ndarray:
+        shape = entry["shape"]
+        size = int(np.prod(shape))
+        flat = self._array(root, shard)[entry["offset"] : entry["offset"] + size]
+        return np.array(flat).reshape(shape)
+
+    def ids(self) -> list[str]:
+        return sorted(self._clips)
+
+    def __len__(self) -> int:
+        return len(self._clips)
+
+    def __contains__(self, clip_id: object) -> bool:
+        return clip_id in self._clips
+
+    def __getitem__(self, clip_id: str) -> TokenizedClip:
+        try:
+            root, shard, entry = self._clips[clip_id]
+        except KeyError:
+            raise KeyError(
+                f"clip {clip_id!r} is not in the token shards {[str(r) for r in self.roots]}"
+            ) from None
+        meta = entry["meta"]
+        ref_key = meta.get("reference")
+        return TokenizedClip(
+            clip_id=clip_id,
+            video=self._slice(root, shard, entry["video"]),
+            audio=self._slice(root, shard, entry["audio"]),
+            meta=meta,
+            reference=self.reference(ref_key) if ref_key in self._refs else None,
+        )
+
+    def reference(self, key: str) -> np.ndarray:
+        """Codes `[h,w]` of a reference image by its key (see `TokenizedClip.meta["reference"]`)."""
+        root, shard, entry = self._refs[key]
+        return self._slice(root, shard, entry)
+
+    def reference_keys(self) -> list[str]:
+        return sorted(self._refs)
+
+    def failures(self) -> list[dict[str, str]]:
+        """Clips that could not be decoded: `{clip_id, path, error}` each."""
+        return list(self._failures)

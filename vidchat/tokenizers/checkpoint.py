@@ -1,0 +1,104 @@
+"""Tokenizer checkpoints: `<stem>.safetensors` (weights) + `<stem>.json` (hyper-parameters).
+
+Writes are atomic (temp file + os.replace), so a killed export never leaves half a checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from vidchat.errors import VidchatError
+
+
+def _stem(path: str | os.PathLike) -> Path:
+    p = Path(path)
+    return p.with_suffix("") if p.suffix in {".safetensors", ".json"} else p
+
+
+def weights_path(path: str | os.PathLike) -> Path:
+    return _stem(path).with_name(_stem(path).name + ".safetensors")
+
+
+def hparams_path(path: str | os.PathLike) -> Path:
+    return _stem(path).with_name(_stem(path).name + ".json")
+
+
+def metrics_path(path: str | os.PathLike) -> Path:
+    return _stem(path).with_name(_stem(path).name + ".metrics.json")
+
+
+def file_fingerprint(*paths: str | os.PathLike) -> str:
+    """Short content hash of weight files: shards record it, so retrained weights are noticed."""
+    digest = hashlib.sha1()
+    for path in paths:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    state_dict: dict[str, torch.Tensor],
+    hparams: dict[str, Any],
+    fp16: bool = True,
+) -> None:
+    """Save weights (floating tensors as fp16 when `fp16`) and the hyper-parameter JSON."""
+    tensors = {}
+    for name, t in state_dict.items():
+        t = t.detach().cpu().contiguous()
+        if fp16 and t.is_floating_point():
+            t = t.half()
+        tensors[name] = t
+    target = weights_path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    atomic_write_json(hparams_path(path), hparams)
+
+
+def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Return (fp32 state dict, hyper-parameters); a clear error when either file is missing."""
+    wpath, hpath = weights_path(path), hparams_path(path)
+    for p in (wpath, hpath):
+        if not p.is_file():
+            raise VidchatError(f"tokenizer checkpoint file not found: {p}")
+    try:
+        hparams = json.loads(hpath.read_text())
+        state = load_file(str(wpath))
+    except Exception as exc:  # corrupt file: say which
+        raise VidchatError(f"cannot read tokenizer checkpoint {wpath}: {exc}") from exc
+    state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
+    return state, hparams

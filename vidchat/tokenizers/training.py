@@ -1,0 +1,154 @@
+"""LightningModules that train the tokenizers (losses, metrics, optimiser; no data loading)."""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+
+from vidchat.tokenizers.audio_codec import EncodecAudioTokenizer
+from vidchat.tokenizers.losses import image_gradient_loss, multiscale_stft_loss
+from vidchat.tokenizers.metrics import (
+    codebook_usage,
+    envelope_correlation,
+    log_mel_l1,
+    psnr,
+    si_snr,
+)
+from vidchat.tokenizers.video_vq import VQVideoTokenizer
+
+
+def warmup_cosine(step: int, warmup: int, total: int, floor: float = 0.05) -> float:
+    """LR multiplier: linear warmup then cosine decay to `floor`."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+class _Schedule(L.LightningModule):
+    lr: float
+    warmup_steps: int
+    max_steps: int
+
+    def configure_optimizers(self):
+        opt = torch.optim.AdamW(
+            (p for p in self.parameters() if p.requires_grad),
+            lr=self.lr,
+            betas=(0.9, 0.99),
+            weight_decay=0.0,
+        )
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: warmup_cosine(s, self.warmup_steps, self.max_steps)
+        )
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+class VideoTokenizerModule(_Schedule):
+    """Batches of frames `[N,H,W,3]` uint8; loss = L1 + L2 + edge loss + commitment."""
+
+    def __init__(
+        self,
+        tokenizer: VQVideoTokenizer,
+        lr: float = 1e-3,
+        warmup_steps: int = 50,
+        max_steps: int = 1000,
+        edge_weight: float = 0.5,
+    ) -> None:
+        super().__init__()
+        self.tokenizer = tokenizer
+        self.lr, self.warmup_steps, self.max_steps = lr, warmup_steps, max_steps
+        self.edge_weight = edge_weight
+        self._val_codes: list[torch.Tensor] = []
+
+    @staticmethod
+    def to_images(frames: torch.Tensor) -> torch.Tensor:
+        """`[N,H,W,3]` uint8 -> `[N,3,H,W]` float in [-1,1]."""
+        return rearrange(frames.float(), "n h w c -> n c h w") / 127.5 - 1.0
+
+    def training_step(self, frames: torch.Tensor, batch_idx: int) -> torch.Tensor:
+        x = self.to_images(frames)
+        recon, q = self.tokenizer(x)
+        l1, l2 = F.l1_loss(recon, x), F.mse_loss(recon, x)
+        edge = image_gradient_loss(x, recon)
+        loss = l1 + l2 + self.edge_weight * edge + q.loss
+        self.log_dict({"train/loss": loss, "train/l1": l1, "train/commit": q.loss}, prog_bar=True)
+        return loss
+
+    def validation_step(self, frames: torch.Tensor, batch_idx: int) -> None:
+        x = self.to_images(frames)
+        recon, q = self.tokenizer(x)
+        self.log("val/psnr", psnr((x + 1) / 2, (recon.clamp(-1, 1) + 1) / 2), prog_bar=True)
+        self._val_codes.append(q.codes.flatten().cpu())
+
+    def on_validation_epoch_end(self) -> None:
+        if self._val_codes:
+            perplexity, used = codebook_usage(
+                torch.cat(self._val_codes), self.tokenizer.spec.codebook_size
+            )
+            self.log_dict({"val/perplexity": perplexity, "val/codes_used": used})
+        self._val_codes.clear()
+
+
+class AudioCodecModule(_Schedule):
+    """Batches of waveforms `[B,S]`; loss = waveform L1 + multi-scale STFT/mel + commitment."""
+
+    def __init__(
+        self,
+        codec: EncodecAudioTokenizer,
+        lr: float = 1e-3,
+        warmup_steps: int = 50,
+        max_steps: int = 1000,
+        wave_weight: float = 1.0,
+        spectral_weight: float = 1.0,
+        commitment: float = 0.25,
+        ema_decay: float = 0.95,
+    ) -> None:
+        super().__init__()
+        self.codec = codec
+        self.lr, self.warmup_steps, self.max_steps = lr, warmup_steps, max_steps
+        self.wave_weight, self.spectral_weight = wave_weight, spectral_weight
+        self.commitment, self.ema_decay = commitment, ema_decay
+        self._val_codes: list[torch.Tensor] = []
+
+    def reconstruct(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """audio `[B,S]` -> (reconstruction `[B,S]`, codes `[B,K,Ta]`, commitment loss)."""
+        model = self.codec.model
+        latents = model.encoder(audio[:, None])  # [B,D,Ta]
+        quantized, codes, commit = self.codec.quantize_latents(latents, decay=self.ema_decay)
+        recon = model.decoder(quantized)[:, 0, : audio.shape[1]]  # [B,1,S'] -> [B,S]
+        return recon, codes, commit
+
+    def training_step(self, audio: torch.Tensor, batch_idx: int) -> torch.Tensor:
+        recon, _, commit = self.reconstruct(audio)
+        sr = self.codec.spec.sample_rate
+        wave = F.l1_loss(recon, audio)
+        spectral = multiscale_stft_loss(audio, recon, sr)
+        loss = self.wave_weight * wave + self.spectral_weight * spectral + self.commitment * commit
+        self.log_dict(
+            {"train/loss": loss, "train/spectral": spectral, "train/commit": commit}, prog_bar=True
+        )
+        return loss
+
+    def validation_step(self, audio: torch.Tensor, batch_idx: int) -> None:
+        recon, codes, _ = self.reconstruct(audio)
+        sr = self.codec.spec.sample_rate
+        self.log_dict(
+            {
+                "val/si_snr": si_snr(audio, recon),
+                "val/log_mel_l1": log_mel_l1(audio, recon, sr),
+                "val/envelope_corr": envelope_correlation(audio, recon, sr),
+            },
+            prog_bar=True,
+        )
+        self._val_codes.append(codes.cpu())
+
+    def on_validation_epoch_end(self) -> None:
+        if self._val_codes:
+            codes = torch.cat(self._val_codes)  # [N,K,Ta]
+            perplexity, used = codebook_usage(codes[:, 0], self.codec.spec.codebook_size)
+            self.log_dict({"val/perplexity_cb0": perplexity, "val/codes_used_cb0": used})
+        self._val_codes.clear()
