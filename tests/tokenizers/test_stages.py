@@ -42,6 +42,9 @@ def cfg(demo_world, tmp_path_factory):
 
 def test_tokenizer_stages_export_loadable_checkpoints_and_tokenize(cfg):
     c = cfg["video_tokenizer"]
+    # By default a new run must not overwrite the demo tokenizers that the demo LM depends on.
+    assert "checkpoints/tokenizers/video_tokenizer" in c.stage.export
+    c.stage.export = c.tokenizer.video.checkpoint
     c.stage.max_steps, c.stage.batch_size = 3, 16
     metrics = train_video_tokenizer(c)
     assert set(metrics) >= {"psnr_db", "perplexity", "codes_used"}
@@ -49,6 +52,8 @@ def test_tokenizer_stages_export_loadable_checkpoints_and_tokenize(cfg):
     assert video.spec.grid == (4, 4) and video.spec.codebook_size == 64
 
     c = cfg["audio_codec"]
+    assert "checkpoints/tokenizers/audio_codec" in c.stage.export
+    c.stage.export = c.tokenizer.audio.checkpoint
     c.stage.max_steps, c.stage.batch_size = 3, 4
     metrics = train_audio_codec(c)
     assert set(metrics) >= {"si_snr_db", "log_mel_l1", "envelope_corr"}

@@ -5,9 +5,11 @@ Each stage decodes the manifest's clips once (cached in memory), trains with Lig
 names (`tokenizer.video.checkpoint` / `tokenizer.audio.checkpoint`), reloads that export and records
 its held-out reconstruction quality in `<stem>.metrics.json` next to the weights.
 
-The demo checkpoints under checkpoints/demo/ were made with (data=demo, tokenizer=demo defaults):
-    python train.py stage=video_tokenizer stage.torch_threads=1   # 1500 steps, ~7 min on 2 busy cores
-    python train.py stage=audio_codec stage.torch_threads=1       # 2000 steps, ~6 min
+Weights go to `stage.export` (default `checkpoints/tokenizers/<stage>`); point later stages at
+them with `tokenizer.video.checkpoint=...` / `tokenizer.audio.checkpoint=...`. The demo
+checkpoints under checkpoints/demo/ were made with (data=demo, tokenizer=demo defaults):
+    python train.py stage=video_tokenizer stage.torch_threads=1 stage.export=checkpoints/demo/video_tokenizer
+    python train.py stage=audio_codec stage.torch_threads=1 stage.export=checkpoints/demo/audio_codec
 held-out results: video PSNR 34.4 dB, 88% of 1024 codes used; audio envelope correlation 0.97,
 log-mel L1 1.11 (see the .metrics.json files).
 """
@@ -81,10 +83,12 @@ def _fit(cfg: DictConfig, module, train_loader, val_loader) -> None:
     trainer.fit(module, train_loader, val_loader, ckpt_path=str(ckpt) if ckpt else None)
 
 
-def _export_path(section: DictConfig, key: str) -> str:
-    path = section.get("checkpoint")
+def _export_path(cfg: DictConfig, key: str) -> str:
+    """`stage.export` (default: under `paths.checkpoint_dir`, so a new run never overwrites the
+    shipped demo tokenizers that the demo LM was trained on), else `<key>.checkpoint`."""
+    path = cfg.stage.get("export") or OmegaConf.select(cfg, f"{key}.checkpoint")
     if not path:
-        raise ConfigError(f"{key}.checkpoint is not set: where should the trained weights go?")
+        raise ConfigError("stage.export is not set: where should the trained weights go?")
     return str(path)
 
 
@@ -127,7 +131,7 @@ def train_video_tokenizer(cfg: DictConfig) -> dict[str, float]:
     val_loader = DataLoader(val_frames, batch_size=max(bs, 256))
     _fit(cfg, module, train_loader, val_loader)
 
-    out = _export_path(cfg.tokenizer.video, "tokenizer.video")
+    out = _export_path(cfg, "tokenizer.video")
     tokenizer.save(out, fp16=bool(s.fp16), extra={"trained_steps": int(s.max_steps)})
     reloaded = VQVideoTokenizer.load(out).eval()
     metrics = evaluate_video_tokenizer(reloaded, val_frames.frames.numpy())
@@ -193,7 +197,7 @@ def train_audio_codec(cfg: DictConfig) -> dict[str, float]:
     val_loader = DataLoader(val_ds, batch_size=bs)
     _fit(cfg, module, train_loader, val_loader)
 
-    out = _export_path(cfg.tokenizer.audio, "tokenizer.audio")
+    out = _export_path(cfg, "tokenizer.audio")
     codec.save(out, fp16=bool(s.fp16), extra={"trained_steps": int(s.max_steps)})
     reloaded = EncodecAudioTokenizer.load(out).eval()
     metrics = evaluate_audio_codec(reloaded, val_waves)

@@ -1,0 +1,55 @@
+"""Package a consolidated LM checkpoint for `infer.py`: copy it, attach a default responder face.
+
+    python -m vidchat.training.release checkpoints/sft/lm checkpoints/demo/lm \
+        --reference data_cache/demo/refs/id00.png
+
+The copy's JSON names its default reference face (stored beside it) and keeps the tokenizer
+checkpoint paths relative to the project root, so the released folder works on a fresh clone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+from pathlib import Path
+
+from vidchat.cli import exit_on_user_error
+from vidchat.errors import VidchatError
+from vidchat.media import read_image, write_image
+from vidchat.training.export import read_config, stem_of
+
+
+def release(src: str | Path, dst: str | Path, reference: str | Path | None = None) -> Path:
+    """Copy `<src>.{safetensors,json}` to `<dst>.*` with `<dst>.reference.png` as default face."""
+    src, dst = stem_of(src), stem_of(dst)
+    doc = read_config(src)
+    weights = src.with_suffix(".safetensors")
+    if not weights.is_file():
+        raise VidchatError(f"{weights}: weights of the consolidated LM checkpoint are missing")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if reference is not None:
+        face = dst.with_name(f"{dst.name}.reference.png")
+        write_image(face, read_image(reference))
+        doc.setdefault("meta", {})["reference_image"] = face.name
+    tmp = dst.with_name(f".{dst.name}.safetensors.tmp")
+    shutil.copyfile(weights, tmp)
+    os.replace(tmp, dst.with_suffix(".safetensors"))
+    tmp = dst.with_name(f".{dst.name}.json.tmp")
+    tmp.write_text(json.dumps(doc, indent=2))
+    os.replace(tmp, dst.with_suffix(".json"))
+    return dst
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("src", help="consolidated checkpoint stem, e.g. checkpoints/sft/lm")
+    p.add_argument("dst", help="where to put the release, e.g. checkpoints/demo/lm")
+    p.add_argument("--reference", help="default responder face image")
+    args = p.parse_args(argv)
+    exit_on_user_error(lambda: print(f"released {release(args.src, args.dst, args.reference)}"))
+
+
+if __name__ == "__main__":
+    main()
