@@ -39,6 +39,7 @@ from vidchat.data.demo.script import ConversationPlan, face_track, plan_conversa
 from vidchat.data.demo.speech import audio_envelope, synthesize_turn
 from vidchat.errors import ConfigError
 from vidchat.media import write_clip, write_image
+from vidchat.utils.atomic import atomic_write_json
 
 GENERATOR_VERSION = 1
 MARKER = ".demo_world.json"
@@ -121,9 +122,7 @@ def clip_name(conversation: str, size: int, turn: int, speaker: str, person: int
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
+    atomic_write_json(path, obj, indent=1)
 
 
 def _scores(rng: np.random.Generator, good: bool, talking: bool) -> dict[str, float]:

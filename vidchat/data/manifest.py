@@ -22,6 +22,7 @@ from typing import Any
 
 from vidchat.data.records import BRANCHES, ClipRecord, TurnPair, resolve_path
 from vidchat.errors import ConfigError, VidchatError
+from vidchat.utils.atomic import atomic_write_text
 
 SPLITS = ("train", "val", "test")
 SFT_THRESHOLDS: dict[str, float] = {
@@ -403,10 +404,7 @@ def write_pairs_jsonl(path: str | Path, pairs: Iterable[TurnPair]) -> Path:
                 }
             )
         )
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(line + "\n" for line in lines))
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, "".join(line + "\n" for line in lines))
 
 
 def read_pairs_jsonl(path: str | Path) -> list[TurnPair]:

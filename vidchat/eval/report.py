@@ -6,13 +6,13 @@ Each cell is the mean over the samples where the metric was available, with a 95
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from vidchat.utils.atomic import atomic_write_json, atomic_write_text
 
 
 def summarize(values: Sequence[float]) -> dict[str, Any]:
@@ -67,11 +67,7 @@ def write_report(
     report: Mapping[str, Any], metrics: Sequence[str], out_dir: Path
 ) -> tuple[Path, Path]:
     """`report.json` and `report.md` in `out_dir`, each written atomically."""
-    out_dir.mkdir(parents=True, exist_ok=True)
     paths = (out_dir / "report.json", out_dir / "report.md")
-    texts = (json.dumps(report, indent=2, default=str), markdown_table(report, metrics))
-    for path, text in zip(paths, texts):
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
+    atomic_write_json(paths[0], report, indent=2, default=str)
+    atomic_write_text(paths[1], markdown_table(report, metrics))
     return paths

@@ -7,8 +7,6 @@ crashed or interrupted run never leaves a half-written response behind.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -17,7 +15,12 @@ import av
 import numpy as np
 
 from vidchat.media.errors import MediaError
-from vidchat.media.write import frame_rate_fraction
+from vidchat.utils.atomic import atomic_path
+
+
+def frame_rate_fraction(fps: float) -> Fraction:
+    """24 -> 24/1, 29.97 -> 30000/1001: the exact rate a float fps stands for."""
+    return Fraction(fps).limit_denominator(1001)
 
 
 class ClipStreamWriter:
@@ -38,6 +41,7 @@ class ClipStreamWriter:
         size: tuple[int, int],
         crf: int = 18,
         audio_bitrate: int = 96_000,
+        with_audio: bool = True,
     ) -> None:
         h, w = size
         if h % 2 or w % 2:
@@ -46,20 +50,21 @@ class ClipStreamWriter:
         self.size = (int(h), int(w))
         self.sample_rate = int(sample_rate)
         self._rate = frame_rate_fraction(fps)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{self.path.stem}.", suffix=".tmp.mp4", dir=self.path.parent
-        )
-        os.close(fd)
-        self._tmp = Path(tmp)
-        self._out = av.open(tmp, mode="w", format="mp4", options={"movflags": "+faststart"})
+        self._atomic = atomic_path(self.path, suffix=".tmp.mp4")
+        tmp = self._atomic.__enter__()
+        self._out = av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart"})
         self._video = self._out.add_stream("libx264", rate=self._rate)
         self._video.width, self._video.height = w, h
         self._video.pix_fmt = "yuv420p"
         self._video.options = {"crf": str(crf), "preset": "medium"}
-        self._audio = self._out.add_stream("aac", rate=self.sample_rate)
-        self._audio.layout = "mono"
-        self._audio.bit_rate = audio_bitrate
+        self._audio = None
+        if with_audio:
+            # the "fast" AAC coder: ~6x quicker than the default "twoloop", fine for speech
+            self._audio = self._out.add_stream(
+                "aac", rate=self.sample_rate, options={"aac_coder": "fast"}
+            )
+            self._audio.layout = "mono"
+            self._audio.bit_rate = audio_bitrate
         self.frames_written = 0
         self.samples_written = 0
 
@@ -79,6 +84,8 @@ class ClipStreamWriter:
             self._out.mux(self._video.encode(frame))
             self.frames_written += 1
         wave = np.clip(np.asarray(audio, np.float32).reshape(1, -1), -1.0, 1.0)
+        if wave.shape[1] and self._audio is None:
+            raise MediaError(f"{self.path}: this writer was opened without an audio stream")
         if wave.shape[1]:
             frame = av.AudioFrame.from_ndarray(
                 np.ascontiguousarray(wave), format="fltp", layout="mono"
@@ -92,12 +99,13 @@ class ClipStreamWriter:
     def close(self) -> Path:
         """Flush the encoders and move the file to its final name."""
         self._out.mux(self._video.encode(None))
-        self._out.mux(self._audio.encode(None))
+        if self._audio is not None:
+            self._out.mux(self._audio.encode(None))
         self._out.close()
         if self.frames_written == 0:
-            self._tmp.unlink(missing_ok=True)
+            self.abort()
             raise MediaError(f"{self.path}: nothing was written")
-        os.replace(self._tmp, self.path)
+        self._atomic.__exit__(None, None, None)
         return self.path
 
     def abort(self) -> None:
@@ -106,7 +114,8 @@ class ClipStreamWriter:
             self._out.close()
         except Exception:  # noqa: BLE001 - the container may be half-initialised; it is discarded anyway
             pass
-        self._tmp.unlink(missing_ok=True)
+        error = MediaError(f"{self.path}: writing was aborted")
+        self._atomic.__exit__(MediaError, error, None)
 
     def __enter__(self) -> ClipStreamWriter:
         return self

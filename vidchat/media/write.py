@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 
 from vidchat.media.errors import MediaError
+from vidchat.media.stream_writer import ClipStreamWriter, frame_rate_fraction
 
-
-def frame_rate_fraction(fps: float) -> Fraction:
-    """24 -> 24/1, 29.97 -> 30000/1001: the exact rate a float fps stands for."""
-    return Fraction(fps).limit_denominator(1001)
+__all__ = ["frame_rate_fraction", "write_clip"]
 
 
 def _even(frames: np.ndarray) -> np.ndarray:
@@ -37,8 +31,8 @@ def write_clip(
 ) -> Path:
     """Write `frames [T,H,W,3] uint8` and mono `audio [S]` float in [-1, 1] to an mp4, atomically.
 
-    The file appears at `path` only once complete (temp file in the same folder, then
-    `os.replace`). Odd frame sides are padded by one edge pixel (yuv420p). `audio=None` writes
+    The file appears at `path` only once complete (`ClipStreamWriter`: temp file in the same
+    folder, then `os.replace`). Odd frame sides are padded by one edge pixel (yuv420p). `audio=None` writes
     a video-only file.
     """
     path = Path(path)
@@ -48,42 +42,9 @@ def write_clip(
     if frames.dtype != np.uint8:
         raise MediaError(f"{path}: frames must be uint8, got {frames.dtype}")
     frames = _even(frames)
-    rate = frame_rate_fraction(fps)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.mp4", dir=path.parent)
-    os.close(fd)
-    try:
-        with av.open(tmp_name, mode="w", format="mp4", options={"movflags": "+faststart"}) as out:
-            vstream = out.add_stream("libx264", rate=rate)
-            vstream.width, vstream.height = frames.shape[2], frames.shape[1]
-            vstream.pix_fmt = "yuv420p"
-            vstream.options = {"crf": str(crf), "preset": "medium"}
-            astream = None
-            if audio is not None:
-                # the "fast" AAC coder: ~6x quicker than the default "twoloop", fine for speech
-                astream = out.add_stream(
-                    "aac", rate=int(sample_rate), options={"aac_coder": "fast"}
-                )
-                astream.layout = "mono"
-                astream.bit_rate = audio_bitrate
-            for i, image in enumerate(frames):
-                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-                frame.pts = i
-                frame.time_base = 1 / rate
-                out.mux(vstream.encode(frame))
-            out.mux(vstream.encode(None))
-            if astream is not None:
-                wave = np.clip(np.asarray(audio, np.float32).reshape(1, -1), -1.0, 1.0)
-                frame = av.AudioFrame.from_ndarray(
-                    np.ascontiguousarray(wave), format="fltp", layout="mono"
-                )
-                frame.sample_rate = int(sample_rate)
-                frame.pts = 0
-                frame.time_base = Fraction(1, int(sample_rate))
-                out.mux(astream.encode(frame))
-                out.mux(astream.encode(None))
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    size = (frames.shape[1], frames.shape[2])
+    with ClipStreamWriter(
+        path, fps, sample_rate, size, crf, audio_bitrate, audio is not None
+    ) as out:
+        out.write(frames, np.zeros(0, np.float32) if audio is None else audio)
     return path

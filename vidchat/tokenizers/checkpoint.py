@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from vidchat.errors import VidchatError
+from vidchat.utils.atomic import atomic_path
+from vidchat.utils.atomic import atomic_write_json as _atomic_write_json
 
 
 def _stem(path: str | os.PathLike) -> Path:
@@ -45,21 +46,8 @@ def file_fingerprint(*paths: str | os.PathLike) -> str:
     return digest.hexdigest()[:16]
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+    _atomic_write_json(path, obj, indent=2, sort_keys=True)
 
 
 def save_checkpoint(
@@ -75,17 +63,8 @@ def save_checkpoint(
         if fp16 and t.is_floating_point():
             t = t.half()
         tensors[name] = t
-    target = weights_path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(weights_path(path)) as tmp:
+        save_file(tensors, str(tmp))
     atomic_write_json(hparams_path(path), hparams)
 
 

@@ -24,6 +24,7 @@ from safetensors.torch import load_file, save_file
 from vidchat.errors import VidchatError
 from vidchat.model.layout import LayoutConfig, SequenceLayout
 from vidchat.model.transformer import ModelConfig, VidChatLM
+from vidchat.utils.atomic import atomic_path, atomic_write_json
 
 FORMAT = "vidchat-lm"
 FORMAT_VERSION = 1
@@ -37,16 +38,6 @@ def stem_of(path: str | os.PathLike) -> Path:
     """`x`, `x.json` or `x.safetensors` -> `x`."""
     p = Path(path)
     return p.with_suffix("") if p.suffix in (".json", ".safetensors") else p
-
-
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _unique_state(
@@ -87,14 +78,11 @@ def export_state_dict(
     )
     model_cfg["init_from_hf"] = None  # the weights are in the file now
     weights = _unique_state(state, dtype)
-    _atomic_write(
-        stem.with_suffix(".safetensors"), lambda p: save_file(weights, str(p), {"format": FORMAT})
-    )
+    with atomic_path(stem.with_suffix(".safetensors")) as tmp:
+        save_file(weights, str(tmp), {"format": FORMAT})
     doc = {"format": FORMAT, "version": FORMAT_VERSION, "model": model_cfg, "layout": layout_cfg,
            "meta": meta or {}}  # fmt: skip
-    _atomic_write(
-        stem.with_suffix(".json"), lambda p: p.write_text(json.dumps(doc, indent=2, default=str))
-    )
+    atomic_write_json(stem.with_suffix(".json"), doc, indent=2, default=str)
     return stem
 
 

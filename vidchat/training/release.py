@@ -10,8 +10,6 @@ checkpoint paths relative to the project root, so the released folder works on a
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shutil
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from vidchat.cli import exit_on_user_error
 from vidchat.errors import VidchatError
 from vidchat.media import read_image, write_image
 from vidchat.training.export import read_config, stem_of
+from vidchat.utils.atomic import atomic_path, atomic_write_json
 
 
 def release(src: str | Path, dst: str | Path, reference: str | Path | None = None) -> Path:
@@ -33,12 +32,9 @@ def release(src: str | Path, dst: str | Path, reference: str | Path | None = Non
         face = dst.with_name(f"{dst.name}.reference.png")
         write_image(face, read_image(reference))
         doc.setdefault("meta", {})["reference_image"] = face.name
-    tmp = dst.with_name(f".{dst.name}.safetensors.tmp")
-    shutil.copyfile(weights, tmp)
-    os.replace(tmp, dst.with_suffix(".safetensors"))
-    tmp = dst.with_name(f".{dst.name}.json.tmp")
-    tmp.write_text(json.dumps(doc, indent=2))
-    os.replace(tmp, dst.with_suffix(".json"))
+    with atomic_path(dst.with_suffix(".safetensors")) as tmp:
+        shutil.copyfile(weights, tmp)
+    atomic_write_json(dst.with_suffix(".json"), doc, indent=2)
     return dst
 
 
