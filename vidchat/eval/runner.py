@@ -1,7 +1,7 @@
 """VidChatBench runner: generate responses for a test split, score them, write the report.
 
     python -m vidchat.eval                               # demo test split, shipped demo model
-    python -m vidchat.eval checkpoint=checkpoints/sft/consolidated systems=[model,ground_truth]
+    python -m vidchat.eval checkpoint=checkpoints/sft/lm systems=[model,ground_truth]
     python -m vidchat.eval data=speakervid data.root=/data/speakervid metrics=[psnr,ssim,identity]
 
 Systems side by side: `model` (the checkpoint), `untrained` (the same architecture with fresh

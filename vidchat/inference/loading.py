@@ -14,7 +14,7 @@ from vidchat.tokenizers.base import build_audio_tokenizer, build_video_tokenizer
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # Looked for in this order when no checkpoint is given: the user's own SFT run, then the demo model.
-DEFAULT_CHECKPOINTS = ("checkpoints/sft/consolidated", "checkpoints/demo/lm")
+DEFAULT_CHECKPOINTS = ("checkpoints/sft/lm", "checkpoints/demo/lm")
 
 
 def resolve_path(path: str | Path, *bases: Path) -> Path:
