@@ -118,3 +118,15 @@ def test_short_clips_only_use_lags_with_enough_overlap():
     assert set(by_lag) == set(range(-5, 6))
     assert np.isnan(by_lag[5]) and np.isnan(by_lag[-5])  # 3 overlapping frames of 8
     assert np.isfinite(by_lag[4]) and np.isfinite(by_lag[0])  # 4 of 8: half the clip
+
+
+def test_too_short_a_clip_is_unavailable_not_a_chance_correlation():
+    frames = np.zeros((4, 32, 32, 3), np.uint8)
+    result = lip_sync(
+        frames,
+        np.zeros(8000, np.float32),
+        8.0,
+        16000,
+        mouth_opening=lambda f: np.arange(len(f), dtype=float),
+    )
+    assert not result.available and "only 4 frames" in result.reason

@@ -70,14 +70,19 @@ def lip_sync(
     max_lag: int = 5,
     mouth_opening: MouthOpening | None = None,
     min_face_rate: float = 0.5,
+    min_frames: int = 8,
 ) -> MetricResult:
     """Best correlation of mouth opening and audio RMS over ±max_lag frames.
 
     frames: [T,H,W,3] uint8 at `fps`; audio: [S] float at `sample_rate`. Details: `lag`
     (frames, positive = audio late), `r_at_zero_lag`, `face_rate` (frames with a mouth).
-    Unavailable when too few frames have a measurable mouth.
+    Unavailable when the clip is shorter than `min_frames` or too few frames have a mouth.
     """
     frames = check_frames(frames, "generated frames")
+    if len(frames) < min_frames:  # a correlation over a handful of frames is chance
+        return MetricResult.unavailable(
+            "lip_sync", f"only {len(frames)} frames (need {min_frames} for a correlation)"
+        )
     if mouth_opening is None:
         from vidchat.eval.metrics.faces import dlib_mouth_opening, faces_unavailable_reason
 
