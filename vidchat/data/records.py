@@ -89,17 +89,6 @@ def read_record(
     require_audio: bool = True,
 ) -> Clip:
     """Decode a record's window (its crop, its separate audio file if any) -> `Clip`."""
-    if record.audio_path is None:
-        return read_clip(
-            record.path,
-            fps=fps,
-            size=size,
-            sample_rate=sample_rate,
-            start=record.start,
-            duration=record.duration,
-            bbox=record.bbox,
-            require_audio=require_audio,
-        )
     clip = read_clip(
         record.path,
         fps=fps,
@@ -108,16 +97,16 @@ def read_record(
         start=record.start,
         duration=record.duration,
         bbox=record.bbox,
-        require_audio=False,
+        require_audio=require_audio and record.audio_path is None,
     )
-    sound = read_clip(
-        record.audio_path,
-        sample_rate=clip.sample_rate,
-        start=record.start,
-        duration=clip.duration,
-        require_video=False,
-    )
-    clip.audio = sound.audio
+    if record.audio_path is not None:
+        clip.audio = read_clip(
+            record.audio_path,
+            sample_rate=clip.sample_rate,
+            start=record.start,
+            duration=clip.duration,
+            require_video=False,
+        ).audio
     return clip
 
 

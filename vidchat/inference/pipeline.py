@@ -174,7 +174,6 @@ class ResponderPipeline:
         hop = int(self.audio_tokenizer.spec.hop_length)
         context = int(round(self.audio_context_seconds * self.audio_tokenizer.spec.frame_rate))
         audio_codes: list[torch.Tensor] = []
-        n_audio = 0
         tick = time.perf_counter()
         for chunk in stream_chunks(
             self.model, self.layout, prompt, self.max_chunks(max_seconds), sampling, use_cache
@@ -186,7 +185,6 @@ class ResponderPipeline:
             start = max(0, codes.shape[-1] - new.shape[-1] - context)
             wave = self.decode_audio(codes[:, start:])
             audio = wave[len(wave) - new.shape[-1] * hop :] if new.shape[-1] else wave[:0]
-            n_audio += new.shape[-1]
             now = time.perf_counter()
             stats.compute_s += now - tick
             stats.output_s += frames.shape[0] / self.fps
