@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
@@ -235,3 +236,19 @@ def test_load_manifest_dispatch(release, demo_world):
         load_manifest(OmegaConf.create({"kind": "youtube", "root": "x"}))
     with pytest.raises(VidchatError, match="not found"):
         load_manifest(OmegaConf.create({"kind": "folder", "root": str(release / "missing")}))
+
+
+def test_read_record_takes_audio_from_a_separate_file(tmp_path):
+    from vidchat.data.records import ClipRecord, read_record
+    from vidchat.media import MediaError, write_clip
+
+    video_only = write_clip(tmp_path / "v.mp4", np.zeros((16, 32, 32, 3), np.uint8), None, 8, 16000)
+    tone = (0.5 * np.sin(2 * np.pi * 440 * np.arange(32000) / 16000)).astype(np.float32)
+    sound = write_clip(tmp_path / "a.mp4", np.zeros((16, 32, 32, 3), np.uint8), tone, 8, 16000)
+    with pytest.raises(MediaError, match="v.mp4"):
+        read_record(ClipRecord("v", str(video_only)), fps=8, sample_rate=16000)
+    clip = read_record(
+        ClipRecord("v", str(video_only), audio_path=str(sound)), fps=8, sample_rate=16000
+    )
+    assert clip.frames.shape[0] == 16 and len(clip.audio) == 32000
+    assert np.sqrt(np.mean(clip.audio[4000:28000] ** 2)) > 0.2  # the tone, not silence
