@@ -6,7 +6,8 @@ Builds `configs/model/<model>.yaml` for the demo tokenizers' layout (random weig
 not depend on them), lays out a prompt of about `--context` tokens (reference frame + a partner
 turn), and times `generate(..., max_chunks=1)` (one 0.5 s chunk, 90 tokens; the time includes the
 prompt's prefill) with `use_cache=True` and `use_cache=False`, alternating, medians.
-Real-time factor = generated tokens/s ÷ tokens per second of media (>= 1: faster than real time).
+Real-time factor = seconds of compute per second of media = media tokens/s ÷ generated tokens/s
+(< 1: faster than real time), the same definition `infer.py` reports.
 On a machine with CUDA the cached run is repeated on the GPU. Ends with `name: value` lines.
 """
 
@@ -93,14 +94,14 @@ def main() -> None:
         "generate cpu tokens/s cache": f"{tps['cache']:.1f}",
         "generate cpu tokens/s no cache": f"{tps['no_cache']:.1f}",
         "generate cpu cache speedup": f"{tps['cache'] / tps['no_cache']:.1f}",
-        "generate cpu real-time factor (cache)": f"{tps['cache'] / media_tps:.2f}",
+        "generate cpu real-time factor (cache)": f"{media_tps / tps['cache']:.2f}",
     }
     if torch.cuda.is_available():
         run(True, "cuda")
         gpu = [run(True, "cuda")[0] for _ in range(args.repeats)]
         gpu_tps = n_tokens / statistics.median(gpu)
         lines["generate gpu tokens/s cache"] = f"{gpu_tps:.1f}"
-        lines["generate gpu real-time factor (cache)"] = f"{gpu_tps / media_tps:.2f}"
+        lines["generate gpu real-time factor (cache)"] = f"{media_tps / gpu_tps:.2f}"
     for name, value in lines.items():
         print(f"{name}: {value}")
 
