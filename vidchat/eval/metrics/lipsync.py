@@ -79,10 +79,6 @@ def lip_sync(
     Unavailable when the clip is shorter than `min_frames` or too few frames have a mouth.
     """
     frames = check_frames(frames, "generated frames")
-    if len(frames) < min_frames:  # a correlation over a handful of frames is chance
-        return MetricResult.unavailable(
-            "lip_sync", f"only {len(frames)} frames (need {min_frames} for a correlation)"
-        )
     if mouth_opening is None:
         from vidchat.eval.metrics.faces import dlib_mouth_opening, faces_unavailable_reason
 
@@ -90,6 +86,10 @@ def lip_sync(
         if reason:
             return MetricResult.unavailable("lip_sync", reason)
         mouth_opening = dlib_mouth_opening
+    if len(frames) < min_frames:  # a correlation over a handful of frames is chance
+        return MetricResult.unavailable(
+            "lip_sync", f"only {len(frames)} frames (need {min_frames} for a correlation)"
+        )
     opening = np.asarray(mouth_opening(frames), dtype=np.float64)
     if opening.shape != (len(frames),):
         raise VidchatError(
