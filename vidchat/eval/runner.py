@@ -100,10 +100,8 @@ def responses(
         range(0, len(inputs), batch_size), desc=f"generating ({system})", unit="batch"
     ):
         batch = inputs[start : start + batch_size]
-        max_seconds = max(
-            float(cfg.max_seconds) if cfg.max_seconds else 0.0,
-            *(item.target.duration for item in batch),
-        )
+        # `max_seconds` from the config, else as long as the batch's longest real response
+        max_seconds = float(cfg.max_seconds or max(item.target.duration for item in batch))
         try:
             outs = pipe.respond_batch(
                 [b.partner for b in batch],

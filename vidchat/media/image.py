@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import av
@@ -11,6 +9,7 @@ import numpy as np
 
 from vidchat.media.errors import MediaError
 from vidchat.media.frames import Size, parse_size, resize_frame
+from vidchat.utils.atomic import atomic_path
 
 
 def read_image(path: str | Path, size: Size | None = None) -> np.ndarray:
@@ -37,20 +36,15 @@ def write_image(path: str | Path, image: np.ndarray) -> Path:
     image = np.ascontiguousarray(image)
     if image.ndim != 3 or image.shape[-1] != 3 or image.dtype != np.uint8:
         raise MediaError(f"{path}: image must be [H,W,3] uint8, got {image.shape} {image.dtype}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.png", dir=path.parent)
-    os.close(fd)
-    try:
-        with av.open(tmp_name, mode="w", format="image2", options={"update": "1"}) as out:
-            stream = out.add_stream("png", rate=1)
-            stream.width, stream.height = image.shape[1], image.shape[0]
-            stream.pix_fmt = "rgb24"
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts = 0
-            out.mux(stream.encode(frame))
-            out.mux(stream.encode(None))
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with (
+        atomic_path(path, suffix=".tmp.png") as tmp,
+        av.open(str(tmp), mode="w", format="image2", options={"update": "1"}) as out,
+    ):
+        stream = out.add_stream("png", rate=1)
+        stream.width, stream.height = image.shape[1], image.shape[0]
+        stream.pix_fmt = "rgb24"
+        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+        frame.pts = 0
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
     return path
