@@ -36,9 +36,10 @@ def tiny_model(layout: SequenceLayout, seed: int = 0, **kw) -> VidChatLM:
     return VidChatLM(cfg).eval()
 
 
-@pytest.fixture
-def layout() -> SequenceLayout:
-    return demo_layout()
+@pytest.fixture(params=["frame_interleaved", "audio_first", "video_first"])
+def layout(request) -> SequenceLayout:
+    """The demo layout in every chunk order: what holds for one order must hold for all."""
+    return demo_layout(chunk_order=request.param)
 
 
 @pytest.fixture

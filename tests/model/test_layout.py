@@ -4,6 +4,7 @@ from conftest import demo_layout, random_segment
 
 from vidchat.errors import ConfigError
 from vidchat.model import LayoutConfig, Modality, Role, Segment, Vocab, pad_batch
+from vidchat.model.layout import CHUNK_ORDERS
 
 
 def assert_same_segments(a, b):
@@ -13,9 +14,10 @@ def assert_same_segments(a, b):
         assert torch.equal(x.audio, y.audio)
 
 
+@pytest.mark.parametrize("order", CHUNK_ORDERS)
 @pytest.mark.parametrize("pattern", ["time_major", "codebook_major"])
-def test_round_trip_multi_turn(pattern, gen):
-    layout = demo_layout(audio_pattern=pattern)
+def test_round_trip_multi_turn(pattern, order, gen):
+    layout = demo_layout(audio_pattern=pattern, chunk_order=order)
     segs = [
         random_segment(layout, Role.PARTNER, 1.5, gen),
         random_segment(layout, Role.RESPONDER, 2.0, gen),
@@ -41,9 +43,12 @@ def test_round_trip_single_branch_without_partner_or_ref(layout, gen):
     assert_same_segments(out.segments, segs)
 
 
+@pytest.mark.parametrize("order", CHUNK_ORDERS)
 @pytest.mark.parametrize("video_rate,audio_rate", [(8, 25), (7.5, 75), (29.97, 50), (10, 12.5)])
-def test_non_dividing_rates_round_trip_and_alignment(video_rate, audio_rate, gen):
-    layout = demo_layout(video_frame_rate=video_rate, audio_frame_rate=audio_rate)
+def test_non_dividing_rates_round_trip_and_alignment(video_rate, audio_rate, order, gen):
+    layout = demo_layout(
+        video_frame_rate=video_rate, audio_frame_rate=audio_rate, chunk_order=order
+    )
     seg = random_segment(layout, Role.RESPONDER, 7.3, gen)
     seq = layout.build([seg])
     assert_same_segments(layout.split(seq.tokens).segments, [seg])
@@ -60,6 +65,29 @@ def test_non_dividing_rates_round_trip_and_alignment(video_rate, audio_rate, gen
                 abs((vf.max() + 1) / video_rate - (af.max() + 1) / audio_rate)
                 <= 1 / min(video_rate, audio_rate) + 1e-9
             )
+
+
+@pytest.mark.parametrize("video_rate,audio_rate", [(8, 25), (7.5, 75), (10, 12.5)])
+def test_frame_interleaved_puts_each_sound_before_its_frame(video_rate, audio_rate, gen):
+    # within a chunk, an audio step comes before a video frame exactly when the step starts
+    # before the frame ends: the model draws each mouth right after the sound it makes
+    layout = demo_layout(
+        video_frame_rate=video_rate, audio_frame_rate=audio_rate, chunk_order="frame_interleaved"
+    )
+    seq = layout.build([random_segment(layout, Role.RESPONDER, 3.0, gen)])
+    pos = torch.arange(len(seq))
+    video = (seq.modality == Modality.VIDEO) & (seq.row == 0) & (seq.col == 0)
+    audio = (seq.modality == Modality.AUDIO) & (seq.codebook == 0)
+    before = pos[audio][:, None] < pos[video][None, :]  # [audio steps, video frames]
+    starts_earlier = (
+        seq.frame[audio][:, None] / audio_rate < (seq.frame[video][None, :] + 1) / video_rate
+    )
+    same_chunk = seq.chunk[audio][:, None] == seq.chunk[video][None, :]
+    assert torch.equal(before[same_chunk], starts_earlier[same_chunk])
+    # and a frame's codes are never split: video runs are whole frames of h*w codes
+    kinds = seq.modality[seq.modality != Modality.SPECIAL]
+    runs = torch.unique_consecutive(kinds, return_counts=True)
+    assert bool((runs[1][runs[0] == Modality.VIDEO] % 16 == 0).all())
 
 
 def test_build_accepts_uint16_numpy_codes_from_shards(layout, gen):
@@ -149,6 +177,8 @@ def test_bad_inputs_raise(layout, gen):
         demo_layout(audio_pattern="delay")
     with pytest.raises(ConfigError, match="chunk_seconds"):
         demo_layout(chunk_seconds=0)
+    with pytest.raises(ConfigError, match="chunk_order"):
+        demo_layout(chunk_order="random")
     seg = random_segment(layout, Role.RESPONDER, 2, gen)
     with pytest.raises(ValueError, match="differ"):
         layout.build([Segment(Role.RESPONDER, seg.video, seg.audio[:, :10])])

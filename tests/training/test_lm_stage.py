@@ -1,6 +1,7 @@
 """Whole LM stages on a synthetic world (folder manifest + token shards, tiny model)."""
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -29,6 +30,13 @@ def test_pretrain_then_sft_write_checkpoints_exports_and_reports(world):
     model, layout, meta = load_consolidated(run_dir / "lm")
     assert meta["stage"] == "pretrain" and meta["step"] == 4
     assert layout.vocab.size == model.cfg.vocab_size
+    assert layout.cfg.chunk_order == "frame_interleaved"  # the model config's order is recorded
+    # an export from before `chunk_order` existed loads in the order it was trained with
+    doc = json.loads((run_dir / "lm.json").read_text())
+    del doc["layout"]["chunk_order"]
+    (run_dir / "old.json").write_text(json.dumps(doc))
+    shutil.copy(run_dir / "lm.safetensors", run_dir / "old.safetensors")
+    assert load_consolidated(run_dir / "old")[1].cfg.chunk_order == "video_first"
 
     # SFT finds the pretrain export by itself (run_name pretrain) and starts from its weights.
     pre = run(compose_train([*overrides, "stage=pretrain", "debug=default", "run_name=pretrain",

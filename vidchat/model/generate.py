@@ -29,7 +29,15 @@ import torch
 from torch import Tensor
 
 from vidchat.errors import ConfigError
-from vidchat.model.layout import LaidOutSequence, Modality, Role, SequenceLayout, Vocab, pad_batch
+from vidchat.model.layout import (
+    LaidOutSequence,
+    Modality,
+    ResponderGrammar,
+    Role,
+    SequenceLayout,
+    Vocab,
+    pad_batch,
+)
 from vidchat.model.transformer import VidChatLM
 
 
@@ -217,12 +225,8 @@ def _decode(model, layout, prompt, max_chunks, sampling, use_cache):
             ended = ended | (tok == Vocab.eot)
         chunk = None
         if n in chunk_end:
-            chunk = _chunk(
-                layout,
-                tokens[:, P + grammar.chunk_starts[chunk_end[n]] + 1 : i + 1],
-                chunk_end[n],
-                ended,
-            )
+            start = P + grammar.chunk_starts[chunk_end[n]] + 1
+            chunk = _chunk(layout, grammar, chunk_end[n], tokens[:, start : i + 1], ended)
         yield tokens[:, P : i + 1], chunk
         if n + 1 == N or (lo[n] == Vocab.eot and bool(ended.all())):
             return
@@ -240,19 +244,23 @@ def _decode(model, layout, prompt, max_chunks, sampling, use_cache):
         logits = model.lm_head(hidden[:, -1])
 
 
-def _chunk(layout: SequenceLayout, codes: Tensor, index: int, ended: Tensor) -> ResponderChunk:
-    """One chunk's generated code tokens `[B,n]` -> video `[B,t,h,w]`, audio `[B,K,ta]`."""
-    B = codes.shape[0]
+def _chunk(
+    layout: SequenceLayout, grammar: ResponderGrammar, index: int, codes: Tensor, ended: Tensor
+) -> ResponderChunk:
+    """Chunk `index`'s generated code tokens `[B,n]` -> video `[B,t,h,w]`, audio `[B,K,ta]`,
+    each code placed by the grammar's modality / frame / codebook at its position."""
+    B, n = codes.shape
     h, w = layout.cfg.video_grid
-    K, A = layout.K, layout.cfg.audio_codebook_size
-    active = ~ended
-    nv = layout.chunk_frames(index)[0] * h * w
-    video = (codes[:, :nv] - layout.vocab.video_offset).view(B, -1, h, w)  # [B,t*h*w] -> [B,t,h,w]
-    audio = codes[:, nv:] - layout.vocab.audio_offset(0)
-    if layout.cfg.audio_pattern == "time_major":  # [B,ta*K] -> [B,ta,K] -> [B,K,ta]
-        audio = audio.view(B, -1, K).transpose(1, 2)
-    else:  # [B,K*ta] -> [B,K,ta]
-        audio = audio.view(B, K, -1)
-    audio = audio - torch.arange(K, device=codes.device).view(1, K, 1) * A
-    keep = active.view(B, 1, 1)
-    return ResponderChunk(index, video * keep.unsqueeze(-1), (audio * keep).contiguous(), active)
+    start = grammar.chunk_starts[index] + 1  # after the <chunk> marker
+    pos = slice(start, start + n)
+    modality, frame, book = grammar.modality[pos], grammar.frame[pos], grammar.codebook[pos]
+    is_video, is_audio = modality == Modality.VIDEO, modality == Modality.AUDIO
+    # video positions are whole frames in time order, each row-major: [B,t*h*w] -> [B,t,h,w]
+    video = (codes[:, is_video.to(codes.device)] - layout.vocab.video_offset).view(B, -1, h, w)
+    a_book = book[is_audio].to(codes.device)
+    a_step = frame[is_audio] - (int(frame[is_audio].min()) if is_audio.any() else 0)
+    raw = codes[:, is_audio.to(codes.device)] - layout.vocab.audio_offset(0)
+    audio = codes.new_zeros(B, layout.K, int(a_step.max()) + 1 if is_audio.any() else 0)
+    audio[:, a_book, a_step.to(codes.device)] = raw - a_book * layout.cfg.audio_codebook_size
+    keep = (~ended).view(B, 1, 1)
+    return ResponderChunk(index, video * keep.unsqueeze(-1), audio * keep, ~ended)

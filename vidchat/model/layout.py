@@ -3,7 +3,8 @@
 Public API
 ----------
 - `LayoutConfig(video_frame_rate, video_grid, video_codebook_size, audio_frame_rate,
-  audio_num_codebooks, audio_codebook_size, chunk_seconds=0.5, audio_pattern="time_major")`,
+  audio_num_codebooks, audio_codebook_size, chunk_seconds=0.5, audio_pattern="time_major",
+  chunk_order="frame_interleaved")`,
   `LayoutConfig.from_specs(video_spec, audio_spec, **layout_cfg)` (duck-typed tokenizer specs).
 - `Vocab`: special token ids, `video_range`, `audio_range(k)`, `size`.
 - `Role`, `Modality` (IntEnum), `Segment(role, video [T,h,w], audio [K,Ta])`.
@@ -12,7 +13,8 @@ Public API
   - `.prompt(segments, ref=None) -> LaidOutSequence` (ends with an open `<responder>` marker)
   - `.split(tokens [L]) -> SplitSequence(ref [h,w] | None, segments)` (inverse of build)
   - `.responder_grammar(max_chunks) -> ResponderGrammar` (allowed range + metadata per position)
-  - `.chunk_bounds(n_frames, frame_rate)`, `.chunk_frames(i)`, `.num_slots`, `.tokens_per_second`
+  - `.chunk_bounds(n_frames, frame_rate)`, `.chunk_span(i)`, `.chunk_frames(i)`,
+    `.chunk_pieces(video_span, audio_span)`, `.num_slots`, `.tokens_per_second`
 - `LaidOutSequence`: per-token `[L]` tensors (tokens, roles, modality, slots, next_slots, segment,
   chunk, frame, row, col, codebook) and `.loss_mask("responder" | "after_ref")`.
 - `pad_batch(seqs, side="right"|"left") -> dict` of `[B, L]` tensors (+ `valid` bool).
@@ -23,10 +25,23 @@ Sequence grammar
 
 Segments (partner or responder turns, history first, the current turn last) follow the optional
 reference frame; every responder segment is closed by `<eot>`, a partner segment ends where the
-next role marker starts. A chunk is `<chunk>`, then its video frames' codes (each frame row-major),
-then its audio frames' codes. Chunk i of a segment holds code frames
-`[floor(i*c*r), floor((i+1)*c*r))` of each stream with rate r (c = chunk_seconds), computed with
-exact fractions, so video and audio never drift apart however long the turn is.
+next role marker starts. A chunk is `<chunk>` followed by its code frames. Chunk i of a segment
+holds code frames `[floor(i*c*r), floor((i+1)*c*r))` of each stream with rate r
+(c = chunk_seconds), computed with exact fractions, so video and audio never drift apart however
+long the turn is.
+
+Chunk order
+-----------
+Inside a chunk, `chunk_order` says how the two streams interleave (each video frame row-major):
+- `frame_interleaved` (default): for each video frame, first the audio steps that start within
+  its time span, then the frame's codes. A mouth shape is predicted right after the sound it
+  makes, from audio a few tokens back: the lip-sync dependency is local, which a small model
+  learns and a large one learns faster. (With video first, a frame's mouth had to be drawn
+  before its sound existed, and the demo LM's mouth ignored its own audio.)
+- `audio_first`: all the chunk's audio steps, then all its video frames.
+- `video_first`: all the chunk's video frames, then all its audio steps.
+The order is part of the checkpoint's layout: a model is generated with the order it was
+trained on.
 
 A listening-branch turn (partner speaks, the listener stays silent) is an ordinary responder
 segment whose audio codes are the codec's codes for silence: the grammar stays one shape, and the
@@ -65,6 +80,7 @@ from torch import Tensor
 from vidchat.errors import ConfigError
 
 AUDIO_PATTERNS = ("time_major", "codebook_major")
+CHUNK_ORDERS = ("frame_interleaved", "audio_first", "video_first")
 LOSS_MODES = ("responder", "after_ref")
 
 
@@ -114,7 +130,9 @@ class LayoutConfig:
     chunk_seconds: float = 0.5
     """Duration of one chunk; generation streams one chunk at a time."""
     audio_pattern: str = "time_major"
-    """Order of audio codes inside a chunk: `time_major` or `codebook_major`."""
+    """Order of audio codes inside each run of audio steps: `time_major` or `codebook_major`."""
+    chunk_order: str = "frame_interleaved"
+    """How video frames and audio steps interleave inside a chunk (see the module docstring)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "video_grid", tuple(int(g) for g in self.video_grid))
@@ -134,11 +152,15 @@ class LayoutConfig:
             raise ConfigError(
                 f"layout.audio_pattern must be one of {AUDIO_PATTERNS}, got {self.audio_pattern!r}"
             )
+        if self.chunk_order not in CHUNK_ORDERS:
+            raise ConfigError(
+                f"layout.chunk_order must be one of {CHUNK_ORDERS}, got {self.chunk_order!r}"
+            )
 
     @classmethod
     def from_specs(cls, video_spec: Any, audio_spec: Any, **layout_cfg: Any) -> LayoutConfig:
         """Build from tokenizer specs (objects with frame_rate, grid, num_codebooks, codebook_size)
-        plus the `model.layout` config section (chunk_seconds, audio_pattern)."""
+        plus the `model.layout` config section (chunk_seconds, audio_pattern, chunk_order)."""
         if video_spec.num_codebooks != 1:
             raise ConfigError(
                 f"video tokenizer must have one codebook, got num_codebooks={video_spec.num_codebooks}"
@@ -269,14 +291,17 @@ class ResponderGrammar:
     Position 0 is the token right after `<responder>`. All `[N]` long tensors, N = the longest
     responder segment (`max_chunks` full chunks plus `<eot>`). Token n must lie in
     `[lo[n], hi[n])`; `slots[n]` is its slot (so the model input at position n-1 is `slots[n]`);
-    `modality[n]` picks the sampling settings; `chunk_starts[i]` is the position of chunk i's
-    `<chunk>` marker (`chunk_starts[max_chunks]` the closing `<eot>`).
+    `modality[n]` picks the sampling settings; `frame[n]` / `codebook[n]` place a code in its
+    stream (-1 where not applicable, as in `LaidOutSequence`); `chunk_starts[i]` is the position
+    of chunk i's `<chunk>` marker (`chunk_starts[max_chunks]` the closing `<eot>`).
     """
 
     lo: Tensor
     hi: Tensor
     slots: Tensor
     modality: Tensor
+    frame: Tensor
+    codebook: Tensor
     chunk_starts: list[int]
 
     def __len__(self) -> int:
@@ -330,12 +355,42 @@ class SequenceLayout:
             for i in range(n)
         ]
 
+    def chunk_span(self, i: int) -> tuple[tuple[int, int], tuple[int, int]]:
+        """((v0, v1), (a0, a1)): code frames of chunk i of an unbounded stream, per stream."""
+        pv, pa = self._frames_per_chunk(self._video_rate), self._frames_per_chunk(self._audio_rate)
+        return (
+            (math.floor(i * pv), math.floor((i + 1) * pv)),
+            (math.floor(i * pa), math.floor((i + 1) * pa)),
+        )
+
     def chunk_frames(self, i: int) -> tuple[int, int]:
         """(video frames, audio steps) of chunk i of an unbounded stream."""
-        pv, pa = self._frames_per_chunk(self._video_rate), self._frames_per_chunk(self._audio_rate)
-        nv = math.floor((i + 1) * pv) - math.floor(i * pv)
-        na = math.floor((i + 1) * pa) - math.floor(i * pa)
-        return nv, na
+        (v0, v1), (a0, a1) = self.chunk_span(i)
+        return v1 - v0, a1 - a0
+
+    def chunk_pieces(
+        self, video_span: tuple[int, int], audio_span: tuple[int, int]
+    ) -> list[tuple[Modality, int, int]]:
+        """One chunk's code frames in sequence order: `[(modality, start, end)]` runs.
+
+        video_span / audio_span: the chunk's `[start, end)` code frames of each stream
+        (absolute indices within the segment). Empty runs are left out.
+        """
+        (v0, v1), (a0, a1) = video_span, audio_span
+        order = self.cfg.chunk_order
+        if order == "video_first":
+            pieces = [(Modality.VIDEO, v0, v1), (Modality.AUDIO, a0, a1)]
+        elif order == "audio_first":
+            pieces = [(Modality.AUDIO, a0, a1), (Modality.VIDEO, v0, v1)]
+        else:  # frame_interleaved: audio step s goes before the video frame its start falls in
+            ratio = self._audio_rate / self._video_rate  # audio steps per video frame
+            pieces, a = [], a0
+            for f in range(v0, v1):
+                end = min(max(math.ceil((f + 1) * ratio), a), a1)
+                pieces += [(Modality.AUDIO, a, end), (Modality.VIDEO, f, f + 1)]
+                a = end
+            pieces.append((Modality.AUDIO, a, a1))  # steps starting after the last frame ends
+        return [(m, s, e) for m, s, e in pieces if e > s]
 
     # ---- build -------------------------------------------------------------------------------
     def build(
@@ -454,10 +509,13 @@ class SequenceLayout:
         parts = [self._specials([marker], seg.role, segment=s)]
         vb = self.chunk_bounds(video.shape[0], self.cfg.video_frame_rate, n)
         ab = self.chunk_bounds(audio.shape[1], self.cfg.audio_frame_rate, n)
-        for i, ((v0, v1), (a0, a1)) in enumerate(zip(vb, ab)):
+        for i, spans in enumerate(zip(vb, ab)):
             parts.append(self._specials([Vocab.chunk], seg.role, segment=s, chunk=i))
-            parts.append(self._video(video[v0:v1], seg.role, s, i, v0))
-            parts.append(self._audio(audio[:, a0:a1], seg.role, s, i, a0))
+            for modality, f0, f1 in self.chunk_pieces(*spans):
+                if modality == Modality.VIDEO:
+                    parts.append(self._video(video[f0:f1], seg.role, s, i, f0))
+                else:
+                    parts.append(self._audio(audio[:, f0:f1], seg.role, s, i, f0))
         if seg.role == Role.RESPONDER:
             parts.append(self._specials([Vocab.eot], seg.role, segment=s))
         return parts
@@ -508,14 +566,31 @@ class SequenceLayout:
         return SplitSequence(ref, segments)
 
     def _split_chunk(self, t: Tensor) -> tuple[Tensor, Tensor]:
-        """One chunk's code tokens `[n]` -> video `[t,h,w]`, audio `[K,ta]` (raw codes)."""
+        """One chunk's code tokens `[n]` -> video `[t,h,w]`, audio `[K,ta]` (raw codes).
+
+        The chunk is cut into runs of one modality (whatever the chunk order): video runs are
+        whole frames in time order, each audio run whole audio steps in `audio_pattern` order.
+        """
         vlo, vhi = self.vocab.video_range
         is_video = (t >= vlo) & (t < vhi)
-        nv = int(is_video.sum())
-        if not bool(is_video[:nv].all()) or nv % (self.h * self.w):
-            raise ValueError("malformed chunk: video codes must come first, in whole frames")
-        video = (t[:nv] - vlo).view(-1, self.h, self.w)
-        a = t[nv:] - self.vocab.audio_offset(0)
+        change = (is_video[1:] != is_video[:-1]).nonzero()[:, 0] + 1
+        edges = [0, *change.tolist(), t.numel()]
+        videos, audios = [], []
+        for r0, r1 in zip(edges[:-1], edges[1:]):
+            run = t[r0:r1]
+            if bool(is_video[r0]):
+                if run.numel() % (self.h * self.w):
+                    raise ValueError("malformed chunk: video codes must come in whole frames")
+                videos.append((run - vlo).view(-1, self.h, self.w))
+            else:
+                audios.append(self._split_audio_run(run))
+        video = torch.cat(videos) if videos else t.new_zeros(0, self.h, self.w)
+        audio = torch.cat(audios, 1) if audios else t.new_zeros(self.K, 0)
+        return video, audio
+
+    def _split_audio_run(self, t: Tensor) -> Tensor:
+        """A run of audio code tokens `[ta*K]` -> raw codes `[K,ta]`."""
+        a = t - self.vocab.audio_offset(0)
         book = torch.div(a, self.cfg.audio_codebook_size, rounding_mode="floor")
         if a.numel() % self.K:
             raise ValueError("malformed chunk: partial audio frame")
@@ -525,7 +600,7 @@ class SequenceLayout:
             a, book = a.view(self.K, -1), book.view(self.K, -1)
         if not bool((book == torch.arange(self.K).view(-1, 1)).all()):
             raise ValueError("malformed chunk: audio codebooks out of order")
-        return video, a - book * self.cfg.audio_codebook_size
+        return a - book * self.cfg.audio_codebook_size
 
     # ---- generation grammar ------------------------------------------------------------------
     def responder_grammar(self, max_chunks: int) -> ResponderGrammar:
@@ -533,34 +608,39 @@ class SequenceLayout:
         if max_chunks < 1:
             raise ConfigError(f"max_chunks must be >= 1, got {max_chunks}")
         v = self.vocab
-        lo, hi, slots, modality, starts = [], [], [], [], []
+        rows: list[tuple[int, int, int, int, int, int]] = []  # lo, hi, slot, modality, frame, book
+        starts = []
         for i in range(max_chunks + 1):
-            starts.append(len(lo))
+            starts.append(len(rows))
             if i == 0:
                 rng = (Vocab.chunk, Vocab.chunk + 1)  # at least one chunk
             elif i == max_chunks:
                 rng = (Vocab.eot, Vocab.eot + 1)  # budget spent: close the turn
             else:
                 rng = (Vocab.eot, Vocab.chunk + 1)  # <eot> or another <chunk>
-            lo.append(rng[0]), hi.append(rng[1]), slots.append(0), modality.append(0)
+            rows.append((*rng, 0, int(Modality.SPECIAL), -1, -1))
             if i == max_chunks:
                 break
-            nv, na = self.chunk_frames(i)
-            for _ in range(nv):
-                for r in range(self.h):
-                    for c in range(self.w):
-                        lo.append(v.video_range[0]), hi.append(v.video_range[1])
-                        slots.append(1 + r * self.w + c), modality.append(int(Modality.VIDEO))
-            order = (
-                [k for _ in range(na) for k in range(self.K)]
-                if self.cfg.audio_pattern == "time_major"
-                else [k for k in range(self.K) for _ in range(na)]
-            )
-            for k in order:
-                lo.append(v.audio_range(k)[0]), hi.append(v.audio_range(k)[1])
-                slots.append(1 + self.h * self.w + k), modality.append(int(Modality.AUDIO))
-        as_t = lambda x: torch.tensor(x, dtype=torch.long)  # noqa: E731
-        return ResponderGrammar(as_t(lo), as_t(hi), as_t(slots), as_t(modality), starts)
+            for modality, f0, f1 in self.chunk_pieces(*self.chunk_span(i)):
+                if modality == Modality.VIDEO:
+                    rows += [
+                        (*v.video_range, 1 + r * self.w + c, int(Modality.VIDEO), f, -1)
+                        for f in range(f0, f1)
+                        for r in range(self.h)
+                        for c in range(self.w)
+                    ]
+                    continue
+                steps = (
+                    [(f, k) for f in range(f0, f1) for k in range(self.K)]
+                    if self.cfg.audio_pattern == "time_major"
+                    else [(f, k) for k in range(self.K) for f in range(f0, f1)]
+                )
+                rows += [
+                    (*v.audio_range(k), 1 + self.h * self.w + k, int(Modality.AUDIO), f, k)
+                    for f, k in steps
+                ]
+        cols = torch.tensor(rows, dtype=torch.long).T  # [6,N]
+        return ResponderGrammar(*cols, chunk_starts=starts)
 
 
 def pad_batch(

@@ -123,7 +123,8 @@ def load_consolidated(
     weights_path = stem.with_suffix(".safetensors")
     if not weights_path.is_file():
         raise VidchatError(f"{weights_path}: weights of the consolidated LM checkpoint are missing")
-    layout = SequenceLayout(LayoutConfig(**doc["layout"]))
+    # checkpoints written before `chunk_order` existed were all trained video-first
+    layout = SequenceLayout(LayoutConfig(**{"chunk_order": "video_first", **doc["layout"]}))
     model = VidChatLM(ModelConfig(**doc["model"]))
     state = load_file(str(weights_path))
     missing, unexpected = model.load_state_dict(state, strict=False)
