@@ -40,7 +40,7 @@ def test_report_has_every_system_and_ground_truth_is_the_ceiling(
     assert truth["psnr"]["mean"] >= 60  # the ground truth against itself: capped PSNR
     assert truth["ssim"]["mean"] == pytest.approx(1.0)
     assert truth["demo_identity"]["mean"] == 1.0 and truth["demo_emotion"]["mean"] == 1.0
-    assert truth["demo_lip_sync"]["mean"] > 0.8
+    assert truth["demo_lip_sync"]["mean"] > 0.6  # lag 0; chance is about 0
     model = report["systems"]["model"]["overall"]
     assert model["psnr"]["mean"] < truth["psnr"]["mean"]
     # FID needs a local feature network: reported as unavailable with the reason, not fatal.
