@@ -35,9 +35,9 @@ Chunk order
 Inside a chunk, `chunk_order` says how the two streams interleave (each video frame row-major):
 - `frame_interleaved` (default): for each video frame, first the audio steps that start within
   its time span, then the frame's codes. A mouth shape is predicted right after the sound it
-  makes, from audio a few tokens back: the lip-sync dependency is local, which a small model
-  learns and a large one learns faster. (With video first, a frame's mouth had to be drawn
-  before its sound existed, and the demo LM's mouth ignored its own audio.)
+  makes, from audio a few tokens back: the lip-sync dependency is local, and even the tiny demo
+  LM learns it. (With video first, a frame's mouth had to be drawn before its sound existed, and
+  the same demo LM's mouth ignored its own audio: see the README.)
 - `audio_first`: all the chunk's audio steps, then all its video frames.
 - `video_first`: all the chunk's video frames, then all its audio steps.
 The order is part of the checkpoint's layout: a model is generated with the order it was
