@@ -35,7 +35,7 @@ def test_report_has_every_system_and_ground_truth_is_the_ceiling(
     demo_world, saved_responder, tmp_path
 ):
     report = run(eval_cfg(demo_world, saved_responder, tmp_path))
-    assert set(report["systems"]) == {"model", "untrained", "ground_truth"}
+    assert set(report["systems"]) == {"model", "untrained", "tokenized", "ground_truth"}
     truth = report["systems"]["ground_truth"]["overall"]
     assert truth["psnr"]["mean"] >= 60  # the ground truth against itself: capped PSNR
     assert truth["ssim"]["mean"] == pytest.approx(1.0)
@@ -43,6 +43,10 @@ def test_report_has_every_system_and_ground_truth_is_the_ceiling(
     assert truth["demo_lip_sync"]["mean"] > 0.6  # lag 0; chance is about 0
     model = report["systems"]["model"]["overall"]
     assert model["psnr"]["mean"] < truth["psnr"]["mean"]
+    # the round trip through the (random, tiny) tokenizers loses detail; every pair is scored
+    tokenized = report["systems"]["tokenized"]
+    assert tokenized["overall"]["psnr"]["mean"] < truth["psnr"]["mean"]
+    assert tokenized["overall"]["psnr"]["n"] == 2
     # FID needs a local feature network: reported as unavailable with the reason, not fatal.
     assert report["systems"]["model"]["unavailable"]["fid"]
     written = json.loads((tmp_path / "eval" / "report.json").read_text())

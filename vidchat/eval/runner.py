@@ -5,8 +5,9 @@
     python -m vidchat.eval data=speakervid data.root=/data/speakervid metrics=[psnr,ssim,identity]
 
 Systems side by side: `model` (the checkpoint), `untrained` (the same architecture with fresh
-random weights: the floor every metric should beat) and `ground_truth` (the real responder turn
-scored against itself and its references: the ceiling). A sample that fails to decode or to
+random weights: the floor every metric should beat), `tokenized` (the real responder turn through
+the tokenizers' encode -> decode round trip: the best an LM over these codes can do) and
+`ground_truth` (the real responder turn scored against itself and its references: the ceiling). A sample that fails to decode or to
 generate is reported and skipped, never fatal.
 """
 
@@ -35,7 +36,7 @@ from vidchat.model.generate import SamplingConfig
 from vidchat.model.transformer import VidChatLM
 
 log = logging.getLogger("vidchat.eval")
-SYSTEMS = ("model", "untrained", "ground_truth")
+SYSTEMS = ("model", "untrained", "tokenized", "ground_truth")
 
 
 @dataclass
@@ -93,6 +94,11 @@ def responses(
     if system == "ground_truth":
         for item in inputs:
             yield item, item.target.frames, item.target.audio
+        return
+    if system == "tokenized":
+        for item in inputs:
+            codes = pipe.encode_partner(item.target)  # any clip -> codes; the role is unused
+            yield item, pipe.decode_video(codes.video), pipe.decode_audio(codes.audio)
         return
     sampling = SamplingConfig.from_dict(OmegaConf.to_container(cfg.sampling, resolve=True))
     batch_size = int(cfg.batch_size)
