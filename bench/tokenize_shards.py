@@ -35,8 +35,8 @@ def main() -> None:
 
     from vidchat.data.manifest import load_manifest
     from vidchat.data.shards import ShardReader
-    from vidchat.data.tokenize import shard_dir, tokenize
     from vidchat.media import read_clip
+    from vidchat.training.tokenize import shard_dir, tokenize
 
     out = args.out or Path(tempfile.mkdtemp(prefix="vidchat-bench-tokenize-"))
     tokens = out / "tokens"

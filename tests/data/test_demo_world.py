@@ -13,6 +13,7 @@ from vidchat.data.demo.speech import audio_envelope
 from vidchat.data.demo_world import MARKER, ensure_demo_world
 from vidchat.data.records import read_record
 from vidchat.media import probe, read_clip, read_image
+from vidchat.utils.signal import pearson
 
 
 def test_clips_decode_with_declared_rates(demo_world):
@@ -29,10 +30,6 @@ def test_clips_decode_with_declared_rates(demo_world):
         assert 1.0 - 1 / 24 <= clip.duration <= 2.0 + 1 / 24
 
 
-def _pearson(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.corrcoef(a, b)[0, 1])
-
-
 def test_lip_sync_in_talking_clips_and_none_in_listening(demo_world):
     talking = [r for r in demo_world.manifest.records if r.is_talking]
     listening = [r for r in demo_world.manifest.records if not r.is_talking]
@@ -41,13 +38,13 @@ def test_lip_sync_in_talking_clips_and_none_in_listening(demo_world):
         clip = read_record(record)
         mouth = measure_mouth_opening(clip.frames)
         envelope = audio_envelope(clip.audio, clip.sample_rate, clip.fps, clip.num_frames)
-        assert _pearson(mouth, envelope) > 0.8, record.clip_id
+        assert pearson(mouth, envelope) > 0.8, record.clip_id
         peaks.append(mouth.max())
         # the model-side view (8 fps, 32x32) keeps the mouth readable and in sync
         small = read_record(record, fps=8, size=32)
         mouth = measure_mouth_opening(small.frames)
         envelope = audio_envelope(small.audio, 16000, 8, small.num_frames, window=1 / 24)
-        assert _pearson(mouth, envelope) > 0.8, record.clip_id
+        assert pearson(mouth, envelope) > 0.8, record.clip_id
     assert min(peaks) > 0.5
     for record in listening:
         clip = read_record(record)

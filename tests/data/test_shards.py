@@ -10,11 +10,11 @@ from omegaconf import OmegaConf
 from transformers import EncodecConfig, EncodecModel
 
 from vidchat.data.shards import ShardReader, ShardWriter
-from vidchat.data.tokenize import shard_dir, tokenize_records
 from vidchat.errors import VidchatError
 from vidchat.media import write_clip, write_image
 from vidchat.tokenizers.audio_codec import EncodecAudioTokenizer
 from vidchat.tokenizers.video_vq import VQVideoConfig, VQVideoTokenizer
+from vidchat.training.tokenize import shard_dir, tokenize_records
 
 META = {"video_spec": {"codebook_size": 1024}, "audio_spec": {"codebook_size": 1024}}
 

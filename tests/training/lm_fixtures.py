@@ -18,8 +18,9 @@ from vidchat.data.lm_dataset import (
     single_examples,
 )
 from vidchat.model import LayoutConfig, ModelConfig, SequenceLayout, VidChatLM
-from vidchat.training.lm_module import LMTrainingModule, OptimConfig
+from vidchat.training.lm_module import LMTrainingModule
 from vidchat.training.noise import NoiseConfig
+from vidchat.training.optim import OptimConfig
 
 CONFIG_DIR = __import__("pathlib").Path(__file__).resolve().parents[2] / "configs"
 

@@ -121,10 +121,6 @@ def clip_name(conversation: str, size: int, turn: int, speaker: str, person: int
     return f"{conversation}_{size}x{size}_full_video_{turn:03d}_{speaker}_{person:02d}"
 
 
-def _write_json(path: Path, obj: Any) -> None:
-    atomic_write_json(path, obj, indent=1)
-
-
 def _scores(rng: np.random.Generator, good: bool, talking: bool) -> dict[str, float]:
     """Synthetic quality scores on the paper's scales; `good` clips pass every SFT threshold."""
     if good:
@@ -236,7 +232,7 @@ def generate_demo_world(root: str | Path, cfg: DemoWorldConfig, progress: bool =
         write_image(
             root / "refs" / f"{person.name}.png", render_face(person, neutral_track(), cfg.size)[0]
         )
-    _write_json(root / "identities.json", [p.to_dict() for p in people])
+    atomic_write_json(root / "identities.json", [p.to_dict() for p in people])
 
     rng = np.random.default_rng([cfg.seed, 0])
     plans = [
@@ -271,17 +267,17 @@ def generate_demo_world(root: str | Path, cfg: DemoWorldConfig, progress: bool =
             bar.update()
     bar.close()
     for anno in all_annos:
-        _write_json(root / "merged_anno" / f"{anno['video_name']}.json", anno)
+        atomic_write_json(root / "merged_anno" / f"{anno['video_name']}.json", anno)
 
-    _write_json(root / "splits.json", splits)
-    _write_json(
+    atomic_write_json(root / "splits.json", splits)
+    atomic_write_json(
         root / MANIFEST_FILE,
         [{"video_id": a["demo"]["conversation"], "clip": a["video_name"]} for a in all_annos],
     )
-    _write_json(root / "SFT_set.json", [a["video_name"] for a in all_annos if _passes(a)])
+    atomic_write_json(root / "SFT_set.json", [a["video_name"] for a in all_annos if _passes(a)])
     manifest = load_speakervid(root, splits=splits)
     test_pairs = [p for p in manifest.pairs_for("test") if p.branch == "dialogue"]
-    _write_json(
+    atomic_write_json(
         root / "testset.json",
         [{"partner": p.partner.clip_id, "responder": p.responder.clip_id} for p in test_pairs],
     )
@@ -313,7 +309,7 @@ def ensure_demo_world(root: str | Path, cfg: Any = None, progress: bool = True) 
         shutil.rmtree(tmp, ignore_errors=True)
         try:
             generate_demo_world(tmp, gen_cfg, progress=progress)
-            _write_json(tmp / MARKER, want)
+            atomic_write_json(tmp / MARKER, want)
             old = root.parent / f".{root.name}.old-{os.getpid()}"
             if root.exists():
                 os.replace(root, old)

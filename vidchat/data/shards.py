@@ -1,6 +1,6 @@
 """Token shards: codes of every clip written once (`stage=tokenize`), read back without decoding video.
 
-Layout of one shard set (a folder, see `vidchat.data.tokenize.shard_dir`):
+Layout of one shard set (a folder, see `vidchat.training.tokenize.shard_dir`):
 
     meta.json                          tokenizer specs + code dtype (the set's identity)
     shard-<w>-<n>.npy                  all codes of up to `clips_per_shard` clips, one flat array
@@ -45,10 +45,6 @@ class TokenizedClip:
     audio: np.ndarray
     meta: dict[str, Any]
     reference: np.ndarray | None = None
-
-
-def _atomic_json(path: Path, obj: Any) -> None:
-    atomic_write_json(path, obj)
 
 
 def _atomic_npy(path: Path, array: np.ndarray) -> None:
@@ -108,7 +104,7 @@ class ShardWriter:
                     "delete the folder or point the data/tokenizer config at a new one"
                 )
         else:
-            _atomic_json(meta_path, self.meta)
+            atomic_write_json(meta_path, self.meta, indent=None)
         self._done: set[str] = set()
         self._refs: set[str] = set()
         self.failures: list[dict[str, str]] = []
@@ -188,7 +184,7 @@ class ShardWriter:
             "references": self._references,
             "failures": self._failures,
         }
-        _atomic_json(self.root / f"{name}.index.json", index)
+        atomic_write_json(self.root / f"{name}.index.json", index, indent=None)
         self._done.update(self._clips)
         self._done.update(f["clip_id"] for f in self._failures)
         self._refs.update(self._references)
@@ -200,7 +196,7 @@ class ShardWriter:
     def close(self) -> None:
         """Flush what is left and write this worker's failure list."""
         self.flush()
-        _atomic_json(self.root / f"failures-{self.worker:03d}.json", self.failures)
+        atomic_write_json(self.root / f"failures-{self.worker:03d}.json", self.failures, indent=None)
 
     def __enter__(self) -> ShardWriter:
         return self

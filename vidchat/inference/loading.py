@@ -10,7 +10,7 @@ import torch
 from vidchat.errors import VidchatError
 from vidchat.inference.pipeline import ResponderPipeline
 from vidchat.media import read_image
-from vidchat.tokenizers.base import build_audio_tokenizer, build_video_tokenizer
+from vidchat.tokenizers import build_audio_tokenizer, build_video_tokenizer
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # Looked for in this order when no checkpoint is given: the user's own SFT run, then the demo model.

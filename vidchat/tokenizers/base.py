@@ -1,4 +1,4 @@
-"""The one tokenizer interface the language model depends on, and the builders that load weights.
+"""The one tokenizer interface the language model depends on.
 
 A tokenizer turns one modality into integer codes and back:
 - `VideoTokenizer.encode(frames [B,T,H,W,3] uint8) -> codes [B,T,h,w] long`; `.decode` inverts it.
@@ -15,10 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
 from torch import nn
-
-from vidchat.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -77,49 +74,3 @@ class AudioTokenizer(nn.Module, abc.ABC):
 
     @abc.abstractmethod
     def decode(self, codes: torch.Tensor) -> torch.Tensor: ...
-
-
-def _plain(cfg: DictConfig | dict | None) -> dict[str, Any]:
-    if cfg is None:
-        return {}
-    if isinstance(cfg, DictConfig):
-        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
-    return dict(cfg)
-
-
-def build_video_tokenizer(cfg: DictConfig | dict) -> VideoTokenizer:
-    """Load the video tokenizer that `cfg` (= `cfg.tokenizer.video`) names via `checkpoint`."""
-    from vidchat.tokenizers.video_vq import VQVideoTokenizer
-
-    cfg = _plain(cfg)
-    if not cfg.get("checkpoint"):
-        raise ConfigError(
-            "tokenizer.video.checkpoint is not set; train one with `python train.py stage=video_tokenizer`"
-        )
-    return VQVideoTokenizer.load(cfg["checkpoint"]).eval()
-
-
-def build_audio_tokenizer(cfg: DictConfig | dict) -> AudioTokenizer:
-    """Load the audio codec that `cfg` (= `cfg.tokenizer.audio`) names.
-
-    `pretrained_dir` (a local Hugging Face EnCodec folder, e.g. facebook/encodec_24khz on disk) wins
-    over `checkpoint` (our safetensors + JSON, e.g. the demo codec); `num_codebooks` picks K.
-    """
-    from vidchat.tokenizers.audio_codec import EncodecAudioTokenizer
-
-    cfg = _plain(cfg)
-    kind = cfg.get("kind", "encodec")
-    if kind != "encodec":
-        raise ConfigError(f"tokenizer.audio.kind={kind!r} is not supported; use 'encodec'")
-    if cfg.get("pretrained_dir"):
-        return EncodecAudioTokenizer.from_pretrained_dir(
-            cfg["pretrained_dir"], num_codebooks=cfg.get("num_codebooks")
-        ).eval()
-    if not cfg.get("checkpoint"):
-        raise ConfigError(
-            "tokenizer.audio needs `pretrained_dir` (local EnCodec folder) or `checkpoint` "
-            "(train one with `python train.py stage=audio_codec`)"
-        )
-    return EncodecAudioTokenizer.load(
-        cfg["checkpoint"], num_codebooks=cfg.get("num_codebooks")
-    ).eval()

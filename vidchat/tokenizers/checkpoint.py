@@ -15,8 +15,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from vidchat.errors import VidchatError
-from vidchat.utils.atomic import atomic_path
-from vidchat.utils.atomic import atomic_write_json as _atomic_write_json
+from vidchat.utils.atomic import atomic_path, atomic_write_json
 
 
 def _stem(path: str | os.PathLike) -> Path:
@@ -46,10 +45,6 @@ def file_fingerprint(*paths: str | os.PathLike) -> str:
     return digest.hexdigest()[:16]
 
 
-def atomic_write_json(path: Path, obj: Any) -> None:
-    _atomic_write_json(path, obj, indent=2, sort_keys=True)
-
-
 def save_checkpoint(
     path: str | os.PathLike,
     state_dict: dict[str, torch.Tensor],
@@ -65,7 +60,7 @@ def save_checkpoint(
         tensors[name] = t
     with atomic_path(weights_path(path)) as tmp:
         save_file(tensors, str(tmp))
-    atomic_write_json(hparams_path(path), hparams)
+    atomic_write_json(hparams_path(path), hparams, indent=2, sort_keys=True)
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -1,7 +1,7 @@
 """Per-frame 2D VQ autoencoder for video: frames `[B,T,H,W,3]` uint8 <-> codes `[B,T,h,w]`.
 
 Architecture only: a compact conv encoder (one stride-2 stage per halving), a quantiser (EMA VQ or
-FSQ, chosen by config) and a mirrored conv decoder. Training lives in `vidchat.tokenizers.training`.
+FSQ, chosen by config) and a mirrored conv decoder. Training lives in `vidchat.training.tokenizer_modules`.
 """
 
 from __future__ import annotations

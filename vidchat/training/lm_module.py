@@ -12,8 +12,6 @@ uninterrupted one without saving RNG states.
 from __future__ import annotations
 
 import dataclasses
-import math
-from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
@@ -21,42 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vidchat.errors import ConfigError
 from vidchat.model.layout import Modality, SequenceLayout, Vocab
 from vidchat.training.export import CKPT_LAYOUT, CKPT_META, CKPT_MODEL_CONFIG
 from vidchat.training.noise import NoiseConfig, inject_noise
-
-
-@dataclass(frozen=True)
-class OptimConfig:
-    """`stage.optim`: AdamW with linear warmup then cosine decay to `min_lr_ratio * lr`."""
-
-    lr: float = 3e-4
-    weight_decay: float = 0.1
-    betas: tuple[float, float] = (0.9, 0.95)
-    eps: float = 1e-8
-    warmup_steps: int = 20
-    min_lr_ratio: float = 0.1
-
-    @classmethod
-    def from_mapping(cls, data: Any) -> OptimConfig:
-        data = dict(data or {})
-        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ConfigError(
-                f"stage.optim has unknown key(s) {unknown}; known: {sorted(cls.__dataclass_fields__)}"
-            )
-        if "betas" in data:
-            data["betas"] = tuple(float(b) for b in data["betas"])
-        return cls(**data)
-
-
-def warmup_cosine(step: int, warmup_steps: int, total_steps: int, min_ratio: float) -> float:
-    """LR multiplier at optimizer step `step`: linear warmup, then cosine down to `min_ratio`."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+from vidchat.training.optim import OptimConfig, configure_adamw
 
 
 def lm_loss(
@@ -195,25 +161,7 @@ class LMTrainingModule(L.LightningModule):
 
     # ---- optimiser ---------------------------------------------------------------------------
     def configure_optimizers(self) -> dict[str, Any]:
-        decay, no_decay = [], []
-        for name, p in self.model.named_parameters():
-            if not p.requires_grad:
-                continue
-            (decay if p.dim() >= 2 and "embed" not in name else no_decay).append(p)
-        cfg = self.optim_cfg
-        opt = torch.optim.AdamW(
-            [
-                {"params": decay, "weight_decay": cfg.weight_decay},
-                {"params": no_decay, "weight_decay": 0.0},
-            ],
-            lr=cfg.lr,
-            betas=cfg.betas,
-            eps=cfg.eps,
-        )
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: warmup_cosine(s, cfg.warmup_steps, self.total_steps, cfg.min_lr_ratio)
-        )
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return configure_adamw(self.model.named_parameters(), self.optim_cfg, self.total_steps)
 
     # ---- checkpoint extras -------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -46,8 +46,9 @@ from vidchat.model import Modality, SequenceLayout, build_layout, build_model
 from vidchat.training.callbacks import ThroughputMonitor
 from vidchat.training.checkpoint_io import LAST_NAME, checkpoint_dir, last_checkpoint
 from vidchat.training.export import export_consolidated, export_from_checkpoint, load_consolidated
-from vidchat.training.lm_module import LMTrainingModule, OptimConfig
+from vidchat.training.lm_module import LMTrainingModule
 from vidchat.training.noise import parse_noise
+from vidchat.training.optim import OptimConfig
 from vidchat.training.trainer import build_trainer
 
 log = logging.getLogger("vidchat")
@@ -75,14 +76,14 @@ def ensure_shards(cfg: DictConfig, wait_s: float = 4 * 3600):
     marker file it writes when done.
     """
     from vidchat.data.shards import META_NAME, ShardReader
-    from vidchat.data.tokenize import shard_dir
+    from vidchat.training.tokenize import shard_dir
 
     root = shard_dir(cfg)
     marker = root / TOKENIZED_MARKER
     if not (root / META_NAME).is_file():
         if _is_main_process():
             log.info("no token shards in %s: running stage=tokenize first", root)
-            from vidchat.data.tokenize import tokenize
+            from vidchat.training.tokenize import tokenize
 
             tok_cfg = OmegaConf.load(
                 Path(__file__).resolve().parents[2] / "configs/stage/tokenize.yaml"

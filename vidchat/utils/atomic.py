@@ -45,6 +45,9 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode())
 
 
-def atomic_write_json(path: str | os.PathLike, obj: Any, **dump_kwargs: Any) -> Path:
-    """JSON (`json.dumps(obj, **dump_kwargs)`), atomically."""
-    return atomic_write_text(path, json.dumps(obj, **dump_kwargs))
+def atomic_write_json(
+    path: str | os.PathLike, obj: Any, indent: int | None = 1, **dump_kwargs: Any
+) -> Path:
+    """JSON (`json.dumps(obj, indent=indent, **dump_kwargs)`), atomically: the one JSON writer
+    of the project (manifests, shard indexes, checkpoint configs, reports)."""
+    return atomic_write_text(path, json.dumps(obj, indent=indent, **dump_kwargs))

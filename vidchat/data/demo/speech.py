@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vidchat.data.demo.identities import Identity
+from vidchat.utils.signal import frame_rms
 
 EMOTIONS = ("happy", "neutral", "sad")
 # Vowel formants (F1, F2, F3) in Hz for an adult male tract; bandwidths ~80/100/140 Hz.
@@ -123,12 +124,4 @@ def audio_envelope(
     follows this envelope at the render rate (24 fps); for frames read at a lower fps (which show
     the instant at i / fps), pass the render period, `window=1/24`, to compare like with like.
     """
-    window = 1.0 / fps if window is None else window
-    starts = np.round(np.arange(num_frames) * sample_rate / fps).astype(int)
-    length = max(1, round(window * sample_rate))
-    audio = np.asarray(audio, np.float64)
-    out = np.zeros(num_frames)
-    for i, lo in enumerate(starts):
-        seg = audio[lo : lo + length]
-        out[i] = np.sqrt((seg**2).mean()) if len(seg) else 0.0
-    return out
+    return frame_rms(audio, sample_rate, fps, num_frames, window)

@@ -15,28 +15,14 @@ import numpy as np
 from vidchat.errors import VidchatError
 from vidchat.eval.metrics.frames import check_frames
 from vidchat.eval.metrics.result import MetricResult
+from vidchat.utils.signal import frame_rms, pearson
 
 MouthOpening = Callable[[np.ndarray], np.ndarray]
 
 
 def audio_envelope(audio: np.ndarray, sample_rate: int, fps: float, n_frames: int) -> np.ndarray:
     """RMS of `audio [S]` within each video frame's time span -> [n_frames] (0 past the end)."""
-    audio = np.asarray(audio, dtype=np.float64).reshape(-1)
-    bounds = np.round(np.arange(n_frames + 1) * sample_rate / fps).astype(np.int64)
-    env = np.zeros(n_frames)
-    for i in range(n_frames):
-        seg = audio[bounds[i] : bounds[i + 1]]
-        env[i] = np.sqrt(np.mean(seg**2)) if len(seg) else 0.0
-    return env
-
-
-def _pearson(a: np.ndarray, b: np.ndarray) -> float:
-    ok = np.isfinite(a) & np.isfinite(b)
-    if ok.sum() < 3:
-        return float("nan")
-    a, b = a[ok] - a[ok].mean(), b[ok] - b[ok].mean()
-    denom = np.sqrt((a * a).sum() * (b * b).sum())
-    return float((a * b).sum() / denom) if denom > 0 else float("nan")
+    return frame_rms(audio, sample_rate, fps, n_frames)
 
 
 def lagged_correlation(
@@ -56,9 +42,9 @@ def lagged_correlation(
         if n - abs(k) < min_overlap:
             out[k] = float("nan")
         elif k >= 0:
-            out[k] = _pearson(v[: n - k], a[k:n])
+            out[k] = pearson(v[: n - k], a[k:n])
         else:
-            out[k] = _pearson(v[-k:n], a[: n + k])
+            out[k] = pearson(v[-k:n], a[: n + k])
     return out
 
 

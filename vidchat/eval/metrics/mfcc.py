@@ -4,27 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def _hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
-    return 2595.0 * np.log10(1.0 + np.asarray(hz) / 700.0)
-
-
-def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
-    return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
-
-
-def mel_filterbank(n_filters: int, n_fft: int, sample_rate: int) -> np.ndarray:
-    """Triangular filters on FFT bins -> [n_filters, n_fft//2+1]."""
-    mels = np.linspace(_hz_to_mel(0.0), _hz_to_mel(sample_rate / 2), n_filters + 2)
-    bins = np.floor((n_fft + 1) * _mel_to_hz(mels) / sample_rate).astype(int)
-    fb = np.zeros((n_filters, n_fft // 2 + 1))
-    for j in range(n_filters):
-        lo, mid, hi = bins[j], bins[j + 1], bins[j + 2]
-        for i in range(lo, mid):
-            fb[j, i] = (i - lo) / (mid - lo)
-        for i in range(mid, hi):
-            fb[j, i] = (hi - i) / (hi - mid)
-    return fb
+from vidchat.utils.signal import mel_filterbank
 
 
 def _dct_ortho(x: np.ndarray, n: int) -> np.ndarray:
@@ -58,7 +38,7 @@ def mfcc(
     power = np.abs(np.fft.rfft(x[idx], n_fft)) ** 2 / n_fft  # [N, n_fft//2+1]
     eps = np.finfo(float).eps
     energy = np.maximum(power.sum(1), eps)
-    feat = np.log(np.maximum(power @ mel_filterbank(n_filters, n_fft, sample_rate).T, eps))
+    feat = np.log(np.maximum(power @ mel_filterbank(sample_rate, n_fft, n_filters, snap_to_bins=True).T, eps))
     feat = _dct_ortho(feat, n_ceps) * (1 + lifter / 2 * np.sin(np.pi * np.arange(n_ceps) / lifter))
     feat[:, 0] = np.log(energy)
     return feat

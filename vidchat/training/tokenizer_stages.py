@@ -27,16 +27,17 @@ from transformers import EncodecConfig
 
 from vidchat.errors import ConfigError, VidchatError
 from vidchat.tokenizers.audio_codec import EncodecAudioTokenizer
-from vidchat.tokenizers.checkpoint import atomic_write_json, metrics_path
-from vidchat.tokenizers.data import (
+from vidchat.tokenizers.checkpoint import metrics_path
+from vidchat.tokenizers.video_vq import VQVideoConfig, VQVideoTokenizer
+from vidchat.training.tokenizer_data import (
     AudioSegmentDataset,
     FrameDataset,
     decode_records,
     split_records,
 )
-from vidchat.tokenizers.evaluate import evaluate_audio_codec, evaluate_video_tokenizer
-from vidchat.tokenizers.training import AudioCodecModule, VideoTokenizerModule
-from vidchat.tokenizers.video_vq import VQVideoConfig, VQVideoTokenizer
+from vidchat.training.tokenizer_eval import evaluate_audio_codec, evaluate_video_tokenizer
+from vidchat.training.tokenizer_modules import AudioCodecModule, VideoTokenizerModule
+from vidchat.utils.atomic import atomic_write_json
 
 log = logging.getLogger("vidchat")
 
@@ -136,7 +137,9 @@ def train_video_tokenizer(cfg: DictConfig) -> dict[str, float]:
     reloaded = VQVideoTokenizer.load(out).eval()
     metrics = evaluate_video_tokenizer(reloaded, val_frames.frames.numpy())
     atomic_write_json(
-        metrics_path(out), {"held_out": metrics, "val_clips": [r.clip_id for r in val_recs]}
+        metrics_path(out), {"held_out": metrics, "val_clips": [r.clip_id for r in val_recs]},
+        indent=2,
+        sort_keys=True,
     )
     log.info("video tokenizer saved to %s: %s", out, metrics)
     print(f"video tokenizer -> {out}: {metrics}")
@@ -202,7 +205,9 @@ def train_audio_codec(cfg: DictConfig) -> dict[str, float]:
     reloaded = EncodecAudioTokenizer.load(out).eval()
     metrics = evaluate_audio_codec(reloaded, val_waves)
     atomic_write_json(
-        metrics_path(out), {"held_out": metrics, "val_clips": [r.clip_id for r in val_recs]}
+        metrics_path(out), {"held_out": metrics, "val_clips": [r.clip_id for r in val_recs]},
+        indent=2,
+        sort_keys=True,
     )
     log.info("audio codec saved to %s: %s", out, metrics)
     print(f"audio codec -> {out}: {metrics}")

@@ -2,49 +2,40 @@
 
 from __future__ import annotations
 
-import math
-
 import lightning as L
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 
 from vidchat.tokenizers.audio_codec import EncodecAudioTokenizer
-from vidchat.tokenizers.losses import image_gradient_loss, multiscale_stft_loss
-from vidchat.tokenizers.metrics import (
+from vidchat.tokenizers.video_vq import VQVideoTokenizer
+from vidchat.training.optim import OptimConfig, configure_adamw
+from vidchat.training.tokenizer_losses import image_gradient_loss, multiscale_stft_loss
+from vidchat.training.tokenizer_metrics import (
     codebook_usage,
     envelope_correlation,
     log_mel_l1,
     psnr,
     si_snr,
 )
-from vidchat.tokenizers.video_vq import VQVideoTokenizer
-
-
-def warmup_cosine(step: int, warmup: int, total: int, floor: float = 0.05) -> float:
-    """LR multiplier: linear warmup then cosine decay to `floor`."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 class _Schedule(L.LightningModule):
+    """The shared AdamW + warmup/cosine recipe with the tokenizers' values (no weight decay)."""
+
     lr: float
     warmup_steps: int
     max_steps: int
 
     def configure_optimizers(self):
-        opt = torch.optim.AdamW(
-            (p for p in self.parameters() if p.requires_grad),
+        cfg = OptimConfig(
             lr=self.lr,
-            betas=(0.9, 0.99),
             weight_decay=0.0,
+            betas=(0.9, 0.99),
+            warmup_steps=self.warmup_steps,
+            min_lr_ratio=0.05,
         )
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: warmup_cosine(s, self.warmup_steps, self.max_steps)
-        )
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return configure_adamw(self.named_parameters(), cfg, self.max_steps)
 
 
 class VideoTokenizerModule(_Schedule):

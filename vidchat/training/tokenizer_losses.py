@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from vidchat.tokenizers.metrics import mel_filterbank
+from vidchat.utils.signal import mel_filterbank
 
 
 def image_gradient_loss(reference: torch.Tensor, estimate: torch.Tensor) -> torch.Tensor:
@@ -34,7 +34,8 @@ def multiscale_stft_loss(
         est = torch.stft(estimate, n_fft, n_fft // 4, window=window, return_complex=True).abs()
         total = total + F.l1_loss(torch.log(est + eps), torch.log(ref + eps))
         total = total + (ref - est).norm() / (ref.norm() + eps)
-        fb = mel_filterbank(sample_rate, n_fft, min(n_mels, n_fft // 8)).to(reference.device)
+        fb = torch.from_numpy(mel_filterbank(sample_rate, n_fft, min(n_mels, n_fft // 8)))
+        fb = fb.float().to(reference.device)
         total = total + F.l1_loss(
             torch.log(fb @ est.pow(2) + eps), torch.log(fb @ ref.pow(2) + eps)
         )

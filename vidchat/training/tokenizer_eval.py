@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from vidchat.tokenizers.base import AudioTokenizer, VideoTokenizer
-from vidchat.tokenizers.metrics import (
+from vidchat.training.tokenizer_metrics import (
     codebook_usage,
     envelope_correlation,
     log_mel_l1,
