@@ -19,10 +19,11 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from vidchat.data.demo_world import ensure_demo_world  # noqa: E402
+from vidchat.data.sources.demo import ensure_demo_world  # noqa: E402
 
 pytest_plugins = ["tests.tiny_responder"]
-from vidchat.data.manifest import Manifest, load_manifest  # noqa: E402
+from vidchat.data.manifest import load_manifest  # noqa: E402
+from vidchat.data.records import Manifest  # noqa: E402
 
 # A small demo world for tests: 4 conversations (train 2 / val 1 / test 1) x 3 turns of 1-2 s,
 # 24 clips in all (a few seconds to generate).

@@ -13,9 +13,9 @@ from transformers import EncodecConfig
 from vidchat.inference.pipeline import ResponderPipeline
 from vidchat.media import write_clip, write_image
 from vidchat.model.build import build_layout, build_model
+from vidchat.model.checkpoint import export_consolidated
 from vidchat.tokenizers.audio_codec import EncodecAudioTokenizer
 from vidchat.tokenizers.video_vq import VQVideoConfig, VQVideoTokenizer
-from vidchat.training.export import export_consolidated
 
 FPS, SR = 8.0, 16000
 

@@ -10,8 +10,9 @@ import pytest
 from tests.conftest import make_demo_cfg
 from vidchat.data.demo.face import measure_mouth_opening
 from vidchat.data.demo.speech import audio_envelope
-from vidchat.data.demo_world import MARKER, ensure_demo_world
+from vidchat.data.demo.world import MARKER
 from vidchat.data.records import read_record
+from vidchat.data.sources.demo import ensure_demo_world
 from vidchat.media import probe, read_clip, read_image
 from vidchat.utils.signal import pearson
 

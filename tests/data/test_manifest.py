@@ -9,17 +9,12 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from vidchat.data.manifest import (
-    filter_branches,
-    load_folder,
-    load_manifest,
-    load_speakervid,
-    pair_turns,
-    read_pairs_jsonl,
-    select_subset,
-    write_pairs_jsonl,
-)
-from vidchat.data.records import ClipRecord
+from vidchat.data.manifest import load_manifest
+from vidchat.data.pairing import pair_turns, select_subset
+from vidchat.data.pairs_jsonl import read_pairs_jsonl, write_pairs_jsonl
+from vidchat.data.records import ClipRecord, filter_branches
+from vidchat.data.sources.folder import load_folder
+from vidchat.data.sources.speakervid import load_speakervid
 from vidchat.errors import ConfigError, VidchatError
 
 GOOD = {"hand_blur": 0.6, "face_blur": 0.8, "dover": 0.7, "motion": 3, "asr_conf": -0.5}

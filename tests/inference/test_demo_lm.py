@@ -14,8 +14,8 @@ import pytest
 
 from tests.conftest import REPO_ROOT, make_demo_cfg
 from vidchat.data.demo.face import measure_mouth_opening
-from vidchat.data.demo_world import ensure_demo_world
 from vidchat.data.manifest import load_manifest
+from vidchat.data.sources.demo import ensure_demo_world
 from vidchat.eval.metrics.demo_oracle import identity_match, load_gallery
 from vidchat.eval.metrics.lipsync import lip_sync
 from vidchat.eval.runner import untrained_copy

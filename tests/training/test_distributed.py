@@ -8,7 +8,8 @@ import pytest
 import torch
 from lm_fixtures import ROOT, write_synthetic_world
 
-from vidchat.training.export import export_from_checkpoint, load_consolidated
+from vidchat.model.checkpoint import load_consolidated
+from vidchat.training.export import export_from_checkpoint
 
 pytestmark = pytest.mark.slow
 

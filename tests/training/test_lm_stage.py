@@ -8,7 +8,7 @@ import torch
 from lm_fixtures import compose_train, write_synthetic_world
 
 from vidchat.errors import VidchatError
-from vidchat.training.export import load_consolidated
+from vidchat.model.checkpoint import load_consolidated
 from vidchat.training.lm_stage import run
 
 

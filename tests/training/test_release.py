@@ -6,7 +6,7 @@ import pytest
 from vidchat.errors import VidchatError
 from vidchat.inference.loading import load_pipeline
 from vidchat.media import write_image
-from vidchat.training.export import read_config
+from vidchat.model.checkpoint import read_config
 from vidchat.training.release import release
 
 

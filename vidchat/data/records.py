@@ -1,12 +1,15 @@
-"""Clip and turn records: what a manifest lists, independent of where the data came from."""
+"""Clip and turn records, and the `Manifest` that holds them with their splits: what every data
+source produces, independent of where the data came from."""
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from vidchat.errors import VidchatError
+from vidchat.errors import ConfigError, VidchatError
 from vidchat.media import Clip, read_clip
 from vidchat.media.frames import Size
 
@@ -114,3 +117,62 @@ def check_branch(branch: str, where: str) -> str:
     if branch not in BRANCHES:
         raise VidchatError(f"{where}: unknown branch {branch!r}; expected one of {BRANCHES}")
     return branch
+
+
+SPLITS = ("train", "val", "test")
+
+
+def filter_branches(pairs: Iterable[TurnPair], branches: Iterable[str]) -> list[TurnPair]:
+    """Keep pairs of the named branches (`dialogue`, `listening`, `multi_turn`)."""
+    wanted = set(branches)
+    unknown = wanted - set(BRANCHES)
+    if unknown:
+        raise ConfigError(f"unknown branch(es) {sorted(unknown)}; expected some of {BRANCHES}")
+    return [p for p in pairs if p.branch in wanted]
+
+
+@dataclass
+class Manifest:
+    """All records, the pairs made from them, and which split each conversation belongs to."""
+
+    records: list[ClipRecord]
+    pairs: list[TurnPair]
+    split_of: dict[str, str]  # conversation -> "train" | "val" | "test"
+    root: Path | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def records_for(self, split: str, talking_only: bool = False) -> list[ClipRecord]:
+        check_split(split)
+        return [
+            r
+            for r in self.records
+            if self.split_of.get(r.conversation) == split and (r.is_talking or not talking_only)
+        ]
+
+    def pairs_for(self, split: str, branches: Iterable[str] | None = None) -> list[TurnPair]:
+        check_split(split)
+        pairs = [p for p in self.pairs if self.split_of.get(p.conversation) == split]
+        return filter_branches(pairs, branches) if branches is not None else pairs
+
+    @property
+    def splits(self) -> dict[str, list[str]]:
+        """split -> sorted conversation ids."""
+        out: dict[str, list[str]] = {s: [] for s in SPLITS}
+        for conversation, split in sorted(self.split_of.items()):
+            out[split].append(conversation)
+        return out
+
+
+def check_split(split: str) -> None:
+    if split not in SPLITS:
+        raise ConfigError(f"unknown split {split!r}; expected one of {SPLITS}")
+
+
+def hashed_split(conversation: str, val_fraction: float, test_fraction: float = 0.0) -> str:
+    """A stable split from the conversation id alone (same answer on every machine)."""
+    u = int(hashlib.sha1(conversation.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    if u < test_fraction:
+        return "test"
+    if u < test_fraction + val_fraction:
+        return "val"
+    return "train"

@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from vidchat.cli import exit_on_user_error
-from vidchat.data.manifest import read_pairs_jsonl
+from vidchat.data.pairs_jsonl import read_pairs_jsonl
 from vidchat.errors import VidchatError
 from vidchat.inference.loading import load_pipeline
 from vidchat.inference.pipeline import ResponderPipeline, StreamStats

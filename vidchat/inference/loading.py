@@ -66,7 +66,7 @@ def load_pipeline(
     checkpoint: str | Path | None = None, device: str = "auto", dtype: torch.dtype = torch.float32
 ) -> ResponderPipeline:
     """Load the LM at `checkpoint` (a consolidated stem; default: `default_checkpoint()`)."""
-    from vidchat.training.export import load_consolidated, stem_of
+    from vidchat.model.checkpoint import load_consolidated, stem_of
 
     stem = stem_of(resolve_path(checkpoint, PROJECT_ROOT)) if checkpoint else default_checkpoint()
     dev = resolve_device(device)

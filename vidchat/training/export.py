@@ -1,143 +1,27 @@
-"""Consolidated LM checkpoints: `<stem>.safetensors` (weights) + `<stem>.json` (configs).
+"""Resumable training checkpoints (Lightning `.ckpt`, DeepSpeed ZeRO folders) -> the consolidated
+LM format of `vidchat.model.checkpoint`.
 
-The consolidated format is what `infer.py`, evaluation and the next stage load: no Lightning,
-no DeepSpeed, no optimizer state. The JSON holds the `ModelConfig`, the `LayoutConfig` and a
-`meta` dict (tokenizer specs and settings, stage, step, metrics). Both files are written
-atomically (temp file + `os.replace`), weights first, so a reader never sees a JSON whose
-weights are missing.
-
-`export_from_checkpoint` turns a resumable training checkpoint (a Lightning `.ckpt` file or a
-DeepSpeed ZeRO checkpoint folder) into a consolidated one.
+The LM stages store the model and layout configs and the meta under the `CKPT_*` keys of every
+training checkpoint, so that one file is enough to consolidate it.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
 
 from vidchat.errors import VidchatError
-from vidchat.model.layout import LayoutConfig, SequenceLayout
-from vidchat.model.transformer import ModelConfig, VidChatLM
-from vidchat.utils.atomic import atomic_path, atomic_write_json
+from vidchat.model.checkpoint import export_state_dict
 
-FORMAT = "vidchat-lm"
-FORMAT_VERSION = 1
 MODEL_PREFIX = "model."
 CKPT_MODEL_CONFIG = "vidchat_model_config"
 CKPT_LAYOUT = "vidchat_layout"
 CKPT_META = "vidchat_meta"
 
 
-def stem_of(path: str | os.PathLike) -> Path:
-    """`x`, `x.json` or `x.safetensors` -> `x`."""
-    p = Path(path)
-    return p.with_suffix("") if p.suffix in (".json", ".safetensors") else p
-
-
-def _unique_state(
-    state: dict[str, torch.Tensor], dtype: torch.dtype | None
-) -> dict[str, torch.Tensor]:
-    """Contiguous copies (cast to `dtype` if floating), dropping tied duplicates (safetensors
-    refuses shared storage; `load_consolidated` re-ties them through the model)."""
-    out: dict[str, torch.Tensor] = {}
-    seen: set[int] = set()
-    for name, t in state.items():
-        ptr = t.data_ptr()
-        if ptr in seen and t.numel():
-            continue
-        seen.add(ptr)
-        t = t.detach().cpu()
-        if dtype is not None and t.is_floating_point():
-            t = t.to(dtype)
-        out[name] = t.contiguous().clone()
-    return out
-
-
-def export_state_dict(
-    state: dict[str, torch.Tensor],
-    model_cfg: ModelConfig | dict[str, Any],
-    layout_cfg: LayoutConfig | dict[str, Any],
-    path: str | os.PathLike,
-    *,
-    meta: dict[str, Any] | None = None,
-    dtype: torch.dtype | None = torch.float16,
-) -> Path:
-    """Write a consolidated checkpoint from a `VidChatLM` state dict; returns the stem."""
-    stem = stem_of(path)
-    model_cfg = (
-        dataclasses.asdict(model_cfg) if dataclasses.is_dataclass(model_cfg) else dict(model_cfg)
-    )
-    layout_cfg = (
-        dataclasses.asdict(layout_cfg) if dataclasses.is_dataclass(layout_cfg) else dict(layout_cfg)
-    )
-    model_cfg["init_from_hf"] = None  # the weights are in the file now
-    weights = _unique_state(state, dtype)
-    with atomic_path(stem.with_suffix(".safetensors")) as tmp:
-        save_file(weights, str(tmp), {"format": FORMAT})
-    doc = {"format": FORMAT, "version": FORMAT_VERSION, "model": model_cfg, "layout": layout_cfg,
-           "meta": meta or {}}  # fmt: skip
-    atomic_write_json(stem.with_suffix(".json"), doc, indent=2, default=str)
-    return stem
-
-
-def export_consolidated(
-    model: VidChatLM,
-    layout: SequenceLayout,
-    path: str | os.PathLike,
-    *,
-    meta: dict[str, Any] | None = None,
-    dtype: torch.dtype | None = torch.float16,
-) -> Path:
-    """Write `model` (weights in `dtype`, fp16 by default) and its configs; returns the stem."""
-    return export_state_dict(
-        model.state_dict(), model.cfg, layout.cfg, path, meta=meta, dtype=dtype
-    )
-
-
-def read_config(path: str | os.PathLike) -> dict[str, Any]:
-    """The JSON half of a consolidated checkpoint (one-line error if missing or foreign)."""
-    js = stem_of(path).with_suffix(".json")
-    if not js.is_file():
-        raise VidchatError(f"{js}: consolidated LM checkpoint not found (no such file)")
-    doc = json.loads(js.read_text())
-    if doc.get("format") != FORMAT:
-        raise VidchatError(f"{js}: not a vidchat LM checkpoint (format={doc.get('format')!r})")
-    return doc
-
-
-def load_consolidated(
-    path: str | os.PathLike,
-    *,
-    device: str | torch.device = "cpu",
-    dtype: torch.dtype = torch.float32,
-) -> tuple[VidChatLM, SequenceLayout, dict[str, Any]]:
-    """Load `<stem>.safetensors` + `<stem>.json` -> (model in eval mode, layout, meta)."""
-    stem = stem_of(path)
-    doc = read_config(stem)
-    weights_path = stem.with_suffix(".safetensors")
-    if not weights_path.is_file():
-        raise VidchatError(f"{weights_path}: weights of the consolidated LM checkpoint are missing")
-    # checkpoints written before `chunk_order` existed were all trained video-first
-    layout = SequenceLayout(LayoutConfig(**{"chunk_order": "video_first", **doc["layout"]}))
-    model = VidChatLM(ModelConfig(**doc["model"]))
-    state = load_file(str(weights_path))
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if model.cfg.tie_embeddings:
-        missing = [m for m in missing if m != "lm_head.weight"]
-    if missing or unexpected:
-        raise VidchatError(
-            f"{weights_path}: weights do not match the config (missing {missing[:3]}, unexpected {unexpected[:3]})"
-        )
-    return model.to(device=device, dtype=dtype).eval(), layout, doc.get("meta", {})
-
-
-# ---- resumable training checkpoints -> consolidated --------------------------------------------
 def _deepspeed_client_state(folder: Path) -> dict[str, Any]:
     """The Lightning client state saved next to a DeepSpeed ZeRO checkpoint (our config keys)."""
     tag_file = folder / "latest"

@@ -9,7 +9,7 @@
 
 Shards missing for the configured data + tokenizer are written first (`stage=tokenize`).
 Writes under `${paths.checkpoint_dir}/<stage.name>/`: `ckpt/` (resumable, `resume=true`),
-`lm.safetensors` + `lm.json` (consolidated, see training/export.py), `metrics.json` and
+`lm.safetensors` + `lm.json` (consolidated, see vidchat/model/checkpoint.py), `metrics.json` and
 `val_curve.csv` (held-out loss per validation next to a unigram baseline).
 """
 
@@ -43,9 +43,10 @@ from vidchat.data.lm_dataset import (
 )
 from vidchat.errors import ConfigError, VidchatError
 from vidchat.model import Modality, SequenceLayout, build_layout, build_model
+from vidchat.model.checkpoint import export_consolidated, load_consolidated
 from vidchat.training.callbacks import ThroughputMonitor
 from vidchat.training.checkpoint_io import LAST_NAME, checkpoint_dir, last_checkpoint
-from vidchat.training.export import export_consolidated, export_from_checkpoint, load_consolidated
+from vidchat.training.export import export_from_checkpoint
 from vidchat.training.lm_module import LMTrainingModule
 from vidchat.training.noise import parse_noise
 from vidchat.training.optim import OptimConfig

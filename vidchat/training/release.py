@@ -16,7 +16,7 @@ from pathlib import Path
 from vidchat.cli import exit_on_user_error
 from vidchat.errors import VidchatError
 from vidchat.media import read_image, write_image
-from vidchat.training.export import read_config, stem_of
+from vidchat.model.checkpoint import read_config, stem_of
 from vidchat.utils.atomic import atomic_path, atomic_write_json
 
 

@@ -12,7 +12,7 @@ loader reads it too:
     root/all_data_list.json, SFT_set.json, testset.json, splits.json, identities.json
     root/test_pairs.jsonl           test pairs in the infer/eval JSONL format
 
-Generate with `python -m vidchat.data.demo_world [root]` or `ensure_demo_world(root, cfg)`; the
+Generate with `python -m vidchat.data.sources.demo [root]` or `vidchat.data.sources.demo.ensure_demo_world(root, cfg)`; the
 result is cached under a marker holding the generator version and a hash of the config.
 """
 
@@ -21,25 +21,23 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
-import os
-import shutil
-import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from filelock import FileLock
 from tqdm import tqdm
 
 from vidchat.data.demo.face import measure_mouth_opening, neutral_track, render_face
 from vidchat.data.demo.identities import Identity, make_identities
 from vidchat.data.demo.script import ConversationPlan, face_track, plan_conversation
 from vidchat.data.demo.speech import audio_envelope, synthesize_turn
+from vidchat.data.pairing import SFT_THRESHOLDS
 from vidchat.errors import ConfigError
 from vidchat.media import write_clip, write_image
 from vidchat.utils.atomic import atomic_write_json
+from vidchat.utils.config import to_plain
 
 GENERATOR_VERSION = 1
 MARKER = ".demo_world.json"
@@ -48,7 +46,6 @@ _NOISE_FLOOR = 0.004  # audio RMS treated as silence when driving the mouth
 
 __all__ = [
     "DemoWorldConfig",
-    "ensure_demo_world",
     "generate_demo_world",
     "measure_mouth_opening",
     "audio_envelope",
@@ -76,8 +73,8 @@ class DemoWorldConfig:
     @classmethod
     def from_cfg(cls, cfg: Any) -> DemoWorldConfig:
         """From a data config (DictConfig or dict); keys under `generate` override top-level ones."""
-        data = _to_dict(cfg)
-        data = {**data, **_to_dict(data.get("generate", {}))}
+        data = dict(to_plain(cfg))
+        data = {**data, **dict(to_plain(data.get("generate", {})))}
         known = {f.name for f in fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in known}
         if "turn_seconds" in kwargs:
@@ -101,19 +98,6 @@ class DemoWorldConfig:
         content = {k: v for k, v in asdict(self).items() if k != "workers"}
         text = json.dumps({"version": GENERATOR_VERSION, **content}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _to_dict(cfg: Any) -> dict:
-    if cfg is None:
-        return {}
-    try:
-        from omegaconf import DictConfig, OmegaConf
-
-        if isinstance(cfg, DictConfig):
-            return dict(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
-    except ImportError:  # pragma: no cover
-        pass
-    return dict(cfg)
 
 
 def clip_name(conversation: str, size: int, turn: int, speaker: str, person: int) -> str:
@@ -221,8 +205,10 @@ def _render_conversation(
 
 
 def generate_demo_world(root: str | Path, cfg: DemoWorldConfig, progress: bool = True) -> Path:
-    """Write the whole demo world into `root` (which must not exist) -> the manifest path."""
-    from vidchat.data.manifest import load_speakervid, write_pairs_jsonl
+    """Write the whole demo world into `root` (which must not exist) -> the manifest path.
+
+    Writes the release files only; the test pairs (`testset.json`, `test_pairs.jsonl`) are made
+    by the loader that reads them back (`vidchat.data.sources.demo.ensure_demo_world`)."""
 
     root = Path(root)
     (root / "videos").mkdir(parents=True)
@@ -275,65 +261,10 @@ def generate_demo_world(root: str | Path, cfg: DemoWorldConfig, progress: bool =
         [{"video_id": a["demo"]["conversation"], "clip": a["video_name"]} for a in all_annos],
     )
     atomic_write_json(root / "SFT_set.json", [a["video_name"] for a in all_annos if _passes(a)])
-    manifest = load_speakervid(root, splits=splits)
-    test_pairs = [p for p in manifest.pairs_for("test") if p.branch == "dialogue"]
-    atomic_write_json(
-        root / "testset.json",
-        [{"partner": p.partner.clip_id, "responder": p.responder.clip_id} for p in test_pairs],
-    )
-    write_pairs_jsonl(root / "test_pairs.jsonl", manifest.pairs_for("test"))
     return root / MANIFEST_FILE
 
 
 def _passes(anno: dict) -> bool:
-    from vidchat.data.manifest import SFT_THRESHOLDS
-
     return all(float(anno.get(k, -np.inf)) > v for k, v in SFT_THRESHOLDS.items())
 
 
-def ensure_demo_world(root: str | Path, cfg: Any = None, progress: bool = True) -> Path:
-    """Generate the demo world into `root` unless an up-to-date one is there -> manifest path.
-
-    Safe to call from parallel processes (file lock); a changed config or generator version
-    regenerates it; the swap into `root` is atomic (built in a temp folder, then renamed).
-    """
-    root = Path(root).absolute()
-    gen_cfg = cfg if isinstance(cfg, DemoWorldConfig) else DemoWorldConfig.from_cfg(cfg)
-    marker = root / MARKER
-    want = {"version": GENERATOR_VERSION, "config_hash": gen_cfg.digest()}
-    root.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(root.parent / f".{root.name}.lock")):
-        if marker.exists() and json.loads(marker.read_text()) == want:
-            return root / MANIFEST_FILE
-        tmp = root.parent / f".{root.name}.tmp-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        try:
-            generate_demo_world(tmp, gen_cfg, progress=progress)
-            atomic_write_json(tmp / MARKER, want)
-            old = root.parent / f".{root.name}.old-{os.getpid()}"
-            if root.exists():
-                os.replace(root, old)
-            os.replace(tmp, root)
-            shutil.rmtree(old, ignore_errors=True)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return root / MANIFEST_FILE
-
-
-def main(argv: list[str] | None = None) -> None:
-    """`python -m vidchat.data.demo_world [ROOT] [key=value ...]` (defaults: data_cache/demo)."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    root = Path("data_cache/demo")
-    overrides: dict[str, Any] = {}
-    for arg in args:
-        if "=" in arg:
-            key, value = arg.split("=", 1)
-            overrides[key] = json.loads(value) if value[:1] in "[0123456789." else value
-        else:
-            root = Path(arg)
-    path = ensure_demo_world(root, overrides)
-    print(path)
-
-
-if __name__ == "__main__":
-    main()
