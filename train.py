@@ -1,10 +1,10 @@
 """Train any vidchat stage: `python train.py stage=pretrain`, `stage=sft`, `stage=video_tokenizer`, ...
 
-A thin dispatcher: Hydra composes `configs/train.yaml`; `stage.entry` names the function that runs
-the stage (`package.module:function`), which receives the whole config.
+A thin entry point over `python -m vidchat.train`: Hydra composes `configs/train.yaml`;
+`stage.entry` names the function that runs the stage (`package.module:function`).
 """
 
-from vidchat.cli import hydra_main
+from vidchat.train import main
 
 if __name__ == "__main__":
-    hydra_main(config_name="train")
+    main()

@@ -7,14 +7,13 @@ import logging
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
 
 from vidchat.errors import ConfigError, VidchatError
+from vidchat.utils.paths import CONFIG_DIR
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 log = logging.getLogger("vidchat")
 
 

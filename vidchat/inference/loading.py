@@ -10,28 +10,19 @@ import torch
 from vidchat.errors import VidchatError
 from vidchat.inference.pipeline import ResponderPipeline
 from vidchat.media import read_image
+from vidchat.model.checkpoint import load_consolidated, stem_of
 from vidchat.tokenizers import build_audio_tokenizer, build_video_tokenizer
+from vidchat.utils.paths import resolve, resolve_existing
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-# Looked for in this order when no checkpoint is given: the user's own SFT run, then the demo model.
-DEFAULT_CHECKPOINTS = ("checkpoints/sft/lm", "checkpoints/demo/lm")
-
-
-def resolve_path(path: str | Path, *bases: Path) -> Path:
-    """A path as given if it exists, else relative to each base in turn (e.g. the project root)."""
-    p = Path(path)
-    if p.is_absolute() or p.exists():
-        return p
-    for base in bases:
-        if (base / p).exists():
-            return base / p
-    return p
+# Looked for in this order when no checkpoint is given: the user's own SFT run (under the folder
+# they run from), then the demo model shipped in the package.
+DEFAULT_CHECKPOINTS = ("checkpoints/sft/lm", "pkg:vidchat/assets/demo/lm")
 
 
 def default_checkpoint() -> Path:
-    """The newest SFT export if this clone trained one, else the shipped demo LM."""
+    """The newest SFT export if this folder trained one, else the shipped demo LM."""
     for rel in DEFAULT_CHECKPOINTS:
-        stem = PROJECT_ROOT / rel
+        stem = resolve(rel)
         if stem.with_suffix(".json").is_file():
             return stem
     raise VidchatError(
@@ -56,9 +47,9 @@ def _tokenizer_cfg(meta: dict[str, Any], which: str, stem: Path) -> dict[str, An
         raise VidchatError(
             f"{stem}.json: meta.tokenizer.{which} is missing; re-export the checkpoint"
         ) from exc
-    for key in ("checkpoint", "pretrained_dir"):
+    for key, suffix in (("checkpoint", ".json"), ("pretrained_dir", "")):
         if cfg.get(key):
-            cfg[key] = str(resolve_path(cfg[key], stem.parent, PROJECT_ROOT))
+            cfg[key] = str(resolve_existing(cfg[key], stem.parent, suffix=suffix))
     return cfg
 
 
@@ -66,15 +57,13 @@ def load_pipeline(
     checkpoint: str | Path | None = None, device: str = "auto", dtype: torch.dtype = torch.float32
 ) -> ResponderPipeline:
     """Load the LM at `checkpoint` (a consolidated stem; default: `default_checkpoint()`)."""
-    from vidchat.model.checkpoint import load_consolidated, stem_of
-
-    stem = stem_of(resolve_path(checkpoint, PROJECT_ROOT)) if checkpoint else default_checkpoint()
+    stem = stem_of(checkpoint) if checkpoint else default_checkpoint()
     dev = resolve_device(device)
     model, layout, meta = load_consolidated(stem, device=dev, dtype=dtype)
     video = build_video_tokenizer(_tokenizer_cfg(meta, "video", stem)).to(dev)
     audio = build_audio_tokenizer(_tokenizer_cfg(meta, "audio", stem)).to(dev)
     reference = None
     if meta.get("reference_image"):
-        ref_path = resolve_path(meta["reference_image"], stem.parent, PROJECT_ROOT)
+        ref_path = resolve_existing(meta["reference_image"], stem.parent)
         reference = read_image(ref_path, size=tuple(video.spec.frame_size))
     return ResponderPipeline(model, layout, video, audio, reference=reference)

@@ -26,14 +26,15 @@ from vidchat.errors import VidchatError
 from vidchat.model.layout import LayoutConfig, SequenceLayout
 from vidchat.model.transformer import ModelConfig, VidChatLM
 from vidchat.utils.atomic import atomic_path, atomic_write_json
+from vidchat.utils.paths import resolve
 
 FORMAT = "vidchat-lm"
 FORMAT_VERSION = 1
 
 
 def stem_of(path: str | os.PathLike) -> Path:
-    """`x`, `x.json` or `x.safetensors` -> `x`."""
-    p = Path(path)
+    """`x`, `x.json` or `x.safetensors` -> `x` (`pkg:vidchat/...` resolved to the package)."""
+    p = resolve(path)
     return p.with_suffix("") if p.suffix in (".json", ".safetensors") else p
 
 

@@ -16,10 +16,11 @@ from safetensors.torch import load_file, save_file
 
 from vidchat.errors import VidchatError
 from vidchat.utils.atomic import atomic_path, atomic_write_json
+from vidchat.utils.paths import resolve
 
 
 def _stem(path: str | os.PathLike) -> Path:
-    p = Path(path)
+    p = resolve(path)
     return p.with_suffix("") if p.suffix in {".safetensors", ".json"} else p
 
 

@@ -43,7 +43,7 @@ from vidchat.data.lm_dataset import (
 )
 from vidchat.errors import ConfigError, VidchatError
 from vidchat.model import Modality, SequenceLayout, build_layout, build_model
-from vidchat.model.checkpoint import export_consolidated, load_consolidated
+from vidchat.model.checkpoint import export_consolidated, load_consolidated, stem_of
 from vidchat.training.callbacks import ThroughputMonitor
 from vidchat.training.checkpoint_io import LAST_NAME, checkpoint_dir, last_checkpoint
 from vidchat.training.export import export_from_checkpoint
@@ -51,6 +51,7 @@ from vidchat.training.lm_module import LMTrainingModule
 from vidchat.training.noise import parse_noise
 from vidchat.training.optim import OptimConfig
 from vidchat.training.trainer import build_trainer
+from vidchat.utils.paths import CONFIG_DIR
 
 log = logging.getLogger("vidchat")
 
@@ -86,9 +87,7 @@ def ensure_shards(cfg: DictConfig, wait_s: float = 4 * 3600):
             log.info("no token shards in %s: running stage=tokenize first", root)
             from vidchat.training.tokenize import tokenize
 
-            tok_cfg = OmegaConf.load(
-                Path(__file__).resolve().parents[2] / "configs/stage/tokenize.yaml"
-            )
+            tok_cfg = OmegaConf.load(CONFIG_DIR / "stage" / "tokenize.yaml")
             full = copy.deepcopy(cfg)
             with open_dict(full):
                 full.stage = tok_cfg
@@ -173,14 +172,14 @@ def resolve_init(cfg: DictConfig) -> Path | None:
     if init is None:
         return None
     if str(init) != "auto":
-        path = Path(str(init))
+        path = stem_of(str(init))
         if not path.with_suffix(".json").is_file():
             raise VidchatError(
                 f"stage.init_from={init}: no consolidated LM checkpoint at {path}.json"
             )
         return path
-    candidates = [Path(cfg.paths.checkpoint_dir) / "pretrain" / EXPORT_STEM,
-                  Path(cfg.paths.demo_checkpoint_dir) / EXPORT_STEM]  # fmt: skip
+    candidates = [stem_of(Path(cfg.paths.checkpoint_dir) / "pretrain" / EXPORT_STEM),
+                  stem_of(Path(cfg.paths.demo_checkpoint_dir) / EXPORT_STEM)]  # fmt: skip
     for path in candidates:
         if path.with_suffix(".json").is_file():
             return path
