@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from any folder
 
 import torch  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
 
+from vidchat.cli import compose  # noqa: E402
 from vidchat.model import LayoutConfig, Role, Segment, SequenceLayout, build_model  # noqa: E402
 from vidchat.model.generate import SamplingConfig, generate  # noqa: E402
 
@@ -46,7 +46,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     layout = SequenceLayout(LayoutConfig(8, (4, 4), 1024, 25, 2, 1024))  # the demo tokenizers
-    model_cfg = OmegaConf.load(ROOT / "configs" / "model" / f"{args.model}.yaml")
+    model_cfg = compose("train", [f"model={args.model}"]).model
     torch.manual_seed(0)
     model = build_model(model_cfg, layout).eval()
 

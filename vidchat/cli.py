@@ -86,6 +86,16 @@ def check_overrides(config_name: str, overrides: list[str]) -> None:
         raise ConfigError(one_line(str(exc))) from exc
 
 
+def compose(config_name: str = "train", overrides: list[str] | None = None) -> DictConfig:
+    """The packaged config `config_name` with `overrides`, as `python -m vidchat.train` would
+    compose it (for scripts, notebooks and tests; no Hydra run directory)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        return hydra_compose(config_name, overrides=list(overrides or []))
+
+
 def hydra_main(config_name: str, entry: Callable[[DictConfig], Any] | None = None) -> None:
     """Compose `configs/<config_name>.yaml` with the command-line overrides and run `entry`
     (default: the stage that `stage.entry` names)."""

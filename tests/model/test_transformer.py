@@ -1,14 +1,11 @@
-from pathlib import Path
 
 import pytest
 import torch
 from conftest import random_segment, tiny_model
-from omegaconf import OmegaConf
 
+from vidchat.cli import compose
 from vidchat.errors import ConfigError
 from vidchat.model import ModelConfig, Role, build_model, pad_batch
-
-CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "model"
 
 
 def batch_inputs(layout, gen, seconds=(1.0, 0.5), side="right"):
@@ -73,7 +70,8 @@ def test_gradient_checkpointing_same_gradients(layout, gen):
     b = batch_inputs(layout, gen, seconds=(0.5, 0.5))
     grads = []
     for ckpt in (False, True):
-        model = tiny_model(layout, grad_checkpointing=ckpt).train()
+        model = tiny_model(layout).train()
+        model.grad_checkpointing = ckpt
         logits = model(b["tokens"], b["roles"], b["next_slots"])
         torch.nn.functional.cross_entropy(
             logits[:, :-1].flatten(0, 1), b["tokens"][:, 1:].flatten()
@@ -122,7 +120,7 @@ def test_hf_missing_dir(layout, tmp_path):
 
 @pytest.mark.parametrize("size", ["tiny", "small", "base", "large"])
 def test_size_configs_build(layout, size):
-    cfg = OmegaConf.load(CONFIGS / f"{size}.yaml")
+    cfg = compose("train", [f"model={size}"]).model
     expected = {
         "tiny": (2e6, 5e6),
         "small": (15e6, 60e6),

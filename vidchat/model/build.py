@@ -11,25 +11,22 @@ config. With `init_from_hf`, the architecture fields are read from the checkpoin
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import fields
 from typing import Any
 
 from vidchat.errors import ConfigError
 from vidchat.model.layout import LayoutConfig, SequenceLayout
 from vidchat.model.transformer import ModelConfig, VidChatLM
+from vidchat.utils.config import to_plain
 
 _NOT_MODEL_FIELDS = ("layout", "name")
+RUNTIME_FIELDS = ("grad_checkpointing", "init_from_hf")
+"""`model.*` settings that are not architecture: `build_model` applies `init_from_hf`, training
+applies `grad_checkpointing`; neither is part of `ModelConfig` or of a saved checkpoint."""
 
 
 def _plain(cfg: Any) -> dict[str, Any]:
-    if cfg is None:
-        return {}
-    if not isinstance(cfg, Mapping):  # an OmegaConf DictConfig
-        from omegaconf import OmegaConf
-
-        return OmegaConf.to_container(cfg, resolve=True)
-    return dict(cfg)
+    return dict(to_plain(cfg))
 
 
 def build_layout(video_spec: Any, audio_spec: Any, layout_cfg: Any = None) -> SequenceLayout:
@@ -39,7 +36,8 @@ def build_layout(video_spec: Any, audio_spec: Any, layout_cfg: Any = None) -> Se
 
 def model_config(model_cfg: Any, layout: SequenceLayout) -> ModelConfig:
     """`ModelConfig` from the `model` config node, sized for `layout`."""
-    cfg = {k: v for k, v in _plain(model_cfg).items() if k not in _NOT_MODEL_FIELDS}
+    plain = _plain(model_cfg)
+    cfg = {k: v for k, v in plain.items() if k not in (*_NOT_MODEL_FIELDS, *RUNTIME_FIELDS)}
     known = {f.name for f in fields(ModelConfig)}
     unknown = sorted(set(cfg) - known)
     if unknown:
@@ -49,13 +47,14 @@ def model_config(model_cfg: Any, layout: SequenceLayout) -> ModelConfig:
             raise ConfigError(
                 f"model.{key} comes from the tokenizers' layout; remove it from the config"
             )
-    if cfg.get("init_from_hf"):
+    init_from_hf = plain.get("init_from_hf")
+    if init_from_hf:
         from vidchat.model.hf import hf_arch_fields
 
-        for key, value in hf_arch_fields(cfg["init_from_hf"]).items():
+        for key, value in hf_arch_fields(init_from_hf).items():
             if cfg.get(key) is not None and cfg[key] != value:
                 raise ConfigError(
-                    f"model.{key}={cfg[key]} differs from {cfg['init_from_hf']} ({value}); "
+                    f"model.{key}={cfg[key]} differs from {init_from_hf} ({value}); "
                     f"set model.{key}=null or {value}"
                 )
             cfg[key] = value
@@ -63,11 +62,11 @@ def model_config(model_cfg: Any, layout: SequenceLayout) -> ModelConfig:
 
 
 def build_model(model_cfg: Any, layout: SequenceLayout) -> VidChatLM:
-    """A freshly initialised `VidChatLM` (backbone from `init_from_hf` when set)."""
-    cfg = model_config(model_cfg, layout)
-    model = VidChatLM(cfg)
-    if cfg.init_from_hf:
+    """A freshly initialised `VidChatLM` (backbone from `model.init_from_hf` when set)."""
+    model = VidChatLM(model_config(model_cfg, layout))
+    init_from_hf = _plain(model_cfg).get("init_from_hf")
+    if init_from_hf:
         from vidchat.model.hf import load_hf_backbone
 
-        load_hf_backbone(model, cfg.init_from_hf)
+        load_hf_backbone(model, init_from_hf)
     return model

@@ -74,7 +74,6 @@ def export_state_dict(
     layout_cfg = (
         dataclasses.asdict(layout_cfg) if dataclasses.is_dataclass(layout_cfg) else dict(layout_cfg)
     )
-    model_cfg["init_from_hf"] = None  # the weights are in the file now
     weights = _unique_state(state, dtype)
     with atomic_path(stem.with_suffix(".safetensors")) as tmp:
         save_file(weights, str(tmp), {"format": FORMAT})
@@ -123,7 +122,9 @@ def load_consolidated(
         raise VidchatError(f"{weights_path}: weights of the consolidated LM checkpoint are missing")
     # checkpoints written before `chunk_order` existed were all trained video-first
     layout = SequenceLayout(LayoutConfig(**{"chunk_order": "video_first", **doc["layout"]}))
-    model = VidChatLM(ModelConfig(**doc["model"]))
+    # runtime settings that checkpoints written before they left ModelConfig still carry
+    arch = {k: v for k, v in doc["model"].items() if k not in ("grad_checkpointing", "init_from_hf")}
+    model = VidChatLM(ModelConfig(**arch))
     state = load_file(str(weights_path))
     missing, unexpected = model.load_state_dict(state, strict=False)
     if model.cfg.tie_embeddings:

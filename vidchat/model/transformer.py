@@ -72,12 +72,8 @@ class ModelConfig:
     """Share the token embedding with the output head."""
     attn_impl: str = "sdpa"
     """`sdpa` (PyTorch) or `flash` (flash-attn, unpadded training passes; SDPA elsewhere)."""
-    grad_checkpointing: bool = False
-    """Recompute each block in the backward pass (saves activation memory)."""
     init_std: float = 0.02
     """Std of the normal init; residual output projections get std / sqrt(2 * n_layers)."""
-    init_from_hf: str | None = None
-    """Local Hugging Face Llama-family checkpoint directory to start from (read by build_model)."""
     spatial_layers: int = 0
     """Spatial refinement transformer layers (paper); only 0 is implemented."""
 
@@ -240,6 +236,10 @@ class Block(nn.Module):
 class VidChatLM(nn.Module):
     """Decoder-only LM over the shared audio-visual vocabulary (see the module docstring)."""
 
+    grad_checkpointing: bool = False
+    """Recompute each block in the backward pass (saves activation memory). A runtime switch,
+    not architecture: training sets it from `model.grad_checkpointing`; it is never saved."""
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
@@ -290,7 +290,7 @@ class VidChatLM(nn.Module):
         if slots is not None and self.embed_slots is not None:
             x = x + self.embed_slots(slots)
         cos, sin, mask, is_causal = self._positions(tokens, valid, cache)
-        checkpointing = self.cfg.grad_checkpointing and self.training and torch.is_grad_enabled()
+        checkpointing = self.grad_checkpointing and self.training and torch.is_grad_enabled()
         for i, layer in enumerate(self.layers):
             if checkpointing:
                 x = checkpoint(layer, x, cos, sin, mask, is_causal, cache, i, use_reentrant=False)

@@ -190,6 +190,14 @@ def resolve_init(cfg: DictConfig) -> Path | None:
 
 
 def build_lm(cfg: DictConfig, layout: SequenceLayout) -> torch.nn.Module:
+    """The LM to train: fresh (`build_model`) or from `stage.init_from`, with the runtime
+    setting `model.grad_checkpointing` applied."""
+    model = _init_lm(cfg, layout)
+    model.grad_checkpointing = bool(cfg.model.get("grad_checkpointing", False))
+    return model
+
+
+def _init_lm(cfg: DictConfig, layout: SequenceLayout) -> torch.nn.Module:
     init = resolve_init(cfg)
     if init is None:
         return build_model(cfg.model, layout)
