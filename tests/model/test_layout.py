@@ -4,7 +4,7 @@ from conftest import demo_layout, random_segment
 
 from vidchat.errors import ConfigError
 from vidchat.model import LayoutConfig, Modality, Role, Segment, Vocab, pad_batch
-from vidchat.model.layout import CHUNK_ORDERS
+from vidchat.model.plan import CHUNK_ORDERS
 
 
 def assert_same_segments(a, b):

@@ -27,7 +27,8 @@ from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
 from vidchat.errors import ConfigError
-from vidchat.model.layout import LOSS_MODES, LaidOutSequence, Role, Segment, SequenceLayout
+from vidchat.model.layout import LOSS_MODES, LaidOutSequence, Segment, SequenceLayout
+from vidchat.model.vocab import Role
 
 BATCH_KEYS = (
     "tokens", "next_slots", "roles", "modality", "slots", "segment", "chunk", "frame", "row",

@@ -26,8 +26,9 @@ from vidchat.data.records import ClipRecord, read_record
 from vidchat.errors import VidchatError
 from vidchat.media import Clip, read_image
 from vidchat.model.generate import SamplingConfig, generate, stream_chunks
-from vidchat.model.layout import Role, Segment, SequenceLayout
+from vidchat.model.layout import Segment, SequenceLayout
 from vidchat.model.transformer import VidChatLM
+from vidchat.model.vocab import Role
 from vidchat.tokenizers.base import AudioTokenizer, VideoTokenizer
 
 

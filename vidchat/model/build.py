@@ -15,7 +15,8 @@ from dataclasses import fields
 from typing import Any
 
 from vidchat.errors import ConfigError
-from vidchat.model.layout import LayoutConfig, SequenceLayout
+from vidchat.model.layout import SequenceLayout
+from vidchat.model.plan import LayoutConfig
 from vidchat.model.transformer import ModelConfig, VidChatLM
 from vidchat.utils.config import to_plain
 

@@ -23,7 +23,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from vidchat.errors import VidchatError
-from vidchat.model.layout import LayoutConfig, SequenceLayout
+from vidchat.model.layout import SequenceLayout
+from vidchat.model.plan import LayoutConfig
 from vidchat.model.transformer import ModelConfig, VidChatLM
 from vidchat.utils.atomic import atomic_path, atomic_write_json
 from vidchat.utils.paths import resolve

@@ -29,16 +29,10 @@ import torch
 from torch import Tensor
 
 from vidchat.errors import ConfigError
-from vidchat.model.layout import (
-    LaidOutSequence,
-    Modality,
-    ResponderGrammar,
-    Role,
-    SequenceLayout,
-    Vocab,
-    pad_batch,
-)
+from vidchat.model.grammar import ResponderGrammar
+from vidchat.model.layout import LaidOutSequence, SequenceLayout, pad_batch
 from vidchat.model.transformer import VidChatLM
+from vidchat.model.vocab import Modality, Role, Vocab
 
 
 @dataclass
@@ -172,14 +166,49 @@ def generate(
     return GenerationResult(tokens, video, audio, counts)
 
 
+@dataclass
+class _Running:
+    """The whole sequence being generated, preallocated: prompt `[B,P]`, then `N` new tokens."""
+
+    tokens: Tensor  # [B,P+N]
+    roles: Tensor  # [B,P+N]
+    slots: Tensor  # [B,P+N] the next slot each position predicts
+    valid: Tensor  # [B,P+N] False on the prompts' left padding
+    prompt_len: int
+    padded: bool
+
+    def hidden(self, model: VidChatLM, i: int, cache: Any) -> Tensor:
+        """Hidden states after position i (`[B,1,D]` from the cache, else the whole prefix)."""
+        if cache is not None:
+            s = slice(i, i + 1)
+            return model.hidden(self.tokens[:, s], self.roles[:, s], self.slots[:, s], cache=cache)
+        s = slice(0, i + 1)
+        valid = self.valid[:, s] if self.padded else None
+        return model.hidden(self.tokens[:, s], self.roles[:, s], self.slots[:, s], valid=valid)
+
+
+def _preallocate(batch: dict[str, Tensor], grammar: ResponderGrammar, device) -> _Running:
+    B, P = batch["tokens"].shape
+    N = len(grammar)
+    tokens = torch.full((B, P + N), Vocab.pad, dtype=torch.long, device=device)
+    tokens[:, :P] = batch["tokens"]
+    roles = torch.full_like(tokens, int(Role.RESPONDER))
+    roles[:, :P] = batch["roles"]
+    slots = torch.zeros_like(tokens)
+    slots[:, :P] = batch["next_slots"]
+    slots[:, P:] = torch.tensor(grammar.slots.tolist()[1:] + [0], device=device)
+    valid = torch.ones_like(tokens, dtype=torch.bool)
+    valid[:, :P] = batch["valid"]
+    return _Running(tokens, roles, slots, valid, P, not bool(batch["valid"].all()))
+
+
 def _decode(model, layout, prompt, max_chunks, sampling, use_cache):
     """Yield `(generated tokens [B,n], completed chunk or None)` after every sampled token."""
     sampling = sampling or SamplingConfig()
     device = model.embed_tokens.weight.device
     batch = {k: v.to(device) for k, v in _batch(prompt).items()}
     grammar = layout.responder_grammar(max_chunks)
-    P, N = batch["tokens"].shape[1], len(grammar)
-    B = batch["tokens"].shape[0]
+    (B, P), N = batch["tokens"].shape, len(grammar)
     if P + N > model.cfg.max_seq_len:
         raise ConfigError(
             f"prompt ({P} tokens) + max_chunks={max_chunks} ({N} tokens) exceeds "
@@ -190,77 +219,48 @@ def _decode(model, layout, prompt, max_chunks, sampling, use_cache):
         generator = torch.Generator(device=device).manual_seed(sampling.seed)
     # python-side schedule: no tensor -> int syncs inside the loop
     lo, hi = grammar.lo.tolist(), grammar.hi.tolist()
-    modality, slot_after = grammar.modality.tolist(), grammar.slots.tolist()[1:] + [0]
     chunk_end = {start - 1: i - 1 for i, start in enumerate(grammar.chunk_starts) if i > 0}
-    settings = [sampling.for_modality(m) for m in modality]
-
-    # the whole sequence, preallocated: prompt then generated tokens
-    tokens = torch.full((B, P + N), Vocab.pad, dtype=torch.long, device=device)
-    tokens[:, :P] = batch["tokens"]
-    roles = torch.full_like(tokens, int(Role.RESPONDER))
-    roles[:, :P] = batch["roles"]
-    slots = torch.zeros_like(tokens)
-    slots[:, :P] = batch["next_slots"]
-    slots[:, P:] = torch.tensor(slot_after, device=device)
-    valid = torch.ones_like(tokens, dtype=torch.bool)
-    valid[:, :P] = batch["valid"]
-    padded = not bool(batch["valid"].all())
-
+    settings = [sampling.for_modality(m) for m in grammar.modality.tolist()]
+    seq = _preallocate(batch, grammar, device)
     cache = model.new_cache(B, P + N) if use_cache else None
-    hidden = model.hidden(
-        tokens[:, :P],
-        roles[:, :P],
-        slots[:, :P],
-        valid=batch["valid"] if padded else None,
-        cache=cache,
-    )
+    valid = batch["valid"] if seq.padded else None
+    hidden = model.hidden(seq.tokens[:, :P], seq.roles[:, :P], seq.slots[:, :P], valid=valid,
+                          cache=cache)  # fmt: skip
     logits = model.lm_head(hidden[:, -1])  # [B,V]
     ended = torch.zeros(B, dtype=torch.bool, device=device)
     for n in range(N):
         tok = sample(logits[:, lo[n] : hi[n]], settings[n], generator) + lo[n]  # [B]
         tok = tok.masked_fill(ended, Vocab.pad)
         i = P + n
-        tokens[:, i] = tok
+        seq.tokens[:, i] = tok
         if lo[n] == Vocab.eot:  # a chunk boundary: rows choosing <eot> end here
             ended = ended | (tok == Vocab.eot)
         chunk = None
         if n in chunk_end:
             start = P + grammar.chunk_starts[chunk_end[n]] + 1
-            chunk = _chunk(layout, grammar, chunk_end[n], tokens[:, start : i + 1], ended)
-        yield tokens[:, P : i + 1], chunk
+            chunk = _chunk(layout, chunk_end[n], seq.tokens[:, start : i + 1], ended)
+        yield seq.tokens[:, P : i + 1], chunk
         if n + 1 == N or (lo[n] == Vocab.eot and bool(ended.all())):
             return
-        if use_cache:
-            hidden = model.hidden(
-                tokens[:, i : i + 1], roles[:, i : i + 1], slots[:, i : i + 1], cache=cache
-            )
-        else:
-            hidden = model.hidden(
-                tokens[:, : i + 1],
-                roles[:, : i + 1],
-                slots[:, : i + 1],
-                valid=valid[:, : i + 1] if padded else None,
-            )
-        logits = model.lm_head(hidden[:, -1])
+        logits = model.lm_head(seq.hidden(model, i, cache)[:, -1])
 
 
 def _chunk(
-    layout: SequenceLayout, grammar: ResponderGrammar, index: int, codes: Tensor, ended: Tensor
+    layout: SequenceLayout, index: int, codes: Tensor, ended: Tensor
 ) -> ResponderChunk:
     """Chunk `index`'s generated code tokens `[B,n]` -> video `[B,t,h,w]`, audio `[B,K,ta]`,
-    each code placed by the grammar's modality / frame / codebook at its position."""
-    B, n = codes.shape
-    h, w = layout.cfg.video_grid
-    start = grammar.chunk_starts[index] + 1  # after the <chunk> marker
-    pos = slice(start, start + n)
-    modality, frame, book = grammar.modality[pos], grammar.frame[pos], grammar.codebook[pos]
-    is_video, is_audio = modality == Modality.VIDEO, modality == Modality.AUDIO
-    # video positions are whole frames in time order, each row-major: [B,t*h*w] -> [B,t,h,w]
-    video = (codes[:, is_video.to(codes.device)] - layout.vocab.video_offset).view(B, -1, h, w)
-    a_book = book[is_audio].to(codes.device)
-    a_step = frame[is_audio] - (int(frame[is_audio].min()) if is_audio.any() else 0)
-    raw = codes[:, is_audio.to(codes.device)] - layout.vocab.audio_offset(0)
-    audio = codes.new_zeros(B, layout.K, int(a_step.max()) + 1 if is_audio.any() else 0)
-    audio[:, a_book, a_step.to(codes.device)] = raw - a_book * layout.cfg.audio_codebook_size
+    each code placed where the token plan says its position holds."""
+    B = codes.shape[0]
+    (v0, v1), (a0, a1) = layout.chunk_span(index)
+    plan = layout.plan.chunk((v0, v1), (a0, a1))
+    dev = codes.device
+    v, a = plan.is_video.to(dev), (~plan.is_video).to(dev)
+    video = codes.new_zeros(B, v1 - v0, layout.h, layout.w)
+    frame, row, col = (x.to(dev) for x in (plan.frame, plan.row, plan.col))
+    video[:, frame[v] - v0, row[v], col[v]] = codes[:, v] - layout.vocab.video_offset
+    book = plan.codebook.to(dev)[a]
+    audio = codes.new_zeros(B, layout.K, a1 - a0)
+    raw = codes[:, a] - layout.vocab.audio_offset(0) - book * layout.cfg.audio_codebook_size
+    audio[:, book, frame[a] - a0] = raw
     keep = (~ended).view(B, 1, 1)
     return ResponderChunk(index, video * keep.unsqueeze(-1), audio * keep, ~ended)

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from vidchat.errors import ConfigError
-from vidchat.model.layout import Modality, Role, Vocab
+from vidchat.model.vocab import Modality, Role, Vocab
 
 ROLE_NAMES = {"partner": Role.PARTNER, "responder": Role.RESPONDER}
 MODALITY_NAMES = {"video": Modality.VIDEO, "audio": Modality.AUDIO}
