@@ -97,8 +97,7 @@ def responses(
         return
     if system == "tokenized":
         for item in inputs:
-            codes = pipe.encode_partner(item.target)  # any clip -> codes; the role is unused
-            yield item, pipe.decode_video(codes.video), pipe.decode_audio(codes.audio)
+            yield item, *pipe.codec.round_trip(item.target.frames, item.target.audio)
         return
     sampling = SamplingConfig.from_dict(OmegaConf.to_container(cfg.sampling, resolve=True))
     batch_size = int(cfg.batch_size)

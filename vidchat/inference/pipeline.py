@@ -30,6 +30,7 @@ from vidchat.model.layout import Segment, SequenceLayout
 from vidchat.model.transformer import VidChatLM
 from vidchat.model.vocab import Role
 from vidchat.tokenizers.base import AudioTokenizer, VideoTokenizer
+from vidchat.tokenizers.codec import ClipCodec, decode_audio, decode_frames, encode_frames
 
 
 @dataclass
@@ -88,23 +89,24 @@ class ResponderPipeline:
         check_compatible(layout, video_tokenizer, audio_tokenizer)
         self.model = model.eval()
         self.layout = layout
-        self.video_tokenizer = video_tokenizer.eval()
-        self.audio_tokenizer = audio_tokenizer.eval()
+        self.codec = ClipCodec(video_tokenizer, audio_tokenizer)
+        self.video_tokenizer = self.codec.video
+        self.audio_tokenizer = self.codec.audio
         self.default_reference = reference
         self.audio_context_seconds = audio_context_seconds
 
     # ---- input side ---------------------------------------------------------------------
     @property
     def fps(self) -> float:
-        return float(self.video_tokenizer.spec.frame_rate)
+        return self.codec.fps
 
     @property
     def frame_size(self) -> tuple[int, int]:
-        return tuple(self.video_tokenizer.spec.frame_size)  # type: ignore[return-value]
+        return self.codec.frame_size
 
     @property
     def sample_rate(self) -> int:
-        return int(self.audio_tokenizer.spec.sample_rate)
+        return self.codec.sample_rate
 
     def read_partner(self, source: str | Path | ClipRecord) -> Clip:
         """Decode a partner clip (a file, or a manifest record's window and crop) at the
@@ -118,16 +120,11 @@ class ResponderPipeline:
         """A responder face image -> `[H,W,3] uint8` at the tokenizer's frame size."""
         return read_image(path, size=self.frame_size)
 
-    @torch.inference_mode()
     def encode_partner(self, clip: Clip) -> Segment:
         """Partner clip -> its turn as codes: video `[T,h,w]`, audio `[K,Ta]`."""
-        frames = torch.from_numpy(clip.frames)[None]  # [1,T,H,W,3]
-        audio = torch.from_numpy(clip.audio)[None]  # [1,S]
-        video_codes = self.video_tokenizer.encode(frames)[0].cpu()
-        audio_codes = self.audio_tokenizer.encode(audio)[0].cpu()
-        return Segment(Role.PARTNER, video_codes, audio_codes)
+        codes = self.codec.encode_clip(clip.frames, clip.audio)
+        return Segment(Role.PARTNER, codes.video, codes.audio)
 
-    @torch.inference_mode()
     def encode_reference(self, image: np.ndarray | None) -> torch.Tensor:
         """Reference face `[H,W,3]` (or the default one) -> codes `[h,w]`."""
         image = self.default_reference if image is None else image
@@ -135,7 +132,7 @@ class ResponderPipeline:
             raise VidchatError(
                 "no reference face: pass --reference face.png (this checkpoint has no default)"
             )
-        return self.video_tokenizer.encode(torch.from_numpy(image)[None, None])[0, 0].cpu()
+        return encode_frames(self.codec.video, image[None])[0]
 
     def prompt(self, clip: Clip, reference: np.ndarray | None = None):
         return self.layout.prompt([self.encode_partner(clip)], ref=self.encode_reference(reference))
@@ -144,19 +141,13 @@ class ResponderPipeline:
         return max(1, int(round(max_seconds / float(self.layout.cfg.chunk_seconds))))
 
     # ---- output side --------------------------------------------------------------------
-    @torch.inference_mode()
     def decode_video(self, codes: torch.Tensor) -> np.ndarray:
         """codes `[t,h,w]` -> frames `[t,H,W,3]` uint8."""
-        if codes.shape[0] == 0:
-            return np.zeros((0, *self.frame_size, 3), np.uint8)
-        return self.video_tokenizer.decode(codes[None])[0].cpu().numpy()
+        return decode_frames(self.codec.video, codes)
 
-    @torch.inference_mode()
     def decode_audio(self, codes: torch.Tensor) -> np.ndarray:
         """codes `[K,Ta]` -> waveform `[Ta*hop]` float32."""
-        if codes.shape[-1] == 0:
-            return np.zeros(0, np.float32)
-        return self.audio_tokenizer.decode(codes[None])[0].float().cpu().numpy()
+        return decode_audio(self.codec.audio, codes)
 
     def stream(
         self,

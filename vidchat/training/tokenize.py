@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
@@ -29,6 +28,7 @@ from vidchat.tokenizers import (
     build_audio_tokenizer,
     build_video_tokenizer,
 )
+from vidchat.tokenizers.codec import ClipCodec, encode_frames
 
 log = logging.getLogger("vidchat")
 
@@ -99,20 +99,6 @@ class DecodeDataset(Dataset):
             return i, None, None, f"{type(exc).__name__}: {exc}"
 
 
-@torch.no_grad()
-def tokenize_frames(tokenizer: VideoTokenizer, frames: np.ndarray, batch: int = 256) -> np.ndarray:
-    """frames `[T,H,W,3]` uint8 -> codes `[T,h,w]`."""
-    x = torch.from_numpy(frames)
-    codes = [tokenizer.encode(x[i : i + batch][None])[0].cpu() for i in range(0, len(x), batch)]
-    return torch.cat(codes).numpy()
-
-
-@torch.no_grad()
-def tokenize_audio(tokenizer: AudioTokenizer, audio: np.ndarray) -> np.ndarray:
-    """audio `[S]` -> codes `[K,Ta]`."""
-    return tokenizer.encode(torch.from_numpy(np.asarray(audio, np.float32))[None])[0].cpu().numpy()
-
-
 def shard_meta(cfg: DictConfig, video: VideoTokenizer, audio: AudioTokenizer) -> dict[str, Any]:
     return {
         "data": str(cfg.data.get("name")),
@@ -133,57 +119,59 @@ def tokenize(cfg: DictConfig) -> dict[str, Any]:
     return tokenize_records(cfg, load_manifest(cfg.data).records, video_tok, audio_tok)
 
 
-def tokenize_records(
-    cfg: DictConfig, records: list[Any], video_tok: VideoTokenizer, audio_tok: AudioTokenizer
-) -> dict[str, Any]:
-    """Tokenize this worker's share of `records` (ClipRecord-like) into `shard_dir(cfg)`."""
+def _worker_share(cfg: DictConfig, records: list[Any]) -> tuple[int, list[Any]]:
+    """(k, the records of worker k of `stage.num_shards`): clip i goes to worker i % N."""
     s = cfg.stage
     k, n = int(s.get("shard_index", 0)), int(s.get("num_shards", 1))
     if not 0 <= k < n:
         raise ConfigError(f"stage.shard_index={k} must be in [0, stage.num_shards={n})")
-    vspec, aspec = video_tok.spec, audio_tok.spec
-    dtype = np.dtype(np.uint16)
-    if vspec.code_dtype != np.uint16 or aspec.code_dtype != np.uint16:
-        dtype = np.dtype(np.int32)
+    return k, [r for i, r in enumerate(records) if i % n == k]
 
-    records = [r for i, r in enumerate(records) if i % n == k]
-    root = shard_dir(cfg)
-    writer = ShardWriter(
-        root,
-        meta=shard_meta(cfg, video_tok, audio_tok),
-        dtype=dtype,
-        clips_per_shard=int(s.clips_per_shard),
-        worker=k,
-    )
-    todo = [r for r in records if not writer.is_done(r.clip_id)]
-    log.info(
-        "tokenize: %d clips for worker %d/%d, %d already done",
-        len(records),
-        k,
-        n,
-        len(records) - len(todo),
-    )
 
-    # Reference images (one per identity in the demo world): tiny, tokenized in the main process.
+def _add_references(writer: ShardWriter, todo: list[Any], codec: ClipCodec) -> None:
+    """Reference images (one per identity in the demo world): tiny, tokenized in this process."""
     for ref in sorted(
         {p for r in todo if (p := reference_path(r)) and not writer.has_reference(p)}
     ):
         try:
-            image = read_image(ref, size=vspec.frame_size)  # [H,W,3]
-            writer.add_reference(ref, tokenize_frames(video_tok, image[None])[0])
+            image = read_image(ref, size=codec.frame_size)  # [H,W,3]
+            writer.add_reference(ref, encode_frames(codec.video, image[None])[0].numpy())
         except Exception as exc:
             log.warning("reference image %s skipped: %s", ref, exc)
 
-    dataset = DecodeDataset(todo, vspec.frame_rate, vspec.frame_size, int(aspec.sample_rate))
-    workers = int(s.num_workers)
-    loader = DataLoader(
+
+def _decode_loader(todo: list[Any], codec: ClipCodec, workers: int) -> DataLoader:
+    dataset = DecodeDataset(todo, codec.fps, codec.frame_size, codec.sample_rate)
+    return DataLoader(
         dataset,
         batch_size=None,
         num_workers=workers,
         collate_fn=lambda x: x,
         prefetch_factor=4 if workers else None,
     )
+
+
+def tokenize_records(
+    cfg: DictConfig, records: list[Any], video_tok: VideoTokenizer, audio_tok: AudioTokenizer
+) -> dict[str, Any]:
+    """Tokenize this worker's share of `records` (ClipRecord-like) into `shard_dir(cfg)`."""
+    codec = ClipCodec(video_tok, audio_tok)
+    k, records = _worker_share(cfg, records)
+    wide = video_tok.spec.code_dtype != np.uint16 or audio_tok.spec.code_dtype != np.uint16
+    root = shard_dir(cfg)
+    writer = ShardWriter(
+        root,
+        meta=shard_meta(cfg, video_tok, audio_tok),
+        dtype=np.dtype(np.int32 if wide else np.uint16),
+        clips_per_shard=int(cfg.stage.clips_per_shard),
+        worker=k,
+    )
+    todo = [r for r in records if not writer.is_done(r.clip_id)]
+    log.info("tokenize: %d clips for worker %d, %d already done", len(records), k,
+             len(records) - len(todo))  # fmt: skip
+    _add_references(writer, todo, codec)
     start, done = time.perf_counter(), 0
+    loader = _decode_loader(todo, codec, int(cfg.stage.num_workers))
     bar = tqdm(loader, total=len(todo), desc=f"tokenize {root.name}", unit="clip")
     for i, frames, audio, error in bar:
         rec = todo[i]
@@ -191,23 +179,17 @@ def tokenize_records(
             writer.add_failure(rec.clip_id, str(rec.path), error)
             log.warning("skipping clip %s: %s", rec.clip_id, error)
         else:
-            meta = record_meta(rec)
-            meta.update(
-                fps=vspec.frame_rate,
-                sample_rate=aspec.sample_rate,
-                num_frames=len(frames),
-                num_samples=len(audio),
-            )
-            writer.add(
-                rec.clip_id,
-                tokenize_frames(video_tok, frames),
-                tokenize_audio(audio_tok, audio),
-                meta,
-            )
+            meta = {**record_meta(rec), "fps": codec.fps, "sample_rate": codec.sample_rate,
+                    "num_frames": len(frames), "num_samples": len(audio)}  # fmt: skip
+            codes = codec.encode_clip(frames, audio)
+            writer.add(rec.clip_id, codes.video.numpy(), codes.audio.numpy(), meta)
             bar.set_postfix(failed=writer.num_failed)
         done += 1
     writer.close()
-    elapsed = time.perf_counter() - start
+    return _summary(writer, root, k, done, time.perf_counter() - start)
+
+
+def _summary(writer: ShardWriter, root: Path, k: int, done: int, elapsed: float) -> dict[str, Any]:
     summary = {
         "shard_dir": str(root),
         "clips_tokenized": writer.written_clips,

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from vidchat.tokenizers.base import AudioTokenizer, VideoTokenizer
+from vidchat.tokenizers.codec import decode_audio, decode_frames, encode_audio, encode_frames
 from vidchat.training.tokenizer_metrics import (
     codebook_usage,
     envelope_correlation,
@@ -19,17 +20,13 @@ from vidchat.training.tokenizer_metrics import (
 
 @torch.no_grad()
 def evaluate_video_tokenizer(
-    tokenizer: VideoTokenizer, frames: np.ndarray, batch: int = 256
+    tokenizer: VideoTokenizer, frames: np.ndarray
 ) -> dict[str, float]:
     """frames `[N,H,W,3]` uint8 -> {psnr_db, perplexity, codes_used, num_frames}."""
     x = torch.from_numpy(np.ascontiguousarray(frames))
-    recon, codes = [], []
-    for i in range(0, len(x), batch):
-        c = tokenizer.encode(x[i : i + batch][None])  # [1,n,h,w]
-        codes.append(c.flatten())
-        recon.append(tokenizer.decode(c)[0].cpu())
-    rec = torch.cat(recon).float() / 255
-    perplexity, used = codebook_usage(torch.cat(codes), tokenizer.spec.codebook_size)
+    codes = encode_frames(tokenizer, x)  # [N,h,w]
+    rec = torch.from_numpy(decode_frames(tokenizer, codes)).float() / 255
+    perplexity, used = codebook_usage(codes.flatten(), tokenizer.spec.codebook_size)
     return {
         "psnr_db": round(psnr(x.float() / 255, rec), 3),
         "perplexity": round(perplexity, 2),
@@ -48,9 +45,9 @@ def evaluate_audio_codec(
     codes_all = []
     for wave in waves:
         ref = torch.from_numpy(np.asarray(wave, np.float32))[None]  # [1,S]
-        codes = tokenizer.encode(ref)
-        codes_all.append(codes[0, 0])
-        est = tokenizer.decode(codes).cpu()[:, : ref.shape[1]]
+        codes = encode_audio(tokenizer, ref[0])  # [K,Ta]
+        codes_all.append(codes[0])
+        est = torch.from_numpy(decode_audio(tokenizer, codes))[None, : ref.shape[1]]
         scores["si_snr_db"].append(si_snr(ref, est))
         scores["log_mel_l1"].append(log_mel_l1(ref, est, sr))
         scores["envelope_corr"].append(envelope_correlation(ref, est, sr))
