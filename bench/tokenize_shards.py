@@ -36,7 +36,7 @@ def main() -> None:
     from vidchat.data.manifest import load_manifest
     from vidchat.data.shards import ShardReader
     from vidchat.media import read_clip
-    from vidchat.training.tokenize import shard_dir, tokenize
+    from vidchat.training.tokenize import shard_dir_for, tokenize
 
     out = args.out or Path(tempfile.mkdtemp(prefix="vidchat-bench-tokenize-"))
     tokens = out / "tokens"
@@ -58,11 +58,11 @@ def main() -> None:
     tokenize_s = time.perf_counter() - start
     n = summary["clips_tokenized"]
 
-    reader = ShardReader(shard_dir(cfg))
+    reader = ShardReader(shard_dir_for(cfg))
     ids = reader.ids()
     start = time.perf_counter()
     for _ in range(args.read_repeats):
-        reader = ShardReader(shard_dir(cfg))  # include opening the indexes
+        reader = ShardReader(shard_dir_for(cfg))  # include opening the indexes
         for clip_id in ids:
             clip = reader[clip_id]
             assert clip.video.size and clip.audio.size

@@ -51,10 +51,13 @@ def test_every_trainer_and_logger_config_builds_a_trainer(trainer, logger, tmp_p
     import torch
 
     from vidchat.errors import ConfigError
+    from vidchat.training.config import RunConfig
     from vidchat.training.trainer import build_trainer
 
     monkeypatch.delenv("WANDB_MODE", raising=False)
-    cfg = _compose([f"trainer={trainer}", f"logger={logger}", f"paths.root_dir={tmp_path}"])
+    cfg = RunConfig.from_cfg(
+        _compose([f"trainer={trainer}", f"logger={logger}", f"paths.root_dir={tmp_path}"]), "test"
+    )
     if trainer == "gpu" and not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="trainer.accelerator=gpu but no CUDA GPU"):
             build_trainer(cfg, max_steps=1, default_root_dir=tmp_path)

@@ -6,7 +6,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
 from transformers import EncodecConfig, EncodecModel
 
 from vidchat.data.shards import ShardReader, ShardWriter
@@ -14,6 +13,7 @@ from vidchat.errors import VidchatError
 from vidchat.media import write_clip, write_image
 from vidchat.tokenizers.audio_codec import EncodecAudioTokenizer
 from vidchat.tokenizers.video_vq import VQVideoConfig, VQVideoTokenizer
+from vidchat.training.config import TokenizeStageConfig
 from vidchat.training.tokenize import shard_dir, tokenize_records
 
 META = {"video_spec": {"codebook_size": 1024}, "audio_spec": {"codebook_size": 1024}}
@@ -143,30 +143,24 @@ def make_records(root: Path, n: int = 4) -> list[Rec]:
     return recs
 
 
-def stage_cfg(tmp_path: Path, **stage) -> OmegaConf:
-    return OmegaConf.create(
-        {
-            "paths": {"data_dir": str(tmp_path / "cache")},
-            "data": {"name": "toy"},
-            "tokenizer": {"name": "tiny"},
-            "stage": {
-                "num_workers": 0,
-                "clips_per_shard": 2,
-                "shard_index": 0,
-                "num_shards": 1,
-                **stage,
-            },
-        }
-    )
+NAMES = {"data": "toy", "tokenizer": "tiny"}
+
+
+def stage_cfg(tmp_path: Path, **stage) -> TokenizeStageConfig:
+    return TokenizeStageConfig(**{"num_workers": 0, "clips_per_shard": 2, **stage})
+
+
+def toy_shard_dir(tmp_path: Path) -> Path:
+    return shard_dir(tmp_path / "cache", "toy", "tiny")
 
 
 def test_tokenize_skips_bad_clip_lists_it_and_matches_tokenizers(tmp_path, tiny_tokenizers):
     video, audio = tiny_tokenizers
     recs = make_records(tmp_path)
     cfg = stage_cfg(tmp_path)
-    summary = tokenize_records(cfg, recs, video, audio)
+    summary = tokenize_records(toy_shard_dir(tmp_path), cfg, recs, video, audio, names=NAMES)
     assert summary["clips_tokenized"] == 4 and summary["clips_failed_total"] == 1
-    root = shard_dir(cfg)
+    root = toy_shard_dir(tmp_path)
     assert root == tmp_path / "cache" / "tokens" / "toy-tiny"
     reader = ShardReader(root)
     assert reader.ids() == ["clip0", "clip1", "clip2", "clip3"]
@@ -184,7 +178,7 @@ def test_tokenize_skips_bad_clip_lists_it_and_matches_tokenizers(tmp_path, tiny_
     assert np.array_equal(clip.video, expect_v) and np.array_equal(clip.audio, expect_a)
     # A rerun finds everything done (bad clip included) and writes nothing new.
     before = sorted(p.name for p in root.iterdir())
-    assert tokenize_records(cfg, recs, video, audio)["clips_tokenized"] == 0
+    assert tokenize_records(root, cfg, recs, video, audio, names=NAMES)["clips_tokenized"] == 0
     assert sorted(p.name for p in root.iterdir()) == before
 
 
@@ -192,12 +186,11 @@ def test_tokenize_splits_across_machines(tmp_path, tiny_tokenizers):
     video, audio = tiny_tokenizers
     recs = make_records(tmp_path, n=3)  # 4 records incl. the broken one
     for k in range(2):
-        tokenize_records(
-            stage_cfg(tmp_path, shard_index=k, num_shards=2, num_workers=1), recs, video, audio
-        )
-    reader = ShardReader(shard_dir(stage_cfg(tmp_path)))
+        stage = stage_cfg(tmp_path, shard_index=k, num_shards=2, num_workers=1)
+        tokenize_records(toy_shard_dir(tmp_path), stage, recs, video, audio, names=NAMES)
+    reader = ShardReader(toy_shard_dir(tmp_path))
     assert reader.ids() == ["clip0", "clip1", "clip2"]
-    assert {p.name[:9] for p in shard_dir(stage_cfg(tmp_path)).glob("shard-*.npy")} == {
+    assert {p.name[:9] for p in toy_shard_dir(tmp_path).glob("shard-*.npy")} == {
         "shard-000",
         "shard-001",
     }

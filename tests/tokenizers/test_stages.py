@@ -8,7 +8,7 @@ from hydra import compose, initialize_config_dir
 from tests.conftest import DEMO_TEST_OVERRIDES, REPO_ROOT
 from vidchat.data.shards import ShardReader
 from vidchat.tokenizers import build_audio_tokenizer, build_video_tokenizer
-from vidchat.training.tokenize import shard_dir, tokenize
+from vidchat.training.tokenize import shard_dir_for, tokenize
 from vidchat.training.tokenizer_stages import train_audio_codec, train_video_tokenizer
 
 
@@ -62,7 +62,7 @@ def test_tokenizer_stages_export_loadable_checkpoints_and_tokenize(cfg):
 
     c = cfg["tokenize"]
     summary = tokenize(c)
-    reader = ShardReader(shard_dir(c))
+    reader = ShardReader(shard_dir_for(c))
     assert summary["clips_tokenized"] == len(reader) == 24  # the test world's clips
     clip = reader[reader.ids()[0]]
     assert clip.video.shape[1:] == (4, 4) and clip.audio.shape[0] == 2

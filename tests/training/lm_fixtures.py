@@ -18,6 +18,7 @@ from vidchat.data.lm_dataset import (
     single_examples,
 )
 from vidchat.model import LayoutConfig, ModelConfig, SequenceLayout, VidChatLM
+from vidchat.training.config import RunConfig
 from vidchat.training.lm_module import LMTrainingModule
 from vidchat.training.noise import NoiseConfig
 from vidchat.training.optim import OptimConfig
@@ -113,6 +114,11 @@ def make_datamodule(
         train, val, batch_size=batch_size, collator=LMCollator("pack" if pack else "pad", 512),
         total_micro_batches=total_micro_batches, seed=0,
     )  # fmt: skip
+
+
+def run_cfg(cfg) -> RunConfig:
+    """The typed run config a stage's entry point would make from `cfg`."""
+    return RunConfig.from_cfg(cfg, "test")
 
 
 def trainer_cfg(**overrides):

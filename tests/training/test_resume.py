@@ -2,7 +2,7 @@
 
 import lightning as L
 import torch
-from lm_fixtures import make_datamodule, make_datasets, make_module, trainer_cfg
+from lm_fixtures import make_datamodule, make_datasets, make_module, run_cfg, trainer_cfg
 
 from vidchat.training.checkpoint_io import last_checkpoint
 from vidchat.training.trainer import build_trainer
@@ -24,7 +24,7 @@ def _fit(layout, root, max_steps, resume=False):
     rec = LossRecorder()
     cfg = trainer_cfg(checkpoint_every_n_steps=3, accumulate_grad_batches=ACCUM, val_check_interval=3,
                       limit_val_batches=1)  # fmt: skip
-    trainer = build_trainer(cfg, max_steps=max_steps, callbacks=[rec], default_root_dir=root,
+    trainer = build_trainer(run_cfg(cfg), max_steps=max_steps, callbacks=[rec], default_root_dir=root,
                             use_distributed_sampler=False)  # fmt: skip
     module = make_module(layout, total_steps=TOTAL)
     dm = make_datamodule(layout, train, val, total_micro_batches=TOTAL * ACCUM, batch_size=2)

@@ -1,7 +1,7 @@
 """build_trainer: config resolution and one-line errors."""
 
 import pytest
-from lm_fixtures import trainer_cfg
+from lm_fixtures import run_cfg, trainer_cfg
 from omegaconf import OmegaConf
 
 from vidchat.errors import ConfigError
@@ -21,7 +21,7 @@ def test_unknown_trainer_key_is_one_line_error(tmp_path):
     with pytest.raises(
         ConfigError, match=r"^trainer config has unknown key\(s\) \['acumulate_grad_batches'\]"
     ):
-        build_trainer(cfg, max_steps=1, default_root_dir=tmp_path)
+        build_trainer(run_cfg(cfg), max_steps=1, default_root_dir=tmp_path)
 
 
 def test_auto_settings_resolve_for_cpu():
@@ -44,7 +44,7 @@ def test_deepspeed_config_and_bad_values():
 
 
 def test_val_interval_counts_optimizer_steps_and_checkpoints_are_atomic(tmp_path):
-    t = build_trainer(trainer_cfg(val_check_interval=5, accumulate_grad_batches=4), max_steps=10,
+    t = build_trainer(run_cfg(trainer_cfg(val_check_interval=5, accumulate_grad_batches=4)), max_steps=10,
                       default_root_dir=tmp_path)  # fmt: skip
     assert t.val_check_interval == 20  # Lightning counts micro-batches
     assert isinstance(t.strategy.checkpoint_io, AtomicCheckpointIO)

@@ -8,53 +8,35 @@ from __future__ import annotations
 
 from typing import Any
 
+from vidchat.data.config import DataConfig
 from vidchat.data.pairing import select_subset
 from vidchat.data.records import Manifest, filter_branches
 from vidchat.data.sources.demo import ensure_demo_world
 from vidchat.data.sources.folder import load_folder
 from vidchat.data.sources.speakervid import load_speakervid
-from vidchat.errors import ConfigError
-from vidchat.utils.config import get
 
 
-def load_manifest(data_cfg: Any) -> Manifest:
-    """`cfg.data` -> Manifest, dispatching on `data.kind` in {demo, folder, speakervid}, then
-    applying `data.subset` (all/sft/pretrain, with `data.thresholds`) and `data.pairs.branches`."""
-    kind = get(data_cfg, "kind")
-    root = get(data_cfg, "root")
-    if root is None:
-        raise ConfigError("data.root is not set")
-    pair_cfg = get(data_cfg, "pairs", {})
+def load_manifest(data: DataConfig | Any) -> Manifest:
+    """`cfg.data` (a `DataConfig`, or the node to make one from) -> Manifest, dispatching on
+    `data.kind` in {demo, folder, speakervid}, then applying `data.subset` (all/sft/pretrain,
+    with `data.thresholds`) and `data.pairs.branches`."""
+    data = DataConfig.from_cfg(data)
     history = {
-        "history_turns": int(get(pair_cfg, "history_turns", 2)),
-        "history_seconds": float(get(pair_cfg, "history_seconds", 60.0)),
+        "history_turns": data.pairs.history_turns,
+        "history_seconds": data.pairs.history_seconds,
     }
-    if kind == "demo":
-        manifest = load_speakervid(ensure_demo_world(root, data_cfg).parent, **history)
-    elif kind == "folder":
-        manifest = load_folder(
-            root,
-            manifest=str(get(data_cfg, "manifest", "manifest.jsonl")),
-            val_fraction=float(get(data_cfg, "val_fraction", 0.05)),
-            test_fraction=float(get(data_cfg, "test_fraction", 0.05)),
-            **history,
-        )
-    elif kind == "speakervid":
-        manifest = load_speakervid(
-            root,
-            video_dir=get(data_cfg, "video_dir"),
-            video_pattern=str(get(data_cfg, "video_pattern", "{clip}.mp4")),
-            cut=bool(get(data_cfg, "cut", True)),
-            val_fraction=float(get(data_cfg, "val_fraction", 0.05)),
-            **history,
-        )
+    if data.kind == "demo":
+        manifest = load_speakervid(ensure_demo_world(data.root, data.generate).parent, **history)
+    elif data.kind == "folder":
+        manifest = load_folder(data.root, manifest=data.manifest, val_fraction=data.val_fraction,
+                               test_fraction=data.test_fraction, **history)  # fmt: skip
     else:
-        raise ConfigError(f"data.kind must be 'demo', 'folder' or 'speakervid', got {kind!r}")
-    subset = str(get(data_cfg, "subset", "all"))
-    thresholds = get(data_cfg, "thresholds")
-    thresholds = {k: float(v) for k, v in dict(thresholds).items()} if thresholds else None
-    if subset != "all":
-        kept = select_subset(manifest.records, subset, thresholds)
+        manifest = load_speakervid(data.root, video_dir=data.video_dir,
+                                   video_pattern=data.video_pattern, cut=data.cut,
+                                   val_fraction=data.val_fraction, **history)  # fmt: skip
+    if data.subset != "all":
+        thresholds = {k: float(v) for k, v in data.thresholds.items()} if data.thresholds else None
+        kept = select_subset(manifest.records, data.subset, thresholds)
         keep_ids = {r.clip_id for r in kept}
         manifest.records = kept
         manifest.pairs = [
@@ -63,7 +45,5 @@ def load_manifest(data_cfg: Any) -> Manifest:
             if p.partner.clip_id in keep_ids
             and (p.responder is None or p.responder.clip_id in keep_ids)
         ]
-    branches = get(pair_cfg, "branches")
-    if branches is not None:
-        manifest.pairs = filter_branches(manifest.pairs, list(branches))
+    manifest.pairs = filter_branches(manifest.pairs, list(data.pairs.branches))
     return manifest

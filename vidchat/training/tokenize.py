@@ -3,7 +3,7 @@
 Resumable (rerun the same command after a crash), split across machines
 (`stage.shard_index=k stage.num_shards=N` processes clip i when i % N == k), decodes with several
 DataLoader workers, skips and lists clips that fail to decode (`failures-<k>.json`).
-Training finds the shards with `shard_dir(cfg)`.
+Training finds the shards with `shard_dir(...)`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from vidchat.data.shards import ShardReader, ShardWriter
+from vidchat.data.config import DataConfig
+from vidchat.data.shards import ShardWriter
 from vidchat.errors import ConfigError
 from vidchat.media import read_clip, read_image
 from vidchat.tokenizers import (
@@ -29,27 +30,31 @@ from vidchat.tokenizers import (
     build_video_tokenizer,
 )
 from vidchat.tokenizers.codec import ClipCodec, encode_frames
+from vidchat.training.config import LM_ONLY_KEYS, TOKENIZER_ONLY_KEYS, TokenizeStageConfig
+from vidchat.utils.config import to_plain
+from vidchat.utils.typed import from_node
 
 log = logging.getLogger("vidchat")
 
 
-def shard_dir(cfg: DictConfig) -> Path:
-    """Where the token shards of this data + tokenizer pair live.
-
-    `data.tokens_dir` when set, else `${paths.data_dir}/tokens/<data.name>-<tokenizer.name>`.
-    """
-    if cfg.data.get("tokens_dir"):
-        return Path(cfg.data.tokens_dir)
-    data_name = cfg.data.get("name")
-    tok_name = cfg.tokenizer.get("name")
-    if not data_name or not tok_name:
+def shard_dir(
+    data_dir: str | Path, data_name: str, tokenizer_name: str, tokens_dir: str | None = None
+) -> Path:
+    """Where the token shards of one data + tokenizer pair live: `tokens_dir` when set, else
+    `<data_dir>/tokens/<data name>-<tokenizer name>`."""
+    if tokens_dir:
+        return Path(tokens_dir)
+    if not data_name or not tokenizer_name:
         raise ConfigError("data.name and tokenizer.name must be set to locate the token shards")
-    return Path(cfg.paths.data_dir) / "tokens" / f"{data_name}-{tok_name}"
+    return Path(data_dir) / "tokens" / f"{data_name}-{tokenizer_name}"
 
 
-def open_shards(cfg: DictConfig) -> ShardReader:
-    """The `ShardReader` over `shard_dir(cfg)` (a clear error if `stage=tokenize` never ran)."""
-    return ShardReader(shard_dir(cfg))
+def shard_dir_for(cfg: Any) -> Path:
+    """`shard_dir` for a root config (entry points, scripts and tests)."""
+    root = to_plain(cfg)
+    data, tokenizer = root.get("data") or {}, root.get("tokenizer") or {}
+    return shard_dir(root["paths"]["data_dir"], data.get("name") or data.get("kind"),
+                     tokenizer.get("name"), data.get("tokens_dir"))  # fmt: skip
 
 
 def reference_path(record: Any) -> str | None:
@@ -99,10 +104,10 @@ class DecodeDataset(Dataset):
             return i, None, None, f"{type(exc).__name__}: {exc}"
 
 
-def shard_meta(cfg: DictConfig, video: VideoTokenizer, audio: AudioTokenizer) -> dict[str, Any]:
+def shard_meta(names: dict[str, str], video: VideoTokenizer, audio: AudioTokenizer) -> dict[str, Any]:
     return {
-        "data": str(cfg.data.get("name")),
-        "tokenizer": str(cfg.tokenizer.get("name")),
+        "data": str(names.get("data")),
+        "tokenizer": str(names.get("tokenizer")),
         "video_spec": video.spec.to_dict(),
         "audio_spec": audio.spec.to_dict(),
         "video_weights": video.fingerprint,
@@ -111,20 +116,31 @@ def shard_meta(cfg: DictConfig, video: VideoTokenizer, audio: AudioTokenizer) ->
 
 
 def tokenize(cfg: DictConfig) -> dict[str, Any]:
-    """Stage entry: tokenize this worker's share of the manifest into `shard_dir(cfg)`."""
+    """Stage entry (`stage=tokenize`): this worker's share of the manifest -> its shard folder."""
+    stage = from_node(TokenizeStageConfig, cfg.stage, "stage",
+                      ignore=LM_ONLY_KEYS + TOKENIZER_ONLY_KEYS + ("max_steps", "batch_size"))
+    data = DataConfig.from_cfg(cfg.data)
+    tokenizer = to_plain(cfg.tokenizer)
+    return tokenize_data(stage, data, tokenizer, str(cfg.paths.data_dir))
+
+
+def tokenize_data(
+    stage: TokenizeStageConfig, data: DataConfig, tokenizer: dict[str, Any], data_dir: str
+) -> dict[str, Any]:
+    """Tokenize the clips `data` lists with the tokenizers `tokenizer` names."""
     from vidchat.data.manifest import load_manifest
 
-    video_tok = build_video_tokenizer(cfg.tokenizer.video)
-    audio_tok = build_audio_tokenizer(cfg.tokenizer.audio)
-    return tokenize_records(cfg, load_manifest(cfg.data).records, video_tok, audio_tok)
+    video_tok = build_video_tokenizer(tokenizer["video"])
+    audio_tok = build_audio_tokenizer(tokenizer["audio"])
+    names = {"data": data.display_name, "tokenizer": str(tokenizer.get("name"))}
+    root = shard_dir(data_dir, names["data"], names["tokenizer"], data.tokens_dir)
+    records = load_manifest(data).records
+    return tokenize_records(root, stage, records, video_tok, audio_tok, names=names)
 
 
-def _worker_share(cfg: DictConfig, records: list[Any]) -> tuple[int, list[Any]]:
+def _worker_share(stage: TokenizeStageConfig, records: list[Any]) -> tuple[int, list[Any]]:
     """(k, the records of worker k of `stage.num_shards`): clip i goes to worker i % N."""
-    s = cfg.stage
-    k, n = int(s.get("shard_index", 0)), int(s.get("num_shards", 1))
-    if not 0 <= k < n:
-        raise ConfigError(f"stage.shard_index={k} must be in [0, stage.num_shards={n})")
+    k, n = stage.shard_index, stage.num_shards
     return k, [r for i, r in enumerate(records) if i % n == k]
 
 
@@ -152,18 +168,24 @@ def _decode_loader(todo: list[Any], codec: ClipCodec, workers: int) -> DataLoade
 
 
 def tokenize_records(
-    cfg: DictConfig, records: list[Any], video_tok: VideoTokenizer, audio_tok: AudioTokenizer
+    root: Path,
+    stage: TokenizeStageConfig,
+    records: list[Any],
+    video_tok: VideoTokenizer,
+    audio_tok: AudioTokenizer,
+    *,
+    names: dict[str, str],
 ) -> dict[str, Any]:
-    """Tokenize this worker's share of `records` (ClipRecord-like) into `shard_dir(cfg)`."""
+    """Tokenize this worker's share of `records` (ClipRecord-like) into shards under `root`;
+    `names` (data, tokenizer) are recorded in the shards' meta."""
     codec = ClipCodec(video_tok, audio_tok)
-    k, records = _worker_share(cfg, records)
+    k, records = _worker_share(stage, records)
     wide = video_tok.spec.code_dtype != np.uint16 or audio_tok.spec.code_dtype != np.uint16
-    root = shard_dir(cfg)
     writer = ShardWriter(
         root,
-        meta=shard_meta(cfg, video_tok, audio_tok),
+        meta=shard_meta(names, video_tok, audio_tok),
         dtype=np.dtype(np.int32 if wide else np.uint16),
-        clips_per_shard=int(cfg.stage.clips_per_shard),
+        clips_per_shard=stage.clips_per_shard,
         worker=k,
     )
     todo = [r for r in records if not writer.is_done(r.clip_id)]
@@ -171,7 +193,7 @@ def tokenize_records(
              len(records) - len(todo))  # fmt: skip
     _add_references(writer, todo, codec)
     start, done = time.perf_counter(), 0
-    loader = _decode_loader(todo, codec, int(cfg.stage.num_workers))
+    loader = _decode_loader(todo, codec, stage.num_workers)
     bar = tqdm(loader, total=len(todo), desc=f"tokenize {root.name}", unit="clip")
     for i, frames, audio, error in bar:
         rec = todo[i]

@@ -1,4 +1,4 @@
-"""Build a `lightning.Trainer` from `cfg.trainer` and `cfg.logger` (configs/trainer, configs/logger).
+"""Build a `lightning.Trainer` from the typed `trainer` and `logger` configs (configs/trainer, configs/logger).
 
 Every training stage (tokenizers, pretrain, SFT) goes through `build_trainer`, so devices,
 precision, distribution, logging and checkpointing are chosen by config in one place:
@@ -23,7 +23,6 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar, TQDMProgressBar
-from omegaconf import DictConfig, OmegaConf
 
 from vidchat.errors import ConfigError
 from vidchat.training.checkpoint_io import (
@@ -32,28 +31,11 @@ from vidchat.training.checkpoint_io import (
     StepCheckpoint,
     checkpoint_dir,
 )
+from vidchat.training.config import RunConfig, TrainerConfig
+from vidchat.utils.config import to_plain
 
 log = logging.getLogger("vidchat")
 
-# Keys of configs/trainer/*.yaml; anything else is a typo and gets a one-line ConfigError.
-TRAINER_KEYS = {
-    "accelerator",
-    "devices",
-    "num_nodes",
-    "strategy",
-    "precision",
-    "accumulate_grad_batches",
-    "gradient_clip_val",
-    "log_every_n_steps",
-    "val_check_interval",
-    "limit_val_batches",
-    "num_sanity_val_steps",
-    "checkpoint_every_n_steps",
-    "save_top_k",
-    "deterministic",
-    "enable_progress_bar",
-    "deepspeed",
-}
 LOGGER_TYPES = ("csv", "tensorboard", "wandb", "none")
 DISTRIBUTED_STRATEGIES = (
     "ddp",
@@ -65,11 +47,7 @@ DISTRIBUTED_STRATEGIES = (
 CPU_PROCESSES_FOR_AUTO = 2
 
 
-def _plain(node: Any) -> Any:
-    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
-
-
-def resolve_accelerator(tcfg: Mapping[str, Any]) -> str:
+def resolve_accelerator(tcfg: TrainerConfig) -> str:
     """`auto` -> `gpu` when CUDA is available, else `cpu`; `cuda` is treated as `gpu`."""
     acc = str(tcfg.get("accelerator", "auto"))
     if acc == "auto":
@@ -85,16 +63,16 @@ def resolve_accelerator(tcfg: Mapping[str, Any]) -> str:
     return acc
 
 
-def resolve_devices(tcfg: Mapping[str, Any], accelerator: str) -> int | str | list[int]:
+def resolve_devices(tcfg: TrainerConfig, accelerator: str) -> int | str | list[int]:
     """`auto` with a distributed strategy on CPU -> 2 processes; otherwise passed to Lightning."""
-    devices = _plain(tcfg.get("devices", 1))
+    devices = to_plain(tcfg.get("devices", 1))
     strategy = str(tcfg.get("strategy", "auto"))
     if devices == "auto" and accelerator == "cpu":
         return CPU_PROCESSES_FOR_AUTO if strategy in DISTRIBUTED_STRATEGIES else 1
     return devices
 
 
-def resolve_precision(tcfg: Mapping[str, Any], accelerator: str) -> str:
+def resolve_precision(tcfg: TrainerConfig, accelerator: str) -> str:
     """`auto` -> bf16-mixed on a bf16-capable GPU, else 32-true."""
     precision = str(tcfg.get("precision", "32-true"))
     if precision != "auto":
@@ -106,7 +84,7 @@ def resolve_precision(tcfg: Mapping[str, Any], accelerator: str) -> str:
 
 def deepspeed_config(ds_cfg: Mapping[str, Any] | None) -> dict[str, Any]:
     """The DeepSpeed JSON config for `trainer.deepspeed` (stage, offload flags, extra keys)."""
-    ds_cfg = dict(_plain(ds_cfg) or {})
+    ds_cfg = dict(to_plain(ds_cfg) or {})
     unknown = set(ds_cfg) - {"stage", "offload_optimizer", "offload_parameters", "extra"}
     if unknown:
         raise ConfigError(f"trainer.deepspeed has unknown key(s) {sorted(unknown)}")
@@ -136,7 +114,7 @@ def deepspeed_config(ds_cfg: Mapping[str, Any] | None) -> dict[str, Any]:
     return config
 
 
-def build_strategy(tcfg: Mapping[str, Any], accelerator: str) -> Any:
+def build_strategy(tcfg: TrainerConfig, accelerator: str) -> Any:
     """The Lightning strategy for `trainer.strategy` (a name, or a DeepSpeed strategy object)."""
     name = str(tcfg.get("strategy", "auto"))
     if name != "deepspeed":
@@ -153,7 +131,7 @@ def build_strategy(tcfg: Mapping[str, Any], accelerator: str) -> Any:
 
 def build_logger(lcfg: Mapping[str, Any] | None, root_dir: Path, run_name: str | None) -> Any:
     """A Lightning logger for `cfg.logger` (csv, tensorboard, wandb offline, none) or False."""
-    lcfg = dict(_plain(lcfg) or {"type": "csv"})
+    lcfg = dict(to_plain(lcfg) or {"type": "csv"})
     kind = str(lcfg.pop("type", "csv"))
     save_dir = str(lcfg.pop("save_dir", None) or root_dir)
     if kind == "none":
@@ -183,7 +161,7 @@ def build_logger(lcfg: Mapping[str, Any] | None, root_dir: Path, run_name: str |
     raise ConfigError(f"logger.type must be one of {', '.join(LOGGER_TYPES)}, got {kind!r}")
 
 
-def build_checkpoint_callback(tcfg: Mapping[str, Any], root_dir: Path) -> StepCheckpoint | None:
+def build_checkpoint_callback(tcfg: TrainerConfig, root_dir: Path) -> StepCheckpoint | None:
     """Save `ckpt/last.ckpt` and `ckpt/step<N>.ckpt` every `checkpoint_every_n_steps` steps."""
     every = int(tcfg.get("checkpoint_every_n_steps") or 0)
     if every <= 0:
@@ -203,26 +181,20 @@ def build_checkpoint_callback(tcfg: Mapping[str, Any], root_dir: Path) -> StepCh
 
 
 def build_trainer(
-    cfg: DictConfig,
+    run: RunConfig,
     *,
     max_steps: int,
     callbacks: list[Callback] | None = None,
     default_root_dir: str | os.PathLike,
     **trainer_kwargs: Any,
 ) -> L.Trainer:
-    """A `lightning.Trainer` for `max_steps` optimizer steps, configured by `cfg.trainer`/`cfg.logger`.
+    """A `lightning.Trainer` for `max_steps` optimizer steps, configured by `run.trainer` and
+    `run.logger` (make `run` with `RunConfig.from_cfg(cfg, stage_name)` at the entry point).
 
     `default_root_dir` receives logs and `ckpt/` (resume with `last_checkpoint(default_root_dir)`).
     Extra keyword arguments go straight to `lightning.Trainer` (e.g. `use_distributed_sampler`).
     """
-    if "trainer" not in cfg:
-        raise ConfigError("config has no `trainer` group; pick one, e.g. `trainer=cpu`")
-    tcfg = _plain(cfg.trainer)
-    unknown = set(tcfg) - TRAINER_KEYS
-    if unknown:
-        raise ConfigError(
-            f"trainer config has unknown key(s) {sorted(unknown)}; known: {sorted(TRAINER_KEYS)}"
-        )
+    tcfg = run.trainer
     root = Path(default_root_dir)
     root.mkdir(parents=True, exist_ok=True)
     accelerator = resolve_accelerator(tcfg)
@@ -262,7 +234,7 @@ def build_trainer(
         enable_checkpointing=any(isinstance(cb, ModelCheckpoint) for cb in callbacks),
         enable_model_summary=False,
         default_root_dir=str(root),
-        logger=build_logger(cfg.get("logger"), root, cfg.get("run_name")),
+        logger=build_logger(run.logger, root, run.run_name),
         callbacks=callbacks,
         plugins=plugins,
     )

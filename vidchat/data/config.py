@@ -1,0 +1,106 @@
+"""`DataConfig`: the typed `data` config (configs/data/*.yaml), made at the entry point.
+
+One dataclass for every source: the keys all sources share, then the few that one source reads
+(`manifest` for folders; `video_dir`, `video_pattern`, `cut` for the SpeakerVid-5M release; the
+demo world's generator settings, kept as `generate`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from vidchat.data.demo.world import DemoWorldConfig
+from vidchat.data.records import BRANCHES
+from vidchat.utils.config import to_plain
+from vidchat.utils.typed import check, from_node
+
+KINDS = ("demo", "folder", "speakervid")
+SUBSETS = ("all", "sft", "pretrain")
+
+
+@dataclass(frozen=True)
+class VideoRead:
+    """How the model side reads video: frames per second and square frame size in pixels."""
+
+    fps: float = 8.0
+    size: int = 32
+
+    def __post_init__(self) -> None:
+        check("data.video.fps", self.fps > 0, "positive", self.fps)
+        check("data.video.size", self.size >= 8, ">= 8", self.size)
+
+
+@dataclass(frozen=True)
+class AudioRead:
+    sample_rate: int = 16000
+
+    def __post_init__(self) -> None:
+        check("data.audio.sample_rate", self.sample_rate >= 1000, ">= 1000", self.sample_rate)
+
+
+@dataclass(frozen=True)
+class PairsConfig:
+    """`data.pairs`: which branches pairing makes, and how much history a multi-turn pair has."""
+
+    branches: tuple[str, ...] = ("dialogue", "listening", "multi_turn")
+    history_turns: int = 2
+    history_seconds: float = 60.0
+
+    def __post_init__(self) -> None:
+        bad = sorted(set(self.branches) - set(BRANCHES))
+        check("data.pairs.branches", not bad, f"some of {list(BRANCHES)}", list(self.branches))
+        check("data.pairs.history_turns", self.history_turns >= 0, ">= 0", self.history_turns)
+        check("data.pairs.history_seconds", self.history_seconds >= 0, ">= 0",
+              self.history_seconds)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    kind: str
+    root: str
+    name: str = ""
+    tokens_dir: str | None = None
+    video: VideoRead = field(default_factory=VideoRead)
+    audio: AudioRead = field(default_factory=AudioRead)
+    subset: str = "all"
+    thresholds: dict | None = None
+    """SFT quality thresholds; None = the paper's (`vidchat.data.pairing.SFT_THRESHOLDS`)."""
+    pairs: PairsConfig = field(default_factory=PairsConfig)
+    val_fraction: float = 0.05
+    test_fraction: float = 0.05
+    manifest: str = "manifest.jsonl"
+    video_dir: str | None = None
+    video_pattern: str = "{clip}.mp4"
+    cut: bool = True
+    generate: dict = field(default_factory=dict)
+    """The demo world's generator settings (`DemoWorldConfig` fields)."""
+
+    def __post_init__(self) -> None:
+        check("data.kind", self.kind in KINDS, f"one of {list(KINDS)}", self.kind)
+        check("data.subset", self.subset in SUBSETS, f"one of {list(SUBSETS)}", self.subset)
+        for key in ("val_fraction", "test_fraction"):
+            value = getattr(self, key)
+            check(f"data.{key}", 0 <= value < 1, "in [0, 1)", value)
+
+    @classmethod
+    def from_cfg(cls, node: Any) -> DataConfig:
+        """From the `data` node. For `kind: demo`, every `DemoWorldConfig` key at the top level
+        (seed, num_identities, ...) is a generator setting."""
+        if isinstance(node, DataConfig):
+            return node
+        data = dict(to_plain(node) or {})
+        generator = {f.name for f in fields(DemoWorldConfig)}
+        own = {f.name for f in fields(cls)}
+        if data.get("kind") == "demo":
+            extra = {k: data[k] for k in generator if k in data}
+            for k in set(extra) - own:
+                data.pop(k)
+            data["generate"] = {**extra, **dict(data.get("generate") or {})}
+        check("data.root", bool(data.get("root")), "set (data.root=/path/to/data)",
+              data.get("root"))  # fmt: skip
+        return from_node(cls, data, "data")
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.kind
