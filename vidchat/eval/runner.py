@@ -21,22 +21,21 @@ from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from tqdm import tqdm
 
 from vidchat.data.manifest import load_manifest
 from vidchat.data.records import TurnPair, read_record
-from vidchat.errors import ConfigError, VidchatError
+from vidchat.errors import VidchatError
+from vidchat.eval.config import EvalConfig
 from vidchat.eval.metrics import EvalSample, MetricResult, get_metric
 from vidchat.eval.report import aggregate, markdown_table, write_report
 from vidchat.inference.loading import load_pipeline
 from vidchat.inference.pipeline import ResponderPipeline, fit_audio
 from vidchat.media import read_image
-from vidchat.model.generate import SamplingConfig
 from vidchat.model.transformer import VidChatLM
 
 log = logging.getLogger("vidchat.eval")
-SYSTEMS = ("model", "untrained", "tokenized", "ground_truth")
 
 
 @dataclass
@@ -87,7 +86,7 @@ def responses(
     system: str,
     pipe: ResponderPipeline,
     inputs: Sequence[PairInputs],
-    cfg: DictConfig,
+    cfg: EvalConfig,
     failures: list[dict],
 ) -> Iterator[tuple[PairInputs, np.ndarray, np.ndarray]]:
     """(inputs, frames [T,H,W,3], audio [S]) per pair for one system."""
@@ -99,14 +98,14 @@ def responses(
         for item in inputs:
             yield item, *pipe.codec.round_trip(item.target.frames, item.target.audio)
         return
-    sampling = SamplingConfig.from_dict(OmegaConf.to_container(cfg.sampling, resolve=True))
-    batch_size = int(cfg.batch_size)
+    sampling = cfg.sampling_config()
+    batch_size = cfg.batch_size
     for start in tqdm(
         range(0, len(inputs), batch_size), desc=f"generating ({system})", unit="batch"
     ):
         batch = inputs[start : start + batch_size]
         # `max_seconds` from the config, else as long as the batch's longest real response
-        max_seconds = float(cfg.max_seconds or max(item.target.duration for item in batch))
+        max_seconds = cfg.max_seconds or max(item.target.duration for item in batch)
         try:
             outs = pipe.respond_batch(
                 [b.partner for b in batch],
@@ -139,74 +138,83 @@ def demo_gallery(pairs: Sequence[PairInputs], size: tuple[int, int]) -> dict[str
     return gallery
 
 
-def metric_options(cfg: DictConfig, name: str, gallery: dict[str, np.ndarray]) -> dict[str, Any]:
-    node = cfg.metric_options.get(name) if "metric_options" in cfg else None
-    opts = dict(OmegaConf.to_container(node, resolve=True)) if node is not None else {}
+def metric_options(cfg: EvalConfig, name: str, gallery: dict[str, np.ndarray]) -> dict[str, Any]:
+    opts = cfg.options(name)
     if name == "demo_identity" and gallery:
         opts.setdefault("gallery", gallery)
     return opts
 
 
+@dataclass
+class Scoring:
+    """What scoring one system needs besides its responses."""
+
+    cfg: EvalConfig
+    metrics: Sequence[str]
+    fps: float
+    sample_rate: int
+    gallery: dict
+    failures: list[dict]
+
+
+def _sample(item: PairInputs, frames: np.ndarray, audio: np.ndarray, sc: Scoring) -> EvalSample:
+    labels = {
+        **item.pair.responder.labels,
+        **item.pair.labels,
+        "identity": item.pair.responder.speaker_id,
+    }
+    return EvalSample(
+        generated_frames=frames,
+        generated_audio=fit_audio(audio, frames.shape[0], sc.fps, sc.sample_rate),
+        fps=sc.fps,
+        sample_rate=sc.sample_rate,
+        target_frames=item.target.frames,
+        target_audio=item.target.audio,
+        reference_image=item.reference,
+        labels=labels,
+        transcript=labels.get("transcript"),
+    )
+
+
+def _score_sample(system: str, item: PairInputs, sample: EvalSample, names: Sequence[str],
+                  sc: Scoring, reasons: dict[str, str]) -> dict[str, Any]:  # fmt: skip
+    """Every per-sample metric on one sample; a metric that raises is listed, never fatal."""
+    values = {}
+    for name in names:
+        try:
+            result: MetricResult = get_metric(name).fn(
+                sample, **metric_options(sc.cfg, name, sc.gallery)
+            )
+        except Exception as exc:  # noqa: BLE001 - one failing metric must not stop the benchmark
+            log.debug("metric %s failed on %s", name, item.pair.pair_id, exc_info=True)
+            sc.failures.append({"pair_id": item.pair.pair_id, "system": system, "metric": name,
+                                "error": f"{type(exc).__name__}: {exc}"})  # fmt: skip
+            continue
+        values[name] = result.value
+        if not result.available:
+            reasons[name] = result.reason
+    return values
+
+
 def score_system(
-    system: str,
-    generated: Iterator[tuple[PairInputs, np.ndarray, np.ndarray]],
-    fps: float,
-    sample_rate: int,
-    metrics: Sequence[str],
-    cfg: DictConfig,
-    gallery: dict,
-    failures: list[dict],
+    system: str, generated: Iterator[tuple[PairInputs, np.ndarray, np.ndarray]], sc: Scoring
 ) -> dict[str, Any]:
-    sample_metrics = [m for m in metrics if get_metric(m).scope == "sample"]
-    dataset_metrics = [m for m in metrics if get_metric(m).scope == "dataset"]
+    sample_metrics = [m for m in sc.metrics if get_metric(m).scope == "sample"]
+    dataset_metrics = [m for m in sc.metrics if get_metric(m).scope == "dataset"]
     rows, samples, reasons = [], [], {}
     for item, frames, audio in generated:
         if frames.shape[0] == 0:
-            failures.append(
+            sc.failures.append(
                 {"pair_id": item.pair.pair_id, "system": system, "error": "empty response"}
             )
             continue
-        labels = {
-            **item.pair.responder.labels,
-            **item.pair.labels,
-            "identity": item.pair.responder.speaker_id,
-        }
-        sample = EvalSample(
-            generated_frames=frames,
-            generated_audio=fit_audio(audio, frames.shape[0], fps, sample_rate),
-            fps=fps,
-            sample_rate=sample_rate,
-            target_frames=item.target.frames,
-            target_audio=item.target.audio,
-            reference_image=item.reference,
-            labels=labels,
-            transcript=labels.get("transcript"),
-        )
-        values = {}
-        for name in sample_metrics:
-            try:
-                result: MetricResult = get_metric(name).fn(
-                    sample, **metric_options(cfg, name, gallery)
-                )
-            except Exception as exc:  # noqa: BLE001 - one failing metric must not stop the benchmark
-                log.debug("metric %s failed on %s", name, item.pair.pair_id, exc_info=True)
-                failures.append(
-                    {
-                        "pair_id": item.pair.pair_id,
-                        "system": system,
-                        "metric": name,
-                        "error": f"{type(exc).__name__}: {exc}",
-                    }
-                )
-                continue
-            values[name] = result.value
-            if not result.available:
-                reasons[name] = result.reason
+        sample = _sample(item, frames, audio, sc)
+        values = _score_sample(system, item, sample, sample_metrics, sc, reasons)
         rows.append({"pair_id": item.pair.pair_id, "branch": item.pair.branch, "metrics": values})
         samples.append(sample)
     result = aggregate(rows, sample_metrics)
     for name in dataset_metrics:
-        res = get_metric(name).fn(samples, **metric_options(cfg, name, gallery))
+        res = get_metric(name).fn(samples, **metric_options(sc.cfg, name, sc.gallery))
         summary = {"mean": res.value, "ci95": None, "n": len(samples) if res.available else 0}
         result["overall"][name] = summary
         if not res.available:
@@ -214,14 +222,12 @@ def score_system(
     return {**result, "samples": rows, "unavailable": reasons}
 
 
-def run(cfg: DictConfig) -> dict[str, Any]:
+def run(cfg: DictConfig | EvalConfig) -> dict[str, Any]:
     """Hydra entry (`configs/eval.yaml`): generate, score, write `report.json` + `report.md`."""
-    unknown = sorted(set(cfg.systems) - set(SYSTEMS))
-    if unknown:
-        raise ConfigError(f"unknown systems {unknown}; choose from {list(SYSTEMS)}")
+    cfg = cfg if isinstance(cfg, EvalConfig) else EvalConfig.from_cfg(cfg)
     metrics = [get_metric(m).name for m in cfg.metrics]  # unknown names fail here, before any work
     pipe = load_pipeline(cfg.checkpoint, device=cfg.device)
-    pairs = load_manifest(cfg.data).pairs_for(cfg.split, cfg.branches)
+    pairs = load_manifest(cfg.data).pairs_for(cfg.split, list(cfg.branches))
     pairs = [p for p in pairs if p.responder is not None][: cfg.max_pairs or None]
     if not pairs:
         raise VidchatError(
@@ -239,9 +245,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     for system in cfg.systems:
         system_pipe = untrained_copy(pipe, cfg.seed) if system == "untrained" else pipe
         generated = responses(system, system_pipe, inputs, cfg, failures)
-        report["systems"][system] = score_system(
-            system, generated, pipe.fps, pipe.sample_rate, metrics, cfg, gallery, failures
-        )
+        scoring = Scoring(cfg, metrics, pipe.fps, pipe.sample_rate, gallery, failures)
+        report["systems"][system] = score_system(system, generated, scoring)
     report["failures"] = failures
     out_dir = Path(cfg.output_dir)
     json_path, md_path = write_report(report, metrics, out_dir)

@@ -9,7 +9,7 @@ the audio exactly `round(duration * sample_rate)` samples for that duration.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,70 +114,90 @@ def _read_video(
     bbox: Sequence[float] | None,
 ) -> tuple[np.ndarray, float, float]:
     """-> (frames [T,H,W,3] uint8, fps, duration)."""
-    native_fps = _native_fps(stream)
-    period = 1.0 / native_fps
-    end = start + duration if duration is not None else math.inf
 
     def convert(frame: av.VideoFrame) -> np.ndarray:
         if bbox is None:
             return resize_frame(frame, size)
         return crop_resize(frame.to_ndarray(format="rgb24"), size, bbox)
 
-    out: list[np.ndarray] = []
-    last_t: float | None = None
     _seek(container, stream, start + origin)
     stream.thread_type = "AUTO"
+    window = _Window(path, container, stream, origin, start, duration, convert)
+    if fps is None:
+        return window.every_frame()
+    return window.resampled(float(fps))
 
-    if fps is None:  # every source frame inside the window
-        index = 0
-        for frame in container.decode(stream):
-            t = _frame_time(frame, origin, index * period)
-            index += 1
+
+@dataclass
+class _Window:
+    """Decoding one time window `[start, start + duration)` of a video stream."""
+
+    path: Path
+    container: av.container.InputContainer
+    stream: av.video.stream.VideoStream
+    origin: float
+    start: float
+    duration: float | None
+    convert: Callable[[av.VideoFrame], np.ndarray]
+
+    def __post_init__(self) -> None:
+        self.native_fps = _native_fps(self.stream)
+        self.period = 1.0 / self.native_fps
+        self.end = self.start + self.duration if self.duration is not None else math.inf
+
+    def _frames(self) -> Iterator[tuple[av.VideoFrame, float]]:
+        for index, frame in enumerate(self.container.decode(self.stream)):
+            yield frame, _frame_time(frame, self.origin, index * self.period)
+
+    def every_frame(self) -> tuple[np.ndarray, float, float]:
+        """Every source frame inside the window, at the native rate."""
+        out: list[np.ndarray] = []
+        last_t: float | None = None
+        half = self.period / 2
+        for frame, t in self._frames():
             last_t = t
-            if t < start - period / 2:
+            if t < self.start - half:
                 continue
-            if t >= end - period / 2:
+            if t >= self.end - half:
                 break
-            out.append(convert(frame))
+            out.append(self.convert(frame))
         if not out:
-            raise MediaError(f"{path}: no decodable video frames in the requested window")
-        _check_truncated(path, stream, origin, last_t, period, end)
-        return np.stack(out), native_fps, len(out) / native_fps
+            raise MediaError(f"{self.path}: no decodable video frames in the requested window")
+        _check_truncated(self.path, self.stream, self.origin, last_t, self.period, self.end)
+        return np.stack(out), self.native_fps, len(out) / self.native_fps
 
-    # Nearest source frame for each output time t_i = start + i / fps, decided while streaming:
-    # t_i goes to the previous frame when it lies before the midpoint of the two frames' times.
-    prev: av.VideoFrame | None = None
-    prev_array: np.ndarray | None = None
-    n_max = round(duration * fps) if duration is not None else None
-    i = 0
-    index = 0
-    for frame in container.decode(stream):
-        t = _frame_time(frame, origin, index * period)
-        index += 1
-        if prev is not None:
-            midpoint = (last_t + t) / 2
-            while (n_max is None or i < n_max) and start + i / fps < midpoint:
-                if prev_array is None:
-                    prev_array = convert(prev)
-                out.append(prev_array)
-                i += 1
-        prev, prev_array, last_t = frame, None, t
-        if t > end + period:
-            break
-    if prev is None:
-        raise MediaError(f"{path}: no decodable video frames")
-    if duration is None:
-        duration = max(last_t + period - start, 0.0)
-        n_max = round(duration * fps)
-        if n_max == 0:
-            raise MediaError(f"{path}: no video frames after start={start:g}s")
-    _check_truncated(path, stream, origin, last_t, period, end)
-    while i < n_max:
-        if prev_array is None:
-            prev_array = convert(prev)
-        out.append(prev_array)
-        i += 1
-    return np.stack(out[:n_max]), float(fps), duration
+    def resampled(self, fps: float) -> tuple[np.ndarray, float, float]:
+        """The nearest source frame for each output time t_i = start + i / fps, decided while
+        streaming: t_i goes to the previous frame when it lies before the midpoint of the two
+        frames' times."""
+        out: list[np.ndarray] = []
+        prev, prev_array, last_t = None, None, None
+        n_max = round(self.duration * fps) if self.duration is not None else None
+        i = 0
+        for frame, t in self._frames():
+            if prev is not None:
+                midpoint = (last_t + t) / 2
+                while (n_max is None or i < n_max) and self.start + i / fps < midpoint:
+                    if prev_array is None:
+                        prev_array = self.convert(prev)
+                    out.append(prev_array)
+                    i += 1
+            prev, prev_array, last_t = frame, None, t
+            if t > self.end + self.period:
+                break
+        if prev is None:
+            raise MediaError(f"{self.path}: no decodable video frames")
+        duration = self.duration
+        if duration is None:
+            duration = max(last_t + self.period - self.start, 0.0)
+            n_max = round(duration * fps)
+            if n_max == 0:
+                raise MediaError(f"{self.path}: no video frames after start={self.start:g}s")
+        _check_truncated(self.path, self.stream, self.origin, last_t, self.period, self.end)
+        if i < n_max:  # the window runs past the last frame: hold it
+            last = prev_array if prev_array is not None else self.convert(prev)
+            out += [last] * (n_max - i)
+        return np.stack(out[:n_max]), fps, duration
 
 
 def _check_truncated(

@@ -62,16 +62,22 @@ def render_face(identity: Identity, track: FaceTrack, size: int) -> np.ndarray:
     small windows; head motion then shifts each frame by whole supersampled pixels (1/128 of the
     frame at 64 px), which keeps the renderer fast enough for hundreds of clips on a CPU.
     """
-    num_frames = len(track.mouth_open)
     side = size * SUPERSAMPLE
     pad = int(np.ceil(0.06 * side))
     coords = (np.arange(side + 2 * pad, dtype=np.float32) - pad + 0.5) / side
+    canvas = np.repeat(_still_face(identity, coords), len(track.mouth_open), axis=0)  # [T,P,P,3]
+    _draw_eyes(canvas, coords, track)
+    _draw_mouth(canvas, coords, track)
+    return _move_and_downsample(canvas, track, side, pad)
+
+
+def _still_face(identity: Identity, coords: np.ndarray) -> np.ndarray:
+    """What does not move within a clip: background, hair, body, head, brows, nose -> [1,P,P,3]."""
     y = coords[None, :, None]  # [1,P,1]
     x = coords[None, None, :]  # [1,1,P]
     cx, cy = 0.5, HEAD_Y
     rx, ry = 0.30 * identity.face_width, 0.37 * identity.face_height
     skin = np.asarray(identity.skin, np.float32)
-
     base = np.empty((1, len(coords), len(coords), 3), np.float32)  # [1,P,P,3]
     base[:] = np.asarray(identity.background, np.float32)
     # hair behind the head (long / high styles)
@@ -91,9 +97,12 @@ def render_face(identity: Identity, track: FaceTrack, size: int) -> np.ndarray:
     for sign in (-1.0, 1.0):
         _paint(base, _ellipse(y, x, cy - 0.125, cx + sign * 0.115, 0.014, 0.065), identity.hair)
     _paint(base, _ellipse(y, x, cy + 0.045, cx, 0.035, 0.025), skin * 0.8)
+    return base
 
-    canvas = np.repeat(base, num_frames, axis=0)  # [T,P,P,3]
-    # eyes (sclera + pupil, squashed by blinks), drawn in a window around them
+
+def _draw_eyes(canvas: np.ndarray, coords: np.ndarray, track: FaceTrack) -> None:
+    """Sclera and pupil, squashed by blinks, drawn in a window around the eyes (in place)."""
+    cx, cy = 0.5, HEAD_Y
     eye_open = np.clip(track.eye_open, 0.08, 1.0).astype(np.float32)[:, None, None]  # [T,1,1]
     rows = _window(coords, cy - 0.1, cy)
     cols = _window(coords, cx - 0.2, cx + 0.2)
@@ -103,8 +112,11 @@ def render_face(identity: Identity, track: FaceTrack, size: int) -> np.ndarray:
         ex, ey = cx + sign * 0.115, cy - 0.05
         _paint(win, _ellipse(wy, wx, ey, ex, 0.04 * eye_open, 0.06), (245, 245, 245))
         _paint(win, _ellipse(wy, wx, ey, ex, 0.032 * eye_open, 0.032), (25, 20, 30))
-    # mouth: a lens of dark interior between lips, bent by the emotion curvature
-    my = cy + MOUTH_Y
+
+
+def _draw_mouth(canvas: np.ndarray, coords: np.ndarray, track: FaceTrack) -> None:
+    """A lens of dark interior between lips, bent by the emotion curvature (in place)."""
+    cx, my = 0.5, HEAD_Y + MOUTH_Y
     rows = _window(coords, my - 0.16, my + 0.16)
     cols = _window(coords, cx - 0.16, cx + 0.16)
     win = canvas[:, rows, cols]
@@ -117,15 +129,18 @@ def render_face(identity: Identity, track: FaceTrack, size: int) -> np.ndarray:
     _paint(win, (np.abs(u) < 1.08) & (dist < lens + LIP_THICKNESS), LIPS)
     _paint(win, (np.abs(u) < 1.0) & (dist < lens), MOUTH_INTERIOR)
 
-    # head motion: shift each frame by whole supersampled pixels, [T,P,P,3] -> [T,s,s,3]
+
+def _move_and_downsample(canvas: np.ndarray, track: FaceTrack, side: int, pad: int) -> np.ndarray:
+    """Head motion: shift each frame by whole supersampled pixels, [T,P,P,3] -> [T,s,s,3], then
+    average SUPERSAMPLE x SUPERSAMPLE blocks -> [T,H,W,3] uint8."""
+    num_frames = canvas.shape[0]
     shift_x = np.clip(np.round(track.dx * side).astype(int), -pad, pad)
     shift_y = np.clip(np.round(track.dy * side).astype(int), -pad, pad)
     frames = np.empty((num_frames, side, side, 3), np.float32)
     for t in range(num_frames):
         r0, c0 = pad - shift_y[t], pad - shift_x[t]
         frames[t] = canvas[t, r0 : r0 + side, c0 : c0 + side]
-    # [T, H*s, W*s, 3] -> [T, H, W, 3]: average s x s blocks (strided sums: fast)
-    s = SUPERSAMPLE
+    s = SUPERSAMPLE  # strided sums: fast
     frames = sum(frames[:, i::s, j::s] for i in range(s) for j in range(s)) / (s * s)
     return np.clip(np.round(frames), 0, 255).astype(np.uint8)
 

@@ -167,41 +167,59 @@ def _render_conversation(
             label = ("A" if person == 0 else "B") if talking else "None"
             name = clip_name(plan.conversation, cfg.size, turn.index, label, person)
             write_clip(out / "videos" / f"{name}.mp4", frames, speech, cfg.fps, cfg.sample_rate)
-            annos.append(
-                {
-                    "video_name": name,
-                    "num_frames": turn.num_frames,
-                    "is_talking": talking,
-                    "clip_speaker_num": 2,
-                    "video_total_duration": round(total, 4),
-                    "start": round(turn.start, 4),
-                    "duration": round(seconds, 4),
-                    "start_seconds": round(turn.start, 4),
-                    "end_seconds": round(turn.start + seconds, 4),
-                    "bbox": [0.0, 0.0, 1.0, 1.0],
-                    "speaker": ["A" if turn.speaker == 0 else "B"],
-                    "raw_video_height": cfg.size,
-                    "raw_video_width": 2 * cfg.size,
-                    "clip_video_height": cfg.size,
-                    "clip_video_width": cfg.size,
-                    **_scores(rng, plan.quality, talking),
-                    "demo": {
-                        "identity": identity.name,
-                        "partner_identity": (listener if talking else talker).name,
-                        "emotion": turn.emotion,
-                        "role": "speaker" if talking else "listener",
-                        "conversation": plan.conversation,
-                        "turn": turn.index,
-                        "person": person,
-                        "reference": f"refs/{identity.name}.png",
-                        "syllables": [[round(s.start, 3), round(s.end, 3)] for s in syllables]
-                        if talking
-                        else [],
-                        "mouth_opening": [round(float(v), 3) for v in track.mouth_open],
-                    },
-                }
-            )
+            shot = _Shot(name, turn, person, identity, listener if talking else talker, talking)
+            annos.append(_annotation(shot, plan, cfg, total, track, syllables, rng))
     return annos
+
+
+@dataclass
+class _Shot:
+    """One person's clip of one turn."""
+
+    name: str
+    turn: Any  # demo.script.Turn
+    person: int
+    identity: Identity
+    partner: Identity
+    talking: bool
+
+
+def _annotation(shot: _Shot, plan: ConversationPlan, cfg: DemoWorldConfig, total: float,
+                track: Any, syllables: list, rng: np.random.Generator) -> dict:  # fmt: skip
+    """The clip's SpeakerVid-5M style annotation, with the demo's own labels under `demo`."""
+    turn, seconds = shot.turn, shot.turn.num_frames / cfg.fps
+    return {
+        "video_name": shot.name,
+        "num_frames": turn.num_frames,
+        "is_talking": shot.talking,
+        "clip_speaker_num": 2,
+        "video_total_duration": round(total, 4),
+        "start": round(turn.start, 4),
+        "duration": round(seconds, 4),
+        "start_seconds": round(turn.start, 4),
+        "end_seconds": round(turn.start + seconds, 4),
+        "bbox": [0.0, 0.0, 1.0, 1.0],
+        "speaker": ["A" if turn.speaker == 0 else "B"],
+        "raw_video_height": cfg.size,
+        "raw_video_width": 2 * cfg.size,
+        "clip_video_height": cfg.size,
+        "clip_video_width": cfg.size,
+        **_scores(rng, plan.quality, shot.talking),
+        "demo": {
+            "identity": shot.identity.name,
+            "partner_identity": shot.partner.name,
+            "emotion": turn.emotion,
+            "role": "speaker" if shot.talking else "listener",
+            "conversation": plan.conversation,
+            "turn": turn.index,
+            "person": shot.person,
+            "reference": f"refs/{shot.identity.name}.png",
+            "syllables": [[round(s.start, 3), round(s.end, 3)] for s in syllables]
+            if shot.talking
+            else [],
+            "mouth_opening": [round(float(v), 3) for v in track.mouth_open],
+        },
+    }
 
 
 def generate_demo_world(root: str | Path, cfg: DemoWorldConfig, progress: bool = True) -> Path:

@@ -1,0 +1,57 @@
+"""`EvalConfig`: the typed `configs/eval.yaml`, made once at `python -m vidchat.eval`'s entry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from vidchat.data.config import DataConfig
+from vidchat.model.generate import SamplingConfig
+from vidchat.utils.config import to_plain
+from vidchat.utils.typed import check, from_node
+
+SYSTEMS = ("model", "untrained", "tokenized", "ground_truth")
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    data: DataConfig
+    checkpoint: str | None = None
+    """Consolidated LM checkpoint stem; None = this folder's SFT export, else the demo LM."""
+    device: str = "auto"
+    split: str = "test"
+    branches: tuple[str, ...] = ("dialogue", "multi_turn")
+    max_pairs: int | None = None
+    batch_size: int = 4
+    seed: int = 0
+    max_seconds: float | None = None
+    """Answer length; None = as long as each ground-truth responder turn."""
+    systems: tuple[str, ...] = SYSTEMS
+    sampling: dict = field(default_factory=dict)
+    metrics: tuple[str, ...] = ()
+    metric_options: dict = field(default_factory=dict)
+    output_dir: str = "outputs/eval"
+
+    def __post_init__(self) -> None:
+        check("split", self.split in SPLITS, f"one of {list(SPLITS)}", self.split)
+        bad = sorted(set(self.systems) - set(SYSTEMS))
+        check("systems", not bad, f"some of {list(SYSTEMS)}", list(self.systems))
+        check("batch_size", self.batch_size >= 1, ">= 1", self.batch_size)
+        check("max_pairs", self.max_pairs is None or self.max_pairs >= 1, ">= 1 or null",
+              self.max_pairs)  # fmt: skip
+        m = self.max_seconds
+        check("max_seconds", m is None or m > 0, "positive or null", m)
+
+    @classmethod
+    def from_cfg(cls, cfg: Any) -> EvalConfig:
+        root = {k: v for k, v in to_plain(cfg).items() if k not in ("paths", "hydra")}
+        root["data"] = DataConfig.from_cfg(root.get("data"))
+        return from_node(cls, root, "eval")
+
+    def sampling_config(self) -> SamplingConfig:
+        return SamplingConfig.from_dict(self.sampling)
+
+    def options(self, metric: str) -> dict[str, Any]:
+        """`metric_options.<metric>` as keyword arguments."""
+        return dict(self.metric_options.get(metric) or {})
