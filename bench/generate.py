@@ -29,7 +29,7 @@ from vidchat.model import LayoutConfig, Role, Segment, SequenceLayout, build_mod
 from vidchat.model.generate import SamplingConfig, generate  # noqa: E402
 
 
-def main() -> None:
+def _args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -41,18 +41,12 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, default=0, help="torch CPU threads (0: torch's default)"
     )
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    return parser.parse_args()
 
-    layout = SequenceLayout(LayoutConfig(8, (4, 4), 1024, 25, 2, 1024))  # the demo tokenizers
-    model_cfg = compose("train", [f"model={args.model}"]).model
-    torch.manual_seed(0)
-    model = build_model(model_cfg, layout).eval()
 
-    seconds = max(
-        0.5, (args.context - 18) / layout.tokens_per_second
-    )  # after <bos> <ref> ref codes
+def _prompt(layout: SequenceLayout, context: int):
+    """A random partner turn of about `context` tokens after `<bos> <ref>` and the ref codes."""
+    seconds = max(0.5, (context - 18) / layout.tokens_per_second)
     T, Ta = round(seconds * 8), round(seconds * 25)
     g = torch.Generator().manual_seed(0)
     partner = Segment(
@@ -60,15 +54,25 @@ def main() -> None:
         torch.randint(0, 1024, (T, 4, 4), generator=g),
         torch.randint(0, 1024, (2, Ta), generator=g),
     )
-    prompt = layout.prompt([partner], ref=torch.randint(0, 1024, (4, 4), generator=g))
+    return layout.prompt([partner], ref=torch.randint(0, 1024, (4, 4), generator=g))
+
+
+def main() -> None:
+    args = _args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    layout = SequenceLayout(LayoutConfig(8, (4, 4), 1024, 25, 2, 1024))  # the demo tokenizers
+    torch.manual_seed(0)
+    model = build_model(compose("train", [f"model={args.model}"]).model, layout).eval()
+    prompt = _prompt(layout, args.context)
     sampling = SamplingConfig(seed=0)
 
     def run(use_cache: bool, device: str = "cpu") -> tuple[float, int]:
-        m, p = model.to(device), prompt
+        m = model.to(device)
         if device == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        out = generate(m, layout, p, max_chunks=1, sampling=sampling, use_cache=use_cache)
+        out = generate(m, layout, prompt, max_chunks=1, sampling=sampling, use_cache=use_cache)
         if device == "cuda":
             torch.cuda.synchronize()
         return time.perf_counter() - t0, int((out.tokens != 0).sum())
@@ -82,12 +86,10 @@ def main() -> None:
             times[name].append(dt)
     tps = {name: n_tokens / statistics.median(t) for name, t in times.items()}
     media_tps = layout.tokens_per_second
-    print(
-        f"model: {args.model} ({model.num_params() / 1e6:.2f}M params), threads: {torch.get_num_threads()}"
-    )
-    print(
-        f"prompt tokens: {len(prompt)}, generated tokens per run: {n_tokens}, media tokens/s: {media_tps:.0f}"
-    )
+    print(f"model: {args.model} ({model.num_params() / 1e6:.2f}M params), "
+          f"threads: {torch.get_num_threads()}")  # fmt: skip
+    print(f"prompt tokens: {len(prompt)}, generated tokens per run: {n_tokens}, "
+          f"media tokens/s: {media_tps:.0f}")  # fmt: skip
     for name, t in times.items():
         print(f"{name} s: " + " ".join(f"{x:.3f}" for x in t))
     lines = {

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def main() -> None:
+def _args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -29,60 +29,57 @@ def main() -> None:
         "--out", type=Path, default=None, help="scratch folder (default: a temp dir)"
     )
     parser.add_argument("--read-repeats", type=int, default=5, help="passes over the shards")
-    args = parser.parse_args()
+    return parser.parse_args()
 
-    from hydra import compose, initialize_config_dir
 
-    from vidchat.data.manifest import load_manifest
+def _shard_read_rate(cfg, repeats: int) -> tuple[float, dict]:
+    """Clips per second read back from the shards (opening the indexes included), and the meta."""
     from vidchat.data.shards import ShardReader
-    from vidchat.media import read_clip
-    from vidchat.training.tokenize import shard_dir_for, tokenize
-
-    out = args.out or Path(tempfile.mkdtemp(prefix="vidchat-bench-tokenize-"))
-    tokens = out / "tokens"
-    shutil.rmtree(tokens, ignore_errors=True)
-    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=[
-                "stage=tokenize",
-                f"paths.root_dir={ROOT}",
-                f"++data.tokens_dir={tokens}",
-                f"stage.num_workers={args.workers}",
-            ],
-        )
-    records = load_manifest(cfg.data).records  # generates the demo world once if needed
-
-    start = time.perf_counter()
-    summary = tokenize(cfg)
-    tokenize_s = time.perf_counter() - start
-    n = summary["clips_tokenized"]
+    from vidchat.training.tokenize import shard_dir_for
 
     reader = ShardReader(shard_dir_for(cfg))
     ids = reader.ids()
     start = time.perf_counter()
-    for _ in range(args.read_repeats):
-        reader = ShardReader(shard_dir_for(cfg))  # include opening the indexes
+    for _ in range(repeats):
+        reader = ShardReader(shard_dir_for(cfg))
         for clip_id in ids:
             clip = reader[clip_id]
             assert clip.video.size and clip.audio.size
-    read_rate = args.read_repeats * len(ids) / (time.perf_counter() - start)
+    return repeats * len(ids) / (time.perf_counter() - start), reader.meta
 
-    video_spec = reader.meta["video_spec"]
-    audio_spec = reader.meta["audio_spec"]
+
+def _mp4_decode_rate(records, meta: dict) -> float:
+    """Clips per second decoded from mp4 at the tokenizers' rates (up to 40 clips)."""
+    from vidchat.media import read_clip
+
+    video_spec, audio_spec = meta["video_spec"], meta["audio_spec"]
     sample = records[: min(len(records), 40)]
     start = time.perf_counter()
     for rec in sample:
-        read_clip(
-            rec.path,
-            fps=video_spec["frame_rate"],
-            size=tuple(video_spec["frame_size"]),
-            sample_rate=audio_spec["sample_rate"],
-            start=rec.start or 0.0,
-            duration=rec.duration,
-            bbox=rec.bbox,
-        )
-    decode_rate = len(sample) / (time.perf_counter() - start)
+        read_clip(rec.path, fps=video_spec["frame_rate"], size=tuple(video_spec["frame_size"]),
+                  sample_rate=audio_spec["sample_rate"], start=rec.start or 0.0,
+                  duration=rec.duration, bbox=rec.bbox)  # fmt: skip
+    return len(sample) / (time.perf_counter() - start)
+
+
+def main() -> None:
+    args = _args()
+    from vidchat.cli import compose
+    from vidchat.data.manifest import load_manifest
+    from vidchat.training.tokenize import tokenize
+
+    out = args.out or Path(tempfile.mkdtemp(prefix="vidchat-bench-tokenize-"))
+    tokens = out / "tokens"
+    shutil.rmtree(tokens, ignore_errors=True)
+    cfg = compose("train", ["stage=tokenize", f"paths.root_dir={ROOT}",
+                            f"++data.tokens_dir={tokens}", f"stage.num_workers={args.workers}"])  # fmt: skip
+    records = load_manifest(cfg.data).records  # generates the demo world once if needed
+
+    start = time.perf_counter()
+    n = tokenize(cfg)["clips_tokenized"]
+    tokenize_s = time.perf_counter() - start
+    read_rate, meta = _shard_read_rate(cfg, args.read_repeats)
+    decode_rate = _mp4_decode_rate(records, meta)
 
     print(f"clips: {n}")
     print(f"tokenize clips/s: {n / tokenize_s:.2f}")

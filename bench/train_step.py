@@ -25,7 +25,7 @@ import torch.nn.functional as F  # noqa: E402
 from vidchat.model import LayoutConfig, ModelConfig, SequenceLayout, VidChatLM  # noqa: E402
 
 
-def main() -> None:
+def _args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -40,26 +40,19 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, default=0, help="torch CPU threads (0: torch's default)"
     )
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    return parser.parse_args()
 
+
+def _models(args: argparse.Namespace, vocab: int, num_slots: int):
+    """Ours and `LlamaForCausalLM` with the same shape, in training mode."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    layout = SequenceLayout(LayoutConfig(8, (4, 4), 1024, 25, 2, 1024))  # the demo tokenizers
-    V = layout.vocab.size
-    cfg = ModelConfig(
-        vocab_size=V,
-        num_slots=layout.num_slots,
-        dim=args.dim,
-        n_layers=args.layers,
-        n_heads=args.heads,
-        max_seq_len=args.seq,
-    )
+    cfg = ModelConfig(vocab_size=vocab, num_slots=num_slots, dim=args.dim, n_layers=args.layers,
+                      n_heads=args.heads, max_seq_len=args.seq)  # fmt: skip
     torch.manual_seed(0)
     ours = VidChatLM(cfg).to(args.device).train()
     hf_cfg = LlamaConfig(
-        vocab_size=V,
+        vocab_size=vocab,
         hidden_size=args.dim,
         intermediate_size=cfg.ffn_dim,
         num_hidden_layers=args.layers,
@@ -70,6 +63,35 @@ def main() -> None:
     )
     hf = LlamaForCausalLM(hf_cfg).to(args.device).train()
     hf.config.use_cache = False
+    return ours, hf
+
+
+def _time(runs: dict, device: torch.device, warmup: int, repeats: int) -> dict[str, list[float]]:
+    """Alternate the runs' steps; milliseconds of each timed step per run."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    for i in range(warmup + repeats):
+        for name, (step, opt) in runs.items():
+            sync()
+            t0 = time.perf_counter()
+            step(opt)
+            sync()
+            if i >= warmup:
+                times[name].append((time.perf_counter() - t0) * 1000)
+    return times
+
+
+def main() -> None:
+    args = _args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    layout = SequenceLayout(LayoutConfig(8, (4, 4), 1024, 25, 2, 1024))  # the demo tokenizers
+    V = layout.vocab.size
+    ours, hf = _models(args, V, layout.num_slots)
     device = torch.device(args.device)
     tokens = torch.randint(0, V, (args.batch, args.seq), device=device)
     roles = torch.randint(0, 4, (args.batch, args.seq), device=device)
@@ -92,20 +114,7 @@ def main() -> None:
         "ours": (step_ours, torch.optim.AdamW(ours.parameters(), lr=1e-4)),
         "hf": (step_hf, torch.optim.AdamW(hf.parameters(), lr=1e-4)),
     }
-    times: dict[str, list[float]] = {name: [] for name in runs}
-
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
-    for i in range(args.warmup + args.repeats):
-        for name, (step, opt) in runs.items():
-            sync()
-            t0 = time.perf_counter()
-            step(opt)
-            sync()
-            if i >= args.warmup:
-                times[name].append((time.perf_counter() - t0) * 1000)
+    times = _time(runs, device, args.warmup, args.repeats)
     med = {name: statistics.median(t) for name, t in times.items()}
     print(f"device: {args.device}, threads: {torch.get_num_threads()}")
     print(
