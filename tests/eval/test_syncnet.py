@@ -30,18 +30,30 @@ def test_mfcc_rate_and_energy_coefficient():
 
 
 class _StandIn(torch.nn.Module):
-    """Scripted stand-in with the SyncNet interface: lip = brightness, audio = energy."""
+    """Scripted stand-in with the SyncNet interface: lip = the centre frame's brightness, audio =
+    the centre MFCC frames' log energy, each standardised over its batch so the two compare."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x
 
     @torch.jit.export
     def forward_lip(self, x: torch.Tensor) -> torch.Tensor:  # [N,3,5,224,224]
-        return x.mean(dim=(1, 3, 4))[:, 2:3] / 255.0  # centre frame brightness -> [N,1]
+        v = x[:, :, 2].mean(dim=(1, 2, 3)).unsqueeze(1)  # centre frame brightness -> [N,1]
+        return (v - v.mean()) / (v.std() + 1e-6)
 
     @torch.jit.export
     def forward_aud(self, x: torch.Tensor) -> torch.Tensor:  # [N,1,13,20]
-        return x[:, 0, 0, 8:12].mean(dim=1, keepdim=True) * 0.0  # constant -> no preferred offset
+        v = x[:, 0, 0, 8:12].mean(dim=1, keepdim=True)  # c0 = log energy, centre 40 ms -> [N,1]
+        return (v - v.mean()) / (v.std() + 1e-6)
+
+
+def _gain_clip(frames: np.ndarray, gains: np.ndarray, audio_gains: np.ndarray) -> tuple:
+    """Frames brightened per frame by `gains`; noise whose log energy follows `audio_gains`,
+    one 25 fps frame (640 samples) per value."""
+    lit = np.clip(frames.astype(np.float32) * gains[:, None, None, None], 0, 255).astype(np.uint8)
+    amp = 0.1 * np.exp(5 * (np.repeat(audio_gains, 640) - 1))  # log energy linear in the gain
+    noise = np.random.default_rng(1).normal(0, 1, len(amp))
+    return lit, (noise * amp).astype(np.float32)
 
 
 def test_without_weights_is_skipped_with_a_reason():
@@ -54,10 +66,23 @@ def test_without_weights_is_skipped_with_a_reason():
 
 @pytest.mark.slow
 def test_scripted_network_runs_end_to_end_on_a_real_face(tmp_path, carphone_frames):
+    # A real face whose brightness follows a random gain, and audio whose loudness follows the
+    # same gain k frames later: through face detection, crops, MFCC windows and the offset
+    # search, the stand-in net must find audio k frames late, and be surer than on audio that
+    # follows another gain sequence.
     pytest.importorskip("dlib")
     path = tmp_path / "syncnet.pt"
     torch.jit.script(_StandIn()).save(str(path))
-    frames = carphone_frames[:40]
-    audio = np.random.default_rng(0).normal(0, 0.1, 16000 * 2).astype(np.float32)
-    res = syncnet_confidence(frames, audio, 30000 / 1001, 16000, weights=path, vshift=3)
-    assert res.available and res.value >= 0.0 and -3 <= res.details["offset"] <= 3
+    frames = carphone_frames[:45]
+    gains = np.random.default_rng(0).choice([0.6, 1.0], size=len(frames))
+    other = np.random.default_rng(7).choice([0.6, 1.0], size=len(frames))
+    results = {}
+    for name, audio_gains in (("in_sync", gains), ("late_2", np.r_[gains[:2], gains[:-2]]),
+                              ("unrelated", other)):  # fmt: skip
+        lit, audio = _gain_clip(frames, gains, audio_gains)
+        results[name] = syncnet_confidence(lit, audio, 25, 16000, weights=path, vshift=4)
+    assert all(r.available for r in results.values())
+    assert results["in_sync"].details["offset"] == 0
+    assert results["late_2"].details["offset"] == 2  # positive = audio late, as lip_sync's lag
+    assert results["in_sync"].value > 0.4
+    assert results["in_sync"].value > 2 * results["unrelated"].value
