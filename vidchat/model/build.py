@@ -26,18 +26,15 @@ RUNTIME_FIELDS = ("grad_checkpointing", "init_from_hf")
 applies `grad_checkpointing`; neither is part of `ModelConfig` or of a saved checkpoint."""
 
 
-def _plain(cfg: Any) -> dict[str, Any]:
-    return dict(to_plain(cfg))
-
-
 def build_layout(video_spec: Any, audio_spec: Any, layout_cfg: Any = None) -> SequenceLayout:
     """Layout from the tokenizers' specs and the `model.layout` config section."""
-    return SequenceLayout(LayoutConfig.from_specs(video_spec, audio_spec, **_plain(layout_cfg)))
+    layout = dict(to_plain(layout_cfg))
+    return SequenceLayout(LayoutConfig.from_specs(video_spec, audio_spec, **layout))
 
 
 def model_config(model_cfg: Any, layout: SequenceLayout) -> ModelConfig:
     """`ModelConfig` from the `model` config node, sized for `layout`."""
-    plain = _plain(model_cfg)
+    plain = dict(to_plain(model_cfg))
     cfg = {k: v for k, v in plain.items() if k not in (*_NOT_MODEL_FIELDS, *RUNTIME_FIELDS)}
     known = {f.name for f in fields(ModelConfig)}
     unknown = sorted(set(cfg) - known)
@@ -65,7 +62,7 @@ def model_config(model_cfg: Any, layout: SequenceLayout) -> ModelConfig:
 def build_model(model_cfg: Any, layout: SequenceLayout) -> VidChatLM:
     """A freshly initialised `VidChatLM` (backbone from `model.init_from_hf` when set)."""
     model = VidChatLM(model_config(model_cfg, layout))
-    init_from_hf = _plain(model_cfg).get("init_from_hf")
+    init_from_hf = dict(to_plain(model_cfg)).get("init_from_hf")
     if init_from_hf:
         from vidchat.model.hf import load_hf_backbone
 

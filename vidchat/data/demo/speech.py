@@ -111,17 +111,8 @@ def synthesize_turn(
     return np.clip(audio, -1, 1).astype(np.float32), syllables
 
 
-def audio_envelope(
-    audio: np.ndarray,
-    sample_rate: int,
-    fps: float,
-    num_frames: int,
-    window: float | None = None,
-) -> np.ndarray:
-    """RMS loudness of `audio [S]` for each video frame -> [T].
-
-    Frame i covers `[i / fps, i / fps + window)`, window defaulting to `1 / fps`. The demo mouth
-    follows this envelope at the render rate (24 fps); for frames read at a lower fps (which show
-    the instant at i / fps), pass the render period, `window=1/24`, to compare like with like.
-    """
-    return frame_rms(audio, sample_rate, fps, num_frames, window)
+# RMS loudness of `audio [S]` for each video frame -> [T]: frame i covers
+# `[i / fps, i / fps + window)`, window defaulting to `1 / fps`. The demo mouth follows this
+# envelope at the render rate (24 fps); for frames read at a lower fps (which show the instant
+# at i / fps), pass the render period, `window=1/24`, to compare like with like.
+audio_envelope = frame_rms
