@@ -48,11 +48,13 @@ class Pair:
     history: list | None = None
 
 
-def tiny_layout() -> SequenceLayout:
-    """Video 2x2 codes at 4 fps (16 codes), audio 2 codebooks x 8 codes at 6 Hz, 0.5 s chunks."""
+def tiny_layout(head: str = "flat") -> SequenceLayout:
+    """Video 2x2 codes at 4 fps (16 codes), audio 2 codebooks x 8 codes at 6 Hz, 0.5 s chunks;
+    `head` is the video and audio head (flat or depth)."""
     return SequenceLayout(
         LayoutConfig(video_frame_rate=4, video_grid=(2, 2), video_codebook_size=16,
-                     audio_frame_rate=6, audio_num_codebooks=2, audio_codebook_size=8)
+                     audio_frame_rate=6, audio_num_codebooks=2, audio_codebook_size=8,
+                     video_head=head, audio_head=head)
     )  # fmt: skip
 
 
@@ -82,7 +84,8 @@ def synthetic_pairs(records: list[Rec]) -> list[Pair]:
 def tiny_model(layout: SequenceLayout, seed: int = 0) -> VidChatLM:
     torch.manual_seed(seed)
     return VidChatLM(ModelConfig(vocab_size=layout.vocab.size, num_slots=layout.num_slots, dim=32,
-                                 n_layers=2, n_heads=2, max_seq_len=512))  # fmt: skip
+                                 n_layers=2, n_heads=2, max_seq_len=512,
+                                 max_group=layout.plan.max_group))  # fmt: skip
 
 
 def make_datasets(layout: SequenceLayout, sft: bool = False):

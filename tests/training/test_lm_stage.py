@@ -66,3 +66,23 @@ def test_packing_trains_too(world):
     report = run(compose_train([*overrides, "stage=pretrain", "debug=default", "stage.batching=pack",
                                 "run_name=packed", "stage.max_steps=2"]))  # fmt: skip
     assert report["step"] == 2 and torch.isfinite(torch.tensor(report["val_loss"]))
+
+
+def test_depth_heads_train_export_and_answer(world):
+    # The whole stage with a depth head for video and audio: train, export, reload, generate.
+    from vidchat.model import Role, Segment
+    from vidchat.model.generate import SamplingConfig, generate
+
+    root, overrides = world
+    heads = ["model.layout.video_head=depth", "model.layout.audio_head=depth"]
+    report = run(compose_train([*overrides, *heads, "stage=pretrain", "debug=default",
+                                "run_name=depth", "stage.max_steps=2"]))  # fmt: skip
+    assert report["step"] == 2 and torch.isfinite(torch.tensor(report["val_loss"]))
+    model, layout, _ = load_consolidated(root / "checkpoints" / "depth" / "lm")
+    assert model.depth is not None and layout.cfg.video_head == layout.cfg.audio_head == "depth"
+    h, w = layout.cfg.video_grid
+    partner = Segment(Role.PARTNER, torch.zeros(4, h, w, dtype=torch.long),
+                      torch.zeros(layout.K, 6, dtype=torch.long))  # fmt: skip
+    out = generate(model, layout, layout.prompt([partner]), max_chunks=2,
+                   sampling=SamplingConfig(seed=0))  # fmt: skip
+    assert out.video[0].shape[1:] == (h, w) and out.audio[0].shape[0] == layout.K

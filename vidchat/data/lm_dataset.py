@@ -32,7 +32,7 @@ from vidchat.model.vocab import Role
 
 BATCH_KEYS = (
     "tokens", "next_slots", "roles", "modality", "slots", "segment", "chunk", "frame", "row",
-    "col", "codebook",
+    "col", "codebook", "depth",
 )  # fmt: skip
 _FILL_MINUS_ONE = {"segment", "chunk", "frame", "row", "col", "codebook"}
 BATCHING_MODES = ("pad", "pack")

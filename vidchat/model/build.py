@@ -40,7 +40,7 @@ def model_config(model_cfg: Any, layout: SequenceLayout) -> ModelConfig:
     unknown = sorted(set(cfg) - known)
     if unknown:
         raise ConfigError(f"unknown model config keys {unknown}; known: {sorted(known)}")
-    for key in ("vocab_size", "num_slots"):
+    for key in ("vocab_size", "num_slots", "max_group"):
         if key in cfg:
             raise ConfigError(
                 f"model.{key} comes from the tokenizers' layout; remove it from the config"
@@ -56,7 +56,8 @@ def model_config(model_cfg: Any, layout: SequenceLayout) -> ModelConfig:
                     f"set model.{key}=null or {value}"
                 )
             cfg[key] = value
-    return ModelConfig(vocab_size=layout.vocab.size, num_slots=layout.num_slots, **cfg)
+    return ModelConfig(vocab_size=layout.vocab.size, num_slots=layout.num_slots,
+                       max_group=layout.plan.max_group, **cfg)  # fmt: skip
 
 
 def build_model(model_cfg: Any, layout: SequenceLayout) -> VidChatLM:

@@ -29,10 +29,10 @@ import torch
 from torch import Tensor
 
 from vidchat.errors import ConfigError
-from vidchat.model.grammar import ResponderGrammar
 from vidchat.model.layout import LaidOutSequence, SequenceLayout, pad_batch
+from vidchat.model.steppers import make_stepper
 from vidchat.model.transformer import VidChatLM
-from vidchat.model.vocab import Modality, Role, Vocab
+from vidchat.model.vocab import Modality, Vocab
 
 
 @dataclass
@@ -166,42 +166,6 @@ def generate(
     return GenerationResult(tokens, video, audio, counts)
 
 
-@dataclass
-class _Running:
-    """The whole sequence being generated, preallocated: prompt `[B,P]`, then `N` new tokens."""
-
-    tokens: Tensor  # [B,P+N]
-    roles: Tensor  # [B,P+N]
-    slots: Tensor  # [B,P+N] the next slot each position predicts
-    valid: Tensor  # [B,P+N] False on the prompts' left padding
-    prompt_len: int
-    padded: bool
-
-    def hidden(self, model: VidChatLM, i: int, cache: Any) -> Tensor:
-        """Hidden states after position i (`[B,1,D]` from the cache, else the whole prefix)."""
-        if cache is not None:
-            s = slice(i, i + 1)
-            return model.hidden(self.tokens[:, s], self.roles[:, s], self.slots[:, s], cache=cache)
-        s = slice(0, i + 1)
-        valid = self.valid[:, s] if self.padded else None
-        return model.hidden(self.tokens[:, s], self.roles[:, s], self.slots[:, s], valid=valid)
-
-
-def _preallocate(batch: dict[str, Tensor], grammar: ResponderGrammar, device) -> _Running:
-    B, P = batch["tokens"].shape
-    N = len(grammar)
-    tokens = torch.full((B, P + N), Vocab.pad, dtype=torch.long, device=device)
-    tokens[:, :P] = batch["tokens"]
-    roles = torch.full_like(tokens, int(Role.RESPONDER))
-    roles[:, :P] = batch["roles"]
-    slots = torch.zeros_like(tokens)
-    slots[:, :P] = batch["next_slots"]
-    slots[:, P:] = torch.tensor(grammar.slots.tolist()[1:] + [0], device=device)
-    valid = torch.ones_like(tokens, dtype=torch.bool)
-    valid[:, :P] = batch["valid"]
-    return _Running(tokens, roles, slots, valid, P, not bool(batch["valid"].all()))
-
-
 def _decode(model, layout, prompt, max_chunks, sampling, use_cache):
     """Yield `(generated tokens [B,n], completed chunk or None)` after every sampled token."""
     sampling = sampling or SamplingConfig()
@@ -209,11 +173,7 @@ def _decode(model, layout, prompt, max_chunks, sampling, use_cache):
     batch = {k: v.to(device) for k, v in _batch(prompt).items()}
     grammar = layout.responder_grammar(max_chunks)
     (B, P), N = batch["tokens"].shape, len(grammar)
-    if P + N > model.cfg.max_seq_len:
-        raise ConfigError(
-            f"prompt ({P} tokens) + max_chunks={max_chunks} ({N} tokens) exceeds "
-            f"model.max_seq_len={model.cfg.max_seq_len}"
-        )
+    stepper = make_stepper(model, batch, grammar, use_cache)
     generator = None
     if sampling.seed is not None:
         generator = torch.Generator(device=device).manual_seed(sampling.seed)
@@ -221,12 +181,8 @@ def _decode(model, layout, prompt, max_chunks, sampling, use_cache):
     lo, hi = grammar.lo.tolist(), grammar.hi.tolist()
     chunk_end = {start - 1: i - 1 for i, start in enumerate(grammar.chunk_starts) if i > 0}
     settings = [sampling.for_modality(m) for m in grammar.modality.tolist()]
-    seq = _preallocate(batch, grammar, device)
-    cache = model.new_cache(B, P + N) if use_cache else None
-    valid = batch["valid"] if seq.padded else None
-    hidden = model.hidden(seq.tokens[:, :P], seq.roles[:, :P], seq.slots[:, :P], valid=valid,
-                          cache=cache)  # fmt: skip
-    logits = model.lm_head(hidden[:, -1])  # [B,V]
+    seq = stepper.seq
+    logits = stepper.first()  # [B,V]
     ended = torch.zeros(B, dtype=torch.bool, device=device)
     for n in range(N):
         tok = sample(logits[:, lo[n] : hi[n]], settings[n], generator) + lo[n]  # [B]
@@ -242,7 +198,7 @@ def _decode(model, layout, prompt, max_chunks, sampling, use_cache):
         yield seq.tokens[:, P : i + 1], chunk
         if n + 1 == N or (lo[n] == Vocab.eot and bool(ended.all())):
             return
-        logits = model.lm_head(seq.hidden(model, i, cache)[:, -1])
+        logits = stepper.next(n)
 
 
 def _chunk(

@@ -34,6 +34,8 @@ class ResponderGrammar:
     modality: Tensor
     frame: Tensor
     codebook: Tensor
+    depth: Tensor
+    """Place within the backbone step (0 starts a step), as in `LaidOutSequence.depth`."""
     chunk_starts: list[int]
 
     def __len__(self) -> int:
@@ -55,12 +57,12 @@ def responder_grammar(plan: TokenPlan, vocab: Vocab, max_chunks: int) -> Respond
     if max_chunks < 1:
         raise ConfigError(f"max_chunks must be >= 1, got {max_chunks}")
     size = vocab.audio_codebook_size
-    pieces: list[Tensor] = []  # [6,n] blocks: lo, hi, slot, modality, frame, codebook
+    pieces: list[Tensor] = []  # [7,n] blocks: lo, hi, slot, modality, frame, codebook, depth
     starts, n = [], 0
     for i in range(max_chunks + 1):
         starts.append(n)
         lo, hi = _boundary(i, max_chunks)
-        pieces.append(torch.tensor([[lo], [hi], [0], [int(Modality.SPECIAL)], [-1], [-1]]))
+        pieces.append(torch.tensor([[lo], [hi], [0], [int(Modality.SPECIAL)], [-1], [-1], [0]]))
         n += 1
         if i == max_chunks:
             break
@@ -70,7 +72,9 @@ def responder_grammar(plan: TokenPlan, vocab: Vocab, max_chunks: int) -> Respond
             video, vocab.video_offset, vocab.audio_offset(0) + c.codebook.clamp(min=0) * size
         )
         code_hi = code_lo + torch.where(video, vocab.video_codebook_size, size)
-        pieces.append(torch.stack([code_lo, code_hi, c.slot, c.modality, c.frame, c.codebook]))
+        pieces.append(
+            torch.stack([code_lo, code_hi, c.slot, c.modality, c.frame, c.codebook, c.depth])
+        )
         n += len(c)
-    cols = torch.cat(pieces, 1)  # [6,N]
+    cols = torch.cat(pieces, 1)  # [7,N]
     return ResponderGrammar(*cols, chunk_starts=starts)

@@ -53,7 +53,9 @@ from vidchat.model.plan import ChunkPlan, LayoutConfig, TokenPlan
 from vidchat.model.vocab import Modality, Role, Vocab
 
 LOSS_MODES = ("responder", "after_ref")
-_META = ("roles", "modality", "slots", "segment", "chunk", "frame", "row", "col", "codebook")
+_META = (
+    "roles", "modality", "slots", "segment", "chunk", "frame", "row", "col", "codebook", "depth",
+)  # fmt: skip
 _PLAN_META = ("frame", "row", "col", "codebook")
 
 
@@ -101,6 +103,8 @@ class LaidOutSequence:
     row: Tensor
     col: Tensor
     codebook: Tensor
+    depth: Tensor
+    """The token's place within its backbone step (0 starts a step; see `ChunkPlan.depth`)."""
     ref_end: int
     """Index one past the last reference token (1 when there is no reference)."""
 
@@ -122,8 +126,9 @@ class LaidOutSequence:
         raise ConfigError(f"loss mode must be one of {LOSS_MODES}, got {mode!r}")
 
     def model_inputs(self) -> dict[str, Tensor]:
-        """What `VidChatLM.forward` takes: tokens, roles, slots (the next slots), `[L]` each."""
-        return {"tokens": self.tokens, "roles": self.roles, "slots": self.next_slots}
+        """What `VidChatLM.forward` takes: tokens, roles, slots (the next slots), depth, `[L]`."""
+        return {"tokens": self.tokens, "roles": self.roles, "slots": self.next_slots,
+                "depth": self.depth}  # fmt: skip
 
 
 class SequenceLayout:
@@ -194,8 +199,8 @@ class SequenceLayout:
             modality if isinstance(modality, Tensor) else torch.full((n,), int(modality))
         ).long()
         out["slots"] = slots.reshape(-1)
-        for key in ("segment", "chunk", *_PLAN_META):
-            value = meta.get(key, -1)
+        for key in ("segment", "chunk", *_PLAN_META, "depth"):
+            value = meta.get(key, 0 if key == "depth" else -1)
             out[key] = (
                 value.reshape(-1).long()
                 if isinstance(value, Tensor)
@@ -229,7 +234,7 @@ class SequenceLayout:
             audio[book, plan.frame[a]] + self.vocab.audio_offset(0)
             + book * self.cfg.audio_codebook_size
         )  # fmt: skip
-        meta = {k: getattr(plan, k) for k in _PLAN_META}
+        meta = {k: getattr(plan, k) for k in (*_PLAN_META, "depth")}
         if frame is not None:
             meta["frame"] = torch.full_like(plan.frame, frame)
         return self._piece(tokens, role, plan.modality, plan.slot, segment=segment, chunk=chunk,

@@ -52,6 +52,7 @@ from vidchat.errors import ConfigError
 from vidchat.model.vocab import Modality
 
 AUDIO_PATTERNS = ("time_major", "codebook_major")
+HEADS = ("flat", "depth")
 CHUNK_ORDERS = ("frame_interleaved", "audio_first", "video_first")
 
 
@@ -82,6 +83,12 @@ class LayoutConfig:
     """Order of audio codes inside each run of audio steps: `time_major` or `codebook_major`."""
     chunk_order: str = "frame_interleaved"
     """How video frames and audio steps interleave inside a chunk (see the module docstring)."""
+    video_head: str = "flat"
+    """`flat`: every video code is one backbone step. `depth`: a video frame is one backbone
+    step, and the depth transformer emits its h*w codes (see `vidchat.model.depth`)."""
+    audio_head: str = "flat"
+    """`flat`: every audio code is one backbone step. `depth`: an audio step (K codebooks) is
+    one backbone step, its codebooks emitted by the depth transformer (needs `time_major`)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "video_grid", tuple(int(g) for g in self.video_grid))
@@ -105,6 +112,11 @@ class LayoutConfig:
             raise ConfigError(
                 f"layout.chunk_order must be one of {CHUNK_ORDERS}, got {self.chunk_order!r}"
             )
+        for name in ("video_head", "audio_head"):
+            if getattr(self, name) not in HEADS:
+                raise ConfigError(f"layout.{name} must be one of {HEADS}, got {getattr(self, name)!r}")
+        if self.audio_head == "depth" and self.audio_pattern != "time_major":
+            raise ConfigError("layout.audio_head=depth needs layout.audio_pattern=time_major")
 
     @classmethod
     def from_specs(cls, video_spec: Any, audio_spec: Any, **layout_cfg: Any) -> LayoutConfig:
@@ -138,7 +150,9 @@ class ChunkPlan:
     """One chunk's code tokens in sequence order; every field is `[n]` long.
 
     `frame` is the absolute code frame within the segment's stream; `row`/`col` place a video
-    code (-1 for audio), `codebook` an audio code (-1 for video); `slot` is the slot id.
+    code (-1 for audio), `codebook` an audio code (-1 for video); `slot` is the slot id;
+    `depth` is the token's place within its backbone step (0 starts a step: every token with a
+    flat head, the first code of a frame or audio step with a depth head).
     """
 
     modality: Tensor
@@ -147,6 +161,7 @@ class ChunkPlan:
     col: Tensor
     codebook: Tensor
     slot: Tensor
+    depth: Tensor
 
     def __len__(self) -> int:
         return self.modality.numel()
@@ -172,6 +187,20 @@ class TokenPlan:
     def num_slots(self) -> int:
         """Size of the slot embedding: special + h*w video positions + K audio codebooks."""
         return 1 + self.h * self.w + self.K
+
+    @property
+    def max_group(self) -> int:
+        """The most tokens one backbone step holds (1 = every head flat)."""
+        video = self.h * self.w if self.cfg.video_head == "depth" else 1
+        audio = self.K if self.cfg.audio_head == "depth" else 1
+        return max(video, audio)
+
+    def steps_per_second(self) -> float:
+        """Backbone steps per second of media in a segment (one per `<chunk>` too)."""
+        c = self.cfg
+        video = 1 if c.video_head == "depth" else self.h * self.w
+        audio = 1 if c.audio_head == "depth" else self.K
+        return c.video_frame_rate * video + c.audio_frame_rate * audio + 1.0 / c.chunk_seconds
 
     @property
     def tokens_per_second(self) -> float:
@@ -229,28 +258,28 @@ class TokenPlan:
         """The slot list of the chunk holding these code frames (cached per span pair)."""
         key = (tuple(video_span), tuple(audio_span))
         if key not in self._cache:
-            rows: list[tuple[int, int, int, int, int, int]] = []
+            rows: list[tuple[int, ...]] = []
             for modality, f0, f1 in self.runs(video_span, audio_span):
                 rows += self._video_rows(f0, f1) if modality == Modality.VIDEO else (
                     self._audio_rows(f0, f1))  # fmt: skip
-            cols = torch.tensor(rows, dtype=torch.long).reshape(-1, 6).T  # [6,n]
+            cols = torch.tensor(rows, dtype=torch.long).reshape(-1, 7).T  # [7,n]
             self._cache[key] = ChunkPlan(*cols)
         return self._cache[key]
 
-    def _video_rows(self, f0: int, f1: int) -> list[tuple[int, int, int, int, int, int]]:
-        v = int(Modality.VIDEO)
+    def _video_rows(self, f0: int, f1: int) -> list[tuple[int, ...]]:
+        v, grouped = int(Modality.VIDEO), self.cfg.video_head == "depth"
         return [
-            (v, f, r, c, -1, 1 + r * self.w + c)
+            (v, f, r, c, -1, 1 + r * self.w + c, r * self.w + c if grouped else 0)
             for f in range(f0, f1)
             for r in range(self.h)
             for c in range(self.w)
         ]
 
-    def _audio_rows(self, f0: int, f1: int) -> list[tuple[int, int, int, int, int, int]]:
+    def _audio_rows(self, f0: int, f1: int) -> list[tuple[int, ...]]:
         steps = (
             [(f, k) for f in range(f0, f1) for k in range(self.K)]
             if self.cfg.audio_pattern == "time_major"
             else [(f, k) for k in range(self.K) for f in range(f0, f1)]
         )
-        a, hw = int(Modality.AUDIO), self.h * self.w
-        return [(a, f, -1, -1, k, 1 + hw + k) for f, k in steps]
+        a, hw, grouped = int(Modality.AUDIO), self.h * self.w, self.cfg.audio_head == "depth"
+        return [(a, f, -1, -1, k, 1 + hw + k, k if grouped else 0) for f, k in steps]

@@ -105,6 +105,7 @@ class LMTrainingModule(L.LightningModule):
             tokens=batch["tokens"] if tokens is None else tokens,
             roles=batch["roles"],
             slots=batch["next_slots"],
+            depth=batch.get("depth"),
         )
         return out.logits if hasattr(out, "logits") else out
 

@@ -1,0 +1,141 @@
+"""The depth head: one backbone step per video frame / audio step, the codes inside it emitted
+by a small transformer. It must generate exactly what its full forward predicts, obey the
+grammar, stream like one-shot generation, and learn."""
+
+import pytest
+import torch
+from conftest import demo_layout, random_segment
+
+from vidchat.errors import ConfigError
+from vidchat.model import Modality, Role, build_model, pad_batch
+from vidchat.model.generate import SamplingConfig, generate, stream_chunks
+from vidchat.training.lm_module import lm_loss
+
+HEADS = [("depth", "depth"), ("depth", "flat"), ("flat", "depth")]
+GREEDY = SamplingConfig.from_dict(
+    {"video": {"temperature": 0}, "audio": {"temperature": 0}, "boundary": {"temperature": 0}}
+)
+
+
+def depth_model(layout, seed=0):
+    torch.manual_seed(seed)
+    return build_model({"dim": 64, "n_layers": 2, "n_heads": 4, "max_seq_len": 2048}, layout)
+
+
+def prompts(layout, gen, seconds=(1.0, 0.6)):
+    ref = torch.randint(0, 1024, (4, 4), generator=gen)
+    return [layout.prompt([random_segment(layout, Role.PARTNER, s, gen)], ref=ref) for s in seconds]
+
+
+@pytest.fixture(params=HEADS, ids=lambda h: f"video_{h[0]}-audio_{h[1]}")
+def heads(request):
+    return request.param
+
+
+def test_backbone_steps_once_per_frame_and_audio_step():
+    flat, video, both = (demo_layout(video_head=v, audio_head=a)
+                         for v, a in [("flat", "flat"), ("depth", "flat"), ("depth", "depth")])  # fmt: skip
+    assert flat.plan.steps_per_second() == flat.tokens_per_second == 8 * 16 + 25 * 2 + 2
+    assert video.plan.steps_per_second() == 8 + 25 * 2 + 2
+    assert both.plan.steps_per_second() == 8 + 25 + 2 and both.plan.max_group == 16
+    seq = both.build([random_segment(both, Role.RESPONDER, 1.0, torch.Generator().manual_seed(0))])
+    video_codes = seq.modality == Modality.VIDEO
+    assert torch.equal(seq.depth[video_codes], (seq.row * 4 + seq.col)[video_codes])
+    assert torch.equal(seq.depth[seq.modality == Modality.AUDIO],
+                       seq.codebook[seq.modality == Modality.AUDIO])  # fmt: skip
+    model = depth_model(both)
+    assert model.depth is not None and model.cfg.max_group == 16
+    assert depth_model(flat).depth is None
+
+
+def test_kv_cache_generation_equals_full_forward(heads, gen):
+    layout = demo_layout(video_head=heads[0], audio_head=heads[1])
+    model = depth_model(layout).eval()
+    batch = prompts(layout, gen)
+    cached = generate(model, layout, batch, max_chunks=2, sampling=SamplingConfig(seed=5))
+    full = generate(model, layout, batch, max_chunks=2, sampling=SamplingConfig(seed=5),
+                    use_cache=False)  # fmt: skip
+    assert torch.equal(cached.tokens, full.tokens)
+
+
+def test_full_forward_is_causal_within_and_across_steps(heads, gen):
+    layout = demo_layout(video_head=heads[0], audio_head=heads[1])
+    model = depth_model(layout).eval()
+    segs = [random_segment(layout, Role.PARTNER, 1.0, gen),
+            random_segment(layout, Role.RESPONDER, 1.0, gen)]  # fmt: skip
+    inputs = {k: v[None] for k, v in layout.build(segs).model_inputs().items()}
+    with torch.no_grad():
+        full = model(**inputs)
+        for cut in (37, 150, 210):  # inside and at the edges of frames and audio steps
+            prefix = model(**{k: v[:, :cut] for k, v in inputs.items()})
+            # every position but the prefix's last (which cannot know if its step goes on)
+            torch.testing.assert_close(prefix[:, : cut - 1], full[:, : cut - 1])
+
+
+def test_generated_codes_obey_the_grammar_and_split(heads, gen):
+    layout = demo_layout(video_head=heads[0], audio_head=heads[1])
+    model = depth_model(layout).eval()
+    prompt = prompts(layout, gen, seconds=(1.0,))[0]
+    out = generate(model, layout, prompt, max_chunks=3, sampling=SamplingConfig(seed=1))
+    grammar = layout.responder_grammar(3)
+    toks = out.tokens[0]
+    n = toks.numel()
+    assert bool(((toks >= grammar.lo[:n]) & (toks < grammar.hi[:n])).all())
+    split = layout.split(torch.cat([prompt.tokens, toks]))
+    responder = split.segments[-1]
+    assert torch.equal(responder.video, out.video[0]) and torch.equal(responder.audio, out.audio[0])
+
+
+def test_streaming_equals_one_shot(heads, gen):
+    layout = demo_layout(video_head=heads[0], audio_head=heads[1])
+    model = depth_model(layout).eval()
+    batch = prompts(layout, gen)
+    whole = generate(model, layout, batch, max_chunks=3, sampling=SamplingConfig(seed=2))
+    chunks = list(stream_chunks(model, layout, batch, max_chunks=3, sampling=SamplingConfig(seed=2)))
+    for b in range(2):
+        mine = [c for c in chunks if bool(c.active[b])]
+        assert torch.equal(torch.cat([c.video[b] for c in mine]), whole.video[b])
+        assert torch.equal(torch.cat([c.audio[b] for c in mine], 1), whole.audio[b])
+
+
+def test_batch_rows_equal_single_runs(heads, gen):
+    layout = demo_layout(video_head=heads[0], audio_head=heads[1])
+    model = depth_model(layout).eval()
+    batch = prompts(layout, gen)
+    together = generate(model, layout, batch, max_chunks=2, sampling=GREEDY)
+    for b, prompt in enumerate(batch):
+        alone = generate(model, layout, prompt, max_chunks=2, sampling=GREEDY)
+        assert torch.equal(alone.video[0], together.video[b])
+        assert torch.equal(alone.audio[0], together.audio[b])
+
+
+def test_loss_falls_on_a_tiny_overfit_run(heads, gen):
+    layout = demo_layout(video_head=heads[0], audio_head=heads[1])
+    model = depth_model(layout).train()
+    seqs = [layout.build([random_segment(layout, Role.RESPONDER, 1.0, gen)]) for _ in range(2)]
+    batch = pad_batch(seqs, loss_mode="after_ref")
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(40):
+        logits = model(batch["tokens"], batch["roles"], batch["next_slots"], depth=batch["depth"])
+        loss = lm_loss(logits, batch["tokens"], batch["loss_mask"], batch["modality"])["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.5 * losses[0], losses[::10]
+
+
+def test_depth_audio_needs_time_major_codebooks():
+    with pytest.raises(ConfigError, match="time_major"):
+        demo_layout(audio_head="depth", audio_pattern="codebook_major")
+    with pytest.raises(ConfigError, match="video_head"):
+        demo_layout(video_head="maskgit")
+
+
+def test_a_depth_model_refuses_a_flat_call(gen):
+    layout = demo_layout(video_head="depth")
+    model = depth_model(layout).eval()
+    seq = layout.build([random_segment(layout, Role.RESPONDER, 0.5, gen)])
+    with pytest.raises(ValueError, match="depth"):
+        model(seq.tokens[None], seq.roles[None], seq.next_slots[None])

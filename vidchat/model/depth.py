@@ -1,0 +1,176 @@
+"""The depth head: one backbone step per video frame (or audio step), a small transformer for the
+codes inside it.
+
+With a flat layout every code is one backbone step, so the backbone's cost grows with h*w. With
+`layout.video_head=depth` (or `audio_head=depth`) a frame's h*w codes (an audio step's K codes)
+form one *step* (the token plan's `depth` field numbers the codes inside it). The backbone reads
+one summed embedding per step; a depth transformer, conditioned on the backbone's state after
+the previous step, predicts the step's codes one after another (RQ-Transformer, Moshi's depth
+transformer). Each depth position is told the slot it predicts, as the flat backbone is.
+
+Shapes: tokens, depth, slots `[B,L]` flat as laid out; steps `[B,S]`; a size-n group of steps
+`[N,n]`. The logits keep the flat convention (position i predicts token i+1), so losses, masks
+and the grammar are those of the flat model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+from torch import Tensor, nn
+
+from vidchat.model.blocks import Block, KVCache, ModelConfig, RMSNorm, rope_table
+
+
+def depth_config(cfg: ModelConfig) -> ModelConfig:
+    """The depth transformer's shape: the backbone's width and heads, `depth_layers` blocks,
+    positions up to the largest step."""
+    return replace(cfg, n_layers=cfg.depth_layers, max_seq_len=max(cfg.max_group, 2),
+                   depth_layers=0, max_group=1, attn_impl="sdpa")  # fmt: skip
+
+
+class DepthTransformer(nn.Module):
+    """Predicts the codes of one backbone step, given the backbone's hidden state before it."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = depth_config(cfg)
+        self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.dim)
+        self.embed_slots = nn.Embedding(max(cfg.num_slots, 1), cfg.dim)
+        self.context_proj = nn.Linear(cfg.dim, cfg.dim, bias=False)
+        self.layers = nn.ModuleList(Block(self.cfg) for _ in range(self.cfg.n_layers))
+        self.norm = RMSNorm(cfg.dim, cfg.norm_eps)
+        cos, sin = rope_table(cfg.head_dim, self.cfg.max_seq_len, cfg.rope_theta)
+        self.register_buffer("rope_cos", cos, persistent=False)  # [G,hd]
+        self.register_buffer("rope_sin", sin, persistent=False)
+
+    def inputs(self, context: Tensor, prev_tokens: Tensor, slots: Tensor) -> Tensor:
+        """Depth inputs `[N,n,D]`: position 0 the projected context `[N,D]`, position d the
+        embedding of the step's code d-1 (`prev_tokens [N,n-1]`); each plus its slot `[N,n]`."""
+        first = self.context_proj(context)[:, None]  # [N,1,D]
+        rest = self.embed_tokens(prev_tokens)  # [N,n-1,D]
+        return torch.cat([first, rest], 1) + self.embed_slots(slots)
+
+    def forward(self, x: Tensor, cache: KVCache | None = None) -> Tensor:
+        """Depth inputs `[N,n,D]` (or the next one with a cache) -> hidden `[N,n,D]` (normed)."""
+        start = 0 if cache is None else cache.length
+        n = x.shape[1]
+        cos, sin = self.rope_cos[start : start + n], self.rope_sin[start : start + n]
+        for i, layer in enumerate(self.layers):
+            x = layer(x, cos, sin, None, cache is None and n > 1, cache, i)
+        if cache is not None:
+            cache.length += n
+        return self.norm(x)
+
+    def new_cache(self, batch: int) -> KVCache:
+        w = self.embed_tokens.weight
+        return KVCache(self.cfg, batch, self.cfg.max_seq_len, w.device, w.dtype)
+
+
+@dataclass
+class Steps:
+    """Where the backbone steps of a `[B,L]` batch lie (flattened positions, step order)."""
+
+    start: Tensor  # [M] flat index b*L + j of each step's first token
+    size: Tensor  # [M] tokens in the step
+    row: Tensor  # [M] batch row
+    index: Tensor  # [M] column of the step in the `[B,S]` step tensors
+    per_row: int  # S: the most steps of any row
+
+    @classmethod
+    def of(cls, depth: Tensor, align_end: bool = False) -> Steps:
+        """The steps of a `[B,L]` batch. Rows with fewer steps leave the tail of their step row
+        empty, or with `align_end` (left-padded generation prompts) its head, so that every
+        row's last step sits in the last column and the next step is appended for all alike."""
+        B, L = depth.shape
+        first = (depth == 0).clone()
+        first[:, 0] = True  # every row starts a step
+        flat = first.reshape(-1)
+        start = flat.nonzero()[:, 0]  # [M]
+        ends = torch.cat([start[1:], start.new_tensor([B * L])])
+        ends = torch.minimum(ends, (start // L + 1) * L)  # a step never crosses a row end
+        row = start // L
+        row_first = torch.searchsorted(start, row * L)  # index of each row's first step
+        index = torch.arange(len(start), device=depth.device) - row_first
+        per_row = int(index.max()) + 1
+        if align_end:
+            counts = torch.bincount(row, minlength=B)  # [B] steps per row
+            index = index + (per_row - counts[row])
+        return cls(start, ends - start, row, index, per_row)
+
+    def valid(self, valid: Tensor | None, batch: int) -> Tensor | None:
+        """`[B,S]` bool: the step exists and its first token is real (None: every step is)."""
+        if valid is None and self.row.numel() == batch * self.per_row:
+            return None
+        out = torch.zeros(batch, self.per_row, dtype=torch.bool, device=self.row.device)
+        first_valid = True if valid is None else valid.reshape(-1)[self.start]
+        out[self.row, self.index] = first_valid
+        return out
+
+    def row_last(self, batch: int) -> Tensor:
+        """Index (into the step lists) of each row's last step `[B]`."""
+        rows = torch.arange(batch, device=self.row.device)
+        return torch.searchsorted(self.row, rows, right=True) - 1
+
+
+def own_slots(next_slots: Tensor) -> Tensor:
+    """Each token's own slot `[B,L]` from the next-slot input (`own[i] = next[i-1]`)."""
+    own = torch.zeros_like(next_slots)
+    own[:, 1:] = next_slots[:, :-1]
+    return own
+
+
+def step_inputs(model, tokens: Tensor, roles: Tensor | None, slots: Tensor, steps: Steps):
+    """The backbone's input per step `[B,S,D]`: the sum of its tokens' embeddings, each with its
+    own slot, plus the step's role."""
+    B, L = tokens.shape
+    emb = model.embed_tokens(tokens)
+    if model.embed_slots is not None:
+        emb = emb + model.embed_slots(own_slots(slots))
+    step_of = torch.repeat_interleave(steps.row * steps.per_row + steps.index, steps.size)  # [B*L]
+    x = emb.new_zeros(B * steps.per_row, emb.shape[-1])
+    x.index_add_(0, step_of, emb.reshape(B * L, -1))
+    x = x.view(B, steps.per_row, -1)
+    if roles is not None and model.embed_roles is not None:
+        step_roles = torch.zeros(B, steps.per_row, dtype=torch.long, device=tokens.device)
+        step_roles[steps.row, steps.index] = roles.reshape(-1)[steps.start]
+        x = x + model.embed_roles(step_roles)
+    return x
+
+
+def grouped_logits(model, tokens: Tensor, roles: Tensor | None, slots: Tensor, depth: Tensor,
+                   valid: Tensor | None = None) -> Tensor:  # fmt: skip
+    """Teacher-forced logits `[B,L,V]` of a model with a depth head (flat convention)."""
+    B, L = tokens.shape
+    steps = Steps.of(depth)
+    x = step_inputs(model, tokens, roles, slots, steps)
+    hidden = model.backbone(x, valid=steps.valid(valid, B))
+    # the context of step s is the backbone's state after step s-1 (zeros before the first)
+    context = torch.cat([hidden.new_zeros(B, 1, hidden.shape[-1]), hidden], 1)  # [B,S+1,D]
+    flat_tokens, flat_slots = tokens.reshape(-1), own_slots(slots).reshape(-1)
+    logits = hidden.new_zeros(B * L, model.cfg.vocab_size)
+    for n in torch.unique(steps.size).tolist():
+        pick = (steps.size == n).nonzero()[:, 0]
+        pos = steps.start[pick, None] + torch.arange(n, device=tokens.device)  # [N,n]
+        ctx = context[steps.row[pick], steps.index[pick]]  # [N,D]
+        x = model.depth.inputs(ctx, flat_tokens[pos[:, :-1]], flat_slots[pos])
+        out = model.lm_head(model.depth(x))  # [N,n,V]: out[:, d] predicts token pos[:, d]
+        keep = (pos % L) > 0  # a row's first token is never predicted
+        logits[(pos - 1)[keep]] = out[keep].to(logits.dtype)
+    # each row's last position predicts the first token of a step that has not begun yet
+    last = context[torch.arange(B, device=tokens.device), steps.index[steps.row_last(B)] + 1]
+    first = model.depth.inputs(last, tokens.new_zeros(B, 0), slots[:, -1:])
+    logits.view(B, L, -1)[:, -1] = model.lm_head(model.depth(first))[:, 0].to(logits.dtype)
+    return logits.view(B, L, -1)
+
+
+@torch.no_grad()
+def prefill(model, tokens: Tensor, roles: Tensor, slots: Tensor, depth: Tensor,
+            valid: Tensor | None, cache: KVCache) -> Tensor:  # fmt: skip
+    """Run a left-padded prompt `[B,P]` through the backbone into `cache`, step by step;
+    -> the context of the step after it `[B,D]`."""
+    steps = Steps.of(depth, align_end=True)
+    x = step_inputs(model, tokens, roles, slots, steps)
+    return model.backbone(x, valid=steps.valid(valid, tokens.shape[0]), cache=cache)[:, -1]
+

@@ -1,0 +1,155 @@
+"""How generation gets the next token's logits: one backbone step per token (flat), or one per
+backbone step with the depth head inside it (`vidchat.model.depth`).
+
+A stepper owns the preallocated sequence (prompt, then the generated tokens the loop writes) and
+answers `first()` (the logits after the prompt) and `next(n)` (after generated token n). With
+`use_cache=False` it recomputes the whole prefix every time: slow, and the reference that the
+cached path must equal (same seed, same tokens).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from vidchat.errors import ConfigError
+from vidchat.model.depth import prefill
+from vidchat.model.grammar import ResponderGrammar
+from vidchat.model.vocab import Role, Vocab
+
+
+@dataclass
+class Running:
+    """The whole sequence being generated, preallocated: prompt `[B,P]`, then `N` new tokens."""
+
+    tokens: Tensor  # [B,P+N]
+    roles: Tensor  # [B,P+N]
+    slots: Tensor  # [B,P+N] the next slot each position predicts
+    depth: Tensor  # [B,P+N] place within the backbone step
+    valid: Tensor  # [B,P+N] False on the prompts' left padding
+    prompt_len: int
+    padded: bool
+
+    @classmethod
+    def of(cls, batch: dict[str, Tensor], grammar: ResponderGrammar) -> Running:
+        B, P = batch["tokens"].shape
+        N, device = len(grammar), batch["tokens"].device
+        tokens = torch.full((B, P + N), Vocab.pad, dtype=torch.long, device=device)
+        tokens[:, :P] = batch["tokens"]
+        roles = torch.full_like(tokens, int(Role.RESPONDER))
+        roles[:, :P] = batch["roles"]
+        slots = torch.zeros_like(tokens)
+        slots[:, :P] = batch["next_slots"]
+        slots[:, P:] = torch.tensor(grammar.slots.tolist()[1:] + [0], device=device)
+        depth = torch.zeros_like(tokens)
+        depth[:, :P] = batch["depth"]
+        depth[:, P:] = grammar.depth.to(device)
+        valid = torch.ones_like(tokens, dtype=torch.bool)
+        valid[:, :P] = batch["valid"]
+        return cls(tokens, roles, slots, depth, valid, P, not bool(batch["valid"].all()))
+
+    def upto(self, end: int) -> dict[str, Tensor]:
+        s = slice(0, end)
+        return {"tokens": self.tokens[:, s], "roles": self.roles[:, s], "slots": self.slots[:, s],
+                "valid": self.valid[:, s] if self.padded else None}  # fmt: skip
+
+
+class FlatStepper:
+    """Every token is one backbone step."""
+
+    def __init__(self, model: Any, seq: Running, use_cache: bool) -> None:
+        self.model, self.seq = model, seq
+        B, total = seq.tokens.shape
+        self.cache = model.new_cache(B, total) if use_cache else None
+
+    def first(self) -> Tensor:
+        return self.model.lm_head(self.model.hidden(**self.seq.upto(self.seq.prompt_len),
+                                                    cache=self.cache)[:, -1])  # fmt: skip
+
+    def next(self, n: int) -> Tensor:
+        i, s = self.seq.prompt_len + n, self.seq
+        if self.cache is not None:
+            t = slice(i, i + 1)
+            h = self.model.hidden(s.tokens[:, t], s.roles[:, t], s.slots[:, t], cache=self.cache)
+        else:
+            h = self.model.hidden(**s.upto(i + 1))
+        return self.model.lm_head(h[:, -1])
+
+
+class DepthStepper:
+    """One backbone step per group of codes; the depth transformer emits the codes inside it."""
+
+    def __init__(self, model: Any, seq: Running, use_cache: bool) -> None:
+        self.model, self.seq, self.use_cache = model, seq, use_cache
+        self.grammar_depth = seq.depth[0, seq.prompt_len :].tolist()
+        B, total = seq.tokens.shape
+        self.cache = model.new_cache(B, total) if use_cache else None
+        self.context: Tensor | None = None  # [B,D] backbone state before the current step
+        self.step_sum: Tensor | None = None  # [B,D] summed embeddings of the current step
+        self.depth_cache = None
+
+    def _full(self, end: int) -> Tensor:
+        """Reference path: logits for token `end` from a full teacher-forced forward of the
+        prefix plus a placeholder at `end` (whose own value no earlier logit sees)."""
+        s = self.seq
+        inputs = s.upto(end + 1)
+        logits = self.model(**inputs, depth=s.depth[:, : end + 1])
+        return logits[:, end - 1]
+
+    def first(self) -> Tensor:
+        s, P = self.seq, self.seq.prompt_len
+        if not self.use_cache:
+            return self._full(P)
+        self.context = prefill(self.model, **s.upto(P), depth=s.depth[:, :P], cache=self.cache)
+        return self._depth_logits(0)
+
+    def next(self, n: int) -> Tensor:
+        s, i = self.seq, self.seq.prompt_len + n
+        self._accumulate(i)
+        if not self.use_cache:
+            return self._full(i + 1)
+        if self.grammar_depth[n + 1] == 0:  # token n closed its step: feed it to the backbone
+            roles = self.model.embed_roles
+            x = self.step_sum + (roles(s.roles[:, i]) if roles is not None else 0)
+            self.context = self.model.backbone(x[:, None], cache=self.cache)[:, -1]
+        return self._depth_logits(n + 1)
+
+    def _accumulate(self, i: int) -> None:
+        """Add token i (and its own slot) to the running step embedding, as training sums it."""
+        s, m = self.seq, self.model
+        emb = m.embed_tokens(s.tokens[:, i])
+        if m.embed_slots is not None:
+            emb = emb + m.embed_slots(s.slots[:, i - 1])
+        first = int(s.depth[0, i]) == 0
+        self.step_sum = emb if first or self.step_sum is None else self.step_sum + emb
+
+    def _depth_logits(self, n: int) -> Tensor:
+        """Logits for generated token n from the depth transformer (cached within the step)."""
+        s, m, i = self.seq, self.model, self.seq.prompt_len + n
+        slot = s.slots[:, i - 1 : i]  # [B,1] the slot token n takes
+        if self.grammar_depth[n] == 0:
+            self.depth_cache = m.depth.new_cache(s.tokens.shape[0])
+            x = m.depth.inputs(self.context, s.tokens.new_zeros(s.tokens.shape[0], 0), slot)
+        else:
+            x = m.depth.embed_tokens(s.tokens[:, i - 1 : i]) + m.depth.embed_slots(slot)
+        return m.lm_head(m.depth(x, cache=self.depth_cache)[:, -1])
+
+
+def make_stepper(model: Any, batch: dict[str, Tensor], grammar: ResponderGrammar,
+                 use_cache: bool) -> FlatStepper | DepthStepper:  # fmt: skip
+    """The stepper for `model`, after checking that prompt and answer fit its context."""
+    seq = Running.of(batch, grammar)
+    P, N = seq.prompt_len, len(grammar)
+    if model.depth is None:
+        need, unit = P + N, "tokens"
+    else:  # the backbone's context counts steps
+        need, unit = int((seq.depth[:, :P] == 0).sum(1).max()) + int((grammar.depth == 0).sum()), "steps"
+    if need > model.cfg.max_seq_len:
+        raise ConfigError(
+            f"prompt + {N} generated tokens need {need} backbone {unit}, more than "
+            f"model.max_seq_len={model.cfg.max_seq_len}"
+        )
+    return (FlatStepper if model.depth is None else DepthStepper)(model, seq, use_cache)
