@@ -1,14 +1,24 @@
-"""Benchmark: generation speed of the demo-sized model, with and without the KV cache.
+"""Benchmark: generation speed of the demo-sized model: the KV cache, and cost against resolution.
 
-    python bench/generate.py [--model tiny] [--context 1000] [--repeats 3]
+    python bench/generate.py [--model tiny] [--context 1000] [--repeats 3] [--threads 1]
 
+Part 1, the KV cache:
 Builds `configs/model/<model>.yaml` for the demo tokenizers' layout (random weights: speed does
 not depend on them), lays out a prompt of about `--context` tokens (reference frame + a partner
 turn), and times `generate(..., max_chunks=1)` (one 0.5 s chunk, 90 tokens; the time includes the
 prompt's prefill) with `use_cache=True` and `use_cache=False`, alternating, medians.
 Real-time factor = seconds of compute per second of media = media tokens/s ÷ generated tokens/s
 (< 1: faster than real time), the same definition `infer.py` reports.
-On a machine with CUDA the cached run is repeated on the GPU. Ends with `name: value` lines.
+On a machine with CUDA the cached run is repeated on the GPU.
+
+Part 2, resolution: for 4x4, 8x8, 16x16 and 32x32 video codes per frame (8 fps, audio 2 x 1024
+codes at 25 Hz), with the `flat` layout and with depth heads (`depth`: video and audio), times
+one 0.5 s chunk after a 1 s partner turn (prefill included, KV cache, random weights) and
+reports the real-time factor (compute seconds per media second) and the backbone steps per
+media second. With CUDA the same table runs on the GPU.
+
+Ends with `name: value` lines; the table's are `rtf <head> <H>x<W>: <value>` and
+`steps/s <head> <H>x<W>: <value>`.
 """
 
 from __future__ import annotations
@@ -55,6 +65,51 @@ def _prompt(layout: SequenceLayout, context: int):
         torch.randint(0, 1024, (2, Ta), generator=g),
     )
     return layout.prompt([partner], ref=torch.randint(0, 1024, (4, 4), generator=g))
+
+
+GRIDS = (4, 8, 16, 32)
+HEADS = {"flat": ("flat", "flat"), "depth": ("depth", "depth")}
+
+
+def resolution_table(model_name: str, device: str, repeats: int) -> dict[str, str]:
+    """`rtf` and backbone `steps/s` lines for every grid and head (see the module docstring)."""
+    lines = {}
+    for grid in GRIDS:
+        for head, (video_head, audio_head) in HEADS.items():
+            layout = SequenceLayout(LayoutConfig(8, (grid, grid), 1024, 25, 2, 1024,
+                                                 video_head=video_head, audio_head=audio_head))  # fmt: skip
+            torch.manual_seed(0)
+            overrides = [f"model={model_name}", "model.max_seq_len=16384"]
+            model = build_model(compose("train", overrides).model, layout).eval().to(device)
+            prompt = _partner_prompt(layout, seconds=1.0)
+            times = []
+            for _ in range(1 + (repeats if grid <= 16 else 1)):  # the first run warms up
+                _sync(device)
+                t0 = time.perf_counter()
+                generate(model, layout, prompt, max_chunks=1, sampling=SamplingConfig(seed=0))
+                _sync(device)
+                times.append(time.perf_counter() - t0)
+            rtf = statistics.median(times[1:]) / float(layout.cfg.chunk_seconds)
+            suffix = "" if device == "cpu" else f" {device}"
+            lines[f"rtf {head} {grid}x{grid}{suffix}"] = f"{rtf:.2f}"
+            lines[f"steps/s {head} {grid}x{grid}{suffix}"] = f"{layout.plan.steps_per_second():.0f}"
+    return lines
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def _partner_prompt(layout: SequenceLayout, seconds: float):
+    """Reference frame + a random partner turn of `seconds` at the layout's grid."""
+    c = layout.cfg
+    h, w = c.video_grid
+    g = torch.Generator().manual_seed(0)
+    T, Ta = round(seconds * c.video_frame_rate), round(seconds * c.audio_frame_rate)
+    partner = Segment(Role.PARTNER, torch.randint(0, 1024, (T, h, w), generator=g),
+                      torch.randint(0, 1024, (2, Ta), generator=g))  # fmt: skip
+    return layout.prompt([partner], ref=torch.randint(0, 1024, (h, w), generator=g))
 
 
 def main() -> None:
@@ -104,6 +159,9 @@ def main() -> None:
         gpu_tps = n_tokens / statistics.median(gpu)
         lines["generate gpu tokens/s cache"] = f"{gpu_tps:.1f}"
         lines["generate gpu real-time factor (cache)"] = f"{media_tps / gpu_tps:.2f}"
+    lines.update(resolution_table(args.model, "cpu", args.repeats))
+    if torch.cuda.is_available():
+        lines.update(resolution_table(args.model, "cuda", args.repeats))
     for name, value in lines.items():
         print(f"{name}: {value}")
 

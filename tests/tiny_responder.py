@@ -42,9 +42,11 @@ def tiny_tokenizers() -> tuple[VQVideoTokenizer, EncodecAudioTokenizer]:
     return video, audio
 
 
-def tiny_pipeline() -> ResponderPipeline:
+def tiny_pipeline(head: str = "flat") -> ResponderPipeline:
+    """`head`: the layout's video and audio head (flat or depth)."""
     video, audio = tiny_tokenizers()
-    layout = build_layout(video.spec, audio.spec, {"chunk_seconds": 0.5})
+    layout = build_layout(video.spec, audio.spec,
+                          {"chunk_seconds": 0.5, "video_head": head, "audio_head": head})  # fmt: skip
     torch.manual_seed(0)
     model = build_model({"dim": 32, "n_layers": 2, "n_heads": 2, "max_seq_len": 1024}, layout)
     reference = np.full((32, 32, 3), 128, np.uint8)

@@ -10,6 +10,12 @@ from vidchat.inference.pipeline import StreamStats, fit_audio
 from vidchat.model.generate import SamplingConfig
 
 
+def test_depth_head_pipeline_streams_like_one_shot(partner_clip):
+    from tests.tiny_responder import tiny_pipeline
+
+    test_stream_equals_one_shot(tiny_pipeline(head="depth"), partner_clip)
+
+
 def test_stream_equals_one_shot(pipeline, partner_clip):
     clip = pipeline.read_partner(partner_clip)
     sampling = SamplingConfig.from_dict({"seed": 7})
