@@ -12,8 +12,9 @@ Real-time factor = seconds of compute per second of media = media tokens/s ÷ ge
 On a machine with CUDA the cached run is repeated on the GPU.
 
 Part 2, resolution: for 4x4, 8x8, 16x16 and 32x32 video codes per frame (8 fps, audio 2 x 1024
-codes at 25 Hz), with the `flat` layout and with depth heads (`depth`: video and audio), times
-one 0.5 s chunk after a 1 s partner turn (prefill included, KV cache, random weights) and
+codes at 25 Hz), with the `flat` layout, with depth heads (`depth`: video and audio) and with a frame head, times
+one 0.5 s chunk after a 1 s partner turn (prefill included, KV cache, random weights; `maskgit`:
+a MaskGIT frame head with 8 refinement passes per frame, audio depth) and
 reports the real-time factor (compute seconds per media second) and the backbone steps per
 media second. With CUDA the same table runs on the GPU.
 
@@ -68,7 +69,7 @@ def _prompt(layout: SequenceLayout, context: int):
 
 
 GRIDS = (4, 8, 16, 32)
-HEADS = {"flat": ("flat", "flat"), "depth": ("depth", "depth")}
+HEADS = {"flat": ("flat", "flat"), "depth": ("depth", "depth"), "maskgit": ("maskgit", "depth")}
 
 
 def resolution_table(model_name: str, device: str, repeats: int) -> dict[str, str]:

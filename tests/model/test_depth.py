@@ -9,9 +9,11 @@ from conftest import demo_layout, random_segment
 from vidchat.errors import ConfigError
 from vidchat.model import Modality, Role, build_model, pad_batch
 from vidchat.model.generate import SamplingConfig, generate, stream_chunks
+from vidchat.training.frame_mask import frame_loss_mask, sample_frame_mask
 from vidchat.training.lm_module import lm_loss
 
-HEADS = [("depth", "depth"), ("depth", "flat"), ("flat", "depth")]
+HEADS = [("depth", "depth"), ("depth", "flat"), ("flat", "depth"), ("maskgit", "depth"),
+         ("maskgit", "flat")]
 GREEDY = SamplingConfig.from_dict(
     {"video": {"temperature": 0}, "audio": {"temperature": 0}, "boundary": {"temperature": 0}}
 )
@@ -63,10 +65,15 @@ def test_full_forward_is_causal_within_and_across_steps(heads, gen):
     model = depth_model(layout).eval()
     segs = [random_segment(layout, Role.PARTNER, 1.0, gen),
             random_segment(layout, Role.RESPONDER, 1.0, gen)]  # fmt: skip
-    inputs = {k: v[None] for k, v in layout.build(segs).model_inputs().items()}
+    seq = layout.build(segs)
+    inputs = {**{k: v[None] for k, v in seq.model_inputs().items()}, "modality": seq.modality[None]}
+    cuts = [37, 150, 210]  # inside and at the edges of frames and audio steps
+    if heads[0] == "maskgit":  # a frame's codes see each other: cut between steps only
+        starts = (seq.depth == 0).nonzero()[:, 0]
+        cuts = [int(starts[starts >= c][0]) for c in cuts]
     with torch.no_grad():
         full = model(**inputs)
-        for cut in (37, 150, 210):  # inside and at the edges of frames and audio steps
+        for cut in cuts:
             prefix = model(**{k: v[:, :cut] for k, v in inputs.items()})
             # every position but the prefix's last (which cannot know if its step goes on)
             torch.testing.assert_close(prefix[:, : cut - 1], full[:, : cut - 1])
@@ -116,9 +123,15 @@ def test_loss_falls_on_a_tiny_overfit_run(heads, gen):
     batch = pad_batch(seqs, loss_mode="after_ref")
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     losses = []
-    for _ in range(40):
-        logits = model(batch["tokens"], batch["roles"], batch["next_slots"], depth=batch["depth"])
-        loss = lm_loss(logits, batch["tokens"], batch["loss_mask"], batch["modality"])["loss"]
+    for step in range(40):
+        hidden, loss_mask = None, batch["loss_mask"]
+        if model.frame_head is not None:  # a frame head guesses a random share of each frame
+            g = torch.Generator().manual_seed(step)
+            hidden = sample_frame_mask(batch["depth"], batch["modality"], g)
+            loss_mask = frame_loss_mask(loss_mask, batch["modality"], hidden)
+        logits = model(batch["tokens"], batch["roles"], batch["next_slots"], depth=batch["depth"],
+                       modality=batch["modality"], frame_mask=hidden)  # fmt: skip
+        loss = lm_loss(logits, batch["tokens"], loss_mask, batch["modality"])["loss"]
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -130,7 +143,9 @@ def test_depth_audio_needs_time_major_codebooks():
     with pytest.raises(ConfigError, match="time_major"):
         demo_layout(audio_head="depth", audio_pattern="codebook_major")
     with pytest.raises(ConfigError, match="video_head"):
-        demo_layout(video_head="maskgit")
+        demo_layout(video_head="diffusion")
+    with pytest.raises(ConfigError, match="maskgit is for video"):
+        demo_layout(audio_head="maskgit")
 
 
 def test_a_depth_model_refuses_a_flat_call(gen):
@@ -139,3 +154,22 @@ def test_a_depth_model_refuses_a_flat_call(gen):
     seq = layout.build([random_segment(layout, Role.RESPONDER, 0.5, gen)])
     with pytest.raises(ValueError, match="depth"):
         model(seq.tokens[None], seq.roles[None], seq.next_slots[None])
+    frame_model = depth_model(demo_layout(video_head="maskgit")).eval()
+    with pytest.raises(ValueError, match="modality"):
+        frame_model(seq.tokens[None], seq.roles[None], seq.next_slots[None], depth=seq.depth[None])
+
+
+def test_frame_masks_hide_a_share_of_every_frame_and_nothing_else():
+    layout = demo_layout(video_head="maskgit")
+    seqs = [layout.build([random_segment(layout, Role.RESPONDER, 2.0, torch.Generator().manual_seed(s))])
+            for s in range(2)]  # fmt: skip
+    batch = pad_batch(seqs, loss_mode="after_ref")
+    hidden = sample_frame_mask(batch["depth"], batch["modality"], torch.Generator().manual_seed(0))
+    video = batch["modality"] == Modality.VIDEO
+    assert not (hidden & ~video).any()
+    frame_id = (batch["depth"] == 0).cumsum(1)  # the step each code belongs to
+    shares = [float(hidden[video & (frame_id == f)].float().mean())
+              for f in frame_id[video].unique()]  # fmt: skip
+    assert min(shares) > 0 and max(shares) <= 1 and 0.3 < sum(shares) / len(shares) < 0.9
+    again = sample_frame_mask(batch["depth"], batch["modality"], torch.Generator().manual_seed(0))
+    assert torch.equal(hidden, again)  # from the step's generator: a resumed run hides the same

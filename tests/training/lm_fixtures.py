@@ -54,7 +54,7 @@ def tiny_layout(head: str = "flat") -> SequenceLayout:
     return SequenceLayout(
         LayoutConfig(video_frame_rate=4, video_grid=(2, 2), video_codebook_size=16,
                      audio_frame_rate=6, audio_num_codebooks=2, audio_codebook_size=8,
-                     video_head=head, audio_head=head)
+                     video_head=head, audio_head="depth" if head == "maskgit" else head)
     )  # fmt: skip
 
 
@@ -85,7 +85,10 @@ def tiny_model(layout: SequenceLayout, seed: int = 0) -> VidChatLM:
     torch.manual_seed(seed)
     return VidChatLM(ModelConfig(vocab_size=layout.vocab.size, num_slots=layout.num_slots, dim=32,
                                  n_layers=2, n_heads=2, max_seq_len=512,
-                                 max_group=layout.plan.max_group))  # fmt: skip
+                                 max_group=layout.plan.max_group,
+                                 frame_head=layout.cfg.video_head == "maskgit",
+                                 depth_head="depth" in (layout.cfg.video_head,
+                                                        layout.cfg.audio_head)))  # fmt: skip
 
 
 def make_datasets(layout: SequenceLayout, sft: bool = False):

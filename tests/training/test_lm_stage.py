@@ -68,18 +68,20 @@ def test_packing_trains_too(world):
     assert report["step"] == 2 and torch.isfinite(torch.tensor(report["val_loss"]))
 
 
-def test_depth_heads_train_export_and_answer(world):
-    # The whole stage with a depth head for video and audio: train, export, reload, generate.
+@pytest.mark.parametrize("video_head", ["depth", "maskgit"])
+def test_grouped_heads_train_export_and_answer(world, video_head):
+    # The whole stage with a video head and a depth audio head: train, export, reload, generate.
     from vidchat.model import Role, Segment
     from vidchat.model.generate import SamplingConfig, generate
 
     root, overrides = world
-    heads = ["model.layout.video_head=depth", "model.layout.audio_head=depth"]
+    heads = [f"model.layout.video_head={video_head}", "model.layout.audio_head=depth"]
     report = run(compose_train([*overrides, *heads, "stage=pretrain", "debug=default",
-                                "run_name=depth", "stage.max_steps=2"]))  # fmt: skip
+                                f"run_name={video_head}", "stage.max_steps=2"]))  # fmt: skip
     assert report["step"] == 2 and torch.isfinite(torch.tensor(report["val_loss"]))
-    model, layout, _ = load_consolidated(root / "checkpoints" / "depth" / "lm")
-    assert model.depth is not None and layout.cfg.video_head == layout.cfg.audio_head == "depth"
+    model, layout, _ = load_consolidated(root / "checkpoints" / video_head / "lm")
+    assert model.depth is not None and (model.frame_head is not None) == (video_head == "maskgit")
+    assert layout.cfg.video_head == video_head and layout.cfg.audio_head == "depth"
     h, w = layout.cfg.video_grid
     partner = Segment(Role.PARTNER, torch.zeros(4, h, w, dtype=torch.long),
                       torch.zeros(layout.K, 6, dtype=torch.long))  # fmt: skip

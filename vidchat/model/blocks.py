@@ -62,6 +62,12 @@ class ModelConfig:
     model has a depth transformer (`vidchat.model.depth`)."""
     depth_layers: int = 2
     """Blocks of the depth transformer (used when `max_group` > 1)."""
+    frame_head: bool = False
+    """Video frames are decoded in parallel by a bidirectional frame transformer (MaskGIT) with
+    `depth_layers` blocks; set from `layout.video_head=maskgit` by `build_model`."""
+    depth_head: bool | None = None
+    """Some steps hold several codes emitted one by one (a depth head); None = `max_group > 1`
+    without a frame head. Set from the layout by `build_model`."""
 
     def __post_init__(self) -> None:
         if self.n_kv_heads is None:
@@ -100,6 +106,8 @@ class ModelConfig:
             )
         if self.attn_impl == "flash" and flash_attn_func is None:
             raise ConfigError("model.attn_impl=flash needs flash-attn (pip install vidchat[gpu])")
+        if self.depth_head is None:
+            self.depth_head = self.max_group > 1 and not self.frame_head
         if self.max_group < 1 or self.depth_layers < 0:
             raise ConfigError("model.max_group must be >= 1 and model.depth_layers >= 0")
         if self.spatial_layers != 0:

@@ -40,7 +40,7 @@ def model_config(model_cfg: Any, layout: SequenceLayout) -> ModelConfig:
     unknown = sorted(set(cfg) - known)
     if unknown:
         raise ConfigError(f"unknown model config keys {unknown}; known: {sorted(known)}")
-    for key in ("vocab_size", "num_slots", "max_group"):
+    for key in ("vocab_size", "num_slots", "max_group", "frame_head", "depth_head"):
         if key in cfg:
             raise ConfigError(
                 f"model.{key} comes from the tokenizers' layout; remove it from the config"
@@ -57,7 +57,10 @@ def model_config(model_cfg: Any, layout: SequenceLayout) -> ModelConfig:
                 )
             cfg[key] = value
     return ModelConfig(vocab_size=layout.vocab.size, num_slots=layout.num_slots,
-                       max_group=layout.plan.max_group, **cfg)  # fmt: skip
+                       max_group=layout.plan.max_group,
+                       frame_head=layout.cfg.video_head == "maskgit",
+                       depth_head="depth" in (layout.cfg.video_head, layout.cfg.audio_head),
+                       **cfg)  # fmt: skip
 
 
 def build_model(model_cfg: Any, layout: SequenceLayout) -> VidChatLM:

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from vidchat.model.blocks import Block, KVCache, ModelConfig, RMSNorm, rope_table
+from vidchat.model.vocab import Modality
 
 
 def depth_config(cfg: ModelConfig) -> ModelConfig:
@@ -140,8 +141,11 @@ def step_inputs(model, tokens: Tensor, roles: Tensor | None, slots: Tensor, step
 
 
 def grouped_logits(model, tokens: Tensor, roles: Tensor | None, slots: Tensor, depth: Tensor,
-                   valid: Tensor | None = None) -> Tensor:  # fmt: skip
-    """Teacher-forced logits `[B,L,V]` of a model with a depth head (flat convention)."""
+                   valid: Tensor | None = None, modality: Tensor | None = None,
+                   frame_mask: Tensor | None = None) -> Tensor:  # fmt: skip
+    """Teacher-forced logits `[B,L,V]` of a model with a depth or frame head (flat convention).
+    Video steps go to the frame head when there is one (codes in `frame_mask` hidden, default
+    all), other steps of several codes to the depth head."""
     B, L = tokens.shape
     steps = Steps.of(depth)
     x = step_inputs(model, tokens, roles, slots, steps)
@@ -150,18 +154,30 @@ def grouped_logits(model, tokens: Tensor, roles: Tensor | None, slots: Tensor, d
     context = torch.cat([hidden.new_zeros(B, 1, hidden.shape[-1]), hidden], 1)  # [B,S+1,D]
     flat_tokens, flat_slots = tokens.reshape(-1), own_slots(slots).reshape(-1)
     logits = hidden.new_zeros(B * L, model.cfg.vocab_size)
-    for n in torch.unique(steps.size).tolist():
-        pick = (steps.size == n).nonzero()[:, 0]
+    frames = torch.zeros_like(steps.size, dtype=torch.bool)
+    hidden_codes = None if frame_mask is None else frame_mask.reshape(-1)
+    if model.frame_head is not None:
+        frames = modality.reshape(-1)[steps.start] == int(Modality.VIDEO)
+    for n, is_frame in torch.unique(torch.stack([steps.size, frames.long()]), dim=1).T.tolist():
+        pick = ((steps.size == n) & (frames == bool(is_frame))).nonzero()[:, 0]
         pos = steps.start[pick, None] + torch.arange(n, device=tokens.device)  # [N,n]
         ctx = context[steps.row[pick], steps.index[pick]]  # [N,D]
-        x = model.depth.inputs(ctx, flat_tokens[pos[:, :-1]], flat_slots[pos])
-        out = model.lm_head(model.depth(x))  # [N,n,V]: out[:, d] predicts token pos[:, d]
+        if is_frame:
+            masked = torch.ones_like(pos, dtype=torch.bool) if hidden_codes is None else (
+                hidden_codes[pos])  # fmt: skip
+            x = model.frame_head.frame_inputs(ctx, flat_tokens[pos], flat_slots[pos], masked)
+            out = model.lm_head(model.frame_head(x))  # [N,n,V]: out[:, d] guesses pos[:, d]
+        else:  # without a depth head only single-code steps are left: the frame head's blocks
+            head = model.depth if model.depth is not None else model.frame_head
+            x = head.inputs(ctx, flat_tokens[pos[:, :-1]], flat_slots[pos])
+            out = model.lm_head(head(x))  # [N,n,V]: out[:, d] predicts token pos[:, d]
         keep = (pos % L) > 0  # a row's first token is never predicted
         logits[(pos - 1)[keep]] = out[keep].to(logits.dtype)
     # each row's last position predicts the first token of a step that has not begun yet
     last = context[torch.arange(B, device=tokens.device), steps.index[steps.row_last(B)] + 1]
-    first = model.depth.inputs(last, tokens.new_zeros(B, 0), slots[:, -1:])
-    logits.view(B, L, -1)[:, -1] = model.lm_head(model.depth(first))[:, 0].to(logits.dtype)
+    head = model.depth if model.depth is not None else model.frame_head
+    first = head.inputs(last, tokens.new_zeros(B, 0), slots[:, -1:])
+    logits.view(B, L, -1)[:, -1] = model.lm_head(head(first))[:, 0].to(logits.dtype)
     return logits.view(B, L, -1)
 
 

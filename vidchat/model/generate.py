@@ -30,7 +30,7 @@ from torch import Tensor
 
 from vidchat.errors import ConfigError
 from vidchat.model.layout import LaidOutSequence, SequenceLayout, pad_batch
-from vidchat.model.steppers import make_stepper
+from vidchat.model.steppers import FrameSampling, make_stepper
 from vidchat.model.transformer import VidChatLM
 from vidchat.model.vocab import Modality, Vocab
 
@@ -61,14 +61,21 @@ class SamplingConfig:
     """Settings for the `<chunk>` / `<eot>` decision at chunk boundaries."""
     seed: int | None = 0
     """Seed of the sampling generator (None: nondeterministic)."""
+    refine_steps: int = 8
+    """Passes over a frame with a MaskGIT frame head (`layout.video_head=maskgit`)."""
+
+    def __post_init__(self) -> None:
+        if self.refine_steps < 1:
+            raise ConfigError(f"sampling.refine_steps must be >= 1, got {self.refine_steps}")
 
     @classmethod
     def from_dict(cls, cfg: Mapping[str, Any]) -> SamplingConfig:
         cfg = dict(cfg)
-        unknown = sorted(set(cfg) - {"video", "audio", "boundary", "seed"})
+        unknown = sorted(set(cfg) - {"video", "audio", "boundary", "seed", "refine_steps"})
         if unknown:
             raise ConfigError(
-                f"unknown sampling keys {unknown}; known: video, audio, boundary, seed"
+                f"unknown sampling keys {unknown}; known: video, audio, boundary, seed, "
+                "refine_steps"
             )
         parts = {
             k: TokenSampling(**dict(cfg.pop(k))) for k in ("video", "audio", "boundary") if k in cfg
@@ -173,10 +180,13 @@ def _decode(model, layout, prompt, max_chunks, sampling, use_cache):
     batch = {k: v.to(device) for k, v in _batch(prompt).items()}
     grammar = layout.responder_grammar(max_chunks)
     (B, P), N = batch["tokens"].shape, len(grammar)
-    stepper = make_stepper(model, batch, grammar, use_cache)
     generator = None
     if sampling.seed is not None:
         generator = torch.Generator(device=device).manual_seed(sampling.seed)
+    frames = FrameSampling(
+        lambda logits: sample(logits, sampling.video, generator), sampling.refine_steps
+    )
+    stepper = make_stepper(model, batch, grammar, use_cache, frames)
     # python-side schedule: no tensor -> int syncs inside the loop
     lo, hi = grammar.lo.tolist(), grammar.hi.tolist()
     chunk_end = {start - 1: i - 1 for i, start in enumerate(grammar.chunk_starts) if i > 0}

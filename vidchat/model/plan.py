@@ -52,7 +52,8 @@ from vidchat.errors import ConfigError
 from vidchat.model.vocab import Modality
 
 AUDIO_PATTERNS = ("time_major", "codebook_major")
-HEADS = ("flat", "depth")
+HEADS = ("flat", "depth", "maskgit")
+GROUPED = ("depth", "maskgit")
 CHUNK_ORDERS = ("frame_interleaved", "audio_first", "video_first")
 
 
@@ -85,7 +86,9 @@ class LayoutConfig:
     """How video frames and audio steps interleave inside a chunk (see the module docstring)."""
     video_head: str = "flat"
     """`flat`: every video code is one backbone step. `depth`: a video frame is one backbone
-    step, and the depth transformer emits its h*w codes (see `vidchat.model.depth`)."""
+    step, and the depth transformer emits its h*w codes one by one (see `vidchat.model.depth`).
+    `maskgit`: a frame is one backbone step, its codes decoded in parallel by a few refinement
+    passes of a bidirectional frame transformer (see `vidchat.model.frame`)."""
     audio_head: str = "flat"
     """`flat`: every audio code is one backbone step. `depth`: an audio step (K codebooks) is
     one backbone step, its codebooks emitted by the depth transformer (needs `time_major`)."""
@@ -115,6 +118,8 @@ class LayoutConfig:
         for name in ("video_head", "audio_head"):
             if getattr(self, name) not in HEADS:
                 raise ConfigError(f"layout.{name} must be one of {HEADS}, got {getattr(self, name)!r}")
+        if self.audio_head == "maskgit":
+            raise ConfigError("layout.audio_head must be flat or depth (maskgit is for video)")
         if self.audio_head == "depth" and self.audio_pattern != "time_major":
             raise ConfigError("layout.audio_head=depth needs layout.audio_pattern=time_major")
 
@@ -191,14 +196,14 @@ class TokenPlan:
     @property
     def max_group(self) -> int:
         """The most tokens one backbone step holds (1 = every head flat)."""
-        video = self.h * self.w if self.cfg.video_head == "depth" else 1
+        video = self.h * self.w if self.cfg.video_head in GROUPED else 1
         audio = self.K if self.cfg.audio_head == "depth" else 1
         return max(video, audio)
 
     def steps_per_second(self) -> float:
         """Backbone steps per second of media in a segment (one per `<chunk>` too)."""
         c = self.cfg
-        video = 1 if c.video_head == "depth" else self.h * self.w
+        video = 1 if c.video_head in GROUPED else self.h * self.w
         audio = 1 if c.audio_head == "depth" else self.K
         return c.video_frame_rate * video + c.audio_frame_rate * audio + 1.0 / c.chunk_seconds
 
@@ -267,7 +272,7 @@ class TokenPlan:
         return self._cache[key]
 
     def _video_rows(self, f0: int, f1: int) -> list[tuple[int, ...]]:
-        v, grouped = int(Modality.VIDEO), self.cfg.video_head == "depth"
+        v, grouped = int(Modality.VIDEO), self.cfg.video_head in GROUPED
         return [
             (v, f, r, c, -1, 1 + r * self.w + c, r * self.w + c if grouped else 0)
             for f in range(f0, f1)

@@ -17,8 +17,17 @@ from torch import Tensor
 
 from vidchat.errors import ConfigError
 from vidchat.model.depth import prefill
+from vidchat.model.frame import decode_frame
 from vidchat.model.grammar import ResponderGrammar
-from vidchat.model.vocab import Role, Vocab
+from vidchat.model.vocab import Modality, Role, Vocab
+
+
+@dataclass
+class FrameSampling:
+    """How a frame head decodes a frame: `sample(logits [N,n]) -> [N]` and its passes."""
+
+    sample: Any
+    refine_steps: int = 8
 
 
 @dataclass
@@ -29,6 +38,7 @@ class Running:
     roles: Tensor  # [B,P+N]
     slots: Tensor  # [B,P+N] the next slot each position predicts
     depth: Tensor  # [B,P+N] place within the backbone step
+    modality: Tensor  # [B,P+N]
     valid: Tensor  # [B,P+N] False on the prompts' left padding
     prompt_len: int
     padded: bool
@@ -47,9 +57,13 @@ class Running:
         depth = torch.zeros_like(tokens)
         depth[:, :P] = batch["depth"]
         depth[:, P:] = grammar.depth.to(device)
+        modality = torch.zeros_like(tokens)
+        modality[:, :P] = batch["modality"]
+        modality[:, P:] = grammar.modality.to(device)
         valid = torch.ones_like(tokens, dtype=torch.bool)
         valid[:, :P] = batch["valid"]
-        return cls(tokens, roles, slots, depth, valid, P, not bool(batch["valid"].all()))
+        return cls(tokens, roles, slots, depth, modality, valid, P,
+                   not bool(batch["valid"].all()))  # fmt: skip
 
     def upto(self, end: int) -> dict[str, Tensor]:
         s = slice(0, end)
@@ -82,9 +96,17 @@ class FlatStepper:
 class DepthStepper:
     """One backbone step per group of codes; the depth transformer emits the codes inside it."""
 
-    def __init__(self, model: Any, seq: Running, use_cache: bool) -> None:
+    def __init__(self, model: Any, seq: Running, use_cache: bool, grammar: ResponderGrammar,
+                 frames: FrameSampling) -> None:  # fmt: skip
         self.model, self.seq, self.use_cache = model, seq, use_cache
+        self.grammar, self.frames = grammar, frames
         self.grammar_depth = seq.depth[0, seq.prompt_len :].tolist()
+        self.frame_starts = set()
+        if model.frame_head is not None:  # video steps are decoded whole by the frame head
+            video = (grammar.modality == int(Modality.VIDEO)) & (grammar.depth == 0)
+            self.frame_starts = set(video.nonzero()[:, 0].tolist())
+        self.decided: Tensor | None = None  # [B,G] the current frame's codes
+        self.decided_at = -1  # grammar position of the frame's first code
         B, total = seq.tokens.shape
         self.cache = model.new_cache(B, total) if use_cache else None
         self.context: Tensor | None = None  # [B,D] backbone state before the current step
@@ -96,21 +118,44 @@ class DepthStepper:
         prefix plus a placeholder at `end` (whose own value no earlier logit sees)."""
         s = self.seq
         inputs = s.upto(end + 1)
-        logits = self.model(**inputs, depth=s.depth[:, : end + 1])
+        logits = self.model(**inputs, depth=s.depth[:, : end + 1], modality=s.modality[:, : end + 1])
         return logits[:, end - 1]
 
     def first(self) -> Tensor:
         s, P = self.seq, self.seq.prompt_len
         if not self.use_cache:
-            return self._full(P)
+            frame = self._frame_logits(0)
+            return frame if frame is not None else self._full(P)
         self.context = prefill(self.model, **s.upto(P), depth=s.depth[:, :P], cache=self.cache)
         return self._depth_logits(0)
+
+    def _frame_logits(self, n: int) -> Tensor | None:
+        """One-hot logits `[B,V]` for a code of a frame the frame head decodes whole (decided
+        at its first code), or None outside such frames."""
+        if n in self.frame_starts:
+            s, i = self.seq, self.seq.prompt_len + n
+            if not self.use_cache:  # reference: the context from a full backbone pass
+                self.context = prefill(self.model, **s.upto(i), depth=s.depth[:, :i], cache=None)
+            size = next(d for d, v in enumerate(self.grammar_depth[n + 1 :] + [0], 1) if v == 0)
+            slots = s.slots[:, i - 1 : i - 1 + size]  # [B,G] the slots the frame's codes take
+            lo, hi = int(self.grammar.lo[n]), int(self.grammar.hi[n])
+            self.decided = decode_frame(self.model, self.context, slots, lo, hi,
+                                        self.frames.sample, self.frames.refine_steps)  # fmt: skip
+            self.decided_at = n
+        elif self.decided is None or self.grammar_depth[n] == 0:
+            self.decided = None
+            return None
+        code = self.decided[:, n - self.decided_at]  # [B]
+        logits = torch.full((code.shape[0], self.model.cfg.vocab_size), float("-inf"),
+                            device=code.device)  # fmt: skip
+        return logits.scatter(1, code[:, None], 0.0)
 
     def next(self, n: int) -> Tensor:
         s, i = self.seq, self.seq.prompt_len + n
         self._accumulate(i)
         if not self.use_cache:
-            return self._full(i + 1)
+            frame = self._frame_logits(n + 1)
+            return frame if frame is not None else self._full(i + 1)
         if self.grammar_depth[n + 1] == 0:  # token n closed its step: feed it to the backbone
             roles = self.model.embed_roles
             x = self.step_sum + (roles(s.roles[:, i]) if roles is not None else 0)
@@ -127,23 +172,28 @@ class DepthStepper:
         self.step_sum = emb if first or self.step_sum is None else self.step_sum + emb
 
     def _depth_logits(self, n: int) -> Tensor:
-        """Logits for generated token n from the depth transformer (cached within the step)."""
+        """Logits for generated token n from the depth transformer (cached within the step),
+        or from the frame head's decided frame."""
+        frame = self._frame_logits(n)
+        if frame is not None:
+            return frame
         s, m, i = self.seq, self.model, self.seq.prompt_len + n
+        head = m.depth if m.depth is not None else m.frame_head  # single-code steps only
         slot = s.slots[:, i - 1 : i]  # [B,1] the slot token n takes
         if self.grammar_depth[n] == 0:
-            self.depth_cache = m.depth.new_cache(s.tokens.shape[0])
-            x = m.depth.inputs(self.context, s.tokens.new_zeros(s.tokens.shape[0], 0), slot)
+            self.depth_cache = head.new_cache(s.tokens.shape[0]) if m.depth is not None else None
+            x = head.inputs(self.context, s.tokens.new_zeros(s.tokens.shape[0], 0), slot)
         else:
-            x = m.depth.embed_tokens(s.tokens[:, i - 1 : i]) + m.depth.embed_slots(slot)
-        return m.lm_head(m.depth(x, cache=self.depth_cache)[:, -1])
+            x = head.embed_tokens(s.tokens[:, i - 1 : i]) + head.embed_slots(slot)
+        return m.lm_head(head(x, cache=self.depth_cache)[:, -1])
 
 
 def make_stepper(model: Any, batch: dict[str, Tensor], grammar: ResponderGrammar,
-                 use_cache: bool) -> FlatStepper | DepthStepper:  # fmt: skip
+                 use_cache: bool, frames: FrameSampling) -> FlatStepper | DepthStepper:  # fmt: skip
     """The stepper for `model`, after checking that prompt and answer fit its context."""
     seq = Running.of(batch, grammar)
     P, N = seq.prompt_len, len(grammar)
-    if model.depth is None:
+    if not model.grouped:
         need, unit = P + N, "tokens"
     else:  # the backbone's context counts steps
         need, unit = int((seq.depth[:, :P] == 0).sum(1).max()) + int((grammar.depth == 0).sum()), "steps"
@@ -152,4 +202,6 @@ def make_stepper(model: Any, batch: dict[str, Tensor], grammar: ResponderGrammar
             f"prompt + {N} generated tokens need {need} backbone {unit}, more than "
             f"model.max_seq_len={model.cfg.max_seq_len}"
         )
-    return (FlatStepper if model.depth is None else DepthStepper)(model, seq, use_cache)
+    if not model.grouped:
+        return FlatStepper(model, seq, use_cache)
+    return DepthStepper(model, seq, use_cache, grammar, frames)

@@ -30,6 +30,7 @@ from torch.utils.checkpoint import checkpoint
 
 from vidchat.model.blocks import Block, KVCache, ModelConfig, RMSNorm, rope_table
 from vidchat.model.depth import DepthTransformer, grouped_logits
+from vidchat.model.frame import FrameTransformer
 
 
 class VidChatLM(nn.Module):
@@ -48,7 +49,8 @@ class VidChatLM(nn.Module):
         self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.norm = RMSNorm(cfg.dim, cfg.norm_eps)
         self.lm_head = nn.Linear(cfg.dim, cfg.vocab_size, bias=False)
-        self.depth = DepthTransformer(cfg) if cfg.max_group > 1 else None
+        self.depth = DepthTransformer(cfg) if cfg.depth_head else None
+        self.frame_head = FrameTransformer(cfg) if cfg.frame_head else None
         if cfg.tie_embeddings:
             self.lm_head.weight = self.embed_tokens.weight
         cos, sin = rope_table(cfg.head_dim, cfg.max_seq_len, cfg.rope_theta)
@@ -78,19 +80,28 @@ class VidChatLM(nn.Module):
             self.cfg, batch, max_len or self.cfg.max_seq_len, device or w.device, dtype or w.dtype
         )
 
-    def forward(self, tokens, roles=None, slots=None, *, valid=None, cache=None,
-                depth=None) -> Tensor:  # fmt: skip
+    @property
+    def grouped(self) -> bool:
+        """Some backbone steps hold several codes (a depth or a frame head)."""
+        return self.depth is not None or self.frame_head is not None
+
+    def forward(self, tokens, roles=None, slots=None, *, valid=None, cache=None, depth=None,
+                modality=None, frame_mask=None) -> Tensor:  # fmt: skip
         """tokens/roles/slots/valid `[B,L]` -> logits `[B,L,V]`.
 
         `depth` `[B,L]` (the layout's place of each token within its backbone step) is needed by
         a model with a depth head; such a model runs teacher-forced here, without a cache
-        (generation drives its steps itself, see `vidchat.model.generate`).
+        (generation drives its steps itself, see `vidchat.model.steppers`). A frame head also
+        reads `modality` `[B,L]` (which steps are video frames) and `frame_mask` `[B,L]` (which
+        video codes it must guess; default all).
         """
-        if self.depth is not None:
+        if self.grouped:
             if depth is None or cache is not None:
                 raise ValueError("a depth-head model's forward needs `depth` and takes no cache")
+            if self.frame_head is not None and modality is None:
+                raise ValueError("a frame-head model's forward needs `modality`")
             slots = torch.zeros_like(tokens) if slots is None else slots
-            return grouped_logits(self, tokens, roles, slots, depth, valid)
+            return grouped_logits(self, tokens, roles, slots, depth, valid, modality, frame_mask)
         return self.lm_head(self.hidden(tokens, roles, slots, valid=valid, cache=cache))
 
     def hidden(self, tokens, roles=None, slots=None, *, valid=None, cache=None) -> Tensor:

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from vidchat.model.layout import SequenceLayout
 from vidchat.model.vocab import Modality, Vocab
 from vidchat.training.export import CKPT_LAYOUT, CKPT_META, CKPT_MODEL_CONFIG
+from vidchat.training.frame_mask import frame_loss_mask, sample_frame_mask
 from vidchat.training.noise import NoiseConfig, inject_noise
 from vidchat.training.optim import OptimConfig, configure_adamw
 
@@ -99,15 +100,29 @@ class LMTrainingModule(L.LightningModule):
         self._val_sums: dict[str, Tensor] = {}
 
     # ---- forward / loss ----------------------------------------------------------------------
-    def forward(self, batch: dict[str, Tensor], tokens: Tensor | None = None) -> Tensor:
-        """Logits `[B,L,V]` for `batch` (optionally with replaced input `tokens` `[B,L]`)."""
+    def forward(self, batch: dict[str, Tensor], tokens: Tensor | None = None,
+                frame_mask: Tensor | None = None) -> Tensor:  # fmt: skip
+        """Logits `[B,L,V]` for `batch` (optionally with replaced input `tokens` `[B,L]`, and
+        the video codes a frame head must guess)."""
+        grouped = getattr(self.model, "grouped", False)
+        extra = {"depth": batch["depth"], "modality": batch["modality"],
+                 "frame_mask": frame_mask} if grouped else {}  # fmt: skip
         out = self.model(
             tokens=batch["tokens"] if tokens is None else tokens,
             roles=batch["roles"],
             slots=batch["next_slots"],
-            depth=batch.get("depth"),
+            **extra,
         )
         return out.logits if hasattr(out, "logits") else out
+
+    def _logits_and_mask(self, batch: dict[str, Tensor], tokens: Tensor | None,
+                         g: torch.Generator) -> tuple[Tensor, Tensor]:  # fmt: skip
+        """Logits and the loss mask; a frame-head model guesses a random share of each frame."""
+        if getattr(self.model, "frame_head", None) is None:
+            return self(batch, tokens), batch["loss_mask"]
+        hidden = sample_frame_mask(batch["depth"], batch["modality"], g)
+        mask = frame_loss_mask(batch["loss_mask"], batch["modality"], hidden)
+        return self(batch, tokens, hidden), mask
 
     def _micro_batch_index(self, batch_idx: int) -> int:
         # Lightning's batch_idx restarts per epoch; the global micro-batch index does not.
@@ -123,9 +138,8 @@ class LMTrainingModule(L.LightningModule):
             batch["tokens"], batch["roles"], batch["modality"], batch["codebook"], batch["valid"],
             self.vocab, self.noise_cfg, g,
         )  # fmt: skip
-        losses = lm_loss(
-            self(batch, noised), batch["tokens"], batch["loss_mask"], batch["modality"]
-        )
+        logits, loss_mask = self._logits_and_mask(batch, noised, g)
+        losses = lm_loss(logits, batch["tokens"], loss_mask, batch["modality"])
         bs = batch["tokens"].shape[0]
         self.log("train/loss", losses["loss"], prog_bar=True, batch_size=bs)
         self.log("train/video_loss", losses["video_loss"], batch_size=bs)
@@ -140,7 +154,10 @@ class LMTrainingModule(L.LightningModule):
         self._val_sums = {}
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        losses = lm_loss(self(batch), batch["tokens"], batch["loss_mask"], batch["modality"])
+        # the same hidden codes at every validation: a fixed generator per batch
+        g = step_generator(self.seed, -1, batch_idx, batch["tokens"].device)
+        logits, loss_mask = self._logits_and_mask(batch, None, g)
+        losses = lm_loss(logits, batch["tokens"], loss_mask, batch["modality"])
         for key, value in losses.items():
             if key.endswith(("_sum", "count")):
                 self._val_sums[key] = self._val_sums.get(key, 0) + value.double()

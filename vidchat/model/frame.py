@@ -1,0 +1,73 @@
+"""The MaskGIT frame head: a video frame's h*w codes decoded in parallel, in a few passes.
+
+With `layout.video_head=maskgit` a frame is one backbone step, as with the depth head, but its
+codes are not emitted one after another: a bidirectional frame transformer sees the backbone's
+state before the frame, every position's slot, and the codes decided so far (a learned mask
+embedding stands for the rest), and predicts every position at once (MaskGIT, Chang et al.
+2022). Training masks a random share of each frame (cosine schedule; the loss falls on the
+masked codes); generation starts fully masked and, over `refine_steps` passes, keeps the most
+confident codes, so a frame costs a handful of passes instead of h*w sequential steps.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from vidchat.model.blocks import ModelConfig
+from vidchat.model.depth import DepthTransformer
+
+
+class FrameTransformer(DepthTransformer):
+    """Bidirectional over one frame's positions; the depth head's blocks and embeddings."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__(cfg)
+        self.mask_embedding = nn.Parameter(torch.zeros(cfg.dim))
+
+    def frame_inputs(self, context: Tensor, tokens: Tensor, slots: Tensor, masked: Tensor) -> Tensor:
+        """context `[N,D]`, the frame's tokens/slots/masked `[N,G]` -> inputs `[N,G,D]`."""
+        known = self.embed_tokens(tokens)
+        hidden = torch.where(masked[..., None], self.mask_embedding.to(known.dtype), known)
+        return self.context_proj(context)[:, None] + self.embed_slots(slots) + hidden
+
+    def forward(self, x: Tensor, cache: None = None) -> Tensor:
+        """Inputs `[N,G,D]` -> hidden `[N,G,D]` (normed); every position sees the whole frame."""
+        G = x.shape[1]
+        cos, sin = self.rope_cos[:G], self.rope_sin[:G]
+        for i, layer in enumerate(self.layers):
+            x = layer(x, cos, sin, None, False, None, i)
+        return self.norm(x)
+
+
+def still_masked(step: int, steps: int, size: int) -> int:
+    """How many of a frame's `size` codes stay masked after refinement pass `step` (0-based) of
+    `steps`: the cosine schedule, reaching 0 after the last pass."""
+    return int(math.floor(size * math.cos(math.pi / 2 * (step + 1) / steps)))
+
+
+@torch.no_grad()
+def decode_frame(model, context: Tensor, slots: Tensor, lo: int, hi: int, sample_fn,
+                 steps: int) -> Tensor:  # fmt: skip
+    """A frame's codes `[B,G]` (token ids in `[lo, hi)`) from the context `[B,D]` and the
+    positions' slots `[B,G]`: `steps` passes, each sampling every masked position
+    (`sample_fn(logits [B*G,n]) -> [B*G]` indices) and keeping the most probable."""
+    B, G = slots.shape
+    tokens = torch.full((B, G), lo, dtype=torch.long, device=slots.device)
+    masked = torch.ones(B, G, dtype=torch.bool, device=slots.device)
+    for step in range(steps):
+        x = model.frame_head.frame_inputs(context, tokens, slots, masked)
+        logits = model.lm_head(model.frame_head(x))[..., lo:hi].float()  # [B,G,n]
+        picked = sample_fn(logits.reshape(B * G, -1)).view(B, G)  # [B,G]
+        prob = logits.softmax(-1).gather(-1, picked[..., None])[..., 0]
+        confidence = torch.where(masked, prob, torch.full_like(prob, math.inf))
+        keep = still_masked(step, steps, G)
+        remask = torch.zeros_like(masked)
+        if keep:
+            remask.scatter_(1, confidence.topk(keep, dim=1, largest=False).indices, True)
+        newly = masked & ~remask
+        tokens = torch.where(newly, picked + lo, tokens)
+        masked = remask
+    return tokens
