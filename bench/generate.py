@@ -73,28 +73,36 @@ HEADS = {"flat": ("flat", "flat"), "depth": ("depth", "depth"), "maskgit": ("mas
 
 
 def resolution_table(model_name: str, device: str, repeats: int) -> dict[str, str]:
-    """`rtf` and backbone `steps/s` lines for every grid and head (see the module docstring)."""
+    """`rtf` and backbone `steps/s` lines for every grid and head (see the module docstring);
+    within a grid the heads alternate, repeat by repeat, and each reports its median."""
     lines = {}
+    suffix = "" if device == "cpu" else f" {device}"
     for grid in GRIDS:
-        for head, (video_head, audio_head) in HEADS.items():
-            layout = SequenceLayout(LayoutConfig(8, (grid, grid), 1024, 25, 2, 1024,
-                                                 video_head=video_head, audio_head=audio_head))  # fmt: skip
-            torch.manual_seed(0)
-            overrides = [f"model={model_name}", "model.max_seq_len=16384"]
-            model = build_model(compose("train", overrides).model, layout).eval().to(device)
-            prompt = _partner_prompt(layout, seconds=1.0)
-            times = []
-            for _ in range(1 + (repeats if grid <= 16 else 1)):  # the first run warms up
+        runs = {head: _head_run(model_name, device, grid, heads) for head, heads in HEADS.items()}
+        times: dict[str, list[float]] = {head: [] for head in runs}
+        for r in range(1 + (repeats if grid <= 16 else 1)):  # the first round warms up
+            for head, (model, layout, prompt) in runs.items():
                 _sync(device)
                 t0 = time.perf_counter()
                 generate(model, layout, prompt, max_chunks=1, sampling=SamplingConfig(seed=0))
                 _sync(device)
-                times.append(time.perf_counter() - t0)
-            rtf = statistics.median(times[1:]) / float(layout.cfg.chunk_seconds)
-            suffix = "" if device == "cpu" else f" {device}"
+                if r:
+                    times[head].append(time.perf_counter() - t0)
+        for head, (_, layout, _) in runs.items():
+            rtf = statistics.median(times[head]) / float(layout.cfg.chunk_seconds)
             lines[f"rtf {head} {grid}x{grid}{suffix}"] = f"{rtf:.2f}"
             lines[f"steps/s {head} {grid}x{grid}{suffix}"] = f"{layout.plan.steps_per_second():.0f}"
     return lines
+
+
+def _head_run(model_name: str, device: str, grid: int, heads: tuple[str, str]):
+    """(model, layout, prompt) for one grid and head pair, random weights."""
+    layout = SequenceLayout(LayoutConfig(8, (grid, grid), 1024, 25, 2, 1024,
+                                         video_head=heads[0], audio_head=heads[1]))  # fmt: skip
+    torch.manual_seed(0)
+    overrides = [f"model={model_name}", "model.max_seq_len=16384"]
+    model = build_model(compose("train", overrides).model, layout).eval().to(device)
+    return model, layout, _partner_prompt(layout, seconds=1.0)
 
 
 def _sync(device: str) -> None:

@@ -59,7 +59,8 @@ def decode_frame(model, context: Tensor, slots: Tensor, lo: int, hi: int, sample
     masked = torch.ones(B, G, dtype=torch.bool, device=slots.device)
     for step in range(steps):
         x = model.frame_head.frame_inputs(context, tokens, slots, masked)
-        logits = model.lm_head(model.frame_head(x))[..., lo:hi].float()  # [B,G,n]
+        # only the video codes' rows of the output head: [B,G,D] @ [D,n] -> [B,G,n]
+        logits = (model.frame_head(x) @ model.lm_head.weight[lo:hi].T).float()
         picked = sample_fn(logits.reshape(B * G, -1)).view(B, G)  # [B,G]
         prob = logits.softmax(-1).gather(-1, picked[..., None])[..., 0]
         confidence = torch.where(masked, prob, torch.full_like(prob, math.inf))

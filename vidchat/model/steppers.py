@@ -74,6 +74,9 @@ class Running:
 class FlatStepper:
     """Every token is one backbone step."""
 
+    def forced(self, n: int) -> None:
+        return None
+
     def __init__(self, model: Any, seq: Running, use_cache: bool) -> None:
         self.model, self.seq = model, seq
         B, total = seq.tokens.shape
@@ -121,46 +124,55 @@ class DepthStepper:
         logits = self.model(**inputs, depth=s.depth[:, : end + 1], modality=s.modality[:, : end + 1])
         return logits[:, end - 1]
 
-    def first(self) -> Tensor:
+    def first(self) -> Tensor | None:
         s, P = self.seq, self.seq.prompt_len
-        if not self.use_cache:
-            frame = self._frame_logits(0)
-            return frame if frame is not None else self._full(P)
-        self.context = prefill(self.model, **s.upto(P), depth=s.depth[:, :P], cache=self.cache)
-        return self._depth_logits(0)
-
-    def _frame_logits(self, n: int) -> Tensor | None:
-        """One-hot logits `[B,V]` for a code of a frame the frame head decodes whole (decided
-        at its first code), or None outside such frames."""
-        if n in self.frame_starts:
-            s, i = self.seq, self.seq.prompt_len + n
-            if not self.use_cache:  # reference: the context from a full backbone pass
-                self.context = prefill(self.model, **s.upto(i), depth=s.depth[:, :i], cache=None)
-            size = next(d for d, v in enumerate(self.grammar_depth[n + 1 :] + [0], 1) if v == 0)
-            slots = s.slots[:, i - 1 : i - 1 + size]  # [B,G] the slots the frame's codes take
-            lo, hi = int(self.grammar.lo[n]), int(self.grammar.hi[n])
-            self.decided = decode_frame(self.model, self.context, slots, lo, hi,
-                                        self.frames.sample, self.frames.refine_steps)  # fmt: skip
-            self.decided_at = n
-        elif self.decided is None or self.grammar_depth[n] == 0:
-            self.decided = None
+        if self.use_cache:
+            self.context = prefill(self.model, **s.upto(P), depth=s.depth[:, :P], cache=self.cache)
+        if 0 in self.frame_starts:
+            self._decide_frame(0)
             return None
-        code = self.decided[:, n - self.decided_at]  # [B]
-        logits = torch.full((code.shape[0], self.model.cfg.vocab_size), float("-inf"),
-                            device=code.device)  # fmt: skip
-        return logits.scatter(1, code[:, None], 0.0)
+        return self._depth_logits(0) if self.use_cache else self._full(P)
 
-    def next(self, n: int) -> Tensor:
-        s, i = self.seq, self.seq.prompt_len + n
-        self._accumulate(i)
-        if not self.use_cache:
-            frame = self._frame_logits(n + 1)
-            return frame if frame is not None else self._full(i + 1)
-        if self.grammar_depth[n + 1] == 0:  # token n closed its step: feed it to the backbone
+    def next(self, n: int) -> Tensor | None:
+        """Logits for generated token n+1, or None when a frame head has already decided it."""
+        s, i, following = self.seq, self.seq.prompt_len + n, n + 1
+        if not self._in_frame(n):  # a decided frame's codes were summed when it was decided
+            self._accumulate(i)
+        if self._in_frame(following):
+            return None
+        if self.use_cache and self.grammar_depth[following] == 0:  # token n closed its step
             roles = self.model.embed_roles
             x = self.step_sum + (roles(s.roles[:, i]) if roles is not None else 0)
             self.context = self.model.backbone(x[:, None], cache=self.cache)[:, -1]
-        return self._depth_logits(n + 1)
+        if following in self.frame_starts:
+            self._decide_frame(following)
+            return None
+        return self._depth_logits(following) if self.use_cache else self._full(i + 1)
+
+    def forced(self, n: int) -> Tensor | None:
+        """Generated token n `[B]` when the frame head has already decided it, else None."""
+        return self.decided[:, n - self.decided_at] if self._in_frame(n) else None
+
+    def _in_frame(self, n: int) -> bool:
+        return self.decided is not None and 0 <= n - self.decided_at < self.decided.shape[1]
+
+    def _decide_frame(self, n: int) -> None:
+        """Decode the whole frame that starts at generated position n with the frame head; with
+        a cache, its codes' embeddings are summed into the step at once."""
+        s, m, i = self.seq, self.model, self.seq.prompt_len + n
+        if not self.use_cache:  # reference: the context from a full backbone pass
+            self.context = prefill(m, **s.upto(i), depth=s.depth[:, :i], cache=None)
+        size = next(d for d, v in enumerate(self.grammar_depth[n + 1 :] + [0], 1) if v == 0)
+        slots = s.slots[:, i - 1 : i - 1 + size]  # [B,G] the slots the frame's codes take
+        lo, hi = int(self.grammar.lo[n]), int(self.grammar.hi[n])
+        self.decided = decode_frame(m, self.context, slots, lo, hi, self.frames.sample,
+                                    self.frames.refine_steps)  # fmt: skip
+        self.decided_at = n
+        if self.use_cache:
+            emb = m.embed_tokens(self.decided)
+            if m.embed_slots is not None:
+                emb = emb + m.embed_slots(slots)
+            self.step_sum = emb.sum(1)  # [B,D]
 
     def _accumulate(self, i: int) -> None:
         """Add token i (and its own slot) to the running step embedding, as training sums it."""
@@ -172,11 +184,7 @@ class DepthStepper:
         self.step_sum = emb if first or self.step_sum is None else self.step_sum + emb
 
     def _depth_logits(self, n: int) -> Tensor:
-        """Logits for generated token n from the depth transformer (cached within the step),
-        or from the frame head's decided frame."""
-        frame = self._frame_logits(n)
-        if frame is not None:
-            return frame
+        """Logits for generated token n from the depth transformer (cached within the step)."""
         s, m, i = self.seq, self.model, self.seq.prompt_len + n
         head = m.depth if m.depth is not None else m.frame_head  # single-code steps only
         slot = s.slots[:, i - 1 : i]  # [B,1] the slot token n takes
