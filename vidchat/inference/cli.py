@@ -67,6 +67,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="per-kind override, KIND in video|audio|boundary, e.g. video.temperature=0.8",
     )
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--refine-steps", type=int, default=8,
+        help="passes per video frame of a MaskGIT frame head (layout.video_head=maskgit)",
+    )  # fmt: skip
     p.add_argument("--batch-size", type=int, default=4, help="batch mode: pairs generated together")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:i]")
     p.add_argument(
@@ -91,7 +95,7 @@ def sampling_from_args(args: argparse.Namespace) -> SamplingConfig:
             cfg[kind][name] = type(base[name])(value)
         except ValueError as exc:
             raise VidchatError(f"--sample {item!r}: {value!r} is not a number") from exc
-    return SamplingConfig.from_dict({**cfg, "seed": args.seed})
+    return SamplingConfig.from_dict({**cfg, "seed": args.seed, "refine_steps": args.refine_steps})
 
 
 def side_by_side_prefix(pipe: ResponderPipeline, partner: Clip, reference: np.ndarray | None):
