@@ -32,11 +32,14 @@ def test_ddp_with_two_cpu_processes(tmp_path):
     assert meta["step"] == 4
 
 
-def test_deepspeed_zero2_on_cpu_saves_a_checkpoint_that_consolidates(tmp_path):
+@pytest.mark.parametrize("heads", [[], ["model.layout.video_head=maskgit",
+                                         "model.layout.audio_head=depth"]],
+                         ids=["flat", "maskgit+depth"])  # fmt: skip
+def test_deepspeed_zero2_on_cpu_saves_a_checkpoint_that_consolidates(tmp_path, heads):
     overrides = write_synthetic_world(tmp_path)
     torchrun = Path(sys.executable).with_name("torchrun")
     _run([str(torchrun), "--nproc_per_node", "2", "train.py", "stage=pretrain", "debug=default",
-          "trainer=deepspeed_zero2", *overrides])  # fmt: skip
+          "trainer=deepspeed_zero2", *overrides, *heads])  # fmt: skip
     run_dir = tmp_path / "checkpoints" / "pretrain-debug"
     zero_ckpt = run_dir / "ckpt" / "last.ckpt"
     assert (zero_ckpt / "latest").is_file()  # a sharded DeepSpeed checkpoint folder
