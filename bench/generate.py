@@ -18,8 +18,9 @@ a MaskGIT frame head with 8 refinement passes per frame, audio depth) and
 reports the real-time factor (compute seconds per media second) and the backbone steps per
 media second. With CUDA the same table runs on the GPU.
 
-Ends with `name: value` lines; the table's are `rtf <head> <H>x<W>: <value>` and
-`steps/s <head> <H>x<W>: <value>`.
+Ends with `name: value` lines; the table's are `rtf <head> <H>x<W>: <value>`,
+`steps/s <head> <H>x<W>: <value>` and `ratio <head> 16x16 / flat 4x4: <value>` (side by side in
+the same run, so the machine's load cancels).
 """
 
 from __future__ import annotations
@@ -69,7 +70,11 @@ def _prompt(layout: SequenceLayout, context: int):
 
 
 GRIDS = (4, 8, 16, 32)
-HEADS = {"flat": ("flat", "flat"), "depth": ("depth", "depth"), "maskgit": ("maskgit", "depth")}
+HEADS = {"flat": ("flat", "flat"), "depth": ("depth", "depth"), "maskgit": ("maskgit", "depth"),
+         "maskgit-small": ("maskgit", "depth")}
+# per head: model overrides and frame-head passes (`maskgit-small`: a 96-wide, one-block frame
+# and depth head with 4 passes per frame)
+HEAD_OPTIONS = {"maskgit-small": (["model.depth_dim=96", "model.depth_layers=1"], 4)}
 
 
 def resolution_table(model_name: str, device: str, repeats: int) -> dict[str, str]:
@@ -78,13 +83,15 @@ def resolution_table(model_name: str, device: str, repeats: int) -> dict[str, st
     lines = {}
     suffix = "" if device == "cpu" else f" {device}"
     for grid in GRIDS:
-        runs = {head: _head_run(model_name, device, grid, heads) for head, heads in HEADS.items()}
+        runs = {head: _head_run(model_name, device, grid, heads, HEAD_OPTIONS.get(head, ([], 8))[0])
+                for head, heads in HEADS.items()}  # fmt: skip
         times: dict[str, list[float]] = {head: [] for head in runs}
         for r in range(1 + (repeats if grid <= 16 else 1)):  # the first round warms up
             for head, (model, layout, prompt) in runs.items():
+                sampling = SamplingConfig(seed=0, refine_steps=HEAD_OPTIONS.get(head, ([], 8))[1])
                 _sync(device)
                 t0 = time.perf_counter()
-                generate(model, layout, prompt, max_chunks=1, sampling=SamplingConfig(seed=0))
+                generate(model, layout, prompt, max_chunks=1, sampling=sampling)
                 _sync(device)
                 if r:
                     times[head].append(time.perf_counter() - t0)
@@ -95,12 +102,13 @@ def resolution_table(model_name: str, device: str, repeats: int) -> dict[str, st
     return lines
 
 
-def _head_run(model_name: str, device: str, grid: int, heads: tuple[str, str]):
+def _head_run(model_name: str, device: str, grid: int, heads: tuple[str, str],
+              extra: list[str] = ()):  # fmt: skip
     """(model, layout, prompt) for one grid and head pair, random weights."""
     layout = SequenceLayout(LayoutConfig(8, (grid, grid), 1024, 25, 2, 1024,
                                          video_head=heads[0], audio_head=heads[1]))  # fmt: skip
     torch.manual_seed(0)
-    overrides = [f"model={model_name}", "model.max_seq_len=16384"]
+    overrides = [f"model={model_name}", "model.max_seq_len=16384", *extra]
     model = build_model(compose("train", overrides).model, layout).eval().to(device)
     return model, layout, _partner_prompt(layout, seconds=1.0)
 
@@ -168,9 +176,14 @@ def main() -> None:
         gpu_tps = n_tokens / statistics.median(gpu)
         lines["generate gpu tokens/s cache"] = f"{gpu_tps:.1f}"
         lines["generate gpu real-time factor (cache)"] = f"{media_tps / gpu_tps:.2f}"
-    lines.update(resolution_table(args.model, "cpu", args.repeats))
-    if torch.cuda.is_available():
-        lines.update(resolution_table(args.model, "cuda", args.repeats))
+    for device in ("cpu", "cuda") if torch.cuda.is_available() else ("cpu",):
+        table = resolution_table(args.model, device, args.repeats)
+        suffix = "" if device == "cpu" else f" {device}"
+        base = float(table[f"rtf flat 4x4{suffix}"])
+        for head in HEADS:  # the issue's yardstick: a head at 16x16 against flat at 4x4
+            ratio = float(table[f"rtf {head} 16x16{suffix}"]) / base
+            table[f"ratio {head} 16x16 / flat 4x4{suffix}"] = f"{ratio:.2f}"
+        lines.update(table)
     for name, value in lines.items():
         print(f"{name}: {value}")
 

@@ -19,9 +19,9 @@ GREEDY = SamplingConfig.from_dict(
 )
 
 
-def depth_model(layout, seed=0):
+def depth_model(layout, seed=0, **kw):
     torch.manual_seed(seed)
-    return build_model({"dim": 64, "n_layers": 2, "n_heads": 4, "max_seq_len": 2048}, layout)
+    return build_model({"dim": 64, "n_layers": 2, "n_heads": 4, "max_seq_len": 2048, **kw}, layout)
 
 
 def prompts(layout, gen, seconds=(1.0, 0.6)):
@@ -56,6 +56,18 @@ def test_kv_cache_generation_equals_full_forward(heads, gen):
     batch = prompts(layout, gen)
     cached = generate(model, layout, batch, max_chunks=2, sampling=SamplingConfig(seed=5))
     full = generate(model, layout, batch, max_chunks=2, sampling=SamplingConfig(seed=5),
+                    use_cache=False)  # fmt: skip
+    assert torch.equal(cached.tokens, full.tokens)
+
+
+@pytest.mark.parametrize("video_head", ["depth", "maskgit"])
+def test_a_narrow_head_generates_like_its_full_forward(video_head, gen):
+    layout = demo_layout(video_head=video_head, audio_head="depth")
+    model = depth_model(layout, depth_dim=32).eval()
+    assert model.depth.cfg.dim == 32 and model.depth.out_proj is not None
+    batch = prompts(layout, gen)
+    cached = generate(model, layout, batch, max_chunks=2, sampling=SamplingConfig(seed=4))
+    full = generate(model, layout, batch, max_chunks=2, sampling=SamplingConfig(seed=4),
                     use_cache=False)  # fmt: skip
     assert torch.equal(cached.tokens, full.tokens)
 

@@ -62,6 +62,9 @@ class ModelConfig:
     model has a depth transformer (`vidchat.model.depth`)."""
     depth_layers: int = 2
     """Blocks of the depth transformer (used when `max_group` > 1)."""
+    depth_dim: int | None = None
+    """Width of the depth / frame transformer; None = `dim`. A narrower head is cheaper per code
+    (its input and output are projected from and to `dim`)."""
     frame_head: bool = False
     """Video frames are decoded in parallel by a bidirectional frame transformer (MaskGIT) with
     `depth_layers` blocks; set from `layout.video_head=maskgit` by `build_model`."""

@@ -25,10 +25,14 @@ from vidchat.model.vocab import Modality
 
 
 def depth_config(cfg: ModelConfig) -> ModelConfig:
-    """The depth transformer's shape: the backbone's width and heads, `depth_layers` blocks,
-    positions up to the largest step."""
+    """The depth transformer's shape: `depth_dim` wide (default the backbone's width) with the
+    backbone's heads, `depth_layers` blocks, positions up to the largest step."""
+    narrow = cfg.depth_dim is not None and cfg.depth_dim != cfg.dim
     return replace(cfg, n_layers=cfg.depth_layers, max_seq_len=max(cfg.max_group, 2),
-                   depth_layers=0, max_group=1, attn_impl="sdpa")  # fmt: skip
+                   dim=cfg.depth_dim if narrow else cfg.dim,
+                   head_dim=None if narrow else cfg.head_dim,
+                   ffn_dim=None if narrow else cfg.ffn_dim, depth_layers=0, max_group=1,
+                   depth_dim=None, attn_impl="sdpa")  # fmt: skip
 
 
 class DepthTransformer(nn.Module):
@@ -36,13 +40,15 @@ class DepthTransformer(nn.Module):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.cfg = depth_config(cfg)
-        self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.dim)
-        self.embed_slots = nn.Embedding(max(cfg.num_slots, 1), cfg.dim)
-        self.context_proj = nn.Linear(cfg.dim, cfg.dim, bias=False)
-        self.layers = nn.ModuleList(Block(self.cfg) for _ in range(self.cfg.n_layers))
-        self.norm = RMSNorm(cfg.dim, cfg.norm_eps)
-        cos, sin = rope_table(cfg.head_dim, self.cfg.max_seq_len, cfg.rope_theta)
+        self.cfg = dc = depth_config(cfg)
+        self.embed_tokens = nn.Embedding(cfg.vocab_size, dc.dim)
+        self.embed_slots = nn.Embedding(max(cfg.num_slots, 1), dc.dim)
+        self.context_proj = nn.Linear(cfg.dim, dc.dim, bias=False)
+        self.layers = nn.ModuleList(Block(dc) for _ in range(dc.n_layers))
+        self.norm = RMSNorm(dc.dim, cfg.norm_eps)
+        # back to the backbone's width for the shared output head (none when as wide)
+        self.out_proj = nn.Linear(dc.dim, cfg.dim, bias=False) if dc.dim != cfg.dim else None
+        cos, sin = rope_table(dc.head_dim, dc.max_seq_len, cfg.rope_theta)
         self.register_buffer("rope_cos", cos, persistent=False)  # [G,hd]
         self.register_buffer("rope_sin", sin, persistent=False)
 
@@ -54,7 +60,8 @@ class DepthTransformer(nn.Module):
         return torch.cat([first, rest], 1) + self.embed_slots(slots)
 
     def forward(self, x: Tensor, cache: KVCache | None = None) -> Tensor:
-        """Depth inputs `[N,n,D]` (or the next one with a cache) -> hidden `[N,n,D]` (normed)."""
+        """Depth inputs `[N,n,Dd]` (or the next one with a cache) -> hidden `[N,n,D]` (normed,
+        at the backbone's width, for its output head)."""
         start = 0 if cache is None else cache.length
         n = x.shape[1]
         cos, sin = self.rope_cos[start : start + n], self.rope_sin[start : start + n]
@@ -62,7 +69,10 @@ class DepthTransformer(nn.Module):
             x = layer(x, cos, sin, None, cache is None and n > 1, cache, i)
         if cache is not None:
             cache.length += n
-        return self.norm(x)
+        return self.project(self.norm(x))
+
+    def project(self, h: Tensor) -> Tensor:
+        return self.out_proj(h) if self.out_proj is not None else h
 
     def new_cache(self, batch: int) -> KVCache:
         w = self.embed_tokens.weight

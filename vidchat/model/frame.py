@@ -25,7 +25,7 @@ class FrameTransformer(DepthTransformer):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__(cfg)
-        self.mask_embedding = nn.Parameter(torch.zeros(cfg.dim))
+        self.mask_embedding = nn.Parameter(torch.zeros(self.cfg.dim))
 
     def frame_inputs(self, context: Tensor, tokens: Tensor, slots: Tensor, masked: Tensor) -> Tensor:
         """context `[N,D]`, the frame's tokens/slots/masked `[N,G]` -> inputs `[N,G,D]`."""
@@ -34,12 +34,13 @@ class FrameTransformer(DepthTransformer):
         return self.context_proj(context)[:, None] + self.embed_slots(slots) + hidden
 
     def forward(self, x: Tensor, cache: None = None) -> Tensor:
-        """Inputs `[N,G,D]` -> hidden `[N,G,D]` (normed); every position sees the whole frame."""
+        """Inputs `[N,G,Dd]` -> hidden `[N,G,D]` (normed, at the backbone's width); every position
+        sees the whole frame."""
         G = x.shape[1]
         cos, sin = self.rope_cos[:G], self.rope_sin[:G]
         for i, layer in enumerate(self.layers):
             x = layer(x, cos, sin, None, False, None, i)
-        return self.norm(x)
+        return self.project(self.norm(x))
 
 
 def still_masked(step: int, steps: int, size: int) -> int:
