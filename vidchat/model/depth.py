@@ -38,6 +38,9 @@ def depth_config(cfg: ModelConfig) -> ModelConfig:
 class DepthTransformer(nn.Module):
     """Predicts the codes of one backbone step, given the backbone's hidden state before it."""
 
+    causal = True
+    """Each position sees the earlier ones only (the frame head sees the whole frame)."""
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = dc = depth_config(cfg)
@@ -66,7 +69,7 @@ class DepthTransformer(nn.Module):
         n = x.shape[1]
         cos, sin = self.rope_cos[start : start + n], self.rope_sin[start : start + n]
         for i, layer in enumerate(self.layers):
-            x = layer(x, cos, sin, None, cache is None and n > 1, cache, i)
+            x = layer(x, cos, sin, None, self.causal and cache is None and n > 1, cache, i)
         if cache is not None:
             cache.length += n
         return self.project(self.norm(x))
@@ -99,8 +102,8 @@ class Steps:
         first[:, 0] = True  # every row starts a step
         flat = first.reshape(-1)
         start = flat.nonzero()[:, 0]  # [M]
+        # the next start; each row's first token starts a step, so no step crosses a row end
         ends = torch.cat([start[1:], start.new_tensor([B * L])])
-        ends = torch.minimum(ends, (start // L + 1) * L)  # a step never crosses a row end
         row = start // L
         row_first = torch.searchsorted(start, row * L)  # index of each row's first step
         index = torch.arange(len(start), device=depth.device) - row_first
@@ -132,13 +135,18 @@ def own_slots(next_slots: Tensor) -> Tensor:
     return own
 
 
+def code_embedding(model, tokens: Tensor, own: Tensor) -> Tensor:
+    """What one code adds to its backbone step: its token embedding plus its own slot's, any
+    shape `[...]` -> `[..., D]` (training sums these per step; generation adds them as it goes)."""
+    emb = model.embed_tokens(tokens)
+    return emb + model.embed_slots(own) if model.embed_slots is not None else emb
+
+
 def step_inputs(model, tokens: Tensor, roles: Tensor | None, slots: Tensor, steps: Steps):
     """The backbone's input per step `[B,S,D]`: the sum of its tokens' embeddings, each with its
     own slot, plus the step's role."""
     B, L = tokens.shape
-    emb = model.embed_tokens(tokens)
-    if model.embed_slots is not None:
-        emb = emb + model.embed_slots(own_slots(slots))
+    emb = code_embedding(model, tokens, own_slots(slots))
     step_of = torch.repeat_interleave(steps.row * steps.per_row + steps.index, steps.size)  # [B*L]
     x = emb.new_zeros(B * steps.per_row, emb.shape[-1])
     x.index_add_(0, step_of, emb.reshape(B * L, -1))
@@ -177,17 +185,15 @@ def grouped_logits(model, tokens: Tensor, roles: Tensor | None, slots: Tensor, d
                 hidden_codes[pos])  # fmt: skip
             x = model.frame_head.frame_inputs(ctx, flat_tokens[pos], flat_slots[pos], masked)
             out = model.lm_head(model.frame_head(x))  # [N,n,V]: out[:, d] guesses pos[:, d]
-        else:  # without a depth head only single-code steps are left: the frame head's blocks
-            head = model.depth if model.depth is not None else model.frame_head
-            x = head.inputs(ctx, flat_tokens[pos[:, :-1]], flat_slots[pos])
-            out = model.lm_head(head(x))  # [N,n,V]: out[:, d] predicts token pos[:, d]
+        else:
+            x = model.step_head.inputs(ctx, flat_tokens[pos[:, :-1]], flat_slots[pos])
+            out = model.lm_head(model.step_head(x))  # [N,n,V]: out[:, d] predicts pos[:, d]
         keep = (pos % L) > 0  # a row's first token is never predicted
         logits[(pos - 1)[keep]] = out[keep].to(logits.dtype)
     # each row's last position predicts the first token of a step that has not begun yet
     last = context[torch.arange(B, device=tokens.device), steps.index[steps.row_last(B)] + 1]
-    head = model.depth if model.depth is not None else model.frame_head
-    first = head.inputs(last, tokens.new_zeros(B, 0), slots[:, -1:])
-    logits.view(B, L, -1)[:, -1] = model.lm_head(head(first))[:, 0].to(logits.dtype)
+    first = model.step_head.inputs(last, tokens.new_zeros(B, 0), slots[:, -1:])
+    logits.view(B, L, -1)[:, -1] = model.lm_head(model.step_head(first))[:, 0].to(logits.dtype)
     return logits.view(B, L, -1)
 
 

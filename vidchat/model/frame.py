@@ -23,6 +23,8 @@ from vidchat.model.depth import DepthTransformer
 class FrameTransformer(DepthTransformer):
     """Bidirectional over one frame's positions; the depth head's blocks and embeddings."""
 
+    causal = False
+
     def __init__(self, cfg: ModelConfig):
         super().__init__(cfg)
         self.mask_embedding = nn.Parameter(torch.zeros(self.cfg.dim))
@@ -32,15 +34,6 @@ class FrameTransformer(DepthTransformer):
         known = self.embed_tokens(tokens)
         hidden = torch.where(masked[..., None], self.mask_embedding.to(known.dtype), known)
         return self.context_proj(context)[:, None] + self.embed_slots(slots) + hidden
-
-    def forward(self, x: Tensor, cache: None = None) -> Tensor:
-        """Inputs `[N,G,Dd]` -> hidden `[N,G,D]` (normed, at the backbone's width); every position
-        sees the whole frame."""
-        G = x.shape[1]
-        cos, sin = self.rope_cos[:G], self.rope_sin[:G]
-        for i, layer in enumerate(self.layers):
-            x = layer(x, cos, sin, None, False, None, i)
-        return self.project(self.norm(x))
 
 
 def still_masked(step: int, steps: int, size: int) -> int:

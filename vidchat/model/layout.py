@@ -219,12 +219,11 @@ class SequenceLayout:
         codes = ref.reshape(1, self.h, self.w)
         self._check_range(codes, self.cfg.video_codebook_size, "video")
         plan = self.plan.chunk((0, 1), (0, 0))
-        return self._codes(plan, codes, codes.new_zeros(self.K, 0), Role.REF, -1, -1, frame=0)
+        return self._codes(plan, codes, codes.new_zeros(self.K, 0), Role.REF, -1, -1)
 
     def _codes(
-        self, plan: ChunkPlan, video: Tensor, audio: Tensor, role: Role, segment: int,
-        chunk: int, frame: int | None = None,
-    ) -> dict[str, Tensor]:  # fmt: skip
+        self, plan: ChunkPlan, video: Tensor, audio: Tensor, role: Role, segment: int, chunk: int
+    ) -> dict[str, Tensor]:
         """Gather one chunk's codes in plan order: video `[T,h,w]`, audio `[K,Ta]` -> a piece."""
         v = plan.is_video
         tokens = torch.empty(len(plan), dtype=torch.long)
@@ -235,8 +234,6 @@ class SequenceLayout:
             + book * self.cfg.audio_codebook_size
         )  # fmt: skip
         meta = {k: getattr(plan, k) for k in (*_PLAN_META, "depth")}
-        if frame is not None:
-            meta["frame"] = torch.full_like(plan.frame, frame)
         return self._piece(tokens, role, plan.modality, plan.slot, segment=segment, chunk=chunk,
                            **meta)  # fmt: skip
 

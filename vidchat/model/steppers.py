@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from vidchat.errors import ConfigError
-from vidchat.model.depth import prefill
+from vidchat.model.depth import code_embedding, prefill
 from vidchat.model.frame import decode_frame
 from vidchat.model.grammar import ResponderGrammar
 from vidchat.model.vocab import Modality, Role, Vocab
@@ -169,24 +169,19 @@ class DepthStepper:
                                     self.frames.refine_steps)  # fmt: skip
         self.decided_at = n
         if self.use_cache:
-            emb = m.embed_tokens(self.decided)
-            if m.embed_slots is not None:
-                emb = emb + m.embed_slots(slots)
-            self.step_sum = emb.sum(1)  # [B,D]
+            self.step_sum = code_embedding(m, self.decided, slots).sum(1)  # [B,D]
 
     def _accumulate(self, i: int) -> None:
         """Add token i (and its own slot) to the running step embedding, as training sums it."""
-        s, m = self.seq, self.model
-        emb = m.embed_tokens(s.tokens[:, i])
-        if m.embed_slots is not None:
-            emb = emb + m.embed_slots(s.slots[:, i - 1])
+        s = self.seq
+        emb = code_embedding(self.model, s.tokens[:, i], s.slots[:, i - 1])
         first = int(s.depth[0, i]) == 0
         self.step_sum = emb if first or self.step_sum is None else self.step_sum + emb
 
     def _depth_logits(self, n: int) -> Tensor:
         """Logits for generated token n from the depth transformer (cached within the step)."""
         s, m, i = self.seq, self.model, self.seq.prompt_len + n
-        head = m.depth if m.depth is not None else m.frame_head  # single-code steps only
+        head = m.step_head
         slot = s.slots[:, i - 1 : i]  # [B,1] the slot token n takes
         if self.grammar_depth[n] == 0:
             self.depth_cache = head.new_cache(s.tokens.shape[0]) if m.depth is not None else None
@@ -201,15 +196,14 @@ def make_stepper(model: Any, batch: dict[str, Tensor], grammar: ResponderGrammar
     """The stepper for `model`, after checking that prompt and answer fit its context."""
     seq = Running.of(batch, grammar)
     P, N = seq.prompt_len, len(grammar)
-    if not model.grouped:
-        need, unit = P + N, "tokens"
-    else:  # the backbone's context counts steps
-        need, unit = int((seq.depth[:, :P] == 0).sum(1).max()) + int((grammar.depth == 0).sum()), "steps"
+    if model.grouped:  # the backbone's context counts steps
+        steps = int((seq.depth[:, :P] == 0).sum(1).max()) + int((grammar.depth == 0).sum())
+        need, unit, stepper = steps, "steps", DepthStepper(model, seq, use_cache, grammar, frames)
+    else:
+        need, unit, stepper = P + N, "tokens", FlatStepper(model, seq, use_cache)
     if need > model.cfg.max_seq_len:
         raise ConfigError(
             f"prompt + {N} generated tokens need {need} backbone {unit}, more than "
             f"model.max_seq_len={model.cfg.max_seq_len}"
         )
-    if not model.grouped:
-        return FlatStepper(model, seq, use_cache)
-    return DepthStepper(model, seq, use_cache, grammar, frames)
+    return stepper

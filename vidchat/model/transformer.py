@@ -81,6 +81,12 @@ class VidChatLM(nn.Module):
         )
 
     @property
+    def step_head(self):
+        """The head that predicts codes of steps other than video frames of a frame head: the
+        depth transformer, or the frame head's blocks when only single-code steps are left."""
+        return self.depth if self.depth is not None else self.frame_head
+
+    @property
     def grouped(self) -> bool:
         """Some backbone steps hold several codes (a depth or a frame head)."""
         return self.depth is not None or self.frame_head is not None

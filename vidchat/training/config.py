@@ -15,7 +15,7 @@ from typing import Any
 from vidchat.training.noise import NoiseConfig
 from vidchat.training.optim import OptimConfig
 from vidchat.utils.config import to_plain
-from vidchat.utils.typed import check, from_node
+from vidchat.utils.typed import check, convert, from_node
 
 BRANCH_NAMES = ("single", "dialogue", "listening", "multi_turn")
 # `debug=default` shrinks any stage, so it sets keys of both kinds of stage; each kind ignores
@@ -97,7 +97,7 @@ class RunConfig:
             paths=from_node(PathsConfig, root.get("paths"), "paths"),
             trainer=from_node(TrainerConfig, root.get("trainer"), "trainer"),
             logger=dict(root.get("logger") or {"type": "csv"}),
-            seed=from_node(_Seed, {"seed": root.get("seed", 0)}, "config").seed,
+            seed=convert(root.get("seed", 0), int, "seed"),
             resume=bool(root.get("resume", False)),
             run_name=str(root.get("run_name") or stage_name),
         )
@@ -109,11 +109,6 @@ class RunConfig:
     def output_root(self) -> Path:
         """`${paths.output_dir}/runs/<run_name>`: where a tokenizer stage logs."""
         return Path(self.paths.output_dir) / "runs" / self.run_name
-
-
-@dataclass(frozen=True)
-class _Seed:
-    seed: int = 0
 
 
 @dataclass(frozen=True)
