@@ -137,7 +137,7 @@ class DepthStepper:
         """Logits for generated token n+1, or None when a frame head has already decided it."""
         s, i, following = self.seq, self.seq.prompt_len + n, n + 1
         if not self._in_frame(n):  # a decided frame's codes were summed when it was decided
-            self._accumulate(i)
+            self._accumulate(n)
         if self._in_frame(following):
             return None
         if self.use_cache and self.grammar_depth[following] == 0:  # token n closed its step
@@ -171,11 +171,12 @@ class DepthStepper:
         if self.use_cache:
             self.step_sum = code_embedding(m, self.decided, slots).sum(1)  # [B,D]
 
-    def _accumulate(self, i: int) -> None:
-        """Add token i (and its own slot) to the running step embedding, as training sums it."""
-        s = self.seq
+    def _accumulate(self, n: int) -> None:
+        """Add generated token n (and its own slot) to the running step embedding, as training
+        sums it."""
+        s, i = self.seq, self.seq.prompt_len + n
         emb = code_embedding(self.model, s.tokens[:, i], s.slots[:, i - 1])
-        first = int(s.depth[0, i]) == 0
+        first = self.grammar_depth[n] == 0  # from the python-side schedule: no device sync
         self.step_sum = emb if first or self.step_sum is None else self.step_sum + emb
 
     def _depth_logits(self, n: int) -> Tensor:
