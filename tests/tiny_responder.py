@@ -20,12 +20,11 @@ from vidchat.tokenizers.video_vq import VQVideoConfig, VQVideoTokenizer
 FPS, SR = 8.0, 16000
 
 
-def tiny_tokenizers() -> tuple[VQVideoTokenizer, EncodecAudioTokenizer]:
+def tiny_tokenizers(temporal_stride: int = 1) -> tuple[VQVideoTokenizer, EncodecAudioTokenizer]:
     torch.manual_seed(0)
     video = VQVideoTokenizer(
-        VQVideoConfig(
-            frame_size=32, fps=FPS, downsample=8, channels=[8, 8, 8], codebook_size=64, code_dim=8
-        )
+        VQVideoConfig(frame_size=32, fps=FPS, downsample=8, channels=[8, 8, 8], codebook_size=64,
+                      code_dim=8, temporal_stride=temporal_stride)  # fmt: skip
     ).eval()
     codec = EncodecConfig(
         sampling_rate=SR,
@@ -42,9 +41,10 @@ def tiny_tokenizers() -> tuple[VQVideoTokenizer, EncodecAudioTokenizer]:
     return video, audio
 
 
-def tiny_pipeline(head: str = "flat") -> ResponderPipeline:
-    """`head`: the layout's video and audio head (flat or depth)."""
-    video, audio = tiny_tokenizers()
+def tiny_pipeline(head: str = "flat", temporal_stride: int = 1) -> ResponderPipeline:
+    """`head`: the layout's video and audio head (flat or depth); `temporal_stride`: video frames
+    per code frame."""
+    video, audio = tiny_tokenizers(temporal_stride)
     layout = build_layout(video.spec, audio.spec,
                           {"chunk_seconds": 0.5, "video_head": head, "audio_head": head})  # fmt: skip
     torch.manual_seed(0)

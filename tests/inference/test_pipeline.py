@@ -16,6 +16,17 @@ def test_depth_head_pipeline_streams_like_one_shot(partner_clip):
     test_stream_equals_one_shot(tiny_pipeline(head="depth"), partner_clip)
 
 
+def test_temporal_stride_pipeline_streams_full_rate_video(partner_clip):
+    """Two frames per code frame: the LM runs at 4 code frames/s, the answer plays at 8 fps."""
+    from tests.tiny_responder import tiny_pipeline
+
+    pipe = tiny_pipeline(head="depth", temporal_stride=2)
+    assert pipe.fps == 8.0 and pipe.layout.cfg.video_frame_rate == 4.0
+    test_stream_equals_one_shot(pipe, partner_clip)
+    response = pipe.respond(pipe.read_partner(partner_clip), max_seconds=1.0)
+    assert response.video_codes.shape[0] == 4 and response.frames.shape[0] == 8
+
+
 def test_stream_equals_one_shot(pipeline, partner_clip):
     clip = pipeline.read_partner(partner_clip)
     sampling = SamplingConfig.from_dict({"seed": 7})

@@ -39,6 +39,8 @@ def test_demo_checkpoints_fit_the_size_budget():
     assert len(files) == 6  # .safetensors + .json + .metrics.json each
     total = sum(p.stat().st_size for p in files)
     assert total <= 8 * 2**20, f"demo tokenizers take {total / 2**20:.1f} MB"
+    everything = sum(p.stat().st_size for p in DEMO.iterdir() if p.is_file())
+    assert everything <= 25 * 2**20, f"demo checkpoints take {everything / 2**20:.1f} MB"
 
 
 def test_demo_video_tokenizer_reproduces_recorded_quality(demo_world):

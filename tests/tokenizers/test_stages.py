@@ -68,3 +68,26 @@ def test_tokenizer_stages_export_loadable_checkpoints_and_tokenize(cfg):
     assert clip.video.shape[1:] == (4, 4) and clip.audio.shape[0] == 2
     assert clip.reference is not None  # the demo world has one reference PNG per identity
     assert reader.meta["video_weights"] == video.fingerprint != ""
+
+
+def test_temporal_stride_tokenizer_trains_and_tokenizes_at_half_the_code_rate(cfg, tmp_path):
+    c = cfg["video_tokenizer"].copy()
+    c.stage.export = str(tmp_path / "vt2")
+    c.stage.max_steps, c.stage.batch_size = 3, 8
+    c.tokenizer.video.model.temporal_stride = 2
+    c.tokenizer.video.model.quantizer = "fsq"
+    c.tokenizer.video.model.fsq_levels = [4, 4, 4]
+    metrics = train_video_tokenizer(c)
+    assert set(metrics) >= {"psnr_db", "ssim", "codes_used"} and 0 < metrics["ssim"] <= 1
+    video = build_video_tokenizer({"checkpoint": c.stage.export})
+    assert video.spec.temporal_stride == 2 and video.spec.frame_rate == 4.0
+
+    t = cfg["tokenize"].copy()
+    t.tokenizer.name = "demo_t2"
+    t.tokenizer.video.checkpoint = c.stage.export
+    tokenize(t)
+    reader = ShardReader(shard_dir_for(t))
+    clip = reader[reader.ids()[0]]
+    assert reader.meta["video_spec"]["temporal_stride"] == 2
+    assert clip.video.shape[0] == -(-clip.meta["num_frames"] // 2)
+    assert clip.reference is not None and clip.reference.shape == (4, 4)

@@ -30,6 +30,8 @@ class TokenizerSpec:
     frame_size: (H, W) pixels the video tokenizer expects; None for audio.
     sample_rate: samples/s the audio tokenizer expects; None for video.
     hop_length: audio samples per code frame; None for video.
+    temporal_stride: video frames per code frame (1: per-frame codes). The tokenizer expects
+        frames at `frame_rate * temporal_stride` per second.
     """
 
     modality: str
@@ -40,6 +42,12 @@ class TokenizerSpec:
     frame_size: tuple[int, int] | None = None
     sample_rate: int | None = None
     hop_length: int | None = None
+    temporal_stride: int = 1
+
+    @property
+    def pixel_frame_rate(self) -> float:
+        """Video frames per second in and out of the tokenizer (`frame_rate` counts code frames)."""
+        return float(self.frame_rate) * self.temporal_stride
 
     @property
     def code_dtype(self) -> np.dtype:
@@ -47,11 +55,17 @@ class TokenizerSpec:
         return np.dtype(np.uint16) if self.codebook_size <= 2**16 else np.dtype(np.int32)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """As a dict; temporal_stride only when > 1, so that token shards written before the
+        field existed keep the same identity."""
+        out = asdict(self)
+        if out["temporal_stride"] == 1:
+            del out["temporal_stride"]
+        return out
 
 
 class VideoTokenizer(nn.Module, abc.ABC):
-    """Per-frame video tokenizer: frames `[B,T,H,W,3]` uint8 <-> codes `[B,T,h,w]` long."""
+    """Video tokenizer: frames `[B,T,H,W,3]` uint8 <-> codes `[B,T/k,h,w]` long
+    (k = `spec.temporal_stride`, 1 for per-frame codes)."""
 
     spec: TokenizerSpec
     fingerprint: str = ""  # content hash of the loaded weights ("" when built in memory)

@@ -18,7 +18,8 @@ from torch import Tensor
 from vidchat.tokenizers.base import AudioTokenizer, VideoTokenizer
 
 FRAME_BATCH = 256
-"""Frames encoded or decoded per tokenizer call (bounds memory on long clips)."""
+"""Frames encoded or decoded per tokenizer call (bounds memory on long clips); a multiple of
+every temporal stride, so no group is split."""
 
 
 def _device(module: torch.nn.Module) -> torch.device:
@@ -28,7 +29,7 @@ def _device(module: torch.nn.Module) -> torch.device:
 
 @torch.inference_mode()
 def encode_frames(tokenizer: VideoTokenizer, frames: np.ndarray | Tensor) -> Tensor:
-    """frames `[T,H,W,3]` uint8 -> codes `[T,h,w]` long (CPU)."""
+    """frames `[T,H,W,3]` uint8 -> codes `[ceil(T/k),h,w]` long (CPU), k = temporal stride."""
     x = torch.as_tensor(np.ascontiguousarray(frames) if isinstance(frames, np.ndarray) else frames)
     dev = _device(tokenizer)
     h, w = tokenizer.spec.grid
@@ -43,7 +44,7 @@ def encode_frames(tokenizer: VideoTokenizer, frames: np.ndarray | Tensor) -> Ten
 
 @torch.inference_mode()
 def decode_frames(tokenizer: VideoTokenizer, codes: Tensor) -> np.ndarray:
-    """codes `[T,h,w]` -> frames `[T,H,W,3]` uint8."""
+    """codes `[Tc,h,w]` -> frames `[Tc*k,H,W,3]` uint8."""
     if codes.shape[0] == 0:
         return np.zeros((0, *tokenizer.spec.frame_size, 3), np.uint8)
     dev = _device(tokenizer)
@@ -87,7 +88,8 @@ class ClipCodec:
 
     @property
     def fps(self) -> float:
-        return float(self.video.spec.frame_rate)
+        """Video frames per second the codec reads and writes (code frames x temporal stride)."""
+        return self.video.spec.pixel_frame_rate
 
     @property
     def frame_size(self) -> tuple[int, int]:
@@ -109,5 +111,7 @@ class ClipCodec:
     def round_trip(
         self, frames: np.ndarray | Tensor, audio: np.ndarray | Tensor
     ) -> tuple[np.ndarray, np.ndarray]:
-        """A clip through encode then decode: what any LM over these codes can reach at best."""
-        return self.decode_clip(self.encode_clip(frames, audio))
+        """A clip through encode then decode: what any LM over these codes can reach at best
+        (as many frames as went in, also when a temporal stride groups them)."""
+        out_frames, out_audio = self.decode_clip(self.encode_clip(frames, audio))
+        return out_frames[: len(frames)], out_audio

@@ -1,4 +1,4 @@
-"""Quantisers for the tokenizers: an EMA vector quantiser and finite scalar quantisation (FSQ).
+"""Quantisers for the tokenizers: an EMA vector quantiser, and FSQ / LFQ from vector-quantize-pytorch.
 
 Both map continuous latents `[N, D]` to integer codes `[N]` and back, with a straight-through
 gradient so the encoder learns through the non-differentiable rounding / nearest-code lookup.
@@ -145,52 +145,57 @@ class VectorQuantizer(nn.Module):
         return QuantizerOutput(quantized, codes, loss)
 
 
-class FiniteScalarQuantizer(nn.Module):
-    """FSQ (Mentzer et al. 2023): each of D channels is bounded and rounded to `levels[d]` values;
-    the code is the mixed-radix number of the per-channel levels. No codebook to collapse."""
+class LibraryQuantizer(nn.Module):
+    """FSQ (Mentzer et al. 2023) or LFQ (MAGVIT-v2) from `vector-quantize-pytorch`, behind our
+    `encode` / `decode` / `forward -> QuantizerOutput` interface.
 
-    def __init__(self, levels: list[int]) -> None:
+    Neither has a codebook to collapse, so the maintained implementations serve as well as our
+    own would; `VectorQuantizer` stays hand-written because its EMA helpers are shared with the
+    audio codec's EnCodec codebooks. FSQ: each of D = len(levels) channels is bounded and rounded
+    to `levels[d]` values and the code is their mixed-radix number (levels [8,8,8,5,5,5] give
+    64,000 codes). LFQ: each of D = log2(codebook_size) channels is a sign bit; its entropy loss
+    (spreading codes over the codebook) is returned as the loss.
+    """
+
+    def __init__(self, kind: str, levels: list[int] | None = None, codebook_size: int = 0,
+                 entropy_weight: float = 0.1) -> None:  # fmt: skip
         super().__init__()
-        self.levels = list(levels)
-        self.dim = len(levels)
-        self.codebook_size = int(torch.tensor(levels).prod())
-        self.register_buffer("_levels", torch.tensor(levels, dtype=torch.float32), persistent=False)
-        basis = torch.cumprod(torch.tensor([1] + list(levels[:-1])), 0)
-        self.register_buffer("_basis", basis, persistent=False)
+        from vector_quantize_pytorch import FSQ, LFQ
 
-    def _bound(self, x: torch.Tensor) -> torch.Tensor:
-        """Squash into (-(L-1)/2, (L-1)/2) per channel; even L gets a half-step offset."""
-        half = (self._levels - 1) / 2
-        offset = torch.where(self._levels % 2 == 0, 0.5, 0.0)
-        shift = torch.atanh(offset / half.clamp(min=1e-3))
-        return torch.tanh(x + shift) * half - offset
-
-    def _to_codes(self, rounded: torch.Tensor) -> torch.Tensor:
-        half = self._levels // 2
-        digits = (rounded + half).long()  # [N, D] in [0, L-1]
-        return (digits * self._basis).sum(-1)
+        self.kind = kind
+        if kind == "fsq":
+            self.impl = FSQ(levels=list(levels or []))
+            self.dim = len(levels or [])
+        else:
+            bits = int(codebook_size).bit_length() - 1
+            if codebook_size < 2 or 2**bits != codebook_size:
+                raise ValueError(f"lfq needs a power-of-two codebook_size, got {codebook_size}")
+            self.impl = LFQ(dim=bits, codebook_size=codebook_size,
+                            entropy_loss_weight=entropy_weight)  # fmt: skip
+            self.dim = bits
+        self.codebook_size = int(self.impl.codebook_size)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self._to_codes(torch.round(self._bound(x.float())))
+        """x `[N, D]` -> codes `[N]` long."""
+        return self.impl(x.float()[None])[1][0].long()
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
-        """codes `[N]` -> latents `[N, D]` normalised to [-1, 1]."""
-        digits = (codes[:, None] // self._basis) % self._levels.long()
-        half = self._levels // 2
-        return (digits.float() - half) / half
+        """codes `[N]` -> latents `[N, D]` (FSQ: in [-1, 1]; LFQ: +-1 per channel)."""
+        return self.impl.indices_to_codes(codes.long()).float()
 
     def forward(self, x: torch.Tensor) -> QuantizerOutput:
-        bounded = self._bound(x.float())
-        rounded = bounded + (torch.round(bounded) - bounded).detach()  # straight-through
-        codes = self._to_codes(rounded.detach())
-        half = self._levels // 2
-        return QuantizerOutput(rounded / half, codes, torch.zeros((), device=x.device))
+        out = self.impl(x.float()[None])  # [1,N,D] -> (quantized, indices[, aux loss])
+        loss = out[2] if len(out) > 2 else torch.zeros((), device=x.device)
+        return QuantizerOutput(out[0][0], out[1][0].long(), loss)
 
 
 def build_quantizer(kind: str, codebook_size: int, dim: int, **options) -> nn.Module:
-    """`kind`: "vq" (EMA codebook of `codebook_size` x `dim`) or "fsq" (`options["levels"]`)."""
+    """`kind`: "vq" (EMA codebook of `codebook_size` x `dim`), "fsq" (`options["levels"]`) or
+    "lfq" (`codebook_size` = 2**bits)."""
     if kind == "vq":
         return VectorQuantizer(codebook_size, dim, **options)
     if kind == "fsq":
-        return FiniteScalarQuantizer(options["levels"])
-    raise ValueError(f"unknown quantizer {kind!r}; use 'vq' or 'fsq'")
+        return LibraryQuantizer("fsq", levels=options["levels"])
+    if kind == "lfq":
+        return LibraryQuantizer("lfq", codebook_size=codebook_size)
+    raise ValueError(f"unknown quantizer {kind!r}; use 'vq', 'fsq' or 'lfq'")

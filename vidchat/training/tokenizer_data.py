@@ -64,14 +64,26 @@ def decode_records(
 
 
 class FrameDataset(Dataset):
-    """Every frame of the given clips: item = `[H,W,3]` uint8 tensor."""
+    """Every frame of the given clips: item = `[H,W,3]` uint8 tensor; with `group` k > 1, every
+    aligned run of k consecutive frames of one clip: item = `[k,H,W,3]` (a clip's last, shorter
+    run is dropped)."""
 
-    def __init__(self, frames: np.ndarray) -> None:
-        self.frames = torch.from_numpy(np.ascontiguousarray(frames))  # [N,H,W,3]
+    def __init__(self, frames: np.ndarray, group: int = 1) -> None:
+        self.frames = torch.from_numpy(np.ascontiguousarray(frames))  # [N,H,W,3] or [N,k,H,W,3]
+        self.group = group
 
     @classmethod
-    def from_clips(cls, clips: Sequence[Clip]) -> FrameDataset:
-        return cls(np.concatenate([c.frames for c in clips if c.num_frames]))
+    def from_clips(cls, clips: Sequence[Clip], group: int = 1) -> FrameDataset:
+        runs = [c.frames[: c.num_frames // group * group] for c in clips]
+        frames = np.concatenate([r for r in runs if len(r)])
+        if group > 1:
+            frames = frames.reshape(-1, group, *frames.shape[1:])
+        return cls(frames, group)
+
+    @property
+    def flat_frames(self) -> np.ndarray:
+        """All frames in order `[N*k,H,W,3]` uint8."""
+        return self.frames.reshape(-1, *self.frames.shape[-3:]).numpy()
 
     def __len__(self) -> int:
         return int(self.frames.shape[0])

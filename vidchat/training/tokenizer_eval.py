@@ -16,19 +16,22 @@ from vidchat.training.tokenizer_metrics import (
     psnr,
     si_snr,
 )
+from vidchat.utils.image import ssim_frames
 
 
 @torch.no_grad()
-def evaluate_video_tokenizer(
-    tokenizer: VideoTokenizer, frames: np.ndarray
-) -> dict[str, float]:
-    """frames `[N,H,W,3]` uint8 -> {psnr_db, perplexity, codes_used, num_frames}."""
+def evaluate_video_tokenizer(tokenizer: VideoTokenizer, frames: np.ndarray) -> dict[str, float]:
+    """frames `[N,H,W,3]` uint8 (consecutive, N a multiple of the temporal stride) ->
+    {psnr_db, ssim, perplexity, codes_used, num_frames}."""
     x = torch.from_numpy(np.ascontiguousarray(frames))
-    codes = encode_frames(tokenizer, x)  # [N,h,w]
-    rec = torch.from_numpy(decode_frames(tokenizer, codes)).float() / 255
+    codes = encode_frames(tokenizer, x)  # [N/k,h,w]
+    rec_u8 = decode_frames(tokenizer, codes)[: len(x)]
+    rec = torch.from_numpy(rec_u8).float() / 255
     perplexity, used = codebook_usage(codes.flatten(), tokenizer.spec.codebook_size)
+    window = min(11, *x.shape[1:3])
     return {
         "psnr_db": round(psnr(x.float() / 255, rec), 3),
+        "ssim": round(float(ssim_frames(x.numpy(), rec_u8, window).mean()), 4),
         "perplexity": round(perplexity, 2),
         "codes_used": round(used, 4),
         "num_frames": len(x),

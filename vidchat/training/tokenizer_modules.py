@@ -39,7 +39,8 @@ class _Schedule(L.LightningModule):
 
 
 class VideoTokenizerModule(_Schedule):
-    """Batches of frames `[N,H,W,3]` uint8; loss = L1 + L2 + edge loss + commitment."""
+    """Batches of frames `[N,H,W,3]` (or frame groups `[N,k,H,W,3]` for a temporal stride k)
+    uint8; loss = L1 + L2 + edge loss + quantiser loss (commitment / LFQ entropy)."""
 
     def __init__(
         self,
@@ -57,16 +58,22 @@ class VideoTokenizerModule(_Schedule):
 
     @staticmethod
     def to_images(frames: torch.Tensor) -> torch.Tensor:
-        """`[N,H,W,3]` uint8 -> `[N,3,H,W]` float in [-1,1]."""
+        """`[N,H,W,3]` or `[N,k,H,W,3]` uint8 -> `[N*k,3,H,W]` float in [-1,1]."""
+        frames = frames.reshape(-1, *frames.shape[-3:])
         return rearrange(frames.float(), "n h w c -> n c h w") / 127.5 - 1.0
 
-    def training_step(self, frames: torch.Tensor, batch_idx: int) -> torch.Tensor:
+    def loss(self, frames: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """frames (uint8, as batched) -> (training loss, its parts for logging)."""
         x = self.to_images(frames)
         recon, q = self.tokenizer(x)
         l1, l2 = F.l1_loss(recon, x), F.mse_loss(recon, x)
         edge = image_gradient_loss(x, recon)
         loss = l1 + l2 + self.edge_weight * edge + q.loss
-        self.log_dict({"train/loss": loss, "train/l1": l1, "train/commit": q.loss}, prog_bar=True)
+        return loss, {"train/loss": loss, "train/l1": l1, "train/commit": q.loss}
+
+    def training_step(self, frames: torch.Tensor, batch_idx: int) -> torch.Tensor:
+        loss, parts = self.loss(frames)
+        self.log_dict(parts, prog_bar=True)
         return loss
 
     def validation_step(self, frames: torch.Tensor, batch_idx: int) -> None:

@@ -11,7 +11,7 @@ checkpoints under checkpoints/demo/ were made with (data=demo, tokenizer=demo de
     python train.py stage=video_tokenizer stage.torch_threads=1 stage.export=checkpoints/demo/video_tokenizer
     python train.py stage=audio_codec stage.torch_threads=1 stage.export=checkpoints/demo/audio_codec
 held-out results: video PSNR 34.4 dB, 88% of 1024 codes used; audio envelope correlation 0.97,
-log-mel L1 1.11 (see the .metrics.json files).
+log-mel L1 1.11 (see the .metrics.json files). The 64 px recipe: `experiment=demo64`.
 """
 
 from __future__ import annotations
@@ -119,7 +119,8 @@ def _save_and_measure(job: TokenizerJob, which: str, tokenizer, measure, val_rec
     tokenizer.save(out, fp16=job.stage.fp16, extra={"trained_steps": job.stage.max_steps})
     metrics = measure(type(tokenizer).load(out).eval())
     atomic_write_json(
-        metrics_path(out), {"held_out": metrics, "val_clips": [r.clip_id for r in val_recs]},
+        metrics_path(out),
+        {"held_out": metrics, "val_clips": [r.clip_id for r in val_recs]},
         indent=2,
         sort_keys=True,
     )
@@ -129,7 +130,7 @@ def _save_and_measure(job: TokenizerJob, which: str, tokenizer, measure, val_rec
 
 
 def train_video_tokenizer(cfg: DictConfig) -> dict[str, float]:
-    """Stage entry: train the per-frame VQ video tokenizer on the manifest's clips; export +
+    """Stage entry: train the VQ / FSQ video tokenizer on the manifest's clips; export +
     measure it."""
     job = TokenizerJob.from_cfg(cfg)
     _setup(job)
@@ -137,10 +138,13 @@ def train_video_tokenizer(cfg: DictConfig) -> dict[str, float]:
     vq_cfg = video_config(job)
     train_recs, val_recs = _records(job)
     read = dict(fps=vq_cfg.fps, size=vq_cfg.frame_size)
+    k = vq_cfg.temporal_stride
     train_frames = FrameDataset.from_clips(
-        decode_records(train_recs, **read, desc="decode train clips")
+        decode_records(train_recs, **read, desc="decode train clips"), k
     )
-    val_frames = FrameDataset.from_clips(decode_records(val_recs, **read, desc="decode val clips"))
+    val_frames = FrameDataset.from_clips(
+        decode_records(val_recs, **read, desc="decode val clips"), k
+    )
     log.info("video tokenizer: %d train frames, %d val frames", len(train_frames), len(val_frames))
 
     tokenizer = VQVideoTokenizer(vq_cfg)
@@ -150,9 +154,9 @@ def train_video_tokenizer(cfg: DictConfig) -> dict[str, float]:
     train_loader = DataLoader(
         train_frames, batch_size=bs, shuffle=True, drop_last=len(train_frames) > bs
     )
-    val_loader = DataLoader(val_frames, batch_size=max(bs, 256))
+    val_loader = DataLoader(val_frames, batch_size=max(bs, 256 // k))
     _fit(job, module, train_loader, val_loader)
-    frames = val_frames.frames.numpy()
+    frames = val_frames.flat_frames
     return _save_and_measure(job, "video", tokenizer,
                              lambda t: evaluate_video_tokenizer(t, frames), val_recs)  # fmt: skip
 
