@@ -20,7 +20,10 @@ GREEDY = SamplingConfig.from_dict(
 
 
 def depth_model(layout, seed=0, **kw):
+    """A small model with the layout's heads; a frame head reads the previous frame
+    (`frame_prev`) unless told otherwise."""
     torch.manual_seed(seed)
+    kw.setdefault("frame_prev", layout.cfg.video_head == "maskgit")
     return build_model({"dim": 64, "n_layers": 2, "n_heads": 4, "max_seq_len": 2048, **kw}, layout)
 
 
@@ -50,9 +53,12 @@ def test_backbone_steps_once_per_frame_and_audio_step():
     assert depth_model(flat).depth is None
 
 
-def test_kv_cache_generation_equals_full_forward(heads, gen):
+@pytest.mark.parametrize("frame_prev", [True, False], ids=["prev", "no_prev"])
+def test_kv_cache_generation_equals_full_forward(heads, gen, frame_prev):
+    if not frame_prev and heads[0] != "maskgit":
+        pytest.skip("frame_prev only changes a frame head")
     layout = demo_layout(video_head=heads[0], audio_head=heads[1])
-    model = depth_model(layout).eval()
+    model = depth_model(layout, frame_prev=frame_prev and heads[0] == "maskgit").eval()
     batch = prompts(layout, gen)
     cached = generate(model, layout, batch, max_chunks=2, sampling=SamplingConfig(seed=5))
     full = generate(model, layout, batch, max_chunks=2, sampling=SamplingConfig(seed=5),
@@ -185,3 +191,85 @@ def test_frame_masks_hide_a_share_of_every_frame_and_nothing_else():
     assert min(shares) > 0 and max(shares) <= 1 and 0.3 < sum(shares) / len(shares) < 0.9
     again = sample_frame_mask(batch["depth"], batch["modality"], torch.Generator().manual_seed(0))
     assert torch.equal(hidden, again)  # from the step's generator: a resumed run hides the same
+
+
+@pytest.mark.parametrize("video_head, audio_head", [("flat", "flat"), *HEADS])
+def test_nll_equals_the_cross_entropy_of_the_logits(video_head, audio_head, gen):
+    """`nll` (the training loss path, which never holds [B,L,V] logits for a head) scores the
+    clean targets exactly as cross-entropy over the full forward's logits does, also when the
+    input tokens were noised."""
+    layout = demo_layout(video_head=video_head, audio_head=audio_head)
+    model = depth_model(layout).train()
+    seqs = [layout.build([random_segment(layout, Role.RESPONDER, s, gen)]) for s in (1.0, 0.6)]
+    batch = pad_batch(seqs, loss_mode="after_ref")
+    noised = batch["tokens"].clone()
+    codes = batch["modality"] == Modality.VIDEO
+    noised[codes] = torch.randint(0, 1024, (int(codes.sum()),), generator=gen) + int(
+        layout.vocab.video_range[0]
+    )
+    extra = {}
+    if model.grouped:
+        hidden = sample_frame_mask(batch["depth"], batch["modality"], gen)
+        extra = dict(depth=batch["depth"], modality=batch["modality"], frame_mask=hidden)
+    logits = model(noised, batch["roles"], batch["next_slots"], **extra)
+    expected = torch.nn.functional.cross_entropy(
+        logits[:, :-1].transpose(1, 2), batch["tokens"][:, 1:], reduction="none"
+    )
+    nll = model.nll(noised, batch["tokens"], batch["roles"], batch["next_slots"], **extra)
+    assert nll.shape == expected.shape
+    torch.testing.assert_close(nll, expected, rtol=1e-5, atol=1e-5)
+    nll.sum().backward()  # and it trains
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+def test_frame_links_follow_the_role_and_fall_back_to_the_reference(gen):
+    from vidchat.model.frame_links import previous_frames
+
+    layout = demo_layout(video_head="maskgit", audio_head="depth")
+    ref = torch.randint(0, 1024, (4, 4), generator=gen)
+    seq = layout.build([random_segment(layout, Role.PARTNER, 0.5, gen),
+                        random_segment(layout, Role.RESPONDER, 0.5, gen)], ref=ref)  # fmt: skip
+    roles, modality, depth = (x[None] for x in (seq.roles, seq.modality, seq.depth))
+    links = previous_frames(roles, modality, depth)[0]
+    starts = ((modality[0] == Modality.VIDEO) & (depth[0] == 0)).nonzero()[:, 0].tolist()
+    by_role = {}
+    for t in starts:
+        by_role.setdefault(int(seq.roles[t]), []).append(t)
+    ref_start = by_role[int(Role.REF)][0]
+    for role in (Role.PARTNER, Role.RESPONDER):
+        frames = by_role[int(role)]
+        assert len(frames) == 4  # 0.5 s at 8 fps
+        assert [int(links[t]) for t in frames] == [ref_start, *frames[:-1]]
+    assert int(links[ref_start]) == -1
+
+
+def test_generation_reads_the_frames_training_reads(gen, monkeypatch):
+    """The previous-frame codes a frame head is given while generating are the ones the
+    teacher-forced pass gives it for the same sequence."""
+    import vidchat.model.steppers as steppers
+    from vidchat.model.frame_links import frame_codes, previous_frames
+
+    layout = demo_layout(video_head="maskgit", audio_head="depth")
+    model = depth_model(layout).eval()
+    seen = []
+    real = steppers.decode_frame
+
+    def spy(*args, **kw):
+        seen.append(args[-1].clone())
+        return real(*args, **kw)
+
+    monkeypatch.setattr(steppers, "decode_frame", spy)
+    prompt = prompts(layout, gen)[0]
+    out = generate(model, layout, prompt, max_chunks=2, sampling=SamplingConfig(seed=3))
+    P = prompt.tokens.numel()
+    full = torch.cat([prompt.tokens, out.tokens[0]])[None]  # [1,P+N]
+    roles = torch.cat([prompt.roles, torch.full_like(out.tokens[0], int(Role.RESPONDER))])[None]
+    grammar = layout.responder_grammar(2)
+    n = out.tokens.shape[1]
+    modality = torch.cat([prompt.modality, grammar.modality[:n]])[None]
+    depth = torch.cat([prompt.depth, grammar.depth[:n]])[None]
+    links = previous_frames(roles, modality, depth)[0]
+    starts = [t for t in range(P, P + n) if modality[0, t] == Modality.VIDEO and depth[0, t] == 0]
+    assert len(seen) == len(starts) > 1
+    for codes, t in zip(seen, starts, strict=True):
+        assert torch.equal(codes[0], frame_codes(full, links[t : t + 1], 16)[0])

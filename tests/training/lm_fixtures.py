@@ -87,6 +87,7 @@ def tiny_model(layout: SequenceLayout, seed: int = 0) -> VidChatLM:
                                  n_layers=2, n_heads=2, max_seq_len=512,
                                  max_group=layout.plan.max_group,
                                  frame_head=layout.cfg.video_head == "maskgit",
+                                 frame_prev=layout.cfg.video_head == "maskgit",
                                  depth_head="depth" in (layout.cfg.video_head,
                                                         layout.cfg.audio_head)))  # fmt: skip
 

@@ -32,7 +32,8 @@ def test_ddp_with_two_cpu_processes(tmp_path):
     assert meta["step"] == 4
 
 
-@pytest.mark.parametrize("heads", [[], ["model.layout.video_head=maskgit",
+@pytest.mark.parametrize("heads", [["model.layout.video_head=flat", "model.layout.audio_head=flat"],
+                                   ["model.layout.video_head=maskgit",
                                          "model.layout.audio_head=depth"]],
                          ids=["flat", "maskgit+depth"])  # fmt: skip
 def test_deepspeed_zero2_on_cpu_saves_a_checkpoint_that_consolidates(tmp_path, heads):

@@ -68,6 +68,10 @@ class ModelConfig:
     frame_head: bool = False
     """Video frames are decoded in parallel by a bidirectional frame transformer (MaskGIT) with
     `depth_layers` blocks; set from `layout.video_head=maskgit` by `build_model`."""
+    frame_prev: bool = False
+    """The frame head also reads, at each position, the code of the frame before it (the same
+    role's previous frame, else the reference frame): a copy path from frame to frame, which
+    a single backbone state per frame cannot carry for many codes (`vidchat.model.frame`)."""
     depth_head: bool | None = None
     """Some steps hold several codes emitted one by one (a depth head); None = `max_group > 1`
     without a frame head. Set from the layout by `build_model`."""

@@ -15,12 +15,15 @@ and the grammar are those of the flat model.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vidchat.model.blocks import Block, KVCache, ModelConfig, RMSNorm, rope_table
+from vidchat.model.frame_links import frame_codes, frame_logits, previous_frames
 from vidchat.model.vocab import Modality
 
 
@@ -158,12 +161,14 @@ def step_inputs(model, tokens: Tensor, roles: Tensor | None, slots: Tensor, step
     return x
 
 
-def grouped_logits(model, tokens: Tensor, roles: Tensor | None, slots: Tensor, depth: Tensor,
-                   valid: Tensor | None = None, modality: Tensor | None = None,
-                   frame_mask: Tensor | None = None) -> Tensor:  # fmt: skip
-    """Teacher-forced logits `[B,L,V]` of a model with a depth or frame head (flat convention).
-    Video steps go to the frame head when there is one (codes in `frame_mask` hidden, default
-    all), other steps of several codes to the depth head."""
+def _grouped_outputs(model, tokens: Tensor, roles: Tensor | None, slots: Tensor, depth: Tensor,
+                     valid: Tensor | None, modality: Tensor | None,
+                     frame_mask: Tensor | None) -> Iterator[tuple[Tensor, Tensor]]:  # fmt: skip
+    """Teacher-forced predictions of a model with a depth or frame head, one group of equal
+    steps at a time: yields (flat logit positions `[M]`, logits `[M,V]`), where logit position
+    i (= b*L + t) predicts token t+1 of row b, the flat convention. Video steps go to the frame
+    head when there is one (codes in `frame_mask` hidden, default all), other steps of several
+    codes to the depth head."""
     B, L = tokens.shape
     steps = Steps.of(depth)
     x = step_inputs(model, tokens, roles, slots, steps)
@@ -171,11 +176,14 @@ def grouped_logits(model, tokens: Tensor, roles: Tensor | None, slots: Tensor, d
     # the context of step s is the backbone's state after step s-1 (zeros before the first)
     context = torch.cat([hidden.new_zeros(B, 1, hidden.shape[-1]), hidden], 1)  # [B,S+1,D]
     flat_tokens, flat_slots = tokens.reshape(-1), own_slots(slots).reshape(-1)
-    logits = hidden.new_zeros(B * L, model.cfg.vocab_size)
     frames = torch.zeros_like(steps.size, dtype=torch.bool)
     hidden_codes = None if frame_mask is None else frame_mask.reshape(-1)
+    links = None
     if model.frame_head is not None:
         frames = modality.reshape(-1)[steps.start] == int(Modality.VIDEO)
+        if model.frame_head.embed_prev is not None:
+            who = torch.zeros_like(tokens) if roles is None else roles
+            links = previous_frames(who, modality, depth, valid).reshape(-1)  # [B*L]
     for n, is_frame in torch.unique(torch.stack([steps.size, frames.long()]), dim=1).T.tolist():
         pick = ((steps.size == n) & (frames == bool(is_frame))).nonzero()[:, 0]
         pos = steps.start[pick, None] + torch.arange(n, device=tokens.device)  # [N,n]
@@ -183,18 +191,55 @@ def grouped_logits(model, tokens: Tensor, roles: Tensor | None, slots: Tensor, d
         if is_frame:
             masked = torch.ones_like(pos, dtype=torch.bool) if hidden_codes is None else (
                 hidden_codes[pos])  # fmt: skip
-            x = model.frame_head.frame_inputs(ctx, flat_tokens[pos], flat_slots[pos], masked)
-            out = model.lm_head(model.frame_head(x))  # [N,n,V]: out[:, d] guesses pos[:, d]
+            prev = None if links is None else frame_codes(tokens, links[steps.start[pick]], n)
+            x = model.frame_head.frame_inputs(ctx, flat_tokens[pos], flat_slots[pos], masked,
+                                              prev)  # fmt: skip
+            out = frame_logits(model, model.frame_head(x), prev)  # [N,n,V]: guesses pos[:, d]
         else:
             x = model.step_head.inputs(ctx, flat_tokens[pos[:, :-1]], flat_slots[pos])
             out = model.lm_head(model.step_head(x))  # [N,n,V]: out[:, d] predicts pos[:, d]
         keep = (pos % L) > 0  # a row's first token is never predicted
-        logits[(pos - 1)[keep]] = out[keep].to(logits.dtype)
+        yield pos[keep] - 1, out[keep]
     # each row's last position predicts the first token of a step that has not begun yet
     last = context[torch.arange(B, device=tokens.device), steps.index[steps.row_last(B)] + 1]
     first = model.step_head.inputs(last, tokens.new_zeros(B, 0), slots[:, -1:])
-    logits.view(B, L, -1)[:, -1] = model.lm_head(model.step_head(first))[:, 0].to(logits.dtype)
+    rows_last = torch.arange(B, device=tokens.device) * L + L - 1
+    yield rows_last, model.lm_head(model.step_head(first))[:, 0]
+
+
+def grouped_logits(model, tokens: Tensor, roles: Tensor | None, slots: Tensor, depth: Tensor,
+                   valid: Tensor | None = None, modality: Tensor | None = None,
+                   frame_mask: Tensor | None = None) -> Tensor:  # fmt: skip
+    """Teacher-forced logits `[B,L,V]` of a model with a depth or frame head (flat convention)."""
+    B, L = tokens.shape
+    logits = None
+    for where, out in _grouped_outputs(model, tokens, roles, slots, depth, valid, modality,
+                                       frame_mask):  # fmt: skip
+        if logits is None:
+            logits = out.new_zeros(B * L, out.shape[-1])
+        logits[where] = out
     return logits.view(B, L, -1)
+
+
+def grouped_nll(model, tokens: Tensor, targets: Tensor, roles: Tensor | None, slots: Tensor,
+                depth: Tensor, valid: Tensor | None = None, modality: Tensor | None = None,
+                frame_mask: Tensor | None = None) -> Tensor:  # fmt: skip
+    """Next-token NLL `[B,L-1]` (position i: -log p(targets[:, i+1])) of a depth- or frame-head
+    model, given input `tokens` `[B,L]` (maybe noised) and clean `targets` `[B,L]`.
+
+    Equals the cross-entropy of `grouped_logits`, without ever holding `[B,L,V]` logits: the
+    full-vocabulary logits of a 256-code frame at every position are most of a training step's
+    memory and, scattered into one buffer, a third of its CPU time."""
+    B, L = tokens.shape
+    nll = torch.zeros(B * L, device=tokens.device)
+    flat_targets = targets.reshape(-1)
+    for where, out in _grouped_outputs(model, tokens, roles, slots, depth, valid, modality,
+                                       frame_mask):  # fmt: skip
+        inside = (where % L) < L - 1  # a row's last position has no target in the row
+        where = where[inside]
+        nll[where] = F.cross_entropy(out[inside].float(), flat_targets[where + 1],
+                                     reduction="none")  # fmt: skip
+    return nll.view(B, L)[:, :-1]
 
 
 @torch.no_grad()

@@ -7,6 +7,12 @@ embedding stands for the rest), and predicts every position at once (MaskGIT, Ch
 2022). Training masks a random share of each frame (cosine schedule; the loss falls on the
 masked codes); generation starts fully masked and, over `refine_steps` passes, keeps the most
 confident codes, so a frame costs a handful of passes instead of h*w sequential steps.
+
+With `model.frame_prev` each position also reads the code at the same place in the frame this
+one follows: the same role's previous frame, or for its first frame the reference frame. The
+backbone sees a frame as one summed embedding, which for 64 or 256 codes is far too narrow to
+say what every position held a frame ago; faces change little from frame to frame, so this
+copy path carries most of a frame (and, from the reference, the responder's identity).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from torch import Tensor, nn
 
 from vidchat.model.blocks import ModelConfig
 from vidchat.model.depth import DepthTransformer
+from vidchat.model.frame_links import frame_logits
 
 
 class FrameTransformer(DepthTransformer):
@@ -28,12 +35,21 @@ class FrameTransformer(DepthTransformer):
     def __init__(self, cfg: ModelConfig):
         super().__init__(cfg)
         self.mask_embedding = nn.Parameter(torch.zeros(self.cfg.dim))
+        self.embed_prev = nn.Embedding(cfg.vocab_size, self.cfg.dim) if cfg.frame_prev else None
+        # per position, how much to favour the code the previous frame had there
+        self.copy_gate = nn.Linear(cfg.dim, 1) if cfg.frame_prev else None
 
-    def frame_inputs(self, context: Tensor, tokens: Tensor, slots: Tensor, masked: Tensor) -> Tensor:
-        """context `[N,D]`, the frame's tokens/slots/masked `[N,G]` -> inputs `[N,G,D]`."""
+    def frame_inputs(self, context: Tensor, tokens: Tensor, slots: Tensor, masked: Tensor,
+                     prev: Tensor | None = None) -> Tensor:  # fmt: skip
+        """context `[N,D]`, the frame's tokens/slots/masked `[N,G]` -> inputs `[N,G,D]`; `prev`
+        `[N,G]`: the codes of the frame this one follows (-1 rows: none), read with
+        `frame_prev`."""
         known = self.embed_tokens(tokens)
         hidden = torch.where(masked[..., None], self.mask_embedding.to(known.dtype), known)
-        return self.context_proj(context)[:, None] + self.embed_slots(slots) + hidden
+        x = self.context_proj(context)[:, None] + self.embed_slots(slots) + hidden
+        if self.embed_prev is not None and prev is not None:
+            x = x + self.embed_prev(prev.clamp(min=0)) * (prev >= 0)[..., None].to(x.dtype)
+        return x
 
 
 def still_masked(step: int, steps: int, size: int) -> int:
@@ -44,17 +60,18 @@ def still_masked(step: int, steps: int, size: int) -> int:
 
 @torch.no_grad()
 def decode_frame(model, context: Tensor, slots: Tensor, lo: int, hi: int, sample_fn,
-                 steps: int) -> Tensor:  # fmt: skip
+                 steps: int, prev: Tensor | None = None) -> Tensor:  # fmt: skip
     """A frame's codes `[B,G]` (token ids in `[lo, hi)`) from the context `[B,D]` and the
-    positions' slots `[B,G]`: `steps` passes, each sampling every masked position
-    (`sample_fn(logits [B*G,n]) -> [B*G]` indices) and keeping the most probable."""
+    positions' slots `[B,G]` (and the codes `prev` `[B,G]` of the frame it follows): `steps`
+    passes, each sampling every masked position (`sample_fn(logits [B*G,n]) -> [B*G]`
+    indices) and keeping the most probable."""
     B, G = slots.shape
     tokens = torch.full((B, G), lo, dtype=torch.long, device=slots.device)
     masked = torch.ones(B, G, dtype=torch.bool, device=slots.device)
     for step in range(steps):
-        x = model.frame_head.frame_inputs(context, tokens, slots, masked)
+        x = model.frame_head.frame_inputs(context, tokens, slots, masked, prev)
         # only the video codes' rows of the output head: [B,G,D] @ [D,n] -> [B,G,n]
-        logits = (model.frame_head(x) @ model.lm_head.weight[lo:hi].T).float()
+        logits = frame_logits(model, model.frame_head(x), prev, lo, hi).float()
         picked = sample_fn(logits.reshape(B * G, -1)).view(B, G)  # [B,G]
         prob = logits.softmax(-1).gather(-1, picked[..., None])[..., 0]
         confidence = torch.where(masked, prob, torch.full_like(prob, math.inf))

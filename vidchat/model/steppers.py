@@ -18,6 +18,7 @@ from torch import Tensor
 from vidchat.errors import ConfigError
 from vidchat.model.depth import code_embedding, prefill
 from vidchat.model.frame import decode_frame
+from vidchat.model.frame_links import frame_codes, previous_frames
 from vidchat.model.grammar import ResponderGrammar
 from vidchat.model.vocab import Modality, Role, Vocab
 
@@ -166,10 +167,20 @@ class DepthStepper:
         slots = s.slots[:, i - 1 : i - 1 + size]  # [B,G] the slots the frame's codes take
         lo, hi = int(self.grammar.lo[n]), int(self.grammar.hi[n])
         self.decided = decode_frame(m, self.context, slots, lo, hi, self.frames.sample,
-                                    self.frames.refine_steps)  # fmt: skip
+                                    self.frames.refine_steps, self._previous(i, size))  # fmt: skip
         self.decided_at = n
         if self.use_cache:
             self.step_sum = code_embedding(m, self.decided, slots).sum(1)  # [B,D]
+
+    def _previous(self, i: int, size: int) -> Tensor | None:
+        """The codes `[B,G]` of the frame that the one starting at position i follows, by the
+        rule training uses (`vidchat.model.frame_links`); None without `model.frame_prev`."""
+        if self.model.frame_head.embed_prev is None:
+            return None
+        s, end = self.seq, i + 1
+        links = previous_frames(s.roles[:, :end], s.modality[:, :end], s.depth[:, :end],
+                                s.valid[:, :end])  # fmt: skip
+        return frame_codes(s.tokens[:, :end], links[:, i], size)
 
     def _accumulate(self, n: int) -> None:
         """Add generated token n (and its own slot) to the running step embedding, as training

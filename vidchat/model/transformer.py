@@ -25,11 +25,12 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from vidchat.model.blocks import Block, KVCache, ModelConfig, RMSNorm, rope_table
-from vidchat.model.depth import DepthTransformer, grouped_logits
+from vidchat.model.depth import DepthTransformer, grouped_logits, grouped_nll
 from vidchat.model.frame import FrameTransformer
 
 
@@ -102,13 +103,30 @@ class VidChatLM(nn.Module):
         video codes it must guess; default all).
         """
         if self.grouped:
-            if depth is None or cache is not None:
-                raise ValueError("a depth-head model's forward needs `depth` and takes no cache")
-            if self.frame_head is not None and modality is None:
-                raise ValueError("a frame-head model's forward needs `modality`")
+            self._check_grouped(depth, cache, modality)
             slots = torch.zeros_like(tokens) if slots is None else slots
             return grouped_logits(self, tokens, roles, slots, depth, valid, modality, frame_mask)
         return self.lm_head(self.hidden(tokens, roles, slots, valid=valid, cache=cache))
+
+    def nll(self, tokens, targets, roles=None, slots=None, *, valid=None, depth=None,
+            modality=None, frame_mask=None) -> Tensor:  # fmt: skip
+        """Teacher-forced next-token NLL `[B,L-1]`: position i scores `targets[:, i+1]` given
+        input `tokens` `[B,L]` up to i (inputs may be noised, targets are clean). Arguments as
+        `forward`; a model with a head never holds `[B,L,V]` logits here."""
+        if self.grouped:
+            self._check_grouped(depth, None, modality)
+            slots = torch.zeros_like(tokens) if slots is None else slots
+            return grouped_nll(self, tokens, targets, roles, slots, depth, valid, modality,
+                               frame_mask)  # fmt: skip
+        logits = self.lm_head(self.hidden(tokens, roles, slots, valid=valid))  # [B,L,V]
+        return F.cross_entropy(logits[:, :-1].float().transpose(1, 2), targets[:, 1:],
+                               reduction="none")  # fmt: skip
+
+    def _check_grouped(self, depth, cache, modality) -> None:
+        if depth is None or cache is not None:
+            raise ValueError("a depth-head model's forward needs `depth` and takes no cache")
+        if self.frame_head is not None and modality is None:
+            raise ValueError("a frame-head model's forward needs `modality`")
 
     def hidden(self, tokens, roles=None, slots=None, *, valid=None, cache=None) -> Tensor:
         """tokens/roles/slots/valid `[B,L]` -> final hidden states `[B,L,D]` (normed)."""

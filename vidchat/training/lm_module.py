@@ -37,11 +37,15 @@ def lm_loss(
     `audio_loss`, `special_loss`) and summed nats/counts (`*_sum`, `*_count`) for exact averages
     across batches.
     """
-    target = tokens[:, 1:]  # [B,L-1]
-    mask = loss_mask[:, 1:]
     nll = F.cross_entropy(
-        logits[:, :-1].float().transpose(1, 2), target, reduction="none"
+        logits[:, :-1].float().transpose(1, 2), tokens[:, 1:], reduction="none"
     )  # [B,L-1]
+    return nll_loss(nll, loss_mask, modality)
+
+
+def nll_loss(nll: Tensor, loss_mask: Tensor, modality: Tensor) -> dict[str, Tensor]:
+    """`lm_loss` from per-position NLL `[B,L-1]` (position i scores token i+1)."""
+    mask = loss_mask[:, 1:]
     out: dict[str, Tensor] = {}
     groups = {
         "": mask,
@@ -115,14 +119,20 @@ class LMTrainingModule(L.LightningModule):
         )
         return out.logits if hasattr(out, "logits") else out
 
-    def _logits_and_mask(self, batch: dict[str, Tensor], tokens: Tensor | None,
-                         g: torch.Generator) -> tuple[Tensor, Tensor]:  # fmt: skip
-        """Logits and the loss mask; a frame-head model guesses a random share of each frame."""
-        if getattr(self.model, "frame_head", None) is None:
-            return self(batch, tokens), batch["loss_mask"]
-        hidden = sample_frame_mask(batch["depth"], batch["modality"], g)
-        mask = frame_loss_mask(batch["loss_mask"], batch["modality"], hidden)
-        return self(batch, tokens, hidden), mask
+    def losses(self, batch: dict[str, Tensor], tokens: Tensor | None,
+               g: torch.Generator) -> dict[str, Tensor]:  # fmt: skip
+        """`nll_loss` of `batch` given input `tokens` (default: the batch's own, clean); a
+        frame-head model guesses a random share of each frame (drawn from `g`) and is scored
+        on those codes."""
+        mask, hidden, extra = batch["loss_mask"], None, {}
+        if getattr(self.model, "frame_head", None) is not None:
+            hidden = sample_frame_mask(batch["depth"], batch["modality"], g)
+            mask = frame_loss_mask(mask, batch["modality"], hidden)
+        if getattr(self.model, "grouped", False):
+            extra = {"depth": batch["depth"], "modality": batch["modality"], "frame_mask": hidden}
+        inputs = batch["tokens"] if tokens is None else tokens
+        nll = self.model.nll(inputs, batch["tokens"], batch["roles"], batch["next_slots"], **extra)
+        return nll_loss(nll, mask, batch["modality"])
 
     def _micro_batch_index(self, batch_idx: int) -> int:
         # Lightning's batch_idx restarts per epoch; the global micro-batch index does not.
@@ -138,8 +148,7 @@ class LMTrainingModule(L.LightningModule):
             batch["tokens"], batch["roles"], batch["modality"], batch["codebook"], batch["valid"],
             self.vocab, self.noise_cfg, g,
         )  # fmt: skip
-        logits, loss_mask = self._logits_and_mask(batch, noised, g)
-        losses = lm_loss(logits, batch["tokens"], loss_mask, batch["modality"])
+        losses = self.losses(batch, noised, g)
         bs = batch["tokens"].shape[0]
         self.log("train/loss", losses["loss"], prog_bar=True, batch_size=bs)
         self.log("train/video_loss", losses["video_loss"], batch_size=bs)
@@ -156,8 +165,7 @@ class LMTrainingModule(L.LightningModule):
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         # the same hidden codes at every validation: a fixed generator per batch
         g = step_generator(self.seed, -1, batch_idx, batch["tokens"].device)
-        logits, loss_mask = self._logits_and_mask(batch, None, g)
-        losses = lm_loss(logits, batch["tokens"], loss_mask, batch["modality"])
+        losses = self.losses(batch, None, g)
         for key, value in losses.items():
             if key.endswith(("_sum", "count")):
                 self._val_sums[key] = self._val_sums.get(key, 0) + value.double()
