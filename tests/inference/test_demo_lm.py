@@ -12,23 +12,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.conftest import REPO_ROOT, make_demo_cfg
+from tests.conftest import make_demo_cfg
 from vidchat.data.demo.face import measure_mouth_opening
 from vidchat.data.manifest import load_manifest
 from vidchat.data.sources.demo import ensure_demo_world
 from vidchat.eval.metrics.demo_oracle import identity_match, load_gallery
 from vidchat.eval.metrics.lipsync import lip_sync
 from vidchat.eval.runner import untrained_copy
-from vidchat.inference.loading import load_pipeline
 from vidchat.model.generate import SamplingConfig
 
 pytestmark = pytest.mark.slow
-DEMO_LM = REPO_ROOT / "checkpoints" / "demo" / "lm"
 
 
 @pytest.fixture(scope="module")
-def pipe():
-    return load_pipeline(DEMO_LM, device="cpu")
+def pipe(demo_pipe):
+    return demo_pipe
 
 
 @pytest.fixture(scope="module")

@@ -74,3 +74,20 @@ def test_zero_ratio_is_identity_and_bad_config_is_one_clear_error(layout):
         NoiseConfig(ratio=1.5)
     with pytest.raises(ConfigError, match=r"unknown key\(s\) \['ratoi'\]"):
         parse_noise({"ratoi": 0.1})
+
+
+def test_stranger_partner_replaces_whole_partner_videos_only(layout):
+    batch = _batch(layout)
+    partner_video = (
+        batch["valid"] & (batch["roles"] == Role.PARTNER) & (batch["modality"] == Modality.VIDEO)
+    )
+    assert partner_video.any(dim=1).all()  # every SFT row has a partner
+    g = torch.Generator().manual_seed(0)
+    args = (batch["roles"], batch["modality"], batch["codebook"], batch["valid"], layout.vocab)
+    _, chosen = inject_noise(batch["tokens"], *args, NoiseConfig(stranger_partner=1.0), g)
+    assert torch.equal(chosen, partner_video)  # all of the partner's video, nothing else
+    _, chosen = inject_noise(batch["tokens"], *args, NoiseConfig(stranger_partner=0.5), g)
+    rows = chosen.any(dim=1)
+    assert torch.equal(chosen, partner_video & rows[:, None])  # whole partners, row by row
+    with pytest.raises(ConfigError, match=r"stage\.noise\.stranger_partner"):
+        NoiseConfig(stranger_partner=-0.1)

@@ -21,7 +21,7 @@ BRANCH_NAMES = ("single", "dialogue", "listening", "multi_turn")
 # `debug=default` shrinks any stage, so it sets keys of both kinds of stage; each kind ignores
 # the other kind's.
 TOKENIZER_ONLY_KEYS = ("max_clips",)
-LM_ONLY_KEYS = ("max_examples", "max_val_examples", "max_segment_seconds", "optim")
+LM_ONLY_KEYS = ("max_examples", "max_val_examples", "max_segment_seconds", "optim", "noise")
 
 
 @dataclass(frozen=True)

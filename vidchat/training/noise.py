@@ -35,10 +35,16 @@ class NoiseConfig:
     """Whose tokens may be noised (the reference frame never is)."""
     modalities: tuple[str, ...] = ("video", "audio")
     """Which code streams may be noised."""
+    stranger_partner: float = 0.0
+    """Probability that a sequence's whole partner video becomes random codes: a partner unlike
+    any in the data, so that the responder learns to take its face from the reference and its
+    own frames, not from the partner's (identity on real partners, issue #11)."""
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.ratio <= 1.0:
-            raise ConfigError(f"stage.noise.ratio must be in [0, 1], got {self.ratio}")
+        for name in ("ratio", "stranger_partner"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"stage.noise.{name} must be in [0, 1], got {value}")
         for name, known, values in (
             ("roles", ROLE_NAMES, self.roles),
             ("modalities", MODALITY_NAMES, self.modalities),
@@ -92,7 +98,7 @@ def inject_noise(
 
     All arguments are `[B,L]` (see `pad_batch`); `generator` makes the noise reproducible.
     """
-    if cfg.ratio <= 0:
+    if cfg.ratio <= 0 and cfg.stranger_partner <= 0:
         return tokens, torch.zeros_like(valid)
     B, L = tokens.shape
     device = tokens.device
@@ -101,6 +107,10 @@ def inject_noise(
         ratio = ratio * torch.rand((B, 1), generator=generator, device=device)
     chosen = torch.rand((B, L), generator=generator, device=device) < ratio
     chosen &= eligible_positions(roles, modality, valid, cfg)
+    if cfg.stranger_partner > 0:
+        stranger = torch.rand((B, 1), generator=generator, device=device) < cfg.stranger_partner
+        partner_video = (roles == int(Role.PARTNER)) & (modality == int(Modality.VIDEO)) & valid
+        chosen |= stranger & partner_video
     lo, hi = token_ranges(tokens, modality, codebook, vocab)
     u = torch.rand((B, L), generator=generator, device=device)
     random_tokens = lo + (u * (hi - lo).clamp(min=1)).long().clamp(max=(hi - lo - 1).clamp(min=0))

@@ -48,32 +48,48 @@ class Identity:
 
 
 def make_identities(count: int, seed: int = 0) -> list[Identity]:
-    """`count` identities; the first 8 use the hand-picked palette, later ones are jittered."""
+    """`count` identities: the first 8 use the hand-picked palette; later ones are procedural.
+
+    Procedural people draw hair, shirt and background colours at random, skin between two
+    palette tones, and random face proportions, hair style and voice. Many distinct faces keep a
+    model from learning to pick one of eight people instead of copying its reference face.
+    """
     rng = np.random.default_rng(seed)
-    people = []
-    for i in range(count):
-        k = i % len(_SKINS)
-        lap = i // len(_SKINS)  # 0 for the first 8; later laps shift palettes and add jitter
-        jitter = 1 if lap else 0
+    return [_hand_picked(i) if i < len(_SKINS) else _procedural(i, rng) for i in range(count)]
 
-        def pick(palette: list[RGB], offset: int, k: int = k, lap: int = lap) -> RGB:
-            base = np.array(palette[(k + offset * lap) % len(palette)])
-            noise = rng.integers(-25, 26, 3) * (1 if lap else 0)
-            return tuple(int(v) for v in np.clip(base + noise, 0, 255))  # type: ignore[return-value]
 
-        f0 = _F0S[k] * (1.0 + 0.08 * jitter * rng.uniform(-1, 1))
-        people.append(
-            Identity(
-                name=f"id{i:02d}",
-                skin=pick(_SKINS, 0),
-                hair=pick(_HAIRS, 3),
-                shirt=pick(_SHIRTS, 5),
-                background=pick(_BACKGROUNDS, 2),
-                face_width=float(0.9 + 0.2 * ((k * 5) % 8) / 7),
-                face_height=float(0.94 + 0.12 * ((k * 3) % 8) / 7),
-                hair_style=k % 3,
-                f0=float(f0),
-                formant_scale=1.15 if f0 > 160 else 1.0,
-            )
-        )
-    return people
+def _hand_picked(k: int) -> Identity:
+    return Identity(
+        name=f"id{k:02d}",
+        skin=_SKINS[k],
+        hair=_HAIRS[k],
+        shirt=_SHIRTS[k],
+        background=_BACKGROUNDS[k],
+        face_width=float(0.9 + 0.2 * ((k * 5) % 8) / 7),
+        face_height=float(0.94 + 0.12 * ((k * 3) % 8) / 7),
+        hair_style=k % 3,
+        f0=_F0S[k],
+        formant_scale=1.15 if _F0S[k] > 160 else 1.0,
+    )
+
+
+def _procedural(i: int, rng: np.random.Generator) -> Identity:
+    def colour() -> RGB:
+        return tuple(int(v) for v in rng.integers(0, 256, 3))  # type: ignore[return-value]
+
+    a, b = rng.choice(len(_SKINS), 2, replace=False)
+    mix = rng.uniform(0, 1)
+    skin = np.array(_SKINS[a]) * mix + np.array(_SKINS[b]) * (1 - mix) + rng.integers(-15, 16, 3)
+    f0 = float(rng.uniform(90.0, 240.0))
+    return Identity(
+        name=f"id{i:02d}",
+        skin=tuple(int(v) for v in np.clip(skin, 0, 255)),  # type: ignore[arg-type]
+        hair=colour(),
+        shirt=colour(),
+        background=colour(),
+        face_width=float(rng.uniform(0.88, 1.12)),
+        face_height=float(rng.uniform(0.92, 1.08)),
+        hair_style=int(rng.integers(0, 3)),
+        f0=f0,
+        formant_scale=1.15 if f0 > 160 else 1.0,
+    )

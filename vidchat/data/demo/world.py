@@ -39,7 +39,7 @@ from vidchat.media import write_clip, write_image
 from vidchat.utils.atomic import atomic_write_json
 from vidchat.utils.config import to_plain
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 MARKER = ".demo_world.json"
 MANIFEST_FILE = "all_data_list.json"
 _NOISE_FLOOR = 0.004  # audio RMS treated as silence when driving the mouth
@@ -284,5 +284,3 @@ def generate_demo_world(root: str | Path, cfg: DemoWorldConfig, progress: bool =
 
 def _passes(anno: dict) -> bool:
     return all(float(anno.get(k, -np.inf)) > v for k, v in SFT_THRESHOLDS.items())
-
-
