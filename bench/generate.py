@@ -2,11 +2,13 @@
 
     python bench/generate.py [--model tiny] [--context 1000] [--repeats 3] [--threads 1]
 
-Part 1, the KV cache:
-Builds `configs/model/<model>.yaml` for the demo tokenizers' layout (random weights: speed does
-not depend on them), lays out a prompt of about `--context` tokens (reference frame + a partner
-turn), and times `generate(..., max_chunks=1)` (one 0.5 s chunk, 90 tokens; the time includes the
-prompt's prefill) with `use_cache=True` and `use_cache=False`, alternating, medians.
+Part 1, the KV cache, on the 64 px demo configuration (`experiment=demo64`):
+Builds `configs/model/<model>.yaml` with that experiment's heads (MaskGIT video with its copy
+path, depth audio) for 8x8 codes per frame (random weights: speed does not depend on them),
+lays out a prompt of
+about `--context` tokens (reference frame + a partner turn), and times
+`generate(..., max_chunks=1)` (one 0.5 s chunk; the time includes the prompt's prefill) with
+`use_cache=True` and `use_cache=False`, alternating, medians.
 Real-time factor = seconds of compute per second of media = media tokens/s ÷ generated tokens/s
 (< 1: faster than real time), the same definition `infer.py` reports.
 On a machine with CUDA the cached run is repeated on the GPU.
@@ -58,15 +60,16 @@ def _args() -> argparse.Namespace:
 
 def _prompt(layout: SequenceLayout, context: int):
     """A random partner turn of about `context` tokens after `<bos> <ref>` and the ref codes."""
-    seconds = max(0.5, (context - 18) / layout.tokens_per_second)
+    h, w = layout.cfg.video_grid
+    seconds = max(0.5, (context - 2 - h * w) / layout.tokens_per_second)
     T, Ta = round(seconds * 8), round(seconds * 25)
     g = torch.Generator().manual_seed(0)
     partner = Segment(
         Role.PARTNER,
-        torch.randint(0, 1024, (T, 4, 4), generator=g),
+        torch.randint(0, 1024, (T, h, w), generator=g),
         torch.randint(0, 1024, (2, Ta), generator=g),
     )
-    return layout.prompt([partner], ref=torch.randint(0, 1024, (4, 4), generator=g))
+    return layout.prompt([partner], ref=torch.randint(0, 1024, (h, w), generator=g))
 
 
 GRIDS = (4, 8, 16, 32)
@@ -133,9 +136,11 @@ def main() -> None:
     args = _args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    layout = SequenceLayout(LayoutConfig(8, (4, 4), 1024, 25, 2, 1024))  # the demo tokenizers
+    model_cfg = compose("train", [f"model={args.model}", "experiment=demo64"]).model
+    heads = dict(video_head=model_cfg.layout.video_head, audio_head=model_cfg.layout.audio_head)
+    layout = SequenceLayout(LayoutConfig(8, (8, 8), 1024, 25, 2, 1024, **heads))  # demo, 64 px
     torch.manual_seed(0)
-    model = build_model(compose("train", [f"model={args.model}"]).model, layout).eval()
+    model = build_model(model_cfg, layout).eval()
     prompt = _prompt(layout, args.context)
     sampling = SamplingConfig(seed=0)
 
@@ -158,7 +163,7 @@ def main() -> None:
             times[name].append(dt)
     tps = {name: n_tokens / statistics.median(t) for name, t in times.items()}
     media_tps = layout.tokens_per_second
-    print(f"model: {args.model} ({model.num_params() / 1e6:.2f}M params), "
+    print(f"model: {args.model} ({model.num_params() / 1e6:.2f}M params, {heads}), "
           f"threads: {torch.get_num_threads()}")  # fmt: skip
     print(f"prompt tokens: {len(prompt)}, generated tokens per run: {n_tokens}, "
           f"media tokens/s: {media_tps:.0f}")  # fmt: skip
@@ -169,6 +174,7 @@ def main() -> None:
         "generate cpu tokens/s no cache": f"{tps['no_cache']:.1f}",
         "generate cpu cache speedup": f"{tps['cache'] / tps['no_cache']:.1f}",
         "generate cpu real-time factor (cache)": f"{media_tps / tps['cache']:.2f}",
+        "rtf demo64 8x8": f"{media_tps / tps['cache']:.2f}",
     }
     if torch.cuda.is_available():
         run(True, "cuda")
