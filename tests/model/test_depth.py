@@ -53,12 +53,17 @@ def test_backbone_steps_once_per_frame_and_audio_step():
     assert depth_model(flat).depth is None
 
 
-@pytest.mark.parametrize("frame_prev", [True, False], ids=["prev", "no_prev"])
-def test_kv_cache_generation_equals_full_forward(heads, gen, frame_prev):
-    if not frame_prev and heads[0] != "maskgit":
-        pytest.skip("frame_prev only changes a frame head")
+def test_kv_cache_generation_equals_full_forward(heads, gen):
+    _cached_equals_full(heads, gen, frame_prev=heads[0] == "maskgit")
+
+
+def test_kv_cache_generation_equals_full_forward_without_the_copy_path(gen):
+    _cached_equals_full(("maskgit", "depth"), gen, frame_prev=False)
+
+
+def _cached_equals_full(heads, gen, frame_prev: bool) -> None:
     layout = demo_layout(video_head=heads[0], audio_head=heads[1])
-    model = depth_model(layout, frame_prev=frame_prev and heads[0] == "maskgit").eval()
+    model = depth_model(layout, frame_prev=frame_prev).eval()
     batch = prompts(layout, gen)
     cached = generate(model, layout, batch, max_chunks=2, sampling=SamplingConfig(seed=5))
     full = generate(model, layout, batch, max_chunks=2, sampling=SamplingConfig(seed=5),
