@@ -77,7 +77,7 @@ def demo_frames(size: int, identities: range, clips: int = 3, frames: int = 16) 
 
 def real_frames(size: int, path: str | None, count: int = 32) -> np.ndarray | None:
     """`count` frames of a real face video, centre-cropped square and resized, or None."""
-    from vidchat.media import MediaError, probe, read_clip
+    from vidchat.media import MediaError, centre_square, probe, read_clip
 
     if path is None:
         try:
@@ -89,9 +89,7 @@ def real_frames(size: int, path: str | None, count: int = 32) -> np.ndarray | No
             return None
     try:
         info = probe(path)
-        h, w = info.height, info.width
-        side = min(h, w)
-        box = [(w - side) / 2 / w, (h - side) / 2 / h, (w + side) / 2 / w, (h + side) / 2 / h]
+        box = centre_square(info.width, info.height)
         clip = read_clip(path, fps=FPS, size=size, bbox=box, require_audio=False)
     except MediaError as exc:
         print(f"# {exc}; demo faces only")

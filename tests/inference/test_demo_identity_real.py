@@ -16,7 +16,7 @@ from vidchat.cli import compose
 from vidchat.data.demo.face import neutral_track, render_face
 from vidchat.data.demo.identities import make_identities
 from vidchat.eval.metrics.demo_oracle import identity_match
-from vidchat.media import probe, read_clip
+from vidchat.media import centre_square, probe, read_clip
 from vidchat.media.clip import Clip
 from vidchat.model.generate import SamplingConfig
 
@@ -44,11 +44,8 @@ def real_partner(pipe) -> Clip:
     except RealMediaError as exc:
         pytest.skip(str(exc))
     info = probe(video_path)
-    w, h = info.width, info.height
-    s = min(w, h)
-    box = [(w - s) / 2 / w, (h - s) / 2 / h, (w + s) / 2 / w, (h + s) / 2 / h]
-    video = read_clip(video_path, fps=pipe.fps, size=pipe.frame_size, bbox=box,
-                      require_audio=False)  # fmt: skip
+    video = read_clip(video_path, fps=pipe.fps, size=pipe.frame_size,
+                      bbox=centre_square(info.width, info.height), require_audio=False)  # fmt: skip
     speech = read_clip(wav, sample_rate=pipe.sample_rate, require_video=False)
     n = min(video.num_frames, int(len(speech.audio) / pipe.sample_rate * pipe.fps))
     samples = int(round(n / pipe.fps * pipe.sample_rate))

@@ -180,3 +180,13 @@ def test_write_is_atomic_and_rejects_bad_frames(tmp_path):
     assert list(tmp_path.iterdir()) == []  # no partial or temp file left behind
     odd = write_clip(tmp_path / "odd.mp4", _ramp_frames(4, 15, 17), None, 24, 16000)
     assert read_clip(odd, require_audio=False).frames.shape == (4, 16, 18, 3)
+
+
+def test_centre_square_crops_the_longer_side_only():
+    from vidchat.media import centre_square, crop_resize
+
+    assert centre_square(176, 144) == pytest.approx([16 / 176, 0.0, 160 / 176, 1.0])
+    assert centre_square(100, 200) == [0.0, 0.25, 1.0, 0.75]
+    image = np.zeros((144, 176, 3), np.uint8)
+    image[:, 16:160] = 255  # the centre square is white, the side bands black
+    assert (crop_resize(image, None, centre_square(176, 144)) == 255).all()

@@ -10,7 +10,7 @@ from vidchat.errors import ConfigError
 from vidchat.model import Modality, Role, build_model, pad_batch
 from vidchat.model.generate import SamplingConfig, generate, stream_chunks
 from vidchat.training.frame_mask import frame_loss_mask, sample_frame_mask
-from vidchat.training.lm_module import lm_loss
+from vidchat.training.lm_module import nll_loss
 
 HEADS = [("depth", "depth"), ("depth", "flat"), ("flat", "depth"), ("maskgit", "depth"),
          ("maskgit", "flat")]
@@ -152,9 +152,9 @@ def test_loss_falls_on_a_tiny_overfit_run(heads, gen):
             g = torch.Generator().manual_seed(step)
             hidden = sample_frame_mask(batch["depth"], batch["modality"], g)
             loss_mask = frame_loss_mask(loss_mask, batch["modality"], hidden)
-        logits = model(batch["tokens"], batch["roles"], batch["next_slots"], depth=batch["depth"],
-                       modality=batch["modality"], frame_mask=hidden)  # fmt: skip
-        loss = lm_loss(logits, batch["tokens"], loss_mask, batch["modality"])["loss"]
+        nll = model.nll(batch["tokens"], batch["tokens"], batch["roles"], batch["next_slots"],
+                        depth=batch["depth"], modality=batch["modality"], frame_mask=hidden)
+        loss = nll_loss(nll, loss_mask, batch["modality"])["loss"]
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -2,7 +2,7 @@
 
 from vidchat.media.clip import Clip
 from vidchat.media.errors import MediaError
-from vidchat.media.frames import crop_resize, parse_size
+from vidchat.media.frames import centre_square, crop_resize, parse_size
 from vidchat.media.image import read_image, write_image
 from vidchat.media.read import MediaInfo, probe, read_clip
 from vidchat.media.write import write_clip
@@ -11,6 +11,7 @@ __all__ = [
     "Clip",
     "MediaError",
     "MediaInfo",
+    "centre_square",
     "crop_resize",
     "parse_size",
     "probe",

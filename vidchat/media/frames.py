@@ -36,6 +36,14 @@ def bbox_to_pixels(bbox: Sequence[float], height: int, width: int) -> tuple[int,
     return px1, py1, px2, py2
 
 
+def centre_square(width: int, height: int) -> list[float]:
+    """The normalised bbox `[x1, y1, x2, y2]` of the largest centred square of a frame (to read
+    a non-square recording, e.g. a face shot, at a square tokenizer size)."""
+    side = min(width, height)
+    return [(width - side) / 2 / width, (height - side) / 2 / height,
+            (width + side) / 2 / width, (height + side) / 2 / height]  # fmt: skip
+
+
 def crop_resize(
     image: np.ndarray, size: tuple[int, int] | None, bbox: Sequence[float] | None = None
 ) -> np.ndarray:

@@ -162,7 +162,6 @@ class LibraryQuantizer(nn.Module):
         super().__init__()
         from vector_quantize_pytorch import FSQ, LFQ
 
-        self.kind = kind
         if kind == "fsq":
             self.impl = FSQ(levels=list(levels or []))
             self.dim = len(levels or [])

@@ -152,8 +152,10 @@ class VQVideoTokenizer(VideoTokenizer):
         self.cfg = cfg
         dim = cfg.code_dim_used
         k = cfg.temporal_stride
-        # k = 1 keeps the per-frame layout (and the shipped checkpoints' weight names).
-        self.encoder = _encoder(cfg, dim if k == 1 else cfg.channels[-1])
+        # k = 1 keeps the per-frame layout (and the shipped checkpoints' weight names); with
+        # k > 1 the per-frame convs meet the temporal stacks at full width
+        frame_dim = dim if k == 1 else cfg.channels[-1]
+        self.encoder = _encoder(cfg, frame_dim)
         self.temporal_merge = _temporal_merge(cfg, dim) if k > 1 else None
         self.quantizer = build_quantizer(
             cfg.quantizer,
@@ -171,7 +173,7 @@ class VQVideoTokenizer(VideoTokenizer):
             ),
         )
         self.temporal_split = _temporal_split(cfg, dim) if k > 1 else None
-        self.decoder = _decoder(cfg, dim if k == 1 else cfg.channels[-1])
+        self.decoder = _decoder(cfg, frame_dim)
         side = cfg.frame_size // cfg.downsample
         self.spec = TokenizerSpec(
             modality="video",

@@ -16,7 +16,6 @@ from typing import Any
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vidchat.model.layout import SequenceLayout
@@ -27,24 +26,12 @@ from vidchat.training.noise import NoiseConfig, inject_noise
 from vidchat.training.optim import OptimConfig, configure_adamw
 
 
-def lm_loss(
-    logits: Tensor, tokens: Tensor, loss_mask: Tensor, modality: Tensor
-) -> dict[str, Tensor]:
-    """Next-token cross-entropy over the loss mask, in total and per modality.
-
-    logits `[B,L,V]` (position i predicts token i+1); tokens, loss_mask, modality `[B,L]`
-    (loss_mask[i] = token i is a target). Returns mean losses (`loss`, `video_loss`,
-    `audio_loss`, `special_loss`) and summed nats/counts (`*_sum`, `*_count`) for exact averages
-    across batches.
-    """
-    nll = F.cross_entropy(
-        logits[:, :-1].float().transpose(1, 2), tokens[:, 1:], reduction="none"
-    )  # [B,L-1]
-    return nll_loss(nll, loss_mask, modality)
-
-
 def nll_loss(nll: Tensor, loss_mask: Tensor, modality: Tensor) -> dict[str, Tensor]:
-    """`lm_loss` from per-position NLL `[B,L-1]` (position i scores token i+1)."""
+    """The masked next-token loss, in total and per modality, from per-position NLL `[B,L-1]`
+    (position i scores token i+1, `VidChatLM.nll`); loss_mask, modality `[B,L]` (loss_mask[i] =
+    token i is a target). Returns mean losses (`loss`, `video_loss`, `audio_loss`,
+    `special_loss`) and summed nats/counts (`*_sum`, `*_count`) for exact averages across
+    batches."""
     mask = loss_mask[:, 1:]
     out: dict[str, Tensor] = {}
     groups = {
@@ -74,7 +61,7 @@ def step_generator(
 class LMTrainingModule(L.LightningModule):
     """Trains a `VidChatLM` with next-token loss, noise injection, AdamW + warmup/cosine.
 
-    model: the architecture-only LM (`forward(tokens, roles, slots) -> logits [B,L,V]`).
+    model: the architecture-only LM (`nll(tokens, targets, roles, slots, ...) -> [B,L-1]`).
     layout: the `SequenceLayout` (vocab ranges for noise injection; saved into checkpoints).
     meta: tokenizer specs/settings etc., saved into checkpoints and consolidated exports.
     total_steps: optimizer steps of the whole run (for the LR schedule).
@@ -103,22 +90,7 @@ class LMTrainingModule(L.LightningModule):
         self.val_history: list[dict[str, float]] = []
         self._val_sums: dict[str, Tensor] = {}
 
-    # ---- forward / loss ----------------------------------------------------------------------
-    def forward(self, batch: dict[str, Tensor], tokens: Tensor | None = None,
-                frame_mask: Tensor | None = None) -> Tensor:  # fmt: skip
-        """Logits `[B,L,V]` for `batch` (optionally with replaced input `tokens` `[B,L]`, and
-        the video codes a frame head must guess)."""
-        grouped = getattr(self.model, "grouped", False)
-        extra = {"depth": batch["depth"], "modality": batch["modality"],
-                 "frame_mask": frame_mask} if grouped else {}  # fmt: skip
-        out = self.model(
-            tokens=batch["tokens"] if tokens is None else tokens,
-            roles=batch["roles"],
-            slots=batch["next_slots"],
-            **extra,
-        )
-        return out.logits if hasattr(out, "logits") else out
-
+    # ---- loss ----------------------------------------------------------------------------
     def losses(self, batch: dict[str, Tensor], tokens: Tensor | None,
                g: torch.Generator) -> dict[str, Tensor]:  # fmt: skip
         """`nll_loss` of `batch` given input `tokens` (default: the batch's own, clean); a

@@ -68,9 +68,8 @@ class FrameDataset(Dataset):
     aligned run of k consecutive frames of one clip: item = `[k,H,W,3]` (a clip's last, shorter
     run is dropped)."""
 
-    def __init__(self, frames: np.ndarray, group: int = 1) -> None:
+    def __init__(self, frames: np.ndarray) -> None:
         self.frames = torch.from_numpy(np.ascontiguousarray(frames))  # [N,H,W,3] or [N,k,H,W,3]
-        self.group = group
 
     @classmethod
     def from_clips(cls, clips: Sequence[Clip], group: int = 1) -> FrameDataset:
@@ -78,7 +77,7 @@ class FrameDataset(Dataset):
         frames = np.concatenate([r for r in runs if len(r)])
         if group > 1:
             frames = frames.reshape(-1, group, *frames.shape[1:])
-        return cls(frames, group)
+        return cls(frames)
 
     @property
     def flat_frames(self) -> np.ndarray:
