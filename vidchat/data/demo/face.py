@@ -25,6 +25,7 @@ LIPS: tuple[int, int, int] = (200, 80, 90)
 CURVATURE = {"happy": 0.05, "neutral": 0.0, "sad": -0.045}
 # pixel box the oracle looks in (rows, cols as fractions): holds the mouth under any head motion
 MOUTH_BOX = ((0.55, 0.80), (0.32, 0.68))
+MOUTH_BAND = 0.09  # oracle: mouth pixels lie within this (frame heights) of the mouth's centre row
 _DARK_LO, _DARK_HI = 35.0, 75.0  # luma: below LO counts fully as mouth interior, above HI not
 _FULL_OPEN_FRACTION = 0.30  # dark fraction of MOUTH_BOX with the mouth fully open (calibrated)
 
@@ -183,13 +184,21 @@ def mouth_curvature(frames: np.ndarray) -> np.ndarray:
     (r0, r1), (c0, c1) = MOUTH_BOX
     top, left = round(r0 * h), round(c0 * w)
     box = frames[:, top : round(r1 * h), left : round(c1 * w)].astype(np.float32)  # [T,h',w',3]
-    redness = box[..., 0] - box[..., 1]
+    redness = box[..., 0] - box[..., 1]  # [T,h',w']
     luma = box @ np.array([0.299, 0.587, 0.114], np.float32)
-    weight = np.maximum(np.clip((redness - 70) / 40, 0, 1), np.clip((75 - luma) / 40, 0, 1))
+    # lips are red against the face's own skin: a reddish skin (procedural faces) sets the bar
+    skin = np.median(redness, axis=(1, 2), keepdims=True)  # [T,1,1]: most of the box is skin
+    lo = np.maximum(70.0, skin + 20.0)
+    weight = np.maximum(np.clip((redness - lo) / 40, 0, 1), np.clip((75 - luma) / 40, 0, 1))
     rows = (np.arange(box.shape[1]) + 0.5 + top) / h  # [h']
     u = ((np.arange(box.shape[2]) + 0.5 + left) / w - 0.5) / MOUTH_HALF_WIDTH  # [w']
     lift = np.zeros(len(box))
+    middle = np.abs(u) < 0.5  # [w']: the mouth's centre, which shirt or hair never reach
     for t, wt in enumerate(weight):
+        core = wt[:, middle]
+        if core.sum() > 0.5:  # keep the rows near the mouth: drops shirt or hair in the corners
+            row0 = (core * rows[:, None]).sum() / core.sum()
+            wt = wt * (np.abs(rows - row0) <= MOUTH_BAND)[:, None]
         mass = wt.sum(0)  # [w']
         ok = (mass > 0.5) & (np.abs(u) < 1.05)
         if ok.sum() < 3:
