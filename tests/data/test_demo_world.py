@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -13,17 +14,19 @@ from vidchat.data.demo.speech import audio_envelope
 from vidchat.data.demo.world import MARKER
 from vidchat.data.records import read_record
 from vidchat.data.sources.demo import ensure_demo_world
-from vidchat.media import probe, read_clip, read_image
+from vidchat.data.speakervid.archive import iter_members
+from vidchat.media import probe, read_image
 from vidchat.utils.signal import pearson
 
 
 def test_clips_decode_with_declared_rates(demo_world):
     records = demo_world.manifest.records
     assert len(records) == 4 * 3 * 2  # conversations x turns x (speaker, listener)
-    for record in records[:6]:
-        info = probe(record.path)
-        assert (info.width, info.height, info.fps, info.sample_rate) == (64, 64, 24.0, 16000)
-        clip = read_clip(record.path)
+    for record in records[:6]:  # the release's cut clips: a video-only mp4 beside a 16 kHz wav
+        info, sound = probe(record.path), probe(record.audio_path)
+        assert (info.width, info.height, info.fps, info.sample_rate) == (64, 64, 24.0, None)
+        assert (sound.sample_rate, sound.channels) == (16000, 1)
+        clip = read_record(record)
         frames = record.labels["mouth_opening"]
         assert clip.frames.shape == (len(frames), 64, 64, 3)
         assert clip.duration == pytest.approx(record.labels["duration"], abs=1 / 24)
@@ -103,22 +106,30 @@ def test_cached_until_config_changes(tmp_path):
     )
     ensure_demo_world(root, cfg, progress=False)
     marker = json.loads((root / MARKER).read_text())
-    clip = next((root / "videos").glob("*.mp4"))
+    clip = next((root / "videos").glob("*/*.mp4"))
     stamp = clip.stat().st_mtime_ns
     ensure_demo_world(root, cfg, progress=False)  # cached: nothing rewritten
     assert clip.stat().st_mtime_ns == stamp
     cfg.seed = 1
     ensure_demo_world(root, cfg, progress=False)  # new config: regenerated
     assert json.loads((root / MARKER).read_text())["config_hash"] != marker["config_hash"]
-    assert len(list((root / "videos").glob("*.mp4"))) == 4
+    assert len(list((root / "videos").glob("*/*.mp4"))) == 4
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".demo.tmp")]
 
 
+def _digests(root) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}  # fmt: skip
+
+
 def test_generation_is_deterministic(tmp_path, demo_world):
+    """Byte for byte: clips (mp4 and wav), tar batches and list files."""
     cfg = make_demo_cfg(tmp_path / "again", num_conversations=1)
-    ensure_demo_world(tmp_path / "again", cfg, progress=False)
-    name = next((tmp_path / "again" / "merged_anno").glob("*.json")).name
-    fresh = json.loads((tmp_path / "again" / "merged_anno" / name).read_text())
-    cached = json.loads((demo_world.root / "merged_anno" / name).read_text())
-    assert fresh["demo"]["mouth_opening"] == cached["demo"]["mouth_opening"]
-    assert fresh["demo"]["identity"] == cached["demo"]["identity"]
+    for name in ("again", "twice"):
+        ensure_demo_world(tmp_path / name, cfg, progress=False)
+    assert _digests(tmp_path / "again") == _digests(tmp_path / "twice")
+    fresh = {m.stem: json.loads(m.data) for m in iter_members(tmp_path / "again" / "merged_anno")}
+    cached = {m.stem: json.loads(m.data) for m in iter_members(demo_world.root / "merged_anno")}
+    for stem, anno in fresh.items():  # the first conversation, as in the larger cached world
+        assert anno["demo"]["mouth_opening"] == cached[stem]["demo"]["mouth_opening"]
+        assert anno["demo"]["identity"] == cached[stem]["demo"]["identity"]

@@ -9,118 +9,43 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
+from tests.release_sample import GOOD, anno, write_release
 from vidchat.data.manifest import load_manifest
 from vidchat.data.pairing import pair_turns, select_subset
 from vidchat.data.pairs_jsonl import read_pairs_jsonl, write_pairs_jsonl
 from vidchat.data.records import ClipRecord, filter_branches
 from vidchat.data.sources.folder import load_folder
-from vidchat.data.sources.speakervid import load_speakervid
+from vidchat.data.speakervid import clip_stem, load_speakervid
 from vidchat.errors import ConfigError, VidchatError
-
-GOOD = {"hand_blur": 0.6, "face_blur": 0.8, "dover": 0.7, "motion": 3, "asr_conf": -0.5}
-
-
-def _anno(name: str, start: float, duration: float, talking: bool, **extra) -> dict:
-    return {
-        "video_name": name,
-        "start": start,
-        "duration": duration,
-        "is_talking": talking,
-        "bbox": [0.1, 0.0, 0.6, 0.9],
-        "speaker": ["A"],
-        "future_key_nobody_knows": {"x": 1},  # unknown keys are ignored
-        **extra,
-    }
-
-
-def _release(root: Path, annos: list[dict], sft: list[str], test: list[str]) -> Path:
-    (root / "merged_anno").mkdir(parents=True)
-    for anno in annos:
-        (root / "merged_anno" / f"{anno['video_name']}.json").write_text(json.dumps(anno))
-    (root / "SFT_set.json").write_text(json.dumps(sft))
-    (root / "testset.json").write_text(json.dumps([{"partner": t, "responder": t} for t in test]))
-    return root
 
 
 def _names(src: str) -> dict[str, str]:
-    return {
-        "a0": f"{src}_1920x1080_full_video_001_A_00",
-        "b1": f"{src}_1920x1080_full_video_002_B_01",
-        "l0": f"{src}_1920x1080_full_video_002_None_00",
-        "a2": f"{src}_1920x1080_full_video_003_A_00",
-    }
+    return {k: clip_stem(src, 1080, 1920, scene, who, who_none)
+            for k, scene, who, who_none in (("a0", 1, "A", False), ("b1", 2, "B", False),
+                                            ("l0", 2, "A", True), ("a2", 3, "A", False))}  # fmt: skip
 
 
 @pytest.fixture
 def release(tmp_path) -> Path:
-    x, y = _names("yt_ab-c"), _names("zz9")  # source ids may hold underscores
-    annos = [
-        _anno(x["a0"], 0.0, 3.0, True, **GOOD),
-        _anno(x["b1"], 3.0, 4.0, True, dover=0.2),
-        _anno(x["l0"], 3.0, 4.0, False),
-        _anno(x["a2"], 7.0, 5.0, True, **GOOD),
-        _anno(y["a0"], 0.0, 3.0, True),
-        _anno(y["b1"], 3.5, 3.0, True),
-    ]
-    return _release(tmp_path / "release", annos, sft=[x["b1"]], test=[y["a0"]])
-
-
-def test_speakervid_layout_records_and_pairs(release):
-    manifest = load_speakervid(release)
-    by_id = {r.clip_id: r for r in manifest.records}
-    a0 = by_id["yt_ab-c_1920x1080_full_video_001_A_00"]
-    assert a0.conversation == "yt_ab-c" and a0.speaker_id == "yt_ab-c_00" and a0.is_talking
-    assert a0.path == str(release / "videos" / f"{a0.clip_id}.mp4")
-    assert a0.scores["dover"] == 0.7 and a0.labels["scene"] == 1
-    listener = by_id["yt_ab-c_1920x1080_full_video_002_None_00"]
-    assert not listener.is_talking and listener.branch == "listening"
-    assert manifest.split_of["zz9"] == "test"  # from testset.json
-    kinds = sorted(
-        (p.branch, p.partner.clip_id[-4:], p.responder.clip_id[-4:])
-        for p in manifest.pairs
-        if p.conversation == "yt_ab-c"
-    )
-    assert kinds == [
-        ("dialogue", "A_00", "B_01"),
-        ("dialogue", "B_01", "A_00"),
-        ("listening", "B_01", "e_00"),
-        ("multi_turn", "B_01", "A_00"),
-    ]
-    multi = next(p for p in manifest.pairs if p.branch == "multi_turn")
-    assert [h.clip_id for h in multi.history] == [a0.clip_id]
-
-
-def test_speakervid_uncut_sources_use_window_and_bbox(release):
-    manifest = load_speakervid(
-        release, video_dir="/data/src", video_pattern="{source}.mp4", cut=False
-    )
-    record = next(
-        r for r in manifest.records if r.clip_id.endswith("002_B_01") and r.conversation == "zz9"
-    )
-    assert record.path == "/data/src/zz9.mp4"
-    assert (record.start, record.duration, record.bbox) == (3.5, 3.0, [0.1, 0.0, 0.6, 0.9])
-
-
-def test_speakervid_missing_required_key_names_the_file(tmp_path):
-    root = _release(tmp_path / "r", [_anno("clipA", 0, 1, True)], [], [])
-    bad = root / "merged_anno" / "broken_clip.json"
-    bad.write_text(json.dumps({"video_name": "broken_clip", "start": 0}))
-    with pytest.raises(
-        VidchatError, match=r"broken_clip\.json: missing required key\(s\) \['duration'\]"
-    ):
-        load_speakervid(root)
-    bad.write_text("{not json")
-    with pytest.raises(VidchatError, match=r"broken_clip\.json: not valid JSON"):
-        load_speakervid(root)
-    with pytest.raises(VidchatError, match="merged_anno"):
-        load_speakervid(tmp_path / "nowhere")
+    x, y = _names("yt_ab-c"), _names("zz9")
+    annos = {
+        x["a0"]: anno(x["a0"], 0.0, 3.0),
+        x["b1"]: anno(x["b1"], 3.0, 4.0),
+        x["l0"]: anno(x["l0"], 3.0, 4.0),
+        x["a2"]: anno(x["a2"], 7.0, 5.0),
+        y["a0"]: anno(y["a0"], 0.0, 3.0),
+        y["b1"]: anno(y["b1"], 3.5, 3.0),
+    }
+    scores = {x["a0"]: GOOD, x["b1"]: GOOD, x["a2"]: GOOD, y["a0"]: {**GOOD, "dover": 0.2}}
+    return write_release(tmp_path / "release", annos, scores, sft=[x["a0"], x["b1"], y["a0"]],
+                         testset=[[y["a0"], y["b1"]]])  # fmt: skip
 
 
 def test_select_subset_thresholds_and_sft_list(release):
     records = load_speakervid(release).records
-    sft = {r.clip_id[-14:] for r in select_subset(records, "sft") if r.conversation == "yt_ab-c"}
-    # a0, a2 pass every threshold; b1 fails DOVER but is listed in SFT_set.json
-    assert sft == {"video_001_A_00", "video_002_B_01", "video_003_A_00"}
+    sft = {r.clip_id[-5:] for r in select_subset(records, "sft") if r.conversation == "yt_ab-c"}
+    # a0 and b1 are listed in SFT_set.json and pass; a2 passes but is not listed
+    assert sft == {"001_A", "002_B"}
     pretrain = select_subset(records, "pretrain")
     assert len(pretrain) + len(select_subset(records, "sft")) == len(records)
     assert not {r.clip_id for r in pretrain} & {r.clip_id for r in select_subset(records, "sft")}

@@ -1,7 +1,8 @@
 """`DataConfig`: the typed `data` config (configs/data/*.yaml), made at the entry point.
 
 One dataclass for every source: the keys all sources share, then the few that one source reads
-(`manifest` for folders; `video_dir`, `video_pattern`, `cut` for the SpeakerVid-5M release; the
+(`manifest` for folders; `video_dir`, `video_pattern`, `audio_pattern`, `cut`, `check_files`,
+`score_keys` for the SpeakerVid-5M release; the
 demo world's generator settings, kept as `generate`).
 """
 
@@ -46,6 +47,8 @@ class PairsConfig:
     branches: tuple[str, ...] = ("dialogue", "listening", "multi_turn")
     history_turns: int = 2
     history_seconds: float = 60.0
+    max_gap_seconds: float | None = None
+    """dialogue: the longest silence between a partner turn and the answer (None: any)."""
 
     def __post_init__(self) -> None:
         bad = sorted(set(self.branches) - set(BRANCHES))
@@ -53,6 +56,8 @@ class PairsConfig:
         check("data.pairs.history_turns", self.history_turns >= 0, ">= 0", self.history_turns)
         check("data.pairs.history_seconds", self.history_seconds >= 0, ">= 0",
               self.history_seconds)  # fmt: skip
+        gap = self.max_gap_seconds
+        check("data.pairs.max_gap_seconds", gap is None or gap >= 0, ">= 0 or null", gap)
 
 
 @dataclass(frozen=True)
@@ -71,8 +76,12 @@ class DataConfig:
     test_fraction: float = 0.05
     manifest: str = "manifest.jsonl"
     video_dir: str | None = None
-    video_pattern: str = "{clip}.mp4"
+    video_pattern: str | None = None
+    audio_pattern: str | None = None
     cut: bool = True
+    check_files: bool = True
+    score_keys: dict | None = None
+    """SpeakerVid-5M `raw_labels` score mapping (`vidchat.data.speakervid.lists`)."""
     generate: dict = field(default_factory=dict)
     """The demo world's generator settings (`DemoWorldConfig` fields)."""
 

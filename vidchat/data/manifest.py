@@ -1,7 +1,7 @@
 """`load_manifest(cfg.data)`: the one entry from a data config to records and pairs.
 
-Sources (`vidchat.data.sources`: the SpeakerVid-5M release layout, a folder + JSONL, the demo
-world) read records; `vidchat.data.pairing` pairs them into turns and picks the subset.
+Sources (`vidchat.data.speakervid`: the SpeakerVid-5M release; `vidchat.data.sources`: a folder +
+JSONL, the demo world) read records; `vidchat.data.pairing` pairs them into turns and picks the subset.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from vidchat.data.pairing import select_subset
 from vidchat.data.records import Manifest, filter_branches
 from vidchat.data.sources.demo import ensure_demo_world
 from vidchat.data.sources.folder import load_folder
-from vidchat.data.sources.speakervid import load_speakervid
+from vidchat.data.speakervid import ReleaseOptions, load_speakervid
+from vidchat.data.speakervid.lists import DEFAULT_SCORE_KEYS
 
 
 def load_manifest(data: DataConfig | Any) -> Manifest:
@@ -24,6 +25,7 @@ def load_manifest(data: DataConfig | Any) -> Manifest:
     history = {
         "history_turns": data.pairs.history_turns,
         "history_seconds": data.pairs.history_seconds,
+        "max_gap_seconds": data.pairs.max_gap_seconds,
     }
     if data.kind == "demo":
         manifest = load_speakervid(ensure_demo_world(data.root, data.generate).parent, **history)
@@ -31,9 +33,17 @@ def load_manifest(data: DataConfig | Any) -> Manifest:
         manifest = load_folder(data.root, manifest=data.manifest, val_fraction=data.val_fraction,
                                test_fraction=data.test_fraction, **history)  # fmt: skip
     else:
-        manifest = load_speakervid(data.root, video_dir=data.video_dir,
-                                   video_pattern=data.video_pattern, cut=data.cut,
-                                   val_fraction=data.val_fraction, **history)  # fmt: skip
+        options = ReleaseOptions(
+            video_dir=data.video_dir,
+            video_pattern=data.video_pattern,
+            audio_pattern=data.audio_pattern,
+            cut=data.cut,
+            check_files=data.check_files,
+            score_keys=dict(data.score_keys or DEFAULT_SCORE_KEYS),
+            val_fraction=data.val_fraction,
+            **history,
+        )
+        manifest = load_speakervid(data.root, options)
     if data.subset != "all":
         thresholds = {k: float(v) for k, v in data.thresholds.items()} if data.thresholds else None
         kept = select_subset(manifest.records, data.subset, thresholds)

@@ -22,13 +22,17 @@ SFT_THRESHOLDS: dict[str, float] = {
 
 
 def is_sft(record: ClipRecord, thresholds: Mapping[str, float] | None = None) -> bool:
-    """SFT quality: listed in the release's SFT set, or every score above its threshold (a
-    missing score fails)."""
-    if record.labels.get("sft_set"):
-        return True
+    """SFT quality. With a release SFT list (`labels["sft_set"]` present): listed, and every
+    score the clip has above its threshold. Without one: every threshold's score present and
+    above it (a missing score fails)."""
     thresholds = SFT_THRESHOLDS if thresholds is None else thresholds
+    listed = record.labels.get("sft_set")
+    if listed is not None and not listed:
+        return False
     return all(
-        key in record.scores and float(record.scores[key]) > float(value)
+        float(record.scores[key]) > float(value)
+        if key in record.scores
+        else listed is not None
         for key, value in thresholds.items()
     )
 
@@ -47,14 +51,19 @@ def select_subset(
 
 
 def pair_turns(
-    records: Iterable[ClipRecord], history_turns: int = 2, history_seconds: float = 60.0
+    records: Iterable[ClipRecord],
+    history_turns: int = 2,
+    history_seconds: float = 60.0,
+    max_gap_seconds: float | None = None,
 ) -> list[TurnPair]:
     """Make turn pairs within each conversation, in time order.
 
-    - `dialogue`: each talking clip -> the next talking clip by a different speaker.
+    - `dialogue`: each talking clip -> the next talking clip, when it is a different speaker's
+      and starts at most `max_gap_seconds` after the partner's turn ends (None: any gap).
     - `multi_turn`: the same pair, with up to `history_turns` earlier talking clips that start
       within `history_seconds` before the partner's turn as history (only when there are any).
-    - `listening`: a talking clip -> the silent listener clip that overlaps it most in time.
+    - `listening`: a silent listener clip <- the other person's talking clip that overlaps it
+      most in time; with scene labels (`labels["scene"]`, the release's), one of the same scene.
     """
     by_conversation: dict[str, list[ClipRecord]] = defaultdict(list)
     for record in records:
@@ -65,7 +74,10 @@ def pair_turns(
         talking = [r for r in clips if r.is_talking]
         for i in range(1, len(talking)):
             partner, responder = talking[i - 1], talking[i]
-            if partner.speaker_id == responder.speaker_id:
+            if partner.speaker_id == responder.speaker_id or (
+                max_gap_seconds is not None
+                and responder.time - (partner.time + _span(partner)) > max_gap_seconds
+            ):
                 continue
             pairs.append(_pair("dialogue", partner, responder, []))
             earlier = (
@@ -78,10 +90,24 @@ def pair_turns(
             if earlier:
                 pairs.append(_pair("multi_turn", partner, responder, earlier))
         for listener in (r for r in clips if not r.is_talking):
-            best = max(talking, key=lambda r: _overlap(r, listener), default=None)
-            if best is not None and _overlap(best, listener) > 0:
+            best = _listening_partner(listener, talking)
+            if best is not None:
                 pairs.append(_pair("listening", best, listener, []))
     return pairs
+
+
+def _listening_partner(listener: ClipRecord, talking: list[ClipRecord]) -> ClipRecord | None:
+    scene = listener.labels.get("scene")
+    candidates = [
+        r
+        for r in talking
+        if not listener.speaker_id or r.speaker_id != listener.speaker_id
+        and (scene is None or r.labels.get("scene") == scene)
+    ]
+    best = max(candidates, key=lambda r: _overlap(r, listener), default=None)
+    if best is None or (scene is None and _overlap(best, listener) <= 0):
+        return None
+    return best
 
 
 def _span(record: ClipRecord) -> float:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from vidchat.errors import ConfigError, VidchatError
-from vidchat.media import Clip, read_clip
+from vidchat.media import Clip, probe, read_clip
 from vidchat.media.frames import Size
 
 BRANCHES = ("single", "dialogue", "listening", "multi_turn")
@@ -91,26 +91,39 @@ def read_record(
     sample_rate: int | None = None,
     require_audio: bool = True,
 ) -> Clip:
-    """Decode a record's window (its crop, its separate audio file if any) -> `Clip`."""
+    """Decode a record's window (its crop, its separate audio file if any) -> `Clip`.
+
+    A video-only file with a same-named `.wav` beside it (the SpeakerVid-5M release's cut
+    clips) takes its audio from the wav, so `infer.py --input clip.mp4` works on those too."""
+    audio_path = getattr(record, "audio_path", None) or sibling_wav(record.path)
+    start = float(record.start or 0.0)
     clip = read_clip(
         record.path,
         fps=fps,
         size=size,
         sample_rate=sample_rate,
-        start=record.start,
+        start=start,
         duration=record.duration,
         bbox=record.bbox,
-        require_audio=require_audio and record.audio_path is None,
+        require_audio=require_audio and audio_path is None,
     )
-    if record.audio_path is not None:
+    if audio_path is not None:
         clip.audio = read_clip(
-            record.audio_path,
+            audio_path,
             sample_rate=clip.sample_rate,
-            start=record.start,
+            start=start,
             duration=clip.duration,
             require_video=False,
         ).audio
     return clip
+
+
+def sibling_wav(path: str | Path) -> str | None:
+    """`x.wav` beside a video-only `x.mp4`, if there is one."""
+    wav = Path(path).with_suffix(".wav")
+    if Path(path).suffix.lower() == ".wav" or not wav.is_file():
+        return None
+    return str(wav) if probe(path).sample_rate is None else None
 
 
 def check_branch(branch: str, where: str) -> str:

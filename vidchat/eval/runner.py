@@ -14,7 +14,8 @@ generate is reported and skipped, never fatal.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from vidchat.data.manifest import load_manifest
-from vidchat.data.records import TurnPair, read_record
+from vidchat.data.records import ClipRecord, TurnPair, read_record
 from vidchat.errors import VidchatError
 from vidchat.eval.config import EvalConfig
 from vidchat.eval.metrics import EvalSample, MetricResult, get_metric
@@ -61,9 +62,35 @@ def untrained_copy(pipe: ResponderPipeline, seed: int) -> ResponderPipeline:
     )
 
 
+def reference_frame(
+    pipe: ResponderPipeline, pair: TurnPair, others: Mapping[str, Sequence[ClipRecord]]
+) -> np.ndarray | None:
+    """The responder's reference image; without one (the SpeakerVid-5M release has none), the
+    first frame of another clip of the same person, as training picks it (lm_dataset)."""
+    if pair.reference:
+        return pipe.read_reference(pair.reference)
+    responder = pair.responder
+    if responder is None:
+        return None
+    candidates = sorted((r for r in others.get(responder.speaker_id, ())
+                         if r.clip_id != responder.clip_id), key=lambda r: r.clip_id)  # fmt: skip
+    if not candidates:
+        return None
+    clip = read_record(candidates[0], fps=pipe.fps, size=pipe.frame_size,
+                       sample_rate=pipe.sample_rate, require_audio=False)  # fmt: skip
+    return clip.frames[0] if clip.num_frames else None
+
+
 def read_pairs(
-    pipe: ResponderPipeline, pairs: Sequence[TurnPair], failures: list[dict]
+    pipe: ResponderPipeline,
+    pairs: Sequence[TurnPair],
+    failures: list[dict],
+    records: Sequence[ClipRecord] = (),
 ) -> list[PairInputs]:
+    """Decode each pair; `records` (the manifest's) supply references where pairs have none."""
+    by_speaker: dict[str, list[ClipRecord]] = defaultdict(list)
+    for record in records:
+        by_speaker[record.speaker_id].append(record)
     out = []
     for pair in tqdm(pairs, desc="reading test pairs", unit="pair"):
         try:
@@ -75,8 +102,7 @@ def read_pairs(
                 sample_rate=pipe.sample_rate,
                 require_audio=False,
             )
-            reference = pipe.read_reference(pair.reference) if pair.reference else None
-            out.append(PairInputs(pair, partner, target, reference))
+            out.append(PairInputs(pair, partner, target, reference_frame(pipe, pair, by_speaker)))
         except VidchatError as exc:
             failures.append({"pair_id": pair.pair_id, "stage": "read", "error": str(exc)})
     return out
@@ -227,14 +253,15 @@ def run(cfg: DictConfig | EvalConfig) -> dict[str, Any]:
     cfg = cfg if isinstance(cfg, EvalConfig) else EvalConfig.from_cfg(cfg)
     metrics = [get_metric(m).name for m in cfg.metrics]  # unknown names fail here, before any work
     pipe = load_pipeline(cfg.checkpoint, device=cfg.device)
-    pairs = load_manifest(cfg.data).pairs_for(cfg.split, list(cfg.branches))
+    manifest = load_manifest(cfg.data)
+    pairs = manifest.pairs_for(cfg.split, list(cfg.branches))
     pairs = [p for p in pairs if p.responder is not None][: cfg.max_pairs or None]
     if not pairs:
         raise VidchatError(
             f"no {cfg.split} pairs with a ground-truth responder in data={cfg.data.kind}"
         )
     failures: list[dict] = []
-    inputs = read_pairs(pipe, pairs, failures)
+    inputs = read_pairs(pipe, pairs, failures, manifest.records)
     gallery = demo_gallery(inputs, pipe.frame_size)
     report: dict[str, Any] = {
         "checkpoint": str(cfg.checkpoint or "default"),

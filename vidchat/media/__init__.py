@@ -5,7 +5,7 @@ from vidchat.media.errors import MediaError
 from vidchat.media.frames import centre_square, crop_resize, parse_size
 from vidchat.media.image import read_image, write_image
 from vidchat.media.read import MediaInfo, probe, read_clip
-from vidchat.media.write import write_clip
+from vidchat.media.write import write_clip, write_wav
 
 __all__ = [
     "Clip",
@@ -18,5 +18,6 @@ __all__ = [
     "read_clip",
     "read_image",
     "write_clip",
+    "write_wav",
     "write_image",
 ]

@@ -1,15 +1,18 @@
-"""Encode frames + audio into an mp4 (H.264 yuv420p + AAC) that standard players open."""
+"""Encode frames + audio into an mp4 (H.264 yuv420p + AAC) that standard players open, and
+audio alone into a wav."""
 
 from __future__ import annotations
 
+import wave
 from pathlib import Path
 
 import numpy as np
 
 from vidchat.media.errors import MediaError
 from vidchat.media.stream_writer import ClipStreamWriter, frame_rate_fraction
+from vidchat.utils.atomic import atomic_path
 
-__all__ = ["frame_rate_fraction", "write_clip"]
+__all__ = ["frame_rate_fraction", "write_clip", "write_wav"]
 
 
 def _even(frames: np.ndarray) -> np.ndarray:
@@ -47,4 +50,18 @@ def write_clip(
         path, fps, sample_rate, size, crf, audio_bitrate, audio is not None
     ) as out:
         out.write(frames, np.zeros(0, np.float32) if audio is None else audio)
+    return path
+
+
+def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int) -> Path:
+    """Mono `audio [S]` float in [-1, 1] -> 16-bit PCM wav at `path`, atomically (the release's
+    cut clips keep their audio in a `.wav` beside a video-only mp4)."""
+    path = Path(path)
+    audio = np.asarray(audio, np.float64).reshape(-1)
+    pcm = (np.clip(audio, -1.0, 1.0) * 32767.0).round().astype("<i2")
+    with atomic_path(path, suffix=".wav") as tmp, wave.open(str(tmp), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(int(sample_rate))
+        out.writeframes(pcm.tobytes())
     return path

@@ -20,9 +20,10 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from vidchat.data.config import DataConfig
+from vidchat.data.records import read_record
 from vidchat.data.shards import ShardWriter
 from vidchat.errors import ConfigError
-from vidchat.media import read_clip, read_image
+from vidchat.media import read_image
 from vidchat.tokenizers import (
     AudioTokenizer,
     VideoTokenizer,
@@ -88,15 +89,7 @@ class DecodeDataset(Dataset):
     def __getitem__(self, i: int) -> tuple[int, np.ndarray | None, np.ndarray | None, str | None]:
         rec = self.records[i]
         try:
-            clip = read_clip(
-                rec.path,
-                fps=self.fps,
-                size=self.size,
-                sample_rate=self.sample_rate,
-                start=rec.start or 0.0,
-                duration=rec.duration,
-                bbox=rec.bbox,
-            )
+            clip = read_record(rec, fps=self.fps, size=self.size, sample_rate=self.sample_rate)
             if clip.num_frames == 0:
                 raise ValueError("no video frames decoded")
             return i, clip.frames, clip.audio, None

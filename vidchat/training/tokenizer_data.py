@@ -12,7 +12,8 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from vidchat.media import MediaError, read_clip
+from vidchat.data.records import read_record
+from vidchat.media import MediaError
 from vidchat.media.clip import Clip
 
 log = logging.getLogger("vidchat")
@@ -44,17 +45,7 @@ def decode_records(
     clips, failed = [], 0
     for rec in tqdm(records, desc=desc, unit="clip"):
         try:
-            clips.append(
-                read_clip(
-                    rec.path,
-                    fps=fps,
-                    size=size,
-                    sample_rate=sample_rate,
-                    start=rec.start or 0.0,
-                    duration=rec.duration,
-                    bbox=rec.bbox,
-                )
-            )
+            clips.append(read_record(rec, fps=fps, size=size, sample_rate=sample_rate))
         except MediaError as exc:
             failed += 1
             log.warning("skipping clip %s: %s", rec.clip_id, exc)

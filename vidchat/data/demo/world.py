@@ -1,19 +1,24 @@
-"""The demo world: synthetic dyadic conversations written as real mp4 clips + a manifest.
+"""The demo world: synthetic dyadic conversations written as real clips in the release layout.
 
 Two cartoon people take turns talking; each turn gives two clips cut from the "scene": the
 speaker's (talking, lip-synced to their speech) and the listener's (silent face, nodding, with the
-speaker's audio). Everything is written in the SpeakerVid-5M release layout, so the real-data
-loader reads it too:
+speaker's audio). Everything is written as the SpeakerVid-5M release is laid out, with cut clips
+as the official cut script writes them, so that one loader (`vidchat.data.speakervid`) reads both
+and every demo test exercises the real schema:
 
-    root/videos/{clip}.mp4          64x64, 24 fps, 16 kHz mono (H.264 + AAC)
-    root/merged_anno/{clip}.json    SpeakerVid keys + "demo" labels (identity, emotion, role,
-                                    syllable times, per-frame mouth opening)
-    root/refs/{identity}.png        neutral face: the reference image for identity conditioning
+    root/merged_anno/tar_batch_*.tar.gz   one {ytid}_full_video_{H}x{W}_{scene:03d}_{speaker}.json
+                                          per clip: release keys + "demo" labels (identity,
+                                          emotion, role, syllable times, per-frame mouth opening)
+    root/raw_labels/l_score/tar_batch_*   per-clip quality scores (batched differently)
+    root/videos/{ytid}/{stem}.mp4, .wav   64x64 H.264 video only, 24 fps; 16 kHz mono wav
+    root/refs/{identity}.png              neutral face: the reference image for identity conditioning
     root/all_data_list.json, SFT_set.json, testset.json, splits.json, identities.json
-    root/test_pairs.jsonl           test pairs in the infer/eval JSONL format
+    root/test_pairs.jsonl                 test pairs in the infer/eval JSONL format
 
-Generate with `python -m vidchat.data.sources.demo [root]` or `vidchat.data.sources.demo.ensure_demo_world(root, cfg)`; the
-result is cached under a marker holding the generator version and a hash of the config.
+`ytid` is the conversation (`demo0014`), the scene is the turn, `A` is whoever talks first.
+Generate with `python -m vidchat.data.sources.demo [root]` or
+`vidchat.data.sources.demo.ensure_demo_world(root, cfg)`; the result is cached under a marker
+holding the generator version and a hash of the config.
 """
 
 from __future__ import annotations
@@ -34,12 +39,14 @@ from vidchat.data.demo.identities import Identity, make_identities
 from vidchat.data.demo.script import ConversationPlan, face_track, plan_conversation
 from vidchat.data.demo.speech import audio_envelope, synthesize_turn
 from vidchat.data.pairing import SFT_THRESHOLDS
+from vidchat.data.speakervid.archive import write_tar_batch
+from vidchat.data.speakervid.names import clip_stem
 from vidchat.errors import ConfigError
-from vidchat.media import write_clip, write_image
+from vidchat.media import write_clip, write_image, write_wav
 from vidchat.utils.atomic import atomic_write_json
 from vidchat.utils.config import to_plain
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3  # 3: the release layout (clip names, tar batches, mp4 + wav)
 MARKER = ".demo_world.json"
 MANIFEST_FILE = "all_data_list.json"
 _NOISE_FLOOR = 0.004  # audio RMS treated as silence when driving the mouth
@@ -49,8 +56,8 @@ __all__ = [
     "generate_demo_world",
     "measure_mouth_opening",
     "audio_envelope",
-    "clip_name",
 ]
+ANNO_BATCH, SCORE_BATCH = 256, 200  # clips per tar batch (unequal, as in the release)
 
 
 @dataclass
@@ -98,11 +105,6 @@ class DemoWorldConfig:
         content = {k: v for k, v in asdict(self).items() if k != "workers"}
         text = json.dumps({"version": GENERATOR_VERSION, **content}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def clip_name(conversation: str, size: int, turn: int, speaker: str, person: int) -> str:
-    """SpeakerVid-style clip name `{ytid}_{W}x{H}_full_video_{scene:03d}_{speakerId}_{person:02d}`."""
-    return f"{conversation}_{size}x{size}_full_video_{turn:03d}_{speaker}_{person:02d}"
 
 
 def _scores(rng: np.random.Generator, good: bool, talking: bool) -> dict[str, float]:
@@ -164,9 +166,12 @@ def _render_conversation(
                 rng, turn.num_frames, cfg.fps, turn.emotion, mouth if talking else None
             )
             frames = render_face(identity, track, cfg.size)
-            label = ("A" if person == 0 else "B") if talking else "None"
-            name = clip_name(plan.conversation, cfg.size, turn.index, label, person)
-            write_clip(out / "videos" / f"{name}.mp4", frames, speech, cfg.fps, cfg.sample_rate)
+            letter = "A" if person == plan.turns[0].speaker else "B"  # A talks first
+            name = clip_stem(plan.conversation, cfg.size, 2 * cfg.size, turn.index, letter,
+                             listener=not talking)  # fmt: skip
+            clip_dir = out / "videos" / plan.conversation
+            write_clip(clip_dir / f"{name}.mp4", frames, None, cfg.fps, cfg.sample_rate)
+            write_wav(clip_dir / f"{name}.wav", speech, cfg.sample_rate)
             shot = _Shot(name, turn, person, identity, listener if talking else talker, talking)
             annos.append(_annotation(shot, plan, cfg, total, track, syllables, rng))
     return annos
@@ -189,7 +194,8 @@ def _annotation(shot: _Shot, plan: ConversationPlan, cfg: DemoWorldConfig, total
     """The clip's SpeakerVid-5M style annotation, with the demo's own labels under `demo`."""
     turn, seconds = shot.turn, shot.turn.num_frames / cfg.fps
     return {
-        "video_name": shot.name,
+        "stem": shot.name,  # the file name in merged_anno (popped before writing)
+        "video_name": f"{plan.conversation}_full_video_{cfg.size}x{2 * cfg.size}",
         "num_frames": turn.num_frames,
         "is_talking": shot.talking,
         "clip_speaker_num": 2,
@@ -204,7 +210,7 @@ def _annotation(shot: _Shot, plan: ConversationPlan, cfg: DemoWorldConfig, total
         "raw_video_width": 2 * cfg.size,
         "clip_video_height": cfg.size,
         "clip_video_width": cfg.size,
-        **_scores(rng, plan.quality, shot.talking),
+        "scores": _scores(rng, plan.quality, shot.talking),  # -> raw_labels, not merged_anno
         "demo": {
             "identity": shot.identity.name,
             "partner_identity": shot.partner.name,
@@ -230,7 +236,6 @@ def generate_demo_world(root: str | Path, cfg: DemoWorldConfig, progress: bool =
 
     root = Path(root)
     (root / "videos").mkdir(parents=True)
-    (root / "merged_anno").mkdir()
     people = make_identities(cfg.num_identities, cfg.seed)
     for person in people:
         write_image(
@@ -270,17 +275,26 @@ def generate_demo_world(root: str | Path, cfg: DemoWorldConfig, progress: bool =
             all_annos.extend(_render_conversation(plan, people, cfg, root))
             bar.update()
     bar.close()
-    for anno in all_annos:
-        atomic_write_json(root / "merged_anno" / f"{anno['video_name']}.json", anno)
-
+    _write_release_files(root, all_annos)
     atomic_write_json(root / "splits.json", splits)
-    atomic_write_json(
-        root / MANIFEST_FILE,
-        [{"video_id": a["demo"]["conversation"], "clip": a["video_name"]} for a in all_annos],
-    )
-    atomic_write_json(root / "SFT_set.json", [a["video_name"] for a in all_annos if _passes(a)])
     return root / MANIFEST_FILE
 
 
-def _passes(anno: dict) -> bool:
-    return all(float(anno.get(k, -np.inf)) > v for k, v in SFT_THRESHOLDS.items())
+def _write_release_files(root: Path, annos: list[dict]) -> None:
+    """merged_anno and raw_labels tar batches, the clip list and the SFT list."""
+    stems = [a.pop("stem") for a in annos]
+    scores = [a.pop("scores") for a in annos]
+    docs = [(f"{s}.json", json.dumps(a, indent=1).encode()) for s, a in zip(stems, annos)]
+    for k in range(0, len(docs), ANNO_BATCH):
+        write_tar_batch(root / "merged_anno" / f"tar_batch_{k // ANNO_BATCH}.tar.gz",
+                        docs[k : k + ANNO_BATCH])  # fmt: skip
+    labels = [(f"{s}.json", json.dumps(v).encode()) for s, v in zip(stems, scores)]
+    for k in range(0, len(labels), SCORE_BATCH):
+        write_tar_batch(root / "raw_labels" / "l_score" / f"tar_batch_{k // SCORE_BATCH}.tar.gz",
+                        labels[k : k + SCORE_BATCH])  # fmt: skip
+    atomic_write_json(root / MANIFEST_FILE, stems)
+    atomic_write_json(root / "SFT_set.json", [s for s, v in zip(stems, scores) if _passes(v)])
+
+
+def _passes(scores: dict) -> bool:
+    return all(float(scores.get(k, -np.inf)) > v for k, v in SFT_THRESHOLDS.items())

@@ -24,7 +24,7 @@ from vidchat.data.demo.world import (
     generate_demo_world,
 )
 from vidchat.data.pairs_jsonl import write_pairs_jsonl
-from vidchat.data.sources.speakervid import load_speakervid
+from vidchat.data.speakervid import load_speakervid
 from vidchat.utils.atomic import atomic_write_json
 
 

@@ -17,6 +17,7 @@ def load_folder(
     test_fraction: float = 0.05,
     history_turns: int = 2,
     history_seconds: float = 60.0,
+    max_gap_seconds: float | None = None,
 ) -> Manifest:
     """A folder of clips with a JSONL manifest: one ClipRecord per line (keys as in ClipRecord,
     plus optional `split`; unknown keys ignored; paths relative to the folder). Without a
@@ -56,4 +57,4 @@ def load_folder(
         or hashed_split(r.conversation, val_fraction, test_fraction)
         for r in records
     }
-    return Manifest(records, pair_turns(records, history_turns, history_seconds), split_of, root)
+    return Manifest(records, pair_turns(records, history_turns, history_seconds, max_gap_seconds), split_of, root)
