@@ -23,7 +23,7 @@ LAYERS = [
     ["vidchat.tokenizers", "vidchat.model"],
     ["vidchat.data"],
     ["vidchat.training", "vidchat.inference"],
-    ["vidchat.eval"],
+    ["vidchat.eval", "vidchat.demo"],
     ["vidchat.train", "vidchat.infer"],
 ]
 MAX_FILE_LINES = 400

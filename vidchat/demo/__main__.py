@@ -1,0 +1,56 @@
+"""`python -m vidchat.demo [--checkpoint STEM] [--host H] [--port P] [--share]`: the web demo."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+from vidchat.cli import exit_on_user_error
+from vidchat.demo.config import DemoConfig
+from vidchat.errors import VidchatError
+
+
+def parse_args(argv: list[str] | None = None) -> DemoConfig:
+    d = DemoConfig()
+    p = argparse.ArgumentParser(prog="python -m vidchat.demo", description=__doc__)
+    p.add_argument("--checkpoint", default=None, help="LM stem (default: SFT export or demo LM)")
+    p.add_argument("--host", default=d.host, help="interface to serve on (default: local only)")
+    p.add_argument("--port", type=int, default=d.port)
+    p.add_argument("--share", action="store_true", help="also open a public Gradio link")
+    p.add_argument("--max-upload-mb", type=float, default=d.max_upload_mb)
+    p.add_argument("--max-input-seconds", type=float, default=d.max_input_seconds)
+    p.add_argument("--max-answer-seconds", type=float, default=d.max_answer_seconds)
+    p.add_argument("--queue-size", type=int, default=d.queue_size)
+    p.add_argument("--demo-data", default=d.demo_data, help="demo world to offer clips and faces from")
+    p.add_argument("--device", default=d.device)
+    args = p.parse_args(argv)
+    return DemoConfig(**{k.replace("-", "_"): v for k, v in vars(args).items()})
+
+
+def _serve(cfg: DemoConfig) -> None:
+    try:
+        from vidchat.demo.app import launch
+    except ModuleNotFoundError as exc:
+        raise VidchatError(f"the web demo needs {exc.name}: pip install 'vidchat[demo]'") from exc
+    from vidchat.inference.loading import load_pipeline
+
+    pipe = load_pipeline(cfg.checkpoint, device=cfg.device)
+    print(f"vidchat demo on http://{cfg.host}:{cfg.port} (Ctrl-C to stop)", flush=True)
+    app = launch(cfg, pipe, block=False)
+    try:
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})  # SIGTERM stops it like Ctrl-C
+    finally:
+        app.close()
+        app.vidchat_work.remove_all()
+
+
+def main(argv: list[str] | None = None) -> None:
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    cfg = exit_on_user_error(lambda: parse_args(argv))
+    exit_on_user_error(lambda: _serve(cfg))
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
