@@ -154,3 +154,51 @@ def test_bad_sampling_option(saved_responder, partner_clip, capsys):
         capsys,
     )
     assert code == 2 and "KIND.KEY=VALUE" in stderr
+
+
+BAD_OPTIONS = {
+    "max_seconds_nan": (["--max-seconds", "nan"], "--max-seconds must be a positive"),
+    "max_seconds_negative": (["--max-seconds", "-1"], "--max-seconds must be a positive"),
+    "max_seconds_zero": (["--max-seconds", "0"], "--max-seconds must be a positive"),
+    "max_seconds_huge": (["--max-seconds", "1e9"], "more than this model holds"),
+    "temperature_nan": (["--temperature", "nan"], "--temperature must be a positive"),
+    "temperature_inf": (["--temperature", "inf"], "--temperature must be a positive"),
+    "top_p": (["--top-p", "1.5"], r"--top-p must be in \(0, 1\]"),
+    "batch_size": (["--batch-size", "0"], "--batch-size must be >= 1"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_OPTIONS))
+def test_bad_option_is_one_line_before_any_work(case, saved_responder, partner_clip, tmp_path,
+                                               capsys):  # fmt: skip
+    extra, message = BAD_OPTIONS[case]
+    out = tmp_path / "answer.mp4"
+    code, stdout, stderr = run(["--input", partner_clip, "--checkpoint", saved_responder,
+                                "--output", out, *extra], capsys)  # fmt: skip
+    lines = stderr.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), stderr
+    assert __import__("re").search(message, lines[0]), lines[0]
+    assert "Traceback" not in stderr and not out.exists() and not list(tmp_path.glob(".*"))
+
+
+def test_outputs_never_destroy_a_file(saved_responder, partner_clip, tmp_path, capsys):
+    before = partner_clip.read_bytes()
+    existing = tmp_path / "kept.mp4"
+    existing.write_bytes(b"the user's file")
+    (tmp_path / "a_file").write_text("x")
+    cases = {
+        partner_clip: "is the input clip",
+        existing: "exists; pass --overwrite",
+        tmp_path: "is a folder",
+        tmp_path / "a_file" / "answer.mp4": "is a file, not a folder",
+        __import__("pathlib").Path("/proc/vidchat-answer.mp4"): "cannot write there",
+    }
+    for output, message in cases.items():
+        code, stdout, stderr = run(["--input", partner_clip, "--checkpoint", saved_responder,
+                                    "--output", output], capsys)  # fmt: skip
+        assert code == 2 and message in stderr and len(stderr.strip().splitlines()) == 1, stderr
+        assert "loaded model" not in stdout  # refused before any work
+    assert partner_clip.read_bytes() == before and existing.read_bytes() == b"the user's file"
+    code, _, _ = run(["--input", partner_clip, "--checkpoint", saved_responder, "--output",
+                      existing, "--overwrite", "--max-seconds", "0.5"], capsys)  # fmt: skip
+    assert code == 0 and existing.read_bytes()[4:8] == b"ftyp"  # replaced only when asked

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from vidchat.cli import exit_on_user_error
 from vidchat.data.pairs_jsonl import read_pairs_jsonl
 from vidchat.errors import VidchatError
+from vidchat.inference import options
 from vidchat.inference.loading import load_pipeline
 from vidchat.inference.pipeline import ResponderPipeline, StreamStats
 from vidchat.media import Clip, crop_resize, write_clip
@@ -38,6 +39,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     src.add_argument("--input", type=Path, help="partner clip (any container/fps/size PyAV reads)")
     src.add_argument("--manifest", type=Path, help="JSONL of pairs for batch mode (see README)")
     p.add_argument("--output", type=Path, help="response mp4 (default: <input>.response.mp4)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing response files")
     p.add_argument(
         "--output-dir",
         type=Path,
@@ -114,7 +116,7 @@ def respond_to_clip(pipe: ResponderPipeline, args: argparse.Namespace) -> Path:
     """Single-clip mode: stream the response into the output mp4."""
     partner = pipe.read_partner(args.input)
     reference = pipe.read_reference(args.reference) if args.reference else None
-    output = args.output or args.input.with_name(f"{args.input.stem}.response.mp4")
+    output = args.output  # checked by options.check_output_file
     h, w = pipe.frame_size
     size = (h, 2 * w) if args.side_by_side else (h, w)
     stats = StreamStats()
@@ -149,9 +151,10 @@ def respond_to_clip(pipe: ResponderPipeline, args: argparse.Namespace) -> Path:
     return output
 
 
-def respond_to_manifest(pipe: ResponderPipeline, args: argparse.Namespace) -> list[dict[str, Any]]:
+def respond_to_manifest(
+    pipe: ResponderPipeline, args: argparse.Namespace, pairs: list
+) -> list[dict[str, Any]]:
     """Batch mode: `--batch-size` pairs through the model at once; a failing pair is reported, skipped."""
-    pairs = read_pairs_jsonl(args.manifest)
     sampling = sampling_from_args(args)
     results: list[dict[str, Any]] = []
     bar = tqdm(total=len(pairs), desc="responding", unit="pair")
@@ -196,12 +199,23 @@ def main(argv: list[str] | None = None) -> None:
     def run() -> None:
         if args.input is not None and not args.input.is_file():
             raise VidchatError(f"{args.input}: input clip not found")
-        sampling_from_args(args)  # bad options fail before the model loads
+        options.check_numbers(args)  # bad options fail before the model loads
+        sampling_from_args(args)
+        pairs = None
+        if args.manifest is not None:
+            pairs = read_pairs_jsonl(args.manifest)
+            options.check_output_dir(args.output_dir, [f"{p.pair_id}.mp4" for p in pairs],
+                                     args.overwrite)  # fmt: skip
+        else:
+            args.output = args.output or args.input.with_name(f"{args.input.stem}.response.mp4")
+            options.check_output_file(args.output, args.input, args.overwrite)
         started = time.perf_counter()
         pipe = load_pipeline(args.checkpoint, device=args.device)
+        options.check_capacity(args.max_seconds, pipe.model.cfg.max_seq_len,
+                               pipe.layout.tokens_per_second)  # fmt: skip
         print(f"loaded model in {time.perf_counter() - started:.2f} s")
-        if args.manifest is not None:
-            respond_to_manifest(pipe, args)
+        if pairs is not None:
+            respond_to_manifest(pipe, args, pairs)
         else:
             respond_to_clip(pipe, args)
 

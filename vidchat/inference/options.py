@@ -1,0 +1,73 @@
+"""`infer.py`'s options checked at the boundary, before the model loads or any work starts:
+numbers in range, and an output that can be written without destroying anything.
+
+Every rule is one `VidchatError` line naming the option and what it allows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import tempfile
+from pathlib import Path
+
+from vidchat.errors import VidchatError
+
+
+def _number(name: str, value: float, ok: bool, rule: str) -> None:
+    if not (math.isfinite(value) and ok):
+        raise VidchatError(f"{name} must be {rule}, got {value}")
+
+
+def check_numbers(args: argparse.Namespace) -> None:
+    _number("--max-seconds", args.max_seconds, args.max_seconds > 0, "a positive number of seconds")
+    _number("--temperature", args.temperature, args.temperature > 0, "a positive number")
+    _number("--top-p", args.top_p, 0 < args.top_p <= 1, "in (0, 1]")
+    _number("--top-k", args.top_k, args.top_k >= 0, ">= 0")
+    _number("--batch-size", args.batch_size, args.batch_size >= 1, ">= 1")
+    _number("--refine-steps", args.refine_steps, args.refine_steps >= 1, ">= 1")
+
+
+def _writable_folder(folder: Path, option: str) -> None:
+    """`folder` (created if missing) takes a new file: tried, not guessed from permissions."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise VidchatError(f"{option} {folder}: {existing} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".vidchat-write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise VidchatError(f"{option} {folder}: cannot write there ({exc.strerror})") from exc
+
+
+def check_output_file(output: Path, input_path: Path | None, overwrite: bool) -> None:
+    """Refuse the input itself, a folder, an existing file (unless --overwrite), an unwritable place."""
+    if input_path is not None and output.resolve() == input_path.resolve():
+        raise VidchatError(f"--output {output} is the input clip; choose another file")
+    if output.is_dir():
+        raise VidchatError(f"--output {output} is a folder; give a file name such as answer.mp4")
+    if output.exists() and not overwrite:
+        raise VidchatError(f"--output {output} exists; pass --overwrite to replace it")
+    _writable_folder(output.parent, "--output")
+
+
+def check_output_dir(folder: Path, names: list[str], overwrite: bool) -> None:
+    """Batch mode: a writable folder, and no response file already there (unless --overwrite)."""
+    _writable_folder(folder, "--output-dir")
+    taken = [n for n in names if (folder / n).exists()]
+    if taken and not overwrite:
+        raise VidchatError(f"--output-dir {folder} already holds {len(taken)} of the responses "
+                           f"(e.g. {taken[0]}); pass --overwrite to replace them")  # fmt: skip
+
+
+def check_capacity(max_seconds: float, max_seq_len: int, tokens_per_second: float) -> None:
+    """--max-seconds against what the model's context holds (the answer alone, at the least)."""
+    capacity = max_seq_len / tokens_per_second
+    if max_seconds > capacity:
+        raise VidchatError(f"--max-seconds {max_seconds:g} is more than this model holds: "
+                           f"max_seq_len {max_seq_len} is about {capacity:.1f} s of media")  # fmt: skip
