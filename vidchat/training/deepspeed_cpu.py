@@ -5,20 +5,38 @@ itself trains and saves ZeRO-2/3 checkpoints on CPU (its `cpu` accelerator, gloo
 Rather than a second training loop, this subclass lifts that one check and pins DeepSpeed to its
 CPU accelerator, so the same LightningModule, loop, callbacks and checkpoint export run the same
 code path as on GPUs. It is meant for tests and laptops; real DeepSpeed runs use GPUs.
+
+Both it and the GPU strategy (`SafeDeepSpeedStrategy`) resume with `weights_only=True` loads.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import pickle
+from typing import Any
 
 from lightning.fabric.utilities.seed import reset_seed
 from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.strategies import DeepSpeedStrategy
 from lightning.pytorch.strategies.ddp import DDPStrategy
 
+from vidchat.training.safe_load import forced_weights_only, refused
 
-class CPUDeepSpeedStrategy(DeepSpeedStrategy):
+
+class SafeDeepSpeedStrategy(DeepSpeedStrategy):
+    """`DeepSpeedStrategy` whose resume reads the ZeRO files with `weights_only=True`
+    (DeepSpeed's own reader asks for `weights_only=False`; see `safe_load`)."""
+
+    def load_checkpoint(self, checkpoint_path: Any, weights_only: bool | None = None) -> Any:
+        try:
+            with forced_weights_only():
+                return super().load_checkpoint(checkpoint_path, weights_only=True)
+        except pickle.UnpicklingError as exc:
+            raise refused(checkpoint_path, exc) from None
+
+
+class CPUDeepSpeedStrategy(SafeDeepSpeedStrategy):
     """`DeepSpeedStrategy` that accepts a CPU accelerator (gloo backend, DeepSpeed `cpu` accelerator)."""
 
     strategy_name = "deepspeed_cpu"

@@ -8,6 +8,7 @@ training checkpoint, so that one file is enough to consolidate it.
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import torch
 
 from vidchat.errors import VidchatError
 from vidchat.model.checkpoint import export_state_dict
+from vidchat.training.safe_load import forced_weights_only, load_checkpoint_file, refused
 
 MODEL_PREFIX = "model."
 CKPT_MODEL_CONFIG = "vidchat_model_config"
@@ -29,7 +31,7 @@ def _deepspeed_client_state(folder: Path) -> dict[str, Any]:
     files = sorted((folder / tag).glob("*model_states.pt"))
     if not files:
         raise VidchatError(f"{folder}: not a DeepSpeed checkpoint (no {tag}/*model_states.pt)")
-    return torch.load(files[0], map_location="cpu", weights_only=False)
+    return load_checkpoint_file(files[0])
 
 
 def _model_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -57,9 +59,15 @@ def export_from_checkpoint(
         from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 
         client = _deepspeed_client_state(ckpt)
-        state = get_fp32_state_dict_from_zero_checkpoint(str(ckpt))
+        try:
+            with forced_weights_only():  # DeepSpeed's reader asks for weights_only=False
+                state = get_fp32_state_dict_from_zero_checkpoint(str(ckpt))
+        except pickle.UnpicklingError as exc:
+            raise refused(ckpt, exc) from None
     else:
-        client = torch.load(ckpt, map_location="cpu", weights_only=False)
+        client = load_checkpoint_file(ckpt)
+        if not isinstance(client, dict) or "state_dict" not in client:
+            raise VidchatError(f"{ckpt}: not a Lightning checkpoint (no state_dict)")
         state = client["state_dict"]
     if CKPT_MODEL_CONFIG not in client:
         raise VidchatError(f"{ckpt}: not written by a vidchat LM stage (no {CKPT_MODEL_CONFIG})")

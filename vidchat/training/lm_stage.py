@@ -33,6 +33,7 @@ from vidchat.data.lm_dataset import LMCollator
 from vidchat.errors import ConfigError, VidchatError
 from vidchat.model import SequenceLayout, build_model
 from vidchat.model.checkpoint import export_consolidated, load_consolidated, stem_of
+from vidchat.training import safe_load
 from vidchat.training.callbacks import ThroughputMonitor
 from vidchat.training.checkpoint_io import LAST_NAME, checkpoint_dir, last_checkpoint
 from vidchat.training.config import (
@@ -180,7 +181,8 @@ def train_lm(job: LMJob, run: RunConfig) -> dict[str, Any]:
     throughput = ThroughputMonitor(peak_tflops=stage.peak_tflops)
     trainer = build_trainer(run, max_steps=stage.max_steps, callbacks=[throughput],
                             default_root_dir=root, use_distributed_sampler=False)  # fmt: skip
-    trainer.fit(module, datamodule=dm, ckpt_path=str(resume_from) if resume_from else None)
+    safe_load.fit(trainer, module, datamodule=dm,
+                  ckpt_path=str(resume_from) if resume_from else None)  # fmt: skip
 
     # Final state: a resumable checkpoint (all ranks take part under DeepSpeed), then the export.
     last = checkpoint_dir(root) / LAST_NAME

@@ -30,6 +30,7 @@ from vidchat.errors import ConfigError, VidchatError
 from vidchat.tokenizers.audio_codec import EncodecAudioTokenizer
 from vidchat.tokenizers.checkpoint import metrics_path
 from vidchat.tokenizers.video_vq import VQVideoConfig, VQVideoTokenizer
+from vidchat.training import safe_load
 from vidchat.training.config import LM_ONLY_KEYS, RunConfig, TokenizerStageConfig
 from vidchat.training.tokenizer_data import (
     AudioSegmentDataset,
@@ -90,7 +91,7 @@ def _fit(job: TokenizerJob, module, train_loader, val_loader) -> None:
     run_dir = job.run.output_root()
     trainer = build_trainer(job.run, max_steps=job.stage.max_steps, default_root_dir=run_dir)
     ckpt = last_checkpoint(run_dir) if job.run.resume else None
-    trainer.fit(module, train_loader, val_loader, ckpt_path=str(ckpt) if ckpt else None)
+    safe_load.fit(trainer, module, train_loader, val_loader, ckpt_path=str(ckpt) if ckpt else None)
 
 
 def _export_path(job: TokenizerJob, which: str) -> str:

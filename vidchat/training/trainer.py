@@ -124,9 +124,9 @@ def build_strategy(tcfg: TrainerConfig, accelerator: str) -> Any:
         from vidchat.training.deepspeed_cpu import CPUDeepSpeedStrategy
 
         return CPUDeepSpeedStrategy(config=config)
-    from lightning.pytorch.strategies import DeepSpeedStrategy
+    from vidchat.training.deepspeed_cpu import SafeDeepSpeedStrategy
 
-    return DeepSpeedStrategy(config=config)
+    return SafeDeepSpeedStrategy(config=config)
 
 
 def build_logger(lcfg: Mapping[str, Any] | None, root_dir: Path, run_name: str | None) -> Any:
