@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -40,7 +41,9 @@ def run_stage(cfg: DictConfig) -> Any:
 
 
 def exit_on_user_error(fn: Callable[[], Any]) -> Any:
-    """Call `fn`; a `VidchatError` becomes one line on stderr and exit code 2."""
+    """Call `fn`; a `VidchatError` becomes one line on stderr and exit code 2; Ctrl-C or SIGTERM
+    (see `stop_on_sigterm`) one line and exit code 130, after atomic writers removed their
+    temp files."""
     try:
         return fn()
     except VidchatError as exc:
@@ -48,6 +51,19 @@ def exit_on_user_error(fn: Callable[[], Any]) -> Any:
             raise
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:
+        print("error: interrupted; nothing half-written was left behind", file=sys.stderr)
+        sys.exit(130)
+
+
+def stop_on_sigterm() -> None:
+    """Handle SIGTERM (`kill`, a scheduler's stop) like Ctrl-C: a KeyboardInterrupt unwinds the
+    run, so every atomic writer deletes its temp file on the way out."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def one_line(message: str) -> str:
@@ -102,6 +118,7 @@ def hydra_main(config_name: str, entry: Callable[[DictConfig], Any] | None = Non
     import hydra
 
     run = entry or run_stage
+    stop_on_sigterm()
     exit_on_user_error(lambda: check_overrides(config_name, sys.argv[1:]))
 
     @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name)

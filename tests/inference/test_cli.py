@@ -202,3 +202,27 @@ def test_outputs_never_destroy_a_file(saved_responder, partner_clip, tmp_path, c
     code, _, _ = run(["--input", partner_clip, "--checkpoint", saved_responder, "--output",
                       existing, "--overwrite", "--max-seconds", "0.5"], capsys)  # fmt: skip
     assert code == 0 and existing.read_bytes()[4:8] == b"ftyp"  # replaced only when asked
+
+
+@pytest.mark.slow
+def test_sigterm_mid_answer_leaves_nothing_behind(partner_clip, tmp_path):
+    """SIGTERM is handled like Ctrl-C: one line, non-zero exit, no output and no temp file."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "out" / "answer.mp4"
+    cmd = [sys.executable, "infer.py", "--input", str(partner_clip), "--output", str(out),
+           "--max-seconds", "20", "--no-cache"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:  # the shipped demo LM without its KV cache: seconds per chunk
+        if line.startswith("loaded model"):
+            break
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1].startswith("error: interrupted")
+    assert "Traceback" not in stderr
+    assert not out.exists() and not list(out.parent.iterdir())

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from vidchat.cli import exit_on_user_error
+from vidchat.cli import exit_on_user_error, stop_on_sigterm
 from vidchat.data.pairs_jsonl import read_pairs_jsonl
 from vidchat.errors import VidchatError
 from vidchat.inference import options
@@ -195,6 +195,7 @@ def respond_to_manifest(
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    stop_on_sigterm()
 
     def run() -> None:
         if args.input is not None and not args.input.is_file():
