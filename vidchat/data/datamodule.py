@@ -12,6 +12,7 @@ import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
 from vidchat.data.lm_dataset import LMCollator, ResumableSampler
+from vidchat.utils.processes import exit_with_parent
 
 
 class ResumableDataLoader(DataLoader):
@@ -76,6 +77,7 @@ class LMDataModule(L.LightningDataModule):
             collate_fn=self.collator,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            worker_init_fn=exit_with_parent,
         )
 
     def val_dataloader(self) -> DataLoader | list:
@@ -87,4 +89,5 @@ class LMDataModule(L.LightningDataModule):
             shuffle=False,
             collate_fn=self.collator,
             num_workers=self.num_workers,
+            worker_init_fn=exit_with_parent,
         )

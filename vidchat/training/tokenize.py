@@ -33,6 +33,7 @@ from vidchat.tokenizers import (
 from vidchat.tokenizers.codec import ClipCodec, encode_frames
 from vidchat.training.config import LM_ONLY_KEYS, TOKENIZER_ONLY_KEYS, TokenizeStageConfig
 from vidchat.utils.config import to_plain
+from vidchat.utils.processes import exit_with_parent
 from vidchat.utils.typed import from_node
 
 log = logging.getLogger("vidchat")
@@ -157,6 +158,7 @@ def _decode_loader(todo: list[Any], codec: ClipCodec, workers: int) -> DataLoade
         num_workers=workers,
         collate_fn=lambda x: x,
         prefetch_factor=4 if workers else None,
+        worker_init_fn=exit_with_parent,  # a kill -9 of the run must not leave workers behind
     )
 
 

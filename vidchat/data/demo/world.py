@@ -45,6 +45,7 @@ from vidchat.errors import ConfigError
 from vidchat.media import write_clip, write_image, write_wav
 from vidchat.utils.atomic import atomic_write_json
 from vidchat.utils.config import to_plain
+from vidchat.utils.processes import exit_with_parent
 
 GENERATOR_VERSION = 3  # 3: the release layout (clip names, tar batches, mp4 + wav)
 MARKER = ".demo_world.json"
@@ -265,7 +266,7 @@ def generate_demo_world(root: str | Path, cfg: DemoWorldConfig, progress: bool =
     workers = min(cfg.workers, len(plans) // 4)  # a process pool pays off from ~8 conversations
     if workers > 1:
         context = multiprocessing.get_context("spawn")  # safe with torch/threads in the parent
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=exit_with_parent) as pool:
             jobs = [pool.submit(_render_conversation, plan, people, cfg, root) for plan in plans]
             for job in jobs:
                 all_annos.extend(job.result())

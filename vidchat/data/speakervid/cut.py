@@ -15,8 +15,6 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import threading
-import time
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -29,6 +27,7 @@ from vidchat.data.speakervid.loader import ReleaseOptions, Skips, read_records
 from vidchat.errors import VidchatError
 from vidchat.media import MediaError, write_clip, write_wav
 from vidchat.utils.atomic import atomic_write_json
+from vidchat.utils.processes import exit_with_parent
 
 log = logging.getLogger("vidchat")
 CLIP_FPS, CLIP_SAMPLE_RATE = 25, 16000  # the official cut script's
@@ -95,19 +94,6 @@ def cut_clip(job: CutJob) -> tuple[str, str, str]:
     return job.stem, "ok", job.video
 
 
-def _watch_parent() -> None:
-    """Worker initializer: exit when the parent process dies (a `kill -9` of the run must not
-    leave workers decoding on; their temp files are cleaned by the next run)."""
-    parent = os.getppid()
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True).start()
-
-
 def run_cut(
     release: Path, sources: Path, out: Path, source_pattern: str = "{ytid}.mp4",
     workers: int = 1, progress: bool = True,
@@ -138,5 +124,5 @@ def _map(fn, jobs: list[CutJob], workers: int) -> Iterable[tuple[str, str, str]]
         yield from map(fn, jobs)
         return
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_watch_parent) as pool:
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=exit_with_parent) as pool:
         yield from pool.map(fn, jobs, chunksize=1)
