@@ -32,6 +32,12 @@ from vidchat.training.checkpoint_io import (
     checkpoint_dir,
 )
 from vidchat.training.config import RunConfig, TrainerConfig
+from vidchat.training.run_dir import (
+    TrimLogOnResume,
+    carry_log,
+    csv_version,
+    remove_stale_temps,
+)
 from vidchat.utils.config import to_plain
 
 log = logging.getLogger("vidchat")
@@ -129,8 +135,11 @@ def build_strategy(tcfg: TrainerConfig, accelerator: str) -> Any:
     return SafeDeepSpeedStrategy(config=config)
 
 
-def build_logger(lcfg: Mapping[str, Any] | None, root_dir: Path, run_name: str | None) -> Any:
-    """A Lightning logger for `cfg.logger` (csv, tensorboard, wandb offline, none) or False."""
+def build_logger(
+    lcfg: Mapping[str, Any] | None, root_dir: Path, run_name: str | None, resume: bool = False
+) -> Any:
+    """A Lightning logger for `cfg.logger` (csv, tensorboard, wandb offline, none) or False; a
+    resumed run's CSV log continues in the newest version folder."""
     lcfg = dict(to_plain(lcfg) or {"type": "csv"})
     kind = str(lcfg.pop("type", "csv"))
     save_dir = str(lcfg.pop("save_dir", None) or root_dir)
@@ -139,7 +148,9 @@ def build_logger(lcfg: Mapping[str, Any] | None, root_dir: Path, run_name: str |
     if kind == "csv":
         from lightning.pytorch.loggers import CSVLogger
 
-        return CSVLogger(save_dir=save_dir, name="csv")
+        version = csv_version(Path(save_dir), "csv", resume)
+        logger = CSVLogger(save_dir=save_dir, name="csv", version=version)
+        return carry_log(logger) if version is not None else logger
     if kind == "tensorboard":
         from lightning.pytorch.loggers import TensorBoardLogger
 
@@ -175,6 +186,7 @@ def build_checkpoint_callback(tcfg: TrainerConfig, root_dir: Path) -> StepCheckp
         monitor="step",
         mode="max",
         save_top_k=int(tcfg.get("save_top_k", 2)),
+        enable_version_counter=False,  # a resumed run rewrites a step's file, never adds -v1
     )
     ckpt.CHECKPOINT_NAME_LAST = LAST_NAME.removesuffix(".ckpt")
     return ckpt
@@ -199,7 +211,8 @@ def build_trainer(
     root.mkdir(parents=True, exist_ok=True)
     accelerator = resolve_accelerator(tcfg)
     strategy = build_strategy(tcfg, accelerator)
-    callbacks = list(callbacks or [])
+    remove_stale_temps(checkpoint_dir(root))  # left by a run killed mid-write
+    callbacks = [*(callbacks or []), TrimLogOnResume()]
     if not any(isinstance(cb, ModelCheckpoint) for cb in callbacks):
         ckpt = build_checkpoint_callback(tcfg, root)
         if ckpt is not None:
@@ -234,7 +247,7 @@ def build_trainer(
         enable_checkpointing=any(isinstance(cb, ModelCheckpoint) for cb in callbacks),
         enable_model_summary=False,
         default_root_dir=str(root),
-        logger=build_logger(run.logger, root, run.run_name),
+        logger=build_logger(run.logger, root, run.run_name, resume=run.resume),
         callbacks=callbacks,
         plugins=plugins,
     )
