@@ -194,3 +194,35 @@ def test_tokenize_splits_across_machines(tmp_path, tiny_tokenizers):
         "shard-000",
         "shard-001",
     }
+
+
+@pytest.mark.parametrize("damage", ["truncated_npy", "zeroed_npy", "truncated_index", "garbled_index"])
+def test_damaged_shards_are_one_line_and_a_rerun_redoes_them(tmp_path, damage):
+    rng = np.random.default_rng(3)
+    clips = {f"c{i}": fake_clip(rng) for i in range(6)}
+    with ShardWriter(tmp_path, meta=META, clips_per_shard=2) as w:
+        for cid, (v, a) in clips.items():
+            w.add(cid, v, a, {})
+    npy, index = tmp_path / "shard-000-00001.npy", tmp_path / "shard-000-00001.index.json"
+    if damage == "truncated_npy":
+        npy.write_bytes(npy.read_bytes()[:-40])
+    elif damage == "zeroed_npy":
+        npy.write_bytes(bytes(npy.stat().st_size))
+    elif damage == "truncated_index":
+        index.write_text(index.read_text()[:50])
+    else:
+        index.write_text(index.read_text().replace('"c2"', '"c9"'))
+    victim = index if "index" in damage else npy
+    with pytest.raises(VidchatError, match=f"{victim.name}: .*stage=tokenize"):
+        reader = ShardReader(tmp_path)
+        for cid in clips:  # a zeroed shard is caught when it is first read
+            reader[cid]
+    w = ShardWriter(tmp_path, meta=META, clips_per_shard=2)  # the rerun of stage=tokenize
+    todo = [cid for cid in clips if not w.is_done(cid)]
+    assert todo == ["c2", "c3"]  # exactly the broken shard's clips are redone
+    for cid in todo:
+        w.add(cid, *clips[cid], {})
+    w.close()
+    reader = ShardReader(tmp_path)
+    for cid, (v, a) in clips.items():
+        assert np.array_equal(reader[cid].video, v) and np.array_equal(reader[cid].audio, a)

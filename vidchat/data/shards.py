@@ -12,12 +12,19 @@ Layout of one shard set (a folder, see `vidchat.training.tokenize.shard_dir`):
 Crash safety: the `.npy` is written to a temp file and `os.replace`d, and only then its index is
 committed the same way; a clip counts as done only once an index lists it, so a killed run resumes
 where it stopped, never writes a clip twice and never leaves half a shard behind.
+
+Integrity: each index records its shard's size and sha256 and a checksum of itself. The reader
+checks an index when it opens the set and a shard when it first reads it; a mismatch (a
+truncated, zeroed or garbled file) is one error line naming the file. A new `ShardWriter` (a
+rerun of `stage=tokenize`) deletes broken shards and their indexes, so their clips are redone.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import logging
 import os
 import re
 from collections.abc import Iterable, Iterator
@@ -31,6 +38,8 @@ from vidchat.utils.atomic import atomic_path, atomic_write_json
 
 META_NAME = "meta.json"
 SHARD_RE = re.compile(r"^shard-(\d+)-(\d+)\.index\.json$")
+RERUN = "re-run `python train.py stage=tokenize`, which redoes broken shards"
+log = logging.getLogger("vidchat")
 
 
 @dataclasses.dataclass
@@ -64,6 +73,54 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     return str(value)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _index_checksum(index: dict[str, Any]) -> str:
+    body = {k: v for k, v in index.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def read_index(path: Path) -> dict[str, Any]:
+    """A shard index, checked against its own checksum (indexes without one are trusted)."""
+    try:
+        index = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise VidchatError(f"{path}: unreadable shard index ({exc}); {RERUN}") from exc
+    if not isinstance(index, dict) or not {"clips", "references", "failures"} <= set(index):
+        raise VidchatError(f"{path}: not a shard index; {RERUN}")
+    if "checksum" in index and index["checksum"] != _index_checksum(index):
+        raise VidchatError(f"{path}: shard index does not match its checksum; {RERUN}")
+    return index
+
+
+def check_shard(root: Path, index: dict[str, Any], full: bool = True) -> None:
+    """The index's shard file has the recorded size (and, with `full`, sha256)."""
+    if not index.get("shard") or "sha256" not in index:
+        return
+    path = root / index["shard"]
+    if not path.is_file() or path.stat().st_size != index["bytes"]:
+        raise VidchatError(f"{path}: shard file missing or truncated; {RERUN}")
+    if full and _sha256(path) != index["sha256"]:
+        raise VidchatError(f"{path}: shard file does not match its checksum; {RERUN}")
+
+
+def _drop_broken(root: Path) -> None:
+    """Delete shards whose index or file fails its checks, so that their clips are redone."""
+    for _, _, path in _committed_indexes(root):
+        try:
+            check_shard(root, read_index(path))
+        except VidchatError as exc:
+            log.warning("redoing a broken shard: %s", exc)
+            path.unlink(missing_ok=True)
+            path.with_name(path.name.replace(".index.json", ".npy")).unlink(missing_ok=True)
 
 
 def _committed_indexes(root: Path) -> Iterator[tuple[int, int, Path]]:
@@ -109,8 +166,9 @@ class ShardWriter:
         self._refs: set[str] = set()
         self.failures: list[dict[str, str]] = []
         self._seq = 0
+        _drop_broken(self.root)
         for w, n, path in _committed_indexes(self.root):
-            index = json.loads(path.read_text())
+            index = read_index(path)
             self._done.update(index["clips"])
             self._done.update(f["clip_id"] for f in index["failures"])
             self._refs.update(index["references"])
@@ -176,14 +234,13 @@ class ShardWriter:
             return
         name = f"shard-{self.worker:03d}-{self._seq:05d}"
         has_codes = bool(self._chunks)
+        index: dict[str, Any] = {"shard": f"{name}.npy" if has_codes else None}
         if has_codes:
-            _atomic_npy(self.root / f"{name}.npy", np.concatenate(self._chunks))
-        index = {
-            "shard": f"{name}.npy" if has_codes else None,
-            "clips": self._clips,
-            "references": self._references,
-            "failures": self._failures,
-        }
+            shard = self.root / f"{name}.npy"
+            _atomic_npy(shard, np.concatenate(self._chunks))
+            index.update(bytes=shard.stat().st_size, sha256=_sha256(shard))
+        index.update(clips=self._clips, references=self._references, failures=self._failures)
+        index["checksum"] = _index_checksum(index)
         atomic_write_json(self.root / f"{name}.index.json", index, indent=None)
         self._done.update(self._clips)
         self._done.update(f["clip_id"] for f in self._failures)
@@ -225,6 +282,7 @@ class ShardReader:
         self._refs: dict[str, tuple[Path, str, dict[str, Any]]] = {}
         self._failures: list[dict[str, str]] = []
         self._arrays: dict[Path, np.ndarray] = {}
+        self._expected: dict[Path, dict[str, Any]] = {}  # shard -> its index (checksums)
         for root in self.roots:
             self._load_root(root)
 
@@ -243,8 +301,11 @@ class ShardReader:
             )
         self.meta = self.meta or meta
         for _, _, path in _committed_indexes(root):
-            index = json.loads(path.read_text())
+            index = read_index(path)
+            check_shard(root, index, full=False)  # size now; sha256 on first read
             shard = index["shard"]
+            if shard:
+                self._expected[root / shard] = index
             for clip_id, entry in index["clips"].items():
                 if clip_id in self._clips:
                     raise VidchatError(
@@ -259,7 +320,12 @@ class ShardReader:
         path = root / shard
         arr = self._arrays.get(path)
         if arr is None:
-            arr = np.load(path, mmap_mode="r" if self.mmap else None)
+            if path in self._expected:
+                check_shard(root, self._expected[path])
+            try:
+                arr = np.load(path, mmap_mode="r" if self.mmap else None)
+            except (OSError, ValueError, EOFError) as exc:
+                raise VidchatError(f"{path}: unreadable shard file ({exc}); {RERUN}") from exc
             self._arrays[path] = arr
         return arr
 
