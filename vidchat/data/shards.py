@@ -35,6 +35,7 @@ import numpy as np
 
 from vidchat.errors import VidchatError
 from vidchat.utils.atomic import atomic_path, atomic_write_json
+from vidchat.utils.hashing import file_sha256
 
 META_NAME = "meta.json"
 SHARD_RE = re.compile(r"^shard-(\d+)-(\d+)\.index\.json$")
@@ -75,14 +76,6 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _index_checksum(index: dict[str, Any]) -> str:
     body = {k: v for k, v in index.items() if k != "checksum"}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
@@ -108,7 +101,7 @@ def check_shard(root: Path, index: dict[str, Any], full: bool = True) -> None:
     path = root / index["shard"]
     if not path.is_file() or path.stat().st_size != index["bytes"]:
         raise VidchatError(f"{path}: shard file missing or truncated; {RERUN}")
-    if full and _sha256(path) != index["sha256"]:
+    if full and file_sha256(path) != index["sha256"]:
         raise VidchatError(f"{path}: shard file does not match its checksum; {RERUN}")
 
 
@@ -238,7 +231,7 @@ class ShardWriter:
         if has_codes:
             shard = self.root / f"{name}.npy"
             _atomic_npy(shard, np.concatenate(self._chunks))
-            index.update(bytes=shard.stat().st_size, sha256=_sha256(shard))
+            index.update(bytes=shard.stat().st_size, sha256=file_sha256(shard))
         index.update(clips=self._clips, references=self._references, failures=self._failures)
         index["checksum"] = _index_checksum(index)
         atomic_write_json(self.root / f"{name}.index.json", index, indent=None)

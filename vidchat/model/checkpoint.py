@@ -27,6 +27,7 @@ from vidchat.model.layout import SequenceLayout
 from vidchat.model.plan import LayoutConfig
 from vidchat.model.transformer import ModelConfig, VidChatLM
 from vidchat.utils.atomic import atomic_path, atomic_write_json
+from vidchat.utils.hashing import file_sha256
 from vidchat.utils.paths import resolve
 
 FORMAT = "vidchat-lm"
@@ -78,8 +79,9 @@ def export_state_dict(
     weights = _unique_state(state, dtype)
     with atomic_path(stem.with_suffix(".safetensors")) as tmp:
         save_file(weights, str(tmp), {"format": FORMAT})
+        digest = file_sha256(tmp)
     doc = {"format": FORMAT, "version": FORMAT_VERSION, "model": model_cfg, "layout": layout_cfg,
-           "meta": meta or {}}  # fmt: skip
+           "meta": meta or {}, "weights_sha256": digest}  # fmt: skip
     atomic_write_json(stem.with_suffix(".json"), doc, indent=2, default=str)
     return stem
 
@@ -103,9 +105,12 @@ def read_config(path: str | os.PathLike) -> dict[str, Any]:
     js = stem_of(path).with_suffix(".json")
     if not js.is_file():
         raise VidchatError(f"{js}: consolidated LM checkpoint not found (no such file)")
-    doc = json.loads(js.read_text())
-    if doc.get("format") != FORMAT:
-        raise VidchatError(f"{js}: not a vidchat LM checkpoint (format={doc.get('format')!r})")
+    try:
+        doc = json.loads(js.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise VidchatError(f"{js}: not valid JSON ({exc}); export the checkpoint again") from exc
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise VidchatError(f"{js}: not a vidchat LM checkpoint (no format {FORMAT!r})")
     return doc
 
 
@@ -121,12 +126,19 @@ def load_consolidated(
     weights_path = stem.with_suffix(".safetensors")
     if not weights_path.is_file():
         raise VidchatError(f"{weights_path}: weights of the consolidated LM checkpoint are missing")
+    expected = doc.get("weights_sha256")  # exports before checksums existed carry none
+    if expected and file_sha256(weights_path) != expected:
+        raise VidchatError(f"{weights_path}: weights do not match the checksum in "
+                           f"{stem.with_suffix('.json').name}; export the checkpoint again")  # fmt: skip
     # checkpoints written before `chunk_order` existed were all trained video-first
     layout = SequenceLayout(LayoutConfig(**{"chunk_order": "video_first", **doc["layout"]}))
     # runtime settings that checkpoints written before they left ModelConfig still carry
     arch = {k: v for k, v in doc["model"].items() if k not in ("grad_checkpointing", "init_from_hf")}
     model = VidChatLM(ModelConfig(**arch))
-    state = load_file(str(weights_path))
+    try:
+        state = load_file(str(weights_path))
+    except Exception as exc:  # safetensors raises its own SafetensorError for a damaged file
+        raise VidchatError(f"{weights_path}: unreadable weights ({exc})") from exc
     missing, unexpected = model.load_state_dict(state, strict=False)
     if model.cfg.tie_embeddings:
         missing = [m for m in missing if m != "lm_head.weight"]

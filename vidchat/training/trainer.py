@@ -192,6 +192,21 @@ def build_checkpoint_callback(tcfg: TrainerConfig, root_dir: Path) -> StepCheckp
     return ckpt
 
 
+def _with_default_callbacks(callbacks: list[Callback], tcfg: TrainerConfig, root: Path):
+    """The caller's callbacks + log trimming on resume, step checkpoints and a progress bar
+    (unless the caller brought its own)."""
+    callbacks.append(TrimLogOnResume())
+    if not any(isinstance(cb, ModelCheckpoint) for cb in callbacks):
+        ckpt = build_checkpoint_callback(tcfg, root)
+        if ckpt is not None:
+            callbacks.append(ckpt)
+    if tcfg.get("enable_progress_bar", True) and not any(
+        isinstance(cb, ProgressBar) for cb in callbacks
+    ):
+        callbacks.append(TQDMProgressBar(refresh_rate=1))
+    return callbacks
+
+
 def build_trainer(
     run: RunConfig,
     *,
@@ -212,15 +227,7 @@ def build_trainer(
     accelerator = resolve_accelerator(tcfg)
     strategy = build_strategy(tcfg, accelerator)
     remove_stale_temps(checkpoint_dir(root))  # left by a run killed mid-write
-    callbacks = [*(callbacks or []), TrimLogOnResume()]
-    if not any(isinstance(cb, ModelCheckpoint) for cb in callbacks):
-        ckpt = build_checkpoint_callback(tcfg, root)
-        if ckpt is not None:
-            callbacks.append(ckpt)
-    if tcfg.get("enable_progress_bar", True) and not any(
-        isinstance(cb, ProgressBar) for cb in callbacks
-    ):
-        callbacks.append(TQDMProgressBar(refresh_rate=1))
+    callbacks = _with_default_callbacks(list(callbacks or []), tcfg, root)
     # DeepSpeed writes its own sharded checkpoint folders; every other strategy uses our atomic IO.
     plugins = [] if str(tcfg.get("strategy")) == "deepspeed" else [AtomicCheckpointIO()]
     accumulate = int(tcfg.get("accumulate_grad_batches", 1))
