@@ -273,3 +273,14 @@ def test_uncut_sources_read_the_window_and_crop(real_sources, tmp_path):
     assert a.frames.shape == b.frames.shape and len(a.audio) == len(b.audio)
     assert np.abs(a.frames.astype(int) - b.frames).mean() < 4  # H.264 generation loss only
     assert np.abs(a.audio - b.audio).max() < 0.05  # AAC in the source vs the wav
+
+
+def test_tokenize_of_a_selection_with_no_clips_is_an_error(tmp_path):
+    from vidchat.cli import compose
+    from vidchat.training.tokenize import tokenize
+
+    root = write_release(tmp_path / "r", sample_annos(), sft=[])  # nothing in the SFT subset
+    cfg = compose("train", ["stage=tokenize", "data=speakervid", f"data.root={root}",
+                            f"paths.root_dir={tmp_path}", "data.video.size=32"])  # fmt: skip
+    with pytest.raises(VidchatError, match="selects no clips"):
+        tokenize(cfg)

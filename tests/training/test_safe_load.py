@@ -45,3 +45,18 @@ def test_resume_refuses_a_checkpoint_holding_code(tmp_path):
     with pytest.raises(VidchatError, match=r"last\.ckpt: refused to load"):
         run(compose_train([*overrides, "stage=pretrain", "debug=default", "resume=true"]))
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbled"])
+def test_resume_from_a_damaged_checkpoint_is_one_line(tmp_path, damage):
+    overrides = write_synthetic_world(tmp_path)
+    run(compose_train([*overrides, "stage=pretrain", "debug=default", "stage.max_steps=2"]))
+    last = tmp_path / "checkpoints" / "pretrain-debug" / "ckpt" / "last.ckpt"
+    data = bytearray(last.read_bytes())
+    if damage == "truncated":
+        del data[len(data) // 2 :]
+    else:
+        data[len(data) // 2 : len(data) // 2 + 64] = bytes(64)  # inside a stored tensor
+    last.write_bytes(bytes(data))
+    with pytest.raises(VidchatError, match=r"last\.ckpt: (truncated or )?garbled checkpoint"):
+        run(compose_train([*overrides, "stage=pretrain", "debug=default", "resume=true"]))

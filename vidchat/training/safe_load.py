@@ -53,6 +53,19 @@ def load_checkpoint_file(path: str | Path) -> Any:
                            "training stage that writes it") from exc  # fmt: skip
 
 
+def check_zip(path: str | Path) -> None:
+    """A torch checkpoint file is a zip: every member must be there with its CRC intact."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise VidchatError(f"{path}: truncated or garbled checkpoint ({exc}); delete it to start "
+                           "over, or resume from an earlier one") from exc  # fmt: skip
+    if bad is not None:
+        raise VidchatError(f"{path}: garbled checkpoint (member {bad} fails its CRC); delete it "
+                           "to start over, or resume from an earlier one")  # fmt: skip
+
+
 @contextmanager
 def forced_weights_only() -> Iterator[None]:
     """Within the block, every `torch.load` runs with `weights_only=True` (whatever its caller
@@ -74,6 +87,8 @@ def forced_weights_only() -> Iterator[None]:
 def fit(trainer: Any, *args: Any, ckpt_path: str | None = None, **kwargs: Any) -> None:
     """`trainer.fit` resuming from `ckpt_path` with `weights_only=True`; a checkpoint that holds
     code is one error line naming it."""
+    if ckpt_path and Path(ckpt_path).is_file():
+        check_zip(ckpt_path)
     try:
         trainer.fit(*args, ckpt_path=ckpt_path, weights_only=True, **kwargs)
     except pickle.UnpicklingError as exc:

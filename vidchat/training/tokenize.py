@@ -22,7 +22,7 @@ from tqdm import tqdm
 from vidchat.data.config import DataConfig
 from vidchat.data.records import read_record
 from vidchat.data.shards import ShardWriter
-from vidchat.errors import ConfigError
+from vidchat.errors import ConfigError, VidchatError
 from vidchat.media import read_image
 from vidchat.tokenizers import (
     AudioTokenizer,
@@ -129,6 +129,9 @@ def tokenize_data(
     names = {"data": data.display_name, "tokenizer": str(tokenizer.get("name"))}
     root = shard_dir(data_dir, names["data"], names["tokenizer"], data.tokens_dir)
     records = load_manifest(data).records
+    if not records:
+        raise VidchatError(f"data.root={data.root} with data.subset={data.subset} selects no "
+                           "clips: nothing to tokenize")  # fmt: skip
     return tokenize_records(root, stage, records, video_tok, audio_tok, names=names)
 
 
