@@ -226,3 +226,23 @@ def test_sigterm_mid_answer_leaves_nothing_behind(partner_clip, tmp_path):
     assert stderr.strip().splitlines()[-1].startswith("error: interrupted")
     assert "Traceback" not in stderr
     assert not out.exists() and not list(out.parent.iterdir())
+
+
+def test_a_long_input_answers_its_last_seconds(saved_responder, tmp_path, capsys):
+    """Only the last --context-seconds are read: the side-by-side prefix is that window."""
+    long = tmp_path / "long.mp4"
+    frames = np.repeat(np.arange(120, dtype=np.uint8)[:, None, None, None], 16, 1)
+    frames = np.broadcast_to(frames[:, :, :1], (120, 16, 16, 3)).copy()  # 15 s, one grey per frame
+    write_clip(long, frames, np.zeros(15 * 16000, np.float32), fps=8, sample_rate=16000)
+    out = tmp_path / "answer.mp4"
+    code, _, stderr = run(["--input", long, "--checkpoint", saved_responder, "--output", out,
+                           "--side-by-side", "--context-seconds", "2", "--max-seconds", "0.5"],
+                          capsys)  # fmt: skip
+    assert code == 0, stderr
+    video_s, _ = decoded_durations(out)
+    assert 2.0 + 0.4 <= video_s <= 2.0 + 0.5 + 0.2  # the 2 s window, then the answer
+    first = read_clip(out).frames[0]
+    assert abs(int(first[:, : first.shape[1] // 2].mean()) - 104) <= 8  # frame 104 = 13 s in
+    code, _, stderr = run(["--input", long, "--checkpoint", saved_responder, "--output", out,
+                           "--overwrite", "--context-seconds", "1e6"], capsys)  # fmt: skip
+    assert code == 2 and "--context-seconds 1e+06 does not fit" in stderr

@@ -9,6 +9,10 @@ Single-clip mode streams: each chunk is decoded and appended to the mp4 as soon 
 finished it, and the run ends with the first-chunk latency and the real-time factor. The output
 file appears only when complete. Errors in the input, the checkpoint or the options print one line
 and exit with code 2.
+
+Long inputs: the responder answers the last `--context-seconds` of the partner clip (default: as
+much as the model's `max_seq_len` holds beside a `--max-seconds` answer). Only that window is
+decoded and tokenized, so a 20-minute or hour-long recording costs what its last seconds cost.
 """
 
 from __future__ import annotations
@@ -24,11 +28,12 @@ from tqdm import tqdm
 
 from vidchat.cli import exit_on_user_error, stop_on_sigterm
 from vidchat.data.pairs_jsonl import read_pairs_jsonl
+from vidchat.data.records import ClipRecord
 from vidchat.errors import VidchatError
 from vidchat.inference import options
 from vidchat.inference.loading import load_pipeline
 from vidchat.inference.pipeline import ResponderPipeline, StreamStats
-from vidchat.media import Clip, crop_resize, write_clip
+from vidchat.media import Clip, crop_resize, probe, write_clip
 from vidchat.media.stream_writer import ClipStreamWriter
 from vidchat.model.generate import SamplingConfig
 
@@ -58,6 +63,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--max-seconds", type=float, default=5.0, help="longest response (stops earlier at <eot>)"
     )
+    p.add_argument(
+        "--context-seconds", type=float, default=None,
+        help="answer the last N seconds of the partner clip (default: what the model's context "
+             "holds beside the answer); a longer input is read from there on, never whole",
+    )  # fmt: skip
     p.add_argument("--temperature", type=float, default=1.0, help="for every token kind")
     p.add_argument("--top-k", type=int, default=0, help="for every token kind (0 = off)")
     p.add_argument("--top-p", type=float, default=1.0, help="for every token kind (1 = off)")
@@ -100,6 +110,14 @@ def sampling_from_args(args: argparse.Namespace) -> SamplingConfig:
     return SamplingConfig.from_dict({**cfg, "seed": args.seed, "refine_steps": args.refine_steps})
 
 
+def recent_window(path: Path, seconds: float) -> ClipRecord:
+    """The last `seconds` of the clip at `path`: only that window is decoded (a seek, then
+    decoding from there), so memory and time do not grow with the input's length."""
+    duration = probe(path).duration or 0.0
+    start = max(0.0, duration - seconds)
+    return ClipRecord(path.stem, str(path), start=start, duration=min(seconds, duration) or None)
+
+
 def side_by_side_prefix(pipe: ResponderPipeline, partner: Clip, reference: np.ndarray | None):
     """The partner's turn: partner left, the responder's still reference face right."""
     ref = pipe.default_reference if reference is None else reference
@@ -114,7 +132,7 @@ def side_by_side_prefix(pipe: ResponderPipeline, partner: Clip, reference: np.nd
 
 def respond_to_clip(pipe: ResponderPipeline, args: argparse.Namespace) -> Path:
     """Single-clip mode: stream the response into the output mp4."""
-    partner = pipe.read_partner(args.input)
+    partner = pipe.read_partner(recent_window(args.input, args.context_seconds))
     reference = pipe.read_reference(args.reference) if args.reference else None
     output = args.output  # checked by options.check_output_file
     h, w = pipe.frame_size
@@ -214,6 +232,9 @@ def main(argv: list[str] | None = None) -> None:
         pipe = load_pipeline(args.checkpoint, device=args.device)
         options.check_capacity(args.max_seconds, pipe.model.cfg.max_seq_len,
                                pipe.layout.tokens_per_second)  # fmt: skip
+        args.context_seconds = options.check_context(
+            args.context_seconds, args.max_seconds, pipe.model.cfg.max_seq_len,
+            pipe.layout.tokens_per_second)  # fmt: skip
         print(f"loaded model in {time.perf_counter() - started:.2f} s")
         if pairs is not None:
             respond_to_manifest(pipe, args, pairs)

@@ -71,3 +71,22 @@ def check_capacity(max_seconds: float, max_seq_len: int, tokens_per_second: floa
     if max_seconds > capacity:
         raise VidchatError(f"--max-seconds {max_seconds:g} is more than this model holds: "
                            f"max_seq_len {max_seq_len} is about {capacity:.1f} s of media")  # fmt: skip
+
+
+def default_context_seconds(max_seconds: float, max_seq_len: int, tokens_per_second: float) -> float:
+    """The partner seconds the context holds beside a `max_seconds` answer, with a 10% margin
+    for the reference frame and markers."""
+    return max(0.5, 0.9 * max_seq_len / tokens_per_second - max_seconds)
+
+
+def check_context(context: float | None, max_seconds: float, max_seq_len: int,
+                  tokens_per_second: float) -> float:  # fmt: skip
+    """--context-seconds (None: the default) -> seconds, refused when it cannot fit."""
+    limit = default_context_seconds(max_seconds, max_seq_len, tokens_per_second)
+    if context is None:
+        return limit
+    _number("--context-seconds", context, context > 0, "a positive number of seconds")
+    if context > limit:
+        raise VidchatError(f"--context-seconds {context:g} does not fit beside a {max_seconds:g} s "
+                           f"answer in max_seq_len {max_seq_len}; at most {limit:.1f}")  # fmt: skip
+    return context
