@@ -88,3 +88,26 @@ def test_grouped_heads_train_export_and_answer(world, video_head):
     out = generate(model, layout, layout.prompt([partner]), max_chunks=2,
                    sampling=SamplingConfig(seed=0))  # fmt: skip
     assert out.video[0].shape[1:] == (h, w) and out.audio[0].shape[0] == layout.K
+
+
+@pytest.mark.slow
+def test_demo_run_tokenizes_clips_its_shards_lack(demo_world, tmp_path):
+    """The LM stage tokenizes the demo world itself, and again when the shards it made lack
+    clips (a regenerated world, a deleted shard): only those are added."""
+    import json as _json
+
+    from tests.conftest import DEMO_TEST_OVERRIDES
+    from vidchat.data.shards import ShardReader
+
+    data = [f"data.{k}={_json.dumps(v)}" for k, v in DEMO_TEST_OVERRIDES.items()]
+    overrides = [f"paths.root_dir={tmp_path}", f"data.root={demo_world.root}", *data,
+                 "stage=pretrain", "debug=default", "stage.max_steps=1"]  # fmt: skip
+    run(compose_train(overrides))
+    (shards,) = (tmp_path / "data_cache" / "tokens").iterdir()
+    total = len(ShardReader(shards))
+    assert total == len(demo_world.manifest.records)
+    first = sorted(shards.glob("shard-*.index.json"))[0]
+    first.unlink()  # some clips lost
+    assert len(ShardReader(shards)) < total
+    run(compose_train(overrides))
+    assert len(ShardReader(shards)) == total

@@ -60,17 +60,20 @@ class LMJob:
 
 def ensure_shards(job: LMJob, wait_s: float = 4 * 3600) -> ShardReader:
     """A `ShardReader` for the job's shard folder, running the tokenize stage first when it is
-    missing. Only the main process tokenizes; other ranks (torchrun starts them together) wait
-    for the marker file it writes when done."""
+    missing, or when this stage made it and the data has clips it lacks (a regenerated demo
+    world; tokenize resumes, so only those are added). Only the main process tokenizes; other
+    ranks (torchrun starts them together) wait for the marker file it writes when done."""
     root = job.shard_root
     marker = root / TOKENIZED_MARKER
-    if not (root / META_NAME).is_file():
+    stale = marker.is_file() and is_main_process() and _lacks_clips(job, ShardReader(root))
+    if not (root / META_NAME).is_file() or stale:
         if is_main_process():
-            log.info("no token shards in %s: running stage=tokenize first", root)
+            log.info("token shards in %s missing or incomplete: running stage=tokenize", root)
             from omegaconf import OmegaConf
 
             tok = from_node(TokenizeStageConfig, OmegaConf.load(CONFIG_DIR / "stage" / "tokenize.yaml"),
                             "stage")  # fmt: skip
+            marker.unlink(missing_ok=True)
             tokenize_data(tok, job.data, job.tokenizer, job.data_dir)
             marker.write_text("written by the LM stage after stage=tokenize finished\n")
         else:
@@ -82,6 +85,14 @@ def ensure_shards(job: LMJob, wait_s: float = 4 * 3600) -> ShardReader:
                     )
                 time.sleep(5)
     return ShardReader(root)
+
+
+def _lacks_clips(job: LMJob, reader: ShardReader) -> bool:
+    from vidchat.data.manifest import load_manifest
+
+    failed = {f["clip_id"] for f in reader.failures()}
+    return any(r.clip_id not in reader and r.clip_id not in failed
+               for r in load_manifest(job.data).records)  # fmt: skip
 
 
 def layout_from_shards(reader: Any, layout_cfg: Any) -> SequenceLayout:
