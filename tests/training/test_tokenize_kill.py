@@ -52,3 +52,60 @@ def test_kill_9_of_tokenize_leaves_no_worker_and_a_rerun_completes(demo_world, t
     assert done.returncode == 0, done.stderr[-2000:]
     shards = next((tmp_path / "data_cache" / "tokens").iterdir())
     assert len(ShardReader(shards)) == len(demo_world.manifest.records)
+
+
+def _tokenize_cmd(root: Path, demo_world, *extra: str) -> list[str]:
+    data = [f"data.{k}={json.dumps(v)}" for k, v in DEMO_TEST_OVERRIDES.items()]
+    return [sys.executable, str(REPO_ROOT / "train.py"), "stage=tokenize", f"paths.root_dir={root}",
+            f"data.root={demo_world.root}", "stage.num_workers=2", "stage.clips_per_shard=4",
+            *data, *extra]  # fmt: skip
+
+
+def _progress(log: Path) -> int:
+    """The last clip count tqdm printed ("tokenize ...:  42%| | 10/24")."""
+    import re
+
+    counts = re.findall(r"\| (\d+)/\d+ \[", log.read_text(errors="replace"))
+    return int(counts[-1]) if counts else 0
+
+
+def _contents(root: Path) -> dict:
+    (shards,) = (root / "data_cache" / "tokens").iterdir()
+    reader = ShardReader(shards)
+    return {cid: (reader[cid].video.tolist(), reader[cid].audio.tolist()) for cid in reader.ids()}
+
+
+@pytest.mark.slow
+def test_kills_at_random_points_lose_at_most_one_unit_and_end_equal(demo_world, tmp_path):
+    import random
+
+    whole = subprocess.run(_tokenize_cmd(tmp_path / "whole", demo_world), capture_output=True,
+                           text=True, timeout=600)  # fmt: skip
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    root, rng = tmp_path / "killed", random.Random(0)
+    committed = 0
+    for attempt in range(3):
+        log = tmp_path / f"log{attempt}.txt"
+        with log.open("w") as err:
+            run = subprocess.Popen(_tokenize_cmd(root, demo_world), start_new_session=True,
+                                   stdout=subprocess.DEVNULL, stderr=err)  # fmt: skip
+            deadline = time.time() + 120
+            while len(_group(run.pid)) < 3 and time.time() < deadline:
+                time.sleep(0.02)
+            time.sleep(rng.uniform(0.2, 1.2))
+            os.kill(run.pid, signal.SIGKILL)
+            run.wait()
+        deadline = time.time() + 15
+        while _group(run.pid) and time.time() < deadline:
+            time.sleep(0.1)
+        assert not _group(run.pid), "workers outlived the killed run"
+        shards = root / "data_cache" / "tokens"
+        now = len(ShardReader(next(shards.iterdir()))) if shards.is_dir() else 0
+        done_here = _progress(log)
+        assert now >= committed and done_here - (now - committed) <= 4, (attempt, done_here, now)
+        committed = now
+    assert committed < len(demo_world.manifest.records), "the kills should land mid-run"
+    final = subprocess.run(_tokenize_cmd(root, demo_world), capture_output=True, text=True,
+                           timeout=600)  # fmt: skip
+    assert final.returncode == 0, final.stderr[-2000:]
+    assert _contents(root) == _contents(tmp_path / "whole")

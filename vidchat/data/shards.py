@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import re
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,8 @@ class ShardWriter:
 
     meta: the set's identity (tokenizer specs...); a folder written with a different meta is refused.
     worker: this machine's `shard_index`, part of every file name so machines never collide.
+    commit_seconds: also commit a partial shard once this long has passed since the last commit,
+    so a killed run loses at most that much work (None: only full shards).
     """
 
     def __init__(
@@ -138,8 +141,11 @@ class ShardWriter:
         dtype: np.dtype | str = np.uint16,
         clips_per_shard: int = 256,
         worker: int = 0,
+        commit_seconds: float | None = None,
     ) -> None:
         self.root = Path(root)
+        self.commit_seconds = commit_seconds
+        self._last_commit = time.monotonic()
         self.root.mkdir(parents=True, exist_ok=True)
         self.dtype = np.dtype(dtype)
         self.clips_per_shard = int(clips_per_shard)
@@ -210,7 +216,9 @@ class ShardWriter:
             "audio": self._put(audio),
             "meta": _jsonable(meta),
         }
-        if len(self._clips) >= self.clips_per_shard:
+        overdue = (self.commit_seconds is not None
+                   and time.monotonic() - self._last_commit >= self.commit_seconds)  # fmt: skip
+        if len(self._clips) >= self.clips_per_shard or overdue:
             self.flush()
 
     def add_reference(self, key: str, codes: np.ndarray) -> None:
@@ -241,6 +249,7 @@ class ShardWriter:
         self.failures.extend(self._failures)
         self.written_clips += len(self._clips)
         self._seq += 1
+        self._last_commit = time.monotonic()
         self._reset_buffer()
 
     def close(self) -> None:

@@ -158,11 +158,14 @@ class TokenizeStageConfig:
     entry: str = ""
     num_workers: int = 2
     clips_per_shard: int = 256
+    commit_seconds: float | None = 30.0
     shard_index: int = 0
     num_shards: int = 1
 
     def __post_init__(self) -> None:
         check("stage.num_workers", self.num_workers >= 0, ">= 0", self.num_workers)
+        check("stage.commit_seconds", self.commit_seconds is None or self.commit_seconds > 0,
+              "positive or null", self.commit_seconds)  # fmt: skip
         check("stage.clips_per_shard", self.clips_per_shard >= 1, ">= 1", self.clips_per_shard)
         check("stage.num_shards", self.num_shards >= 1, ">= 1", self.num_shards)
         check("stage.shard_index", 0 <= self.shard_index < self.num_shards,

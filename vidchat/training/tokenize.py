@@ -185,6 +185,7 @@ def tokenize_records(
         dtype=np.dtype(np.int32 if wide else np.uint16),
         clips_per_shard=stage.clips_per_shard,
         worker=k,
+        commit_seconds=stage.commit_seconds,
     )
     todo = [r for r in records if not writer.is_done(r.clip_id)]
     log.info("tokenize: %d clips for worker %d, %d already done", len(records), k,
