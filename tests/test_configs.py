@@ -88,3 +88,12 @@ def test_unknown_key_and_wrong_group_value_fail_with_one_clear_line():
         "error: In 'train': Could not find 'stage/pretrian'. Available options in 'stage': "
         "audio_codec, pretrain, sft, tokenize, video_tokenizer"
     ]
+
+
+@pytest.mark.parametrize("devices", [0, -2, "two", [], [-1]])
+def test_bad_trainer_devices_is_one_config_error(devices):
+    from vidchat.errors import ConfigError
+    from vidchat.training.config import TrainerConfig
+
+    with pytest.raises(ConfigError, match="trainer.devices must be"):
+        TrainerConfig(devices=devices)

@@ -133,3 +133,12 @@ def test_generation_is_deterministic(tmp_path, demo_world):
     for stem, anno in fresh.items():  # the first conversation, as in the larger cached world
         assert anno["demo"]["mouth_opening"] == cached[stem]["demo"]["mouth_opening"]
         assert anno["demo"]["identity"] == cached[stem]["demo"]["identity"]
+
+
+def test_an_unwritable_root_is_one_error_not_a_hang(tmp_path):
+    from vidchat.errors import VidchatError
+
+    (tmp_path / "file").write_text("x")
+    for root in ("/proc/vidchat-demo", tmp_path / "file" / "demo"):
+        with pytest.raises(VidchatError, match="data.root"):
+            ensure_demo_world(root, make_demo_cfg(tmp_path), progress=False)

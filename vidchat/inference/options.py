@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import tempfile
 from pathlib import Path
 
 from vidchat.errors import VidchatError
+from vidchat.utils.atomic import check_writable_folder
 
 
 def _number(name: str, value: float, ok: bool, rule: str) -> None:
@@ -29,22 +28,6 @@ def check_numbers(args: argparse.Namespace) -> None:
     _number("--refine-steps", args.refine_steps, args.refine_steps >= 1, ">= 1")
 
 
-def _writable_folder(folder: Path, option: str) -> None:
-    """`folder` (created if missing) takes a new file: tried, not guessed from permissions."""
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise VidchatError(f"{option} {folder}: {existing} is a file, not a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".vidchat-write-test-")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise VidchatError(f"{option} {folder}: cannot write there ({exc.strerror})") from exc
-
-
 def check_output_file(output: Path, input_path: Path | None, overwrite: bool) -> None:
     """Refuse the input itself, a folder, an existing file (unless --overwrite), an unwritable place."""
     if input_path is not None and output.resolve() == input_path.resolve():
@@ -53,12 +36,12 @@ def check_output_file(output: Path, input_path: Path | None, overwrite: bool) ->
         raise VidchatError(f"--output {output} is a folder; give a file name such as answer.mp4")
     if output.exists() and not overwrite:
         raise VidchatError(f"--output {output} exists; pass --overwrite to replace it")
-    _writable_folder(output.parent, "--output")
+    check_writable_folder(output.parent, "--output")
 
 
 def check_output_dir(folder: Path, names: list[str], overwrite: bool) -> None:
     """Batch mode: a writable folder, and no response file already there (unless --overwrite)."""
-    _writable_folder(folder, "--output-dir")
+    check_writable_folder(folder, "--output-dir")
     taken = [n for n in names if (folder / n).exists()]
     if taken and not overwrite:
         raise VidchatError(f"--output-dir {folder} already holds {len(taken)} of the responses "

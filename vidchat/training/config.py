@@ -59,6 +59,11 @@ class TrainerConfig:
     deepspeed: dict | None = None
 
     def __post_init__(self) -> None:
+        d = self.devices
+        ok = (d == "auto" or (isinstance(d, int) and (d >= 1 or d == -1))
+              or (isinstance(d, list | tuple) and bool(d) and all(isinstance(i, int) and i >= 0
+                                                                  for i in d)))  # fmt: skip
+        check("trainer.devices", ok, "auto, -1 (all), a count >= 1 or a list of device ids", d)
         check("trainer.num_nodes", self.num_nodes >= 1, ">= 1", self.num_nodes)
         check("trainer.accumulate_grad_batches", self.accumulate_grad_batches >= 1, ">= 1",
               self.accumulate_grad_batches)  # fmt: skip

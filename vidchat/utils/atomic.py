@@ -51,3 +51,24 @@ def atomic_write_json(
     """JSON (`json.dumps(obj, indent=indent, **dump_kwargs)`), atomically: the one JSON writer
     of the project (manifests, shard indexes, checkpoint configs, reports)."""
     return atomic_write_text(path, json.dumps(obj, indent=indent, **dump_kwargs))
+
+
+def check_writable_folder(folder: str | os.PathLike, what: str) -> Path:
+    """`folder` (created if missing) can take a new file: tried, not guessed from permission
+    bits (root ignores them; read-only mounts and /proc do not). `what` names the setting."""
+    from vidchat.errors import VidchatError
+
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise VidchatError(f"{what} {folder}: {existing} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".vidchat-write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise VidchatError(f"{what} {folder}: cannot write there ({exc.strerror})") from exc
+    return folder

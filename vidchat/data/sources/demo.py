@@ -25,7 +25,7 @@ from vidchat.data.demo.world import (
 )
 from vidchat.data.pairs_jsonl import write_pairs_jsonl
 from vidchat.data.speakervid import load_speakervid
-from vidchat.utils.atomic import atomic_write_json
+from vidchat.utils.atomic import atomic_write_json, check_writable_folder
 
 
 def write_test_pairs(root: Path) -> None:
@@ -50,7 +50,10 @@ def ensure_demo_world(root: str | Path, cfg: Any = None, progress: bool = True) 
     gen_cfg = cfg if isinstance(cfg, DemoWorldConfig) else DemoWorldConfig.from_cfg(cfg)
     marker = root / MARKER
     want = {"version": GENERATOR_VERSION, "config_hash": gen_cfg.digest()}
-    root.parent.mkdir(parents=True, exist_ok=True)
+    if marker.exists() and json.loads(marker.read_text()) == want:  # up to date: no lock needed
+        return root / MANIFEST_FILE
+    # an unwritable place would make the lock below wait forever
+    check_writable_folder(root.parent, "data.root: the demo world's parent folder")
     with FileLock(str(root.parent / f".{root.name}.lock")):
         if marker.exists() and json.loads(marker.read_text()) == want:
             return root / MANIFEST_FILE
