@@ -97,3 +97,22 @@ def test_bad_trainer_devices_is_one_config_error(devices):
 
     with pytest.raises(ConfigError, match="trainer.devices must be"):
         TrainerConfig(devices=devices)
+
+
+BAD_STAGE_VALUES = ["stage.max_steps=abc", "stage.max_steps=-3", "stage.batch_size=0",
+                    "stage.optim.lr=nan", "stage.noise.stranger_partner=1.5",
+                    "trainer.val_check_interval=0", "trainer.devices=0", "data.root=/proc/vidchat"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("override", BAD_STAGE_VALUES)
+def test_bad_config_value_is_one_line_before_any_work(override, tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, str(root / "train.py"), "stage=pretrain",
+                           f"paths.root_dir={tmp_path}", override],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2, done.stderr[-1500:]
+    assert lines[-1].startswith("error: ") and "Traceback" not in done.stderr
+    assert override.split("=")[0] in lines[-1] or "data.root" in lines[-1]
+    assert not (tmp_path / "checkpoints").exists()  # nothing trained, nothing written

@@ -137,3 +137,18 @@ def test_two_requests_at_once_both_complete(demo_server, partner_upload):
     for _, status, answer in results:
         assert status.startswith("done") and Path(answer).is_file()
     assert np.isfinite([probe(r[2]).duration for r in results]).all()
+
+
+def test_a_demo_partner_turn_and_a_demo_face_can_be_picked(demo_server, demo_world):
+    from gradio_client import Client
+
+    from vidchat.demo.session import demo_choices
+
+    clips, faces, _ = demo_choices(demo_world.root)
+    client = Client(demo_server.url, verbose=False)
+    _, status, answer = client.predict(None, clips[0][0], faces[1], None, 1.0, 0, 1.0, 0, 1.0,
+                                       api_name="/answer")  # fmt: skip
+    assert status.startswith("done") and probe(answer).sample_rate == 16000
+    with pytest.raises(Exception, match="upload a reference face image first"):
+        client.predict(None, clips[0][0], "uploaded image", None, 1.0, 0, 1.0, 0, 1.0,
+                       api_name="/answer")  # fmt: skip
