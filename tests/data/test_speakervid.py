@@ -169,6 +169,8 @@ def test_bad_files_are_skipped_with_one_line_naming_them(tmp_path, release, capl
     assert load_speakervid(release).meta["skipped"] == {"broken archive": 1}
     with pytest.raises(VidchatError, match="merged_anno"):
         load_speakervid(tmp_path / "nowhere")
+    with pytest.raises(VidchatError, match=r"data.video_pattern '\{id\}.mp4': only"):
+        load_speakervid(release, video_pattern="{id}.mp4")
 
 
 @pytest.fixture(scope="module")

@@ -42,7 +42,7 @@ from vidchat.data.speakervid.lists import (
     scores_from,
 )
 from vidchat.data.speakervid.names import ClipName, parse_clip_name
-from vidchat.errors import VidchatError
+from vidchat.errors import ConfigError, VidchatError
 
 log = logging.getLogger("vidchat")
 MAX_WARNINGS = 20  # skipped-clip lines printed before only counting
@@ -64,6 +64,16 @@ class ReleaseOptions:
     history_turns: int = 2
     history_seconds: float = 60.0
     max_gap_seconds: float | None = 10.0
+
+    def __post_init__(self) -> None:
+        fill = {"ytid": "x", "stem": "x", "clip": "x", "source": "x"}
+        for key in ("video_pattern", "audio_pattern"):
+            pattern = getattr(self, key)
+            try:
+                (pattern or "").format(**fill)
+            except (KeyError, IndexError, ValueError) as exc:
+                raise ConfigError(f"data.{key} {pattern!r}: only {{ytid}} and {{stem}} can be "
+                                  f"filled in ({exc})") from None  # fmt: skip
 
 
 class Skips:
