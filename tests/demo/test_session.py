@@ -64,3 +64,12 @@ def test_work_folders_are_swept_and_removed(tmp_path):
     assert not old.exists() and fresh.exists()
     work.remove_all()  # when the server stops
     assert not (tmp_path / "work").exists()
+
+
+def test_a_face_name_cannot_reach_outside_the_demo_faces(saved_responder, tmp_path):
+    from vidchat.inference.loading import load_pipeline
+
+    pipe = load_pipeline(saved_responder, device="cpu")
+    for name in ("../secret", "/etc/passwd"):
+        with pytest.raises(session.DemoInputError, match="unknown face"):
+            session.pick_reference(pipe, name, None, tmp_path)

@@ -83,7 +83,9 @@ def pick_reference(
             raise DemoInputError("upload a reference face image first")
         path = Path(upload)
     else:
-        path = (refs_dir or Path(".")) / f"{choice}.png"
+        if refs_dir is None or Path(choice).name != choice:  # a name from the list, not a path
+            raise DemoInputError(f"unknown face {choice!r}")
+        path = refs_dir / f"{choice}.png"
     try:
         return pipe.read_reference(path)
     except (MediaError, OSError) as exc:
