@@ -172,3 +172,16 @@ def test_read_record_takes_audio_from_a_separate_file(tmp_path):
     )
     assert clip.frames.shape[0] == 16 and len(clip.audio) == 32000
     assert np.sqrt(np.mean(clip.audio[4000:28000] ** 2)) > 0.2  # the tone, not silence
+
+
+def test_a_wide_video_is_centre_cropped_not_squashed(tmp_path):
+    from vidchat.data.records import ClipRecord, read_record
+    from vidchat.media import write_clip
+
+    frames = np.zeros((8, 32, 96, 3), np.uint8)
+    frames[:, :, 32:64] = 255  # a white square in the middle of a 3:1 frame
+    path = write_clip(tmp_path / "wide.mp4", frames, np.zeros(16000, np.float32), 8, 16000)
+    square = read_record(ClipRecord("w", str(path)), fps=8, size=16)
+    assert square.frames.shape[1:3] == (16, 16) and square.frames[:, :, 2:-2].min() > 200
+    kept = read_record(ClipRecord("w", str(path)), fps=8, size=(16, 48))  # not square: as asked
+    assert kept.frames[:, :, :8].max() < 60

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from vidchat.errors import ConfigError, VidchatError
-from vidchat.media import Clip, probe, read_clip
+from vidchat.media import Clip, centre_square, parse_size, probe, read_clip
 from vidchat.media.frames import Size
 
 BRANCHES = ("single", "dialogue", "listening", "multi_turn")
@@ -94,9 +94,12 @@ def read_record(
     """Decode a record's window (its crop, its separate audio file if any) -> `Clip`.
 
     A video-only file with a same-named `.wav` beside it (the SpeakerVid-5M release's cut
-    clips) takes its audio from the wav, so `infer.py --input clip.mp4` works on those too."""
+    clips) takes its audio from the wav, so `infer.py --input clip.mp4` works on those too.
+    Read at a square `size` without a bbox, a non-square video is centre-cropped to a square
+    first (faces keep their proportions instead of being squashed)."""
     audio_path = getattr(record, "audio_path", None) or sibling_wav(record.path)
     start = float(record.start or 0.0)
+    bbox = record.bbox if record.bbox is not None else _square_crop(record.path, size)
     clip = read_clip(
         record.path,
         fps=fps,
@@ -104,7 +107,7 @@ def read_record(
         sample_rate=sample_rate,
         start=start,
         duration=record.duration,
-        bbox=record.bbox,
+        bbox=bbox,
         require_audio=require_audio and audio_path is None,
     )
     if audio_path is not None:
@@ -116,6 +119,17 @@ def read_record(
             require_video=False,
         ).audio
     return clip
+
+
+def _square_crop(path: str | Path, size: Size | None) -> list[float] | None:
+    """`centre_square` of a non-square video read at a square size, else None."""
+    out = parse_size(size)
+    if out is None or out[0] != out[1]:
+        return None
+    info = probe(path)
+    if not info.width or not info.height or info.width == info.height:
+        return None
+    return centre_square(info.width, info.height)
 
 
 def sibling_wav(path: str | Path) -> str | None:
