@@ -83,18 +83,21 @@ def test_kills_at_random_points_lose_at_most_one_unit_and_end_equal(demo_world, 
                            text=True, timeout=600)  # fmt: skip
     assert whole.returncode == 0, whole.stderr[-2000:]
     root, rng = tmp_path / "killed", random.Random(0)
-    committed = 0
+    committed, kills = 0, 0
     for attempt in range(3):
         log = tmp_path / f"log{attempt}.txt"
         with log.open("w") as err:
             run = subprocess.Popen(_tokenize_cmd(root, demo_world), start_new_session=True,
                                    stdout=subprocess.DEVNULL, stderr=err)  # fmt: skip
-            deadline = time.time() + 120
-            while len(_group(run.pid)) < 3 and time.time() < deadline:
-                time.sleep(0.02)
-            time.sleep(rng.uniform(0.2, 1.2))
+            deadline = time.time() + 180
+            while run.poll() is None and _progress(log) < 1 and time.time() < deadline:
+                time.sleep(0.01)  # until this run has tokenized a clip of its own
+            time.sleep(rng.uniform(0.0, 0.3))  # then a random point
+            if run.poll() is not None:
+                break  # it finished first: nothing left to kill
             os.kill(run.pid, signal.SIGKILL)
             run.wait()
+            kills += 1
         deadline = time.time() + 15
         while _group(run.pid) and time.time() < deadline:
             time.sleep(0.1)
@@ -104,7 +107,7 @@ def test_kills_at_random_points_lose_at_most_one_unit_and_end_equal(demo_world, 
         done_here = _progress(log)
         assert now >= committed and done_here - (now - committed) <= 4, (attempt, done_here, now)
         committed = now
-    assert committed < len(demo_world.manifest.records), "the kills should land mid-run"
+    assert kills >= 2, "the kills should land mid-run"
     final = subprocess.run(_tokenize_cmd(root, demo_world), capture_output=True, text=True,
                            timeout=600)  # fmt: skip
     assert final.returncode == 0, final.stderr[-2000:]
