@@ -2,8 +2,9 @@
 
 Lightning already loads local checkpoints so on torch >= 2.6. DeepSpeed's checkpoint engine and
 `zero_to_fp32` call `torch.load(..., weights_only=False)` themselves; `forced_weights_only()`
-makes every `torch.load` inside a block safe, with the few non-tensor types DeepSpeed's files
-hold allow-listed (`SAFE_GLOBALS`). A file that needs anything else to unpickle (a crafted
+makes every `torch.load` inside a block safe, with the few non-tensor DeepSpeed types its state
+files can hold allow-listed (`_safe_globals`: loss scalers, the ZeRO stage enum, fragment
+addresses). A file that needs anything else to unpickle (a crafted
 checkpoint, for one) is refused with one line naming it, and its code never runs.
 """
 
