@@ -4,13 +4,13 @@ source produces, independent of where the data came from."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from vidchat.errors import ConfigError, VidchatError
-from vidchat.media import Clip, centre_square, parse_size, probe, read_clip
+from vidchat.media import Clip, parse_size, probe, read_clip
 from vidchat.media.frames import Size
 
 BRANCHES = ("single", "dialogue", "listening", "multi_turn")
@@ -95,11 +95,12 @@ def read_record(
 
     A video-only file with a same-named `.wav` beside it (the SpeakerVid-5M release's cut
     clips) takes its audio from the wav, so `infer.py --input clip.mp4` works on those too.
-    Read at a square `size` without a bbox, a non-square video is centre-cropped to a square
-    first (faces keep their proportions instead of being squashed)."""
+    Read at a square `size`, a non-square picture (the whole frame, or the record's bbox) is
+    centre-cropped to a square first, so faces keep their proportions instead of being squashed,
+    and a cut clip reads like its window of the source."""
     audio_path = getattr(record, "audio_path", None) or sibling_wav(record.path)
     start = float(record.start or 0.0)
-    bbox = record.bbox if record.bbox is not None else _square_crop(record.path, size)
+    bbox = _square_crop(record.path, size, record.bbox)
     clip = read_clip(
         record.path,
         fps=fps,
@@ -121,15 +122,24 @@ def read_record(
     return clip
 
 
-def _square_crop(path: str | Path, size: Size | None) -> list[float] | None:
-    """`centre_square` of a non-square video read at a square size, else None."""
+def _square_crop(
+    path: str | Path, size: Size | None, bbox: Sequence[float] | None
+) -> list[float] | None:
+    """The centred square of `bbox` (default: the whole frame) when read at a square size."""
     out = parse_size(size)
     if out is None or out[0] != out[1]:
-        return None
+        return list(bbox) if bbox is not None else None
     info = probe(path)
-    if not info.width or not info.height or info.width == info.height:
-        return None
-    return centre_square(info.width, info.height)
+    if not info.width or not info.height:
+        return list(bbox) if bbox is not None else None
+    x1, y1, x2, y2 = bbox if bbox is not None else (0.0, 0.0, 1.0, 1.0)
+    w, h = (x2 - x1) * info.width, (y2 - y1) * info.height
+    if abs(w - h) < 1.0:
+        return list(bbox) if bbox is not None else None
+    side = min(w, h)
+    cx, cy = (x1 + x2) / 2 * info.width, (y1 + y2) / 2 * info.height
+    return [(cx - side / 2) / info.width, (cy - side / 2) / info.height,
+            (cx + side / 2) / info.width, (cy + side / 2) / info.height]  # fmt: skip
 
 
 def sibling_wav(path: str | Path) -> str | None:
