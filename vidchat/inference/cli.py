@@ -18,6 +18,7 @@ decoded and tokenized, so a 20-minute or hour-long recording costs what its last
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -110,12 +111,15 @@ def sampling_from_args(args: argparse.Namespace) -> SamplingConfig:
     return SamplingConfig.from_dict({**cfg, "seed": args.seed, "refine_steps": args.refine_steps})
 
 
-def recent_window(path: Path, seconds: float) -> ClipRecord:
-    """The last `seconds` of the clip at `path`: only that window is decoded (a seek, then
-    decoding from there), so memory and time do not grow with the input's length."""
-    duration = probe(path).duration or 0.0
-    start = max(0.0, duration - seconds)
-    return ClipRecord(path.stem, str(path), start=start, duration=min(seconds, duration) or None)
+def recent_window(source: Path | ClipRecord, seconds: float) -> ClipRecord:
+    """The last `seconds` of a clip (a file, or a record's own window): only that window is
+    decoded (a seek, then decoding from there), so memory and time do not grow with the
+    input's length."""
+    record = source if isinstance(source, ClipRecord) else ClipRecord(source.stem, str(source))
+    end = (record.start + record.duration if record.duration is not None
+           else probe(record.path).duration or 0.0)  # fmt: skip
+    start = max(record.start, end - seconds)
+    return dataclasses.replace(record, start=start, duration=(end - start) or None)
 
 
 def side_by_side_prefix(pipe: ResponderPipeline, partner: Clip, reference: np.ndarray | None):
@@ -180,7 +184,7 @@ def respond_to_manifest(
         batch, clips, refs = [], [], []
         for pair in pairs[start : start + args.batch_size]:
             try:
-                clips.append(pipe.read_partner(pair.partner))
+                clips.append(pipe.read_partner(recent_window(pair.partner, args.context_seconds)))
                 refs.append(pipe.read_reference(pair.reference) if pair.reference else None)
                 batch.append(pair)
             except VidchatError as exc:
