@@ -32,6 +32,10 @@ def test_uploads_are_checked_with_one_message(tmp_path, partner_upload):
         session.sampling_config(1.0, 0, 1.5, 0)
     with pytest.raises(session.DemoInputError, match="temperature"):
         session.sampling_config(float("nan"), 0, 1.0, 0)
+    for bad in (float("nan"), 0, -1, None):
+        with pytest.raises(session.DemoInputError, match="maximum length"):
+            session.answer_seconds(bad, 10)
+    assert session.answer_seconds(50, 10) == 10
 
 
 def test_answer_streams_chunks_then_the_whole_mp4(tmp_path, partner_upload, saved_responder):

@@ -41,7 +41,7 @@ def responder(cfg: DemoConfig, pipe: ResponderPipeline, work: session.WorkDirs):
             partner = session.check_partner(upload or clip_paths.get(demo_clip or ""), limits)
             reference = session.pick_reference(pipe, face, face_upload, refs_dir)
             sampling = session.sampling_config(temperature, top_k, top_p, seed)
-            seconds = min(float(max_seconds), cfg.max_answer_seconds)
+            seconds = session.answer_seconds(max_seconds, cfg.max_answer_seconds)
             for step in session.answer(pipe, partner, reference, sampling, seconds, work.new()):
                 yield (step.preview if step.preview is not None else gr.skip(), step.status,
                        step.video if step.video else gr.skip())  # fmt: skip

@@ -102,6 +102,13 @@ def sampling_config(temperature: float, top_k: float, top_p: float, seed: float)
                                      "seed": int(seed)})  # fmt: skip
 
 
+def answer_seconds(value: float | None, limit: float) -> float:
+    """The maximum-length setting, within (0, limit]."""
+    if value is None or not math.isfinite(float(value)) or float(value) <= 0:
+        raise DemoInputError(f"maximum length must be a positive number of seconds, got {value}")
+    return min(float(value), limit)
+
+
 @dataclass
 class Progress:
     """One update of the page: the newest frame pair, a status line, the finished mp4."""
