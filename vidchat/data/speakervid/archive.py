@@ -43,7 +43,8 @@ def iter_members(folder: Path, broken: list[BrokenArchive] | None = None) -> Ite
     members read before the damage are still yielded.
     """
     seen: set[str] = set()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+    # hidden names are temp files of an interrupted write, never release files
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")):
         if path.name.endswith(".json"):
             members: Iterator[Member] = iter([_file_member(path)])
         elif path.name.endswith(TAR_SUFFIXES):
