@@ -4,13 +4,13 @@ source produces, independent of where the data came from."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from vidchat.errors import ConfigError, VidchatError
-from vidchat.media import Clip, parse_size, probe, read_clip
+from vidchat.media import Clip, probe, read_clip
 from vidchat.media.frames import Size
 
 BRANCHES = ("single", "dialogue", "listening", "multi_turn")
@@ -100,7 +100,6 @@ def read_record(
     and a cut clip reads like its window of the source."""
     audio_path = getattr(record, "audio_path", None) or sibling_wav(record.path)
     start = float(record.start or 0.0)
-    bbox = _square_crop(record.path, size, record.bbox)
     clip = read_clip(
         record.path,
         fps=fps,
@@ -108,8 +107,9 @@ def read_record(
         sample_rate=sample_rate,
         start=start,
         duration=record.duration,
-        bbox=bbox,
+        bbox=record.bbox,
         require_audio=require_audio and audio_path is None,
+        keep_aspect=True,
     )
     if audio_path is not None:
         clip.audio = read_clip(
@@ -120,26 +120,6 @@ def read_record(
             require_video=False,
         ).audio
     return clip
-
-
-def _square_crop(
-    path: str | Path, size: Size | None, bbox: Sequence[float] | None
-) -> list[float] | None:
-    """The centred square of `bbox` (default: the whole frame) when read at a square size."""
-    out = parse_size(size)
-    if out is None or out[0] != out[1]:
-        return list(bbox) if bbox is not None else None
-    info = probe(path)
-    if not info.width or not info.height:
-        return list(bbox) if bbox is not None else None
-    x1, y1, x2, y2 = bbox if bbox is not None else (0.0, 0.0, 1.0, 1.0)
-    w, h = (x2 - x1) * info.width, (y2 - y1) * info.height
-    if abs(w - h) < 1.0:
-        return list(bbox) if bbox is not None else None
-    side = min(w, h)
-    cx, cy = (x1 + x2) / 2 * info.width, (y1 + y2) / 2 * info.height
-    return [(cx - side / 2) / info.width, (cy - side / 2) / info.height,
-            (cx + side / 2) / info.width, (cy + side / 2) / info.height]  # fmt: skip
 
 
 def sibling_wav(path: str | Path) -> str | None:

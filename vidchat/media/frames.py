@@ -39,9 +39,17 @@ def bbox_to_pixels(bbox: Sequence[float], height: int, width: int) -> tuple[int,
 def centre_square(width: int, height: int) -> list[float]:
     """The normalised bbox `[x1, y1, x2, y2]` of the largest centred square of a frame (to read
     a non-square recording, e.g. a face shot, at a square tokenizer size)."""
-    side = min(width, height)
-    return [(width - side) / 2 / width, (height - side) / 2 / height,
-            (width + side) / 2 / width, (height + side) / 2 / height]  # fmt: skip
+    return square_bbox(None, width, height)
+
+
+def square_bbox(bbox: Sequence[float] | None, width: int, height: int) -> list[float]:
+    """The largest centred square inside `bbox` (normalised; None = the whole frame) of a
+    `width` x `height` frame, as a normalised bbox."""
+    x1, y1, x2, y2 = bbox if bbox is not None else (0.0, 0.0, 1.0, 1.0)
+    side = min((x2 - x1) * width, (y2 - y1) * height)
+    cx, cy = (x1 + x2) / 2 * width, (y1 + y2) / 2 * height
+    return [(cx - side / 2) / width, (cy - side / 2) / height,
+            (cx + side / 2) / width, (cy + side / 2) / height]  # fmt: skip
 
 
 def crop_resize(

@@ -18,7 +18,7 @@ import numpy as np
 
 from vidchat.media.clip import Clip
 from vidchat.media.errors import MediaError
-from vidchat.media.frames import Size, crop_resize, parse_size, resize_frame
+from vidchat.media.frames import Size, crop_resize, parse_size, resize_frame, square_bbox
 
 DEFAULT_SAMPLE_RATE = 16000
 _SEEK_MIN_S = 1.0  # windows starting later than this seek instead of decoding from the start
@@ -102,6 +102,14 @@ def _frame_time(frame: av.frame.Frame, origin: float, fallback: float) -> float:
     return float(frame.time) - origin if frame.time is not None else fallback
 
 
+def _squared(bbox: Sequence[float] | None, width: int, height: int) -> Sequence[float] | None:
+    """`bbox` (None = the frame) cut to its centred square when it is not square already."""
+    x1, y1, x2, y2 = bbox if bbox is not None else (0.0, 0.0, 1.0, 1.0)
+    if not width or not height or abs((x2 - x1) * width - (y2 - y1) * height) < 1.0:
+        return bbox
+    return square_bbox(bbox, width, height)
+
+
 def _read_video(
     path: Path,
     container: av.container.InputContainer,
@@ -112,8 +120,11 @@ def _read_video(
     start: float,
     duration: float | None,
     bbox: Sequence[float] | None,
+    keep_aspect: bool = False,
 ) -> tuple[np.ndarray, float, float]:
     """-> (frames [T,H,W,3] uint8, fps, duration)."""
+    if keep_aspect and size is not None and size[0] == size[1]:
+        bbox = _squared(bbox, stream.codec_context.width, stream.codec_context.height)
 
     def convert(frame: av.VideoFrame) -> np.ndarray:
         if bbox is None:
@@ -275,11 +286,13 @@ def read_clip(
     bbox: Sequence[float] | None = None,
     require_audio: bool = True,
     require_video: bool = True,
+    keep_aspect: bool = False,
 ) -> Clip:
     """Decode `[start, start + duration)` of any file PyAV reads.
 
     fps/size/sample_rate None keep the source's; `size` is an int (square) or (H, W); `bbox`
-    is a normalised `[x1, y1, x2, y2]` crop applied before resizing. A file without audio
+    is a normalised `[x1, y1, x2, y2]` crop applied before resizing; `keep_aspect` cuts a
+    non-square picture (the frame or the bbox) to its centred square when `size` is square. A file without audio
     (when not required) gets silent audio; without video (when not required) gets
     `[0,H,W,3]` frames (H, W from `size`, else 0). A window reaching past the end repeats the
     last frame and pads the audio with silence. Raises `MediaError` naming the file.
@@ -302,7 +315,8 @@ def read_clip(
             origin = _origin(container)
             if video is not None:
                 frames, out_fps, duration = _read_video(
-                    path, container, video, origin, fps, out_size, start, duration, bbox
+                    path, container, video, origin, fps, out_size, start, duration, bbox,
+                    keep_aspect,
                 )
             sr = int(sample_rate or (audio.codec_context.sample_rate if audio else 0))
             sr = sr or DEFAULT_SAMPLE_RATE
