@@ -106,15 +106,19 @@ def check_shard(root: Path, index: dict[str, Any], full: bool = True) -> None:
         raise VidchatError(f"{path}: shard file does not match its checksum; {RERUN}")
 
 
-def _drop_broken(root: Path) -> None:
-    """Delete shards whose index or file fails its checks, so that their clips are redone."""
-    for _, _, path in _committed_indexes(root):
+def _sound_indexes(root: Path) -> Iterator[tuple[int, int, dict[str, Any]]]:
+    """(worker, number, index) of each committed shard that passes its checks; broken ones are
+    deleted on the way, so that their clips are redone."""
+    for w, n, path in _committed_indexes(root):
         try:
-            check_shard(root, read_index(path))
+            index = read_index(path)
+            check_shard(root, index)
         except VidchatError as exc:
             log.warning("redoing a broken shard: %s", exc)
             path.unlink(missing_ok=True)
             path.with_name(path.name.replace(".index.json", ".npy")).unlink(missing_ok=True)
+            continue
+        yield w, n, index
 
 
 def _committed_indexes(root: Path) -> Iterator[tuple[int, int, Path]]:
@@ -165,9 +169,7 @@ class ShardWriter:
         self._refs: set[str] = set()
         self.failures: list[dict[str, str]] = []
         self._seq = 0
-        _drop_broken(self.root)
-        for w, n, path in _committed_indexes(self.root):
-            index = read_index(path)
+        for w, n, index in _sound_indexes(self.root):
             self._done.update(index["clips"])
             self._done.update(f["clip_id"] for f in index["failures"])
             self._refs.update(index["references"])

@@ -13,6 +13,7 @@ generate is reported and skipped, never fatal.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
@@ -76,7 +77,8 @@ def reference_frame(
                          if r.clip_id != responder.clip_id), key=lambda r: r.clip_id)  # fmt: skip
     if not candidates:
         return None
-    clip = read_record(candidates[0], fps=pipe.fps, size=pipe.frame_size,
+    first = dataclasses.replace(candidates[0], duration=1.0 / pipe.fps)  # one frame is enough
+    clip = read_record(first, fps=pipe.fps, size=pipe.frame_size,
                        sample_rate=pipe.sample_rate, require_audio=False)  # fmt: skip
     return clip.frames[0] if clip.num_frames else None
 
