@@ -24,6 +24,7 @@ LAYERS = [
     ["vidchat.data"],
     ["vidchat.training", "vidchat.inference"],
     ["vidchat.eval", "vidchat.demo"],
+    ["vidchat.curate"],
     ["vidchat.train", "vidchat.infer"],
 ]
 MAX_FILE_LINES = 400

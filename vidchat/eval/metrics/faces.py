@@ -35,7 +35,8 @@ def faces_unavailable_reason() -> str | None:
 
 
 @lru_cache(maxsize=1)
-def _models() -> tuple[Any, Any, Any]:
+def face_models() -> tuple[Any, Any, Any]:
+    """dlib's HOG detector, 68-point landmark predictor and identity ResNet (loaded once)."""
     reason = faces_unavailable_reason()
     if reason:
         raise VidchatError(reason)
@@ -52,7 +53,7 @@ def _models() -> tuple[Any, Any, Any]:
 
 def detect_face(image: np.ndarray, upsample: int = 1) -> Face | None:
     """Largest face in one `[H,W,3] uint8` RGB image, or None."""
-    detector, predictor, _ = _models()
+    detector, predictor, _ = face_models()
     image = np.ascontiguousarray(image)
     rects = detector(image, upsample)
     if len(rects) == 0:
@@ -69,7 +70,7 @@ def face_embedding(image: np.ndarray, face: Face | None = None) -> np.ndarray | 
     face = face if face is not None else detect_face(image)
     if face is None:
         return None
-    _, _, net = _models()
+    _, _, net = face_models()
     return np.asarray(
         net.compute_face_descriptor(np.ascontiguousarray(image), face.shape), dtype=np.float64
     )

@@ -1,0 +1,69 @@
+"""From shots, voices and bound faces to the release's clips (one rule, also for ground truth).
+
+Inside each kept shot, each speaker's diarised turns (pieces closer than `merge_gap` joined)
+of at least `min_clip` seconds are talking segments. Segments are numbered in time order over
+the whole source (the clip name's scene number). A segment gives the speaker's talking clip
+(`..._{X}`, cropped to the face bound to X's voice) and, when the shot shows a second face,
+the other person's listening clip (`..._{Y}_None`, same window). Dialogue pairs, multi-turn
+histories and listening pairs then follow from the release loader's rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vidchat.curate.faces import crop_box
+from vidchat.data.speakervid.names import clip_stem
+
+
+@dataclass(frozen=True)
+class ClipOptions:
+    min_clip: float = 1.0  # s
+    merge_gap: float = 0.5  # s
+    crop_scale: float = 1.6  # crop side / detected face side (head and some shoulders)
+
+
+def talking_segments(turns: list[dict], shot: dict, fps: float, opts: ClipOptions) -> list[dict]:
+    """[{speaker, start, end}] (s) inside one shot `{start, end}` (frames)."""
+    lo, hi = shot["start"] / fps, shot["end"] / fps
+    pieces: list[dict] = []
+    for turn in sorted(turns, key=lambda t: t["start"]):
+        start, end = max(turn["start"], lo), min(turn["end"], hi)
+        if end <= start:
+            continue
+        last = pieces[-1] if pieces else None
+        if last and last["speaker"] == turn["speaker"] and start - last["end"] < opts.merge_gap:
+            last["end"] = end
+        else:
+            pieces.append({"speaker": turn["speaker"], "start": start, "end": end})
+    return [p for p in pieces if p["end"] - p["start"] >= opts.min_clip]
+
+
+def plan_clips(source: dict, shots: list[dict], turns: list[dict], opts: ClipOptions) -> list[dict]:
+    """Clips of one source. `source`: ytid, height, width, fps, duration; each shot: start,
+    end (frames), faces [{box}], binding {speaker: {face, sync, conf}}."""
+    fps, h, w = source["fps"], source["height"], source["width"]
+    segments = [(seg, shot) for shot in shots for seg in talking_segments(turns, shot, fps, opts)]
+    segments.sort(key=lambda item: item[0]["start"])
+    clips = []
+    for scene, (seg, shot) in enumerate(segments):
+        bound = shot["binding"].get(seg["speaker"])
+        if bound is None:
+            continue
+        other = [k for k in range(len(shot["faces"])) if k != bound["face"]]
+        people = [(seg["speaker"], bound["face"], False)]
+        if other:
+            people.append(("B" if seg["speaker"] == "A" else "A", other[0], True))
+        for letter, face, listener in people:
+            bbox = crop_box(shot["faces"][face]["box"], opts.crop_scale, w, h)
+            side = 2 * round((bbox[2] - bbox[0]) * w / 2)
+            clips.append({
+                "stem": clip_stem(source["ytid"], h, w, scene, letter, listener),
+                "speaker": letter, "listener": listener, "shot": shot["index"],
+                "start": round(seg["start"], 3), "duration": round(seg["end"] - seg["start"], 3),
+                "shot_window": [round(shot["start"] / fps, 3), round(shot["end"] / fps, 3)],
+                "bbox": bbox, "size": side,
+                "sync": None if listener else bound["sync"],
+                "conf": None if listener else bound["conf"],
+            })  # fmt: skip
+    return clips

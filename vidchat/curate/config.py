@@ -1,0 +1,55 @@
+"""`CurateConfig`: the curation run's options (configs/curate.yaml), checked before any work."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from vidchat.curate.clips import ClipOptions
+from vidchat.curate.faces import FaceOptions
+from vidchat.curate.quality import QualityOptions
+from vidchat.curate.shots import ShotOptions
+from vidchat.curate.speech import SpeechOptions
+from vidchat.curate.stages import StageOptions
+from vidchat.curate.store import STAGES
+from vidchat.utils.typed import check, from_node
+
+VIDEO_PATTERNS = ("*.mp4", "*.mkv", "*.mov", "*.webm", "*.avi")
+
+
+@dataclass(frozen=True)
+class CurateConfig:
+    input: str  # folder of raw source videos (one conversation per file)
+    output: str  # the release written here (resumable: rerun the same command)
+    workers: int = 2  # actors per stage (and local Ray CPUs)
+    ray_address: str | None = None  # None: a local Ray; "auto" or "ray://host:10001": a cluster
+    patterns: tuple[str, ...] = VIDEO_PATTERNS
+    redo: tuple[str, ...] = ()  # stages to recompute (and every later one)
+    progress: bool = True
+    shots: ShotOptions = field(default_factory=ShotOptions)
+    speech: SpeechOptions = field(default_factory=SpeechOptions)
+    faces: FaceOptions = field(default_factory=FaceOptions)
+    clips: ClipOptions = field(default_factory=ClipOptions)
+    quality: QualityOptions = field(default_factory=QualityOptions)
+    min_sync: float = 0.1  # a voice binds to a face only above this correlation
+
+    def __post_init__(self) -> None:
+        check("curate.workers", self.workers >= 1, ">= 1", self.workers)
+        for stage in self.redo:
+            check("curate.redo", stage in STAGES, f"a list of {list(STAGES)}", list(self.redo))
+        lo, hi = self.shots.min_seconds, self.shots.max_seconds
+        check("curate.shots.min_seconds", 0 < lo <= hi, "> 0 and <= shots.max_seconds", lo)
+        check("curate.speech.num_speakers", self.speech.num_speakers >= 2, ">= 2",
+              self.speech.num_speakers)  # fmt: skip
+        check("curate.faces.detect_every", self.faces.detect_every >= 1, ">= 1",
+              self.faces.detect_every)  # fmt: skip
+        share = self.quality.drop_share
+        check("curate.quality.drop_share", 0 <= share < 1, "in [0, 1)", share)
+
+    def stage_options(self) -> StageOptions:
+        return StageOptions(self.shots, self.speech, self.faces, self.min_sync)
+
+
+def from_cfg(cfg: Any) -> CurateConfig:
+    """The Hydra config (its `hydra` and `paths` nodes aside) -> CurateConfig."""
+    return from_node(CurateConfig, cfg, "curate", ignore=("hydra", "paths"))

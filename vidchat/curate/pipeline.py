@@ -1,0 +1,147 @@
+"""Curation on Ray Data: each stage an operator whose actors hold their models.
+
+    sources ─► shots (PySceneDetect) ─► speech (Silero VAD + Resemblyzer) ─► people (dlib)
+            ─► plan (driver: clips, filters, report) ─► cut (clips in the release layout)
+
+Ray runs locally by default (`ray.init` with `workers` CPUs) or joins a cluster
+(`curate.ray_address=auto` or `ray://host:10001`). The analysis stages stream: a source's
+speech stage starts while the next source's shots are detected. Every actor of a stage holds
+its model once (the voice encoder, dlib's detector and landmarks) and writes each source's
+result through `StageStore`, which is what makes a killed run resumable.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from vidchat.curate.stages import BadSource, StageOptions, people_stage, shots_stage, speech_stage
+from vidchat.curate.store import STAGES, StageStore
+
+log = logging.getLogger("vidchat")
+_OBJECT_STORE_BYTES = 256 * 1024**2  # rows are small JSON; media never enters the store
+
+
+class StageWorker:
+    """One Ray Data actor of one stage: runs the stage on each source of its batches."""
+
+    def __init__(self, stage: str, output: str, opts: StageOptions, threads: int = 1) -> None:
+        import torch
+
+        torch.set_num_threads(threads)
+        self.stage, self.store, self.opts = stage, StageStore(output), opts
+        self._model: Any = None
+
+    def model(self) -> Any:
+        if self._model is None and self.stage in ("speech", "people"):
+            from vidchat.curate.faces import load_models
+            from vidchat.curate.speech import load_encoder
+
+            self._model = load_encoder() if self.stage == "speech" else load_models()
+        return self._model
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        status = [self.run_one(str(s), str(y)) for s, y in zip(batch["source"], batch["ytid"])]
+        return {"source": batch["source"], "ytid": batch["ytid"], "status": np.asarray(status)}
+
+    def run_one(self, source: str, ytid: str) -> str:
+        """-> "cached", "bad" (an earlier stage failed) or the stage's own outcome."""
+        if self.store.has(self.stage, ytid):
+            return "cached"
+        if self.store.error(ytid) is not None:
+            return "bad"
+        start = time.perf_counter()
+        try:
+            result = self.compute(source, ytid)
+        except BadSource as exc:
+            result = {"error": str(exc)}
+        except Exception as exc:  # noqa: BLE001 (one broken source must not stop the run)
+            result = {"error": f"{type(exc).__name__}: {exc}"}
+        result["seconds"] = round(time.perf_counter() - start, 3)
+        result["worker"] = os.getpid()  # which actor: shows the parallelism (bench, tests)
+        self.store.save(self.stage, ytid, result)
+        return "bad" if "error" in result else "done"
+
+    def compute(self, source: str, ytid: str) -> dict:
+        if self.stage == "shots":
+            return shots_stage(source, self.opts)
+        if self.stage == "speech":
+            return speech_stage(source, self.model(), self.opts)
+        shots, speech = self.store.load("shots", ytid), self.store.load("speech", ytid)
+        return people_stage(source, shots, speech, self.model(), self.opts)
+
+
+@contextmanager
+def ray_session(address: str | None, workers: int) -> Iterator[None]:
+    """A local Ray of `workers` CPUs (or the cluster at `address`); reuses a running one."""
+    import ray
+
+    if ray.is_initialized():
+        yield
+        return
+    # Ray's C++ core logs an error-level line about actor restarts for every Ray Data actor
+    # pool; the user's own setting wins.
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
+    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                              "logging_level": logging.ERROR}  # fmt: skip
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(num_cpus=workers, object_store_memory=_OBJECT_STORE_BYTES, **kwargs)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def analyse(sources: dict[str, Path], output: Path, opts: StageOptions, workers: int,
+            progress: bool = True) -> None:  # fmt: skip
+    """Run the analysis stages over every source not finished yet (streaming, on Ray)."""
+    import ray.data
+
+    store = StageStore(output)
+    todo = {y: p for y, p in sources.items() if not store.has(STAGES[-1], y)}
+    if not todo:
+        return
+    ray.data.DataContext.get_current().enable_progress_bars = False  # ours counts sources
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
+    rows = [{"source": str(p), "ytid": y} for y, p in todo.items()]
+    ds = ray.data.from_items(rows, override_num_blocks=len(rows))
+    for stage in STAGES:
+        ds = ds.map_batches(
+            StageWorker, fn_constructor_args=(stage, str(output), opts), batch_size=1,
+            compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1 / len(STAGES),
+        )  # fmt: skip
+    bar = tqdm(total=len(rows), desc="curate", unit="source", disable=not progress)
+    for _ in ds.iter_rows():
+        bar.update()
+    bar.close()
+
+
+def cut_all(jobs: dict[str, list], progress: bool = True) -> dict[str, list]:
+    """Cut every planned clip on Ray, one task per source -> {ytid: [(stem, status, detail)]}."""
+    import ray
+
+    from vidchat.data.speakervid.cut import cut_clip, is_done
+
+    @ray.remote(num_cpus=1)
+    def cut_source(source_jobs: list) -> list:
+        return [cut_clip(j) if not is_done(j) else (j.stem, "ok", j.video) for j in source_jobs]
+
+    pending = {cut_source.remote(v): k for k, v in jobs.items() if v}
+    out: dict[str, list] = {}
+    bar = tqdm(total=len(pending), desc="cut", unit="source", disable=not progress)
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        out[pending.pop(ready[0])] = ray.get(ready[0])
+        bar.update()
+    bar.close()
+    return out

@@ -1,0 +1,159 @@
+"""Plan the release from the stage results, apply the run-wide filters, write the layout.
+
+Output (what `data=speakervid data.root=OUTPUT` reads with no conversion):
+
+    merged_anno/{stem}.json         one annotation per clip (the release's keys)
+    raw_labels/curate/{stem}.json   luminance, clarity, face_sharpness, sync, conf
+    videos/{ytid}/{stem}.mp4, .wav  cut clips (video only + 16 kHz wav, as the official cut)
+    all_data_list.json, SFT_set.json, curate_report.json
+
+The filter report counts, per filter, the clips (or shots, or sources) kept and dropped, with
+each dropped one's name and reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vidchat.curate.clips import ClipOptions, plan_clips
+from vidchat.curate.quality import QualityOptions, clarity_floor
+from vidchat.curate.store import StageStore
+from vidchat.data.speakervid.cut import CLIP_FPS, CutJob
+from vidchat.utils.atomic import atomic_write_json
+
+
+@dataclass
+class Plan:
+    clips: dict[str, list[dict]] = field(default_factory=dict)  # ytid -> kept clips
+    report: dict = field(default_factory=dict)
+
+
+def _filter(report: dict, name: str) -> dict:
+    return report["filters"].setdefault(name, {"kept": 0, "dropped": 0, "dropped_items": []})
+
+
+def _drop(report: dict, name: str, item: str, reason: str) -> None:
+    entry = _filter(report, name)
+    entry["dropped"] += 1
+    entry["dropped_items"].append({"item": item, "reason": reason})
+
+
+def plan_release(store: StageStore, ytids: list[str], clip_opts: ClipOptions,
+                 quality: QualityOptions) -> Plan:  # fmt: skip
+    """Clips of every good source, after the shot, binding, clarity and face-blur filters."""
+    plan = Plan(report={"sources": {"total": len(ytids), "ok": 0, "bad": []}, "filters": {}})
+    candidates: list[tuple[str, dict]] = []
+    for ytid in ytids:
+        error = store.error(ytid)
+        if error is not None:
+            plan.report["sources"]["bad"].append({"source": ytid, "reason": error})
+            continue
+        plan.report["sources"]["ok"] += 1
+        shots, speech, people = (store.load(s, ytid) for s in ("shots", "speech", "people"))
+        for name, dropped in (("shot length", shots["dropped_shots"]),
+                              ("shot luminance and faces", people["dropped_shots"])):  # fmt: skip
+            for d in dropped:
+                _drop(plan.report, name, f"{ytid} frames {d['start']}-{d['end']}", d["reason"])
+        _filter(plan.report, "shot length")["kept"] += len(shots["shots"])
+        _filter(plan.report, "shot luminance and faces")["kept"] += len(people["shots"])
+        source = {**shots["source"], "ytid": ytid}
+        for clip in plan_clips(source, people["shots"], speech["turns"], clip_opts):
+            shot = next(s for s in people["shots"] if s["index"] == clip["shot"])
+            face = _face_of(shot, clip)
+            clip["scores"] = {"luminance": shot["luminance"], "clarity": source["clarity"],
+                              "face_sharpness": face["sharpness"], "sync": clip["sync"],
+                              "conf": clip["conf"]}  # fmt: skip
+            clip["source"] = source
+            candidates.append((ytid, clip))
+    floor = clarity_floor([c["scores"]["clarity"] for _, c in candidates], quality.drop_share)
+    for ytid, clip in candidates:
+        if _passes(plan.report, clip, floor, quality):
+            plan.clips.setdefault(ytid, []).append(clip)
+    return plan
+
+
+def _face_of(shot: dict, clip: dict) -> dict:
+    """The face track the clip is cropped to (the bound face, or the other for a listener)."""
+    speaker = clip["speaker"] if not clip["listener"] else ("B" if clip["speaker"] == "A" else "A")
+    bound = shot["binding"].get(speaker)
+    if bound is not None:
+        return shot["faces"][bound["face"]]
+    taken = {b["face"] for b in shot["binding"].values()}
+    return next(f for k, f in enumerate(shot["faces"]) if k not in taken)
+
+
+def _passes(report: dict, clip: dict, floor: float, quality: QualityOptions) -> bool:
+    scores = clip["scores"]
+    if scores["clarity"] < floor:
+        _drop(report, "clarity", clip["stem"], f"clarity {scores['clarity']:.1f} in the worst "
+              f"{quality.drop_share:.0%} (below {floor:.1f})")  # fmt: skip
+        return False
+    _filter(report, "clarity")["kept"] += 1
+    if scores["face_sharpness"] < quality.min_face_sharpness:
+        _drop(report, "face blur", clip["stem"], f"face sharpness {scores['face_sharpness']:.0f}"
+              f" below {quality.min_face_sharpness:g}")  # fmt: skip
+        return False
+    _filter(report, "face blur")["kept"] += 1
+    return True
+
+
+def is_sft(clip: dict, quality: QualityOptions) -> bool:
+    """SFT membership: sharp enough, and (talking clips) a voice clearly bound to the face."""
+    scores = clip["scores"]
+    sharp = scores["face_sharpness"] >= quality.sft_min_face_sharpness
+    return sharp and (clip["listener"] or scores["sync"] >= quality.sft_min_sync)
+
+
+def cut_jobs(plan: Plan, sources: dict[str, Path], output: Path) -> dict[str, list[CutJob]]:
+    """One cut job per kept clip, grouped by source."""
+    jobs = {}
+    for ytid, clips in plan.clips.items():
+        folder = output / "videos" / ytid
+        jobs[ytid] = [CutJob(stem=c["stem"], source=str(sources[ytid]), start=c["start"],
+                             duration=c["duration"], bbox=c["bbox"], size=(c["size"], c["size"]),
+                             video=str(folder / f"{c['stem']}.mp4"),
+                             audio=str(folder / f"{c['stem']}.wav"))
+                      for c in clips]  # fmt: skip
+    return jobs
+
+
+def annotation(clip: dict) -> dict:
+    """The clip's per-clip JSON with the release's keys."""
+    src = clip["source"]
+    h, w = int(src["height"]), int(src["width"])
+    return {
+        "video_name": f"{src['ytid']}_full_video_{h}x{w}",
+        "num_frames": round(clip["duration"] * CLIP_FPS),
+        "is_talking": not clip["listener"],
+        "clip_speaker_num": 2,
+        "video_total_duration": round(src["duration"], 3),
+        "start": clip["start"], "duration": clip["duration"],
+        "start_seconds": clip["shot_window"][0], "end_seconds": clip["shot_window"][1],
+        "bbox": clip["bbox"], "speaker": [clip["speaker"]],
+        "raw_video_height": h, "raw_video_width": w,
+        "clip_video_height": clip["size"], "clip_video_width": clip["size"],
+    }  # fmt: skip
+
+
+def write_release(plan: Plan, output: Path, quality: QualityOptions) -> list[str]:
+    """Write annotations, scores and lists (atomically; stale clips of a re-planned source are
+    removed) -> the clip names."""
+    stems = [c["stem"] for clips in plan.clips.values() for c in clips]
+    keep = set(stems)
+    for folder in ("merged_anno", "raw_labels/curate"):
+        for stale in (output / folder).glob("*.json"):
+            if stale.stem not in keep:
+                stale.unlink()
+    for stale in (output / "videos").glob("*/*"):
+        if stale.suffix in (".mp4", ".wav") and stale.stem not in keep:
+            stale.unlink()
+    for clips in plan.clips.values():
+        for clip in clips:
+            atomic_write_json(output / "merged_anno" / f"{clip['stem']}.json", annotation(clip))
+            atomic_write_json(output / "raw_labels" / "curate" / f"{clip['stem']}.json",
+                              clip["scores"])  # fmt: skip
+    sft = [c["stem"] for clips in plan.clips.values() for c in clips if is_sft(c, quality)]
+    atomic_write_json(output / "all_data_list.json", stems)
+    atomic_write_json(output / "SFT_set.json", sft)
+    return stems

@@ -1,0 +1,71 @@
+"""The curation run: find the sources, analyse them on Ray, plan, cut, write the release."""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+from pathlib import Path
+from typing import Any
+
+from vidchat.curate.config import CurateConfig, from_cfg
+from vidchat.curate.pipeline import analyse, cut_all, ray_session
+from vidchat.curate.release import cut_jobs, plan_release, write_release
+from vidchat.curate.store import StageStore
+from vidchat.errors import VidchatError
+from vidchat.utils.atomic import atomic_write_json, check_writable_folder
+
+log = logging.getLogger("vidchat")
+
+
+def find_sources(folder: Path, patterns: tuple[str, ...]) -> dict[str, Path]:
+    """{ytid: path} of the source videos directly in `folder` (ytid = file stem)."""
+    if not folder.is_dir():
+        raise VidchatError(f"{folder}: input folder not found")
+    files = sorted(p for p in folder.iterdir()
+                   if p.is_file() and any(fnmatch.fnmatch(p.name, pat) for pat in patterns))  # fmt: skip
+    if not files:
+        raise VidchatError(f"{folder}: no source videos ({', '.join(patterns)})")
+    sources: dict[str, Path] = {}
+    for path in files:
+        if path.stem in sources:
+            raise VidchatError(f"{path}: two sources share the id {path.stem!r}")
+        sources[path.stem] = path
+    return sources
+
+
+def curate(cfg: CurateConfig) -> dict:
+    """Run (or resume) the whole curation -> the report (also `{output}/curate_report.json`)."""
+    inp, out = Path(cfg.input).resolve(), Path(cfg.output).resolve()
+    sources = find_sources(inp, cfg.patterns)
+    if out == inp or inp in out.parents:
+        raise VidchatError(f"{out}: the output must not be inside the input folder")
+    check_writable_folder(out, "output")
+    store = StageStore(out)
+    for stage in cfg.redo:
+        store.forget(stage)
+    with ray_session(cfg.ray_address, cfg.workers):
+        analyse(sources, out, cfg.stage_options(), cfg.workers, cfg.progress)
+        plan = plan_release(store, list(sources), cfg.clips, cfg.quality)
+        cuts = cut_all(cut_jobs(plan, sources, out), cfg.progress)
+    failed = {stem for results in cuts.values() for stem, status, _ in results if status != "ok"}
+    for ytid in plan.clips:
+        plan.clips[ytid] = [c for c in plan.clips[ytid] if c["stem"] not in failed]
+    stems = write_release(plan, out, cfg.quality)
+    report = {**plan.report, "clips": len(stems), "cut_failed": sorted(failed)}
+    atomic_write_json(out / "curate_report.json", report)
+    _summary(report)
+    return report
+
+
+def _summary(report: dict) -> None:
+    src = report["sources"]
+    print(f"curate: {src['ok']} of {src['total']} sources, {report['clips']} clips")
+    for name, f in report["filters"].items():
+        print(f"  {name}: kept {f['kept']}, dropped {f['dropped']}")
+    for bad in src["bad"]:
+        print(f"warning: {bad['source']}: {bad['reason']}")
+
+
+def run(cfg: Any) -> dict:
+    """Hydra entry (`python -m vidchat.curate`)."""
+    return curate(from_cfg(cfg))
