@@ -12,6 +12,7 @@ from vidchat.curate.shots import ShotOptions
 from vidchat.curate.speech import SpeechOptions
 from vidchat.curate.stages import StageOptions
 from vidchat.curate.store import STAGES
+from vidchat.errors import ConfigError
 from vidchat.utils.typed import check, from_node
 
 VIDEO_PATTERNS = ("*.mp4", "*.mkv", "*.mov", "*.webm", "*.avi")
@@ -52,4 +53,9 @@ class CurateConfig:
 
 def from_cfg(cfg: Any) -> CurateConfig:
     """The Hydra config (its `hydra` and `paths` nodes aside) -> CurateConfig."""
+    from omegaconf import DictConfig, OmegaConf
+
+    for key in ("input", "output"):
+        if isinstance(cfg, DictConfig) and OmegaConf.is_missing(cfg, key):
+            raise ConfigError(f"curation needs {key}=DIR (python -m vidchat.curate input=DIR output=DIR)")
     return from_node(CurateConfig, cfg, "curate", ignore=("hydra", "paths"))

@@ -15,6 +15,7 @@ Faces are drawn `detailed` (shaded like a face) so that dlib's detector finds th
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from vidchat.data.demo.face import render_face
 from vidchat.data.demo.identities import Identity, make_identities
 from vidchat.data.demo.script import face_track
 from vidchat.data.demo.speech import EMOTIONS, audio_envelope, synthesize_turn
+from vidchat.errors import ConfigError
 from vidchat.media import write_clip
 from vidchat.utils.atomic import atomic_write_json
 
@@ -192,4 +194,36 @@ def generate_raw_sources(root: str | Path, cfg: RawSourceConfig, progress: bool 
     people = make_identities(cfg.num_identities, cfg.seed)
     names = [f"raw{i:04d}" for i in range(cfg.num_sources)]
     bar = tqdm(names, desc="raw sources", unit="source", disable=not progress)
-    return [render_source(name, i, people, cfg, root) for i, name in enumerate(bar)]
+    truths = []
+    for i, name in enumerate(bar):
+        truth = root / TRUTH_DIR / f"{name}.json"
+        if (root / f"{name}.mp4").exists() and truth.exists():  # made before: kept as it is
+            truths.append(json.loads(truth.read_text()))
+        else:
+            truths.append(render_source(name, i, people, cfg, root))
+    return truths
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m vidchat.data.demo.raw ROOT [--sources N] [--seed S]`."""
+    import argparse
+
+    from vidchat.cli import exit_on_user_error
+
+    parser = argparse.ArgumentParser(prog="python -m vidchat.data.demo.raw", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("root", help="folder to write the sources into (existing sources are kept)")
+    parser.add_argument("--sources", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    def make() -> None:
+        if args.sources < 1:
+            raise ConfigError(f"--sources must be >= 1, got {args.sources}")
+        generate_raw_sources(args.root, RawSourceConfig(seed=args.seed, num_sources=args.sources))
+
+    exit_on_user_error(make)
+
+
+if __name__ == "__main__":
+    main()

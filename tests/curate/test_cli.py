@@ -1,0 +1,35 @@
+"""Bad curation input is one `error:` line before any work, with nothing written."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["input={tmp}/missing", "output={tmp}/out"], "input folder not found"),
+        (["input={tmp}/empty", "output={tmp}/out"], "no source videos"),
+        (["input={raw}"], "curation needs output=DIR"),
+        (["input={raw}", "output={raw}/out"], "must not be inside the input folder"),
+        (["input={raw}", "output={tmp}/out", "workers=0"], "curate.workers must be >= 1"),
+        (["input={raw}", "output={tmp}/out", "redo=[faces]"], "curate.redo must be a list of"),
+        (["input={raw}", "output={tmp}/out", "shots.threshold=abc"], "must be a finite number"),
+        (["input={raw}", "output={tmp}/out", "quality.drop_share=1.5"], "drop_share must be in"),
+    ],
+    ids=["missing", "empty", "no_output", "inside", "workers", "redo", "threshold", "share"],
+)
+def test_bad_input_is_one_line(args, message, raw_sources, tmp_path):
+    (tmp_path / "empty").mkdir()
+    args = [a.format(tmp=tmp_path, raw=raw_sources) for a in args]
+    cmd = [sys.executable, "-m", "vidchat.curate", *args, f"paths.root_dir={tmp_path}"]
+    done = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], done.stderr
+    assert not (tmp_path / "out").exists() and not (raw_sources / "out").exists()
