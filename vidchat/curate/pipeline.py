@@ -34,9 +34,10 @@ class StageWorker:
     """One Ray Data actor of one stage: runs the stage on each source of its batches."""
 
     def __init__(self, stage: str, output: str, opts: StageOptions, threads: int = 1) -> None:
-        import torch
+        if stage == "speech":  # the voice encoder is the one torch model (others: no import)
+            import torch
 
-        torch.set_num_threads(threads)
+            torch.set_num_threads(threads)
         self.stage, self.store, self.opts = stage, StageStore(output), opts
         self._model: Any = None
 
@@ -58,7 +59,7 @@ class StageWorker:
             return "cached"
         if self.store.error(ytid) is not None:
             return "bad"
-        start = time.perf_counter()
+        started, start = time.time(), time.perf_counter()
         try:
             result = self.compute(source, ytid)
         except BadSource as exc:
@@ -66,6 +67,7 @@ class StageWorker:
         except Exception as exc:  # noqa: BLE001 (one broken source must not stop the run)
             result = {"error": f"{type(exc).__name__}: {exc}"}
         result["seconds"] = round(time.perf_counter() - start, 3)
+        result["started"] = round(started, 3)  # wall clock: a timeline of the run (bench)
         result["worker"] = os.getpid()  # which actor: shows the parallelism (bench, tests)
         self.store.save(self.stage, ytid, result)
         return "bad" if "error" in result else "done"
@@ -126,18 +128,21 @@ def analyse(sources: dict[str, Path], output: Path, opts: StageOptions, workers:
     bar.close()
 
 
-def cut_all(jobs: dict[str, list], progress: bool = True) -> dict[str, list]:
-    """Cut every planned clip on Ray, one task per source -> {ytid: [(stem, status, detail)]}."""
+def cut_all(jobs: dict[str, list], progress: bool = True) -> dict[str, tuple[list, float]]:
+    """Cut every planned clip on Ray, one task per source -> {ytid: ([(stem, status, detail)],
+    worker seconds)}."""
     import ray
 
     from vidchat.data.speakervid.cut import cut_clip, is_done
 
     @ray.remote(num_cpus=1)
-    def cut_source(source_jobs: list) -> list:
-        return [cut_clip(j) if not is_done(j) else (j.stem, "ok", j.video) for j in source_jobs]
+    def cut_source(source_jobs: list) -> tuple[list, float]:
+        start = time.perf_counter()
+        results = [cut_clip(j) if not is_done(j) else (j.stem, "ok", j.video) for j in source_jobs]
+        return results, time.perf_counter() - start
 
     pending = {cut_source.remote(v): k for k, v in jobs.items() if v}
-    out: dict[str, list] = {}
+    out: dict[str, tuple[list, float]] = {}
     bar = tqdm(total=len(pending), desc="cut", unit="source", disable=not progress)
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1)

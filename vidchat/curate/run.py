@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -43,18 +44,40 @@ def curate(cfg: CurateConfig) -> dict:
     store = StageStore(out)
     for stage in cfg.redo:
         store.forget(stage)
+    clock = _Clock()
     with ray_session(cfg.ray_address, cfg.workers):
+        clock.lap("ray start")
         analyse(sources, out, cfg.stage_options(), cfg.workers, cfg.progress)
+        clock.lap("analyse")
         plan = plan_release(store, list(sources), cfg.clips, cfg.quality)
+        clock.lap("plan")
         cuts = cut_all(cut_jobs(plan, sources, out), cfg.progress)
-    failed = {stem for results in cuts.values() for stem, status, _ in results if status != "ok"}
+        clock.lap("cut")
+    failed = {stem for results, _ in cuts.values() for stem, status, _ in results if status != "ok"}
     for ytid in plan.clips:
         plan.clips[ytid] = [c for c in plan.clips[ytid] if c["stem"] not in failed]
     stems = write_release(plan, out, cfg.quality)
+    clock.lap("write")
     report = {**plan.report, "clips": len(stems), "cut_failed": sorted(failed)}
     atomic_write_json(out / "curate_report.json", report)
+    # timings vary run to run, so they stay out of the report (kept beside the stage results)
+    cut_seconds = {ytid: round(seconds, 3) for ytid, (_, seconds) in cuts.items()}
+    atomic_write_json(store.root / "timings.json", {"wall": clock.laps, "cut": cut_seconds})
     _summary(report)
     return report
+
+
+class _Clock:
+    """Wall seconds of each phase of the run."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(now - self._last, 3)
+        self._last = now
 
 
 def _summary(report: dict) -> None:
