@@ -15,8 +15,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +25,6 @@ from vidchat.curate.stages import BadSource, StageOptions, people_stage, shots_s
 from vidchat.curate.store import STAGES, StageStore
 
 log = logging.getLogger("vidchat")
-_OBJECT_STORE_BYTES = 256 * 1024**2  # rows are small JSON; media never enters the store
 
 
 class StageWorker:
@@ -79,29 +76,6 @@ class StageWorker:
             return speech_stage(source, self.model(), self.opts)
         shots, speech = self.store.load("shots", ytid), self.store.load("speech", ytid)
         return people_stage(source, shots, speech, self.model(), self.opts)
-
-
-@contextmanager
-def ray_session(address: str | None, workers: int) -> Iterator[None]:
-    """A local Ray of `workers` CPUs (or the cluster at `address`); reuses a running one."""
-    import ray
-
-    if ray.is_initialized():
-        yield
-        return
-    # Ray's C++ core logs an error-level line about actor restarts for every Ray Data actor
-    # pool; the user's own setting wins.
-    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
-    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                              "logging_level": logging.ERROR}  # fmt: skip
-    if address:
-        ray.init(address=address, **kwargs)
-    else:
-        ray.init(num_cpus=workers, object_store_memory=_OBJECT_STORE_BYTES, **kwargs)
-    try:
-        yield
-    finally:
-        ray.shutdown()
 
 
 def analyse(sources: dict[str, Path], output: Path, opts: StageOptions, workers: int,

@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from vidchat.curate.config import CurateConfig, from_cfg
-from vidchat.curate.pipeline import analyse, cut_all, ray_session
+from vidchat.curate.pipeline import analyse, cut_all
 from vidchat.curate.release import cut_jobs, plan_release, write_release
 from vidchat.curate.store import StageStore
 from vidchat.errors import VidchatError
 from vidchat.utils.atomic import atomic_write_json, check_writable_folder
+from vidchat.utils.ray_session import ray_session
 
 log = logging.getLogger("vidchat")
 

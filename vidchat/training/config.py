@@ -166,9 +166,14 @@ class TokenizeStageConfig:
     commit_seconds: float | None = 30.0
     shard_index: int = 0
     num_shards: int = 1
+    ray_workers: int = 0  # > 0: that many Ray workers, each one shard_index of ray_workers
+    ray_address: str | None = None  # None: a local Ray; "auto" / "ray://host:10001": a cluster
 
     def __post_init__(self) -> None:
         check("stage.num_workers", self.num_workers >= 0, ">= 0", self.num_workers)
+        check("stage.ray_workers", self.ray_workers >= 0, ">= 0", self.ray_workers)
+        check("stage.num_shards", not (self.ray_workers and self.num_shards > 1),
+              "1 with stage.ray_workers (Ray splits the work itself)", self.num_shards)  # fmt: skip
         check("stage.commit_seconds", self.commit_seconds is None or self.commit_seconds > 0,
               "positive or null", self.commit_seconds)  # fmt: skip
         check("stage.clips_per_shard", self.clips_per_shard >= 1, ">= 1", self.clips_per_shard)

@@ -12,7 +12,7 @@ import dataclasses
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from omegaconf import DictConfig
@@ -115,11 +115,16 @@ def tokenize(cfg: DictConfig) -> dict[str, Any]:
                       ignore=LM_ONLY_KEYS + TOKENIZER_ONLY_KEYS + ("max_steps", "batch_size"))
     data = DataConfig.from_cfg(cfg.data)
     tokenizer = to_plain(cfg.tokenizer)
+    if stage.ray_workers:
+        from vidchat.training.tokenize_ray import tokenize_on_ray
+
+        return tokenize_on_ray(stage, data, tokenizer, str(cfg.paths.data_dir))
     return tokenize_data(stage, data, tokenizer, str(cfg.paths.data_dir))
 
 
 def tokenize_data(
-    stage: TokenizeStageConfig, data: DataConfig, tokenizer: dict[str, Any], data_dir: str
+    stage: TokenizeStageConfig, data: DataConfig, tokenizer: dict[str, Any], data_dir: str,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Tokenize the clips `data` lists with the tokenizers `tokenizer` names."""
     from vidchat.data.manifest import load_manifest
@@ -132,7 +137,8 @@ def tokenize_data(
     if not records:
         raise VidchatError(f"data.root={data.root} with data.subset={data.subset} selects no "
                            "clips: nothing to tokenize")  # fmt: skip
-    return tokenize_records(root, stage, records, video_tok, audio_tok, names=names)
+    return tokenize_records(root, stage, records, video_tok, audio_tok, names=names,
+                            progress=progress)  # fmt: skip
 
 
 def _worker_share(stage: TokenizeStageConfig, records: list[Any]) -> tuple[int, list[Any]]:
@@ -165,6 +171,14 @@ def _decode_loader(todo: list[Any], codec: ClipCodec, workers: int) -> DataLoade
     )
 
 
+class Progress(Protocol):
+    """Where a tokenize worker reports its progress (default: its own tqdm bar)."""
+
+    def start(self, total: int) -> None: ...
+
+    def step(self) -> None: ...
+
+
 def tokenize_records(
     root: Path,
     stage: TokenizeStageConfig,
@@ -173,9 +187,11 @@ def tokenize_records(
     audio_tok: AudioTokenizer,
     *,
     names: dict[str, str],
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Tokenize this worker's share of `records` (ClipRecord-like) into shards under `root`;
-    `names` (data, tokenizer) are recorded in the shards' meta."""
+    `names` (data, tokenizer) are recorded in the shards' meta. `progress` replaces the bar
+    (a Ray worker reports to the driver's)."""
     codec = ClipCodec(video_tok, audio_tok)
     k, records = _worker_share(stage, records)
     wide = video_tok.spec.code_dtype != np.uint16 or audio_tok.spec.code_dtype != np.uint16
@@ -193,7 +209,10 @@ def tokenize_records(
     _add_references(writer, todo, codec)
     start, done = time.perf_counter(), 0
     loader = _decode_loader(todo, codec, stage.num_workers)
-    bar = tqdm(loader, total=len(todo), desc=f"tokenize {root.name}", unit="clip")
+    bar = tqdm(loader, total=len(todo), desc=f"tokenize {root.name}", unit="clip",
+               disable=progress is not None)  # fmt: skip
+    if progress is not None:
+        progress.start(len(todo))
     for i, frames, audio, error in bar:
         rec = todo[i]
         if error is not None:
@@ -206,6 +225,8 @@ def tokenize_records(
             writer.add(rec.clip_id, codes.video.numpy(), codes.audio.numpy(), meta)
             bar.set_postfix(failed=writer.num_failed)
         done += 1
+        if progress is not None:
+            progress.step()
     writer.close()
     return _summary(writer, root, k, done, time.perf_counter() - start)
 

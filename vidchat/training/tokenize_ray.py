@@ -1,0 +1,109 @@
+"""`stage=tokenize stage.ray_workers=N`: the same tokenize, split over N Ray workers.
+
+Worker k runs today's tokenize for `shard_index=k, num_shards=N` (clip i when i % N == k) and
+writes its own shards (`shard-{k:03d}-*`), so the shard format, the index and the resumability
+are the multi-machine ones: a rerun skips every clip any worker committed, whatever N was.
+Each worker loads the tokenizers once and decodes in its own process (`stage.num_workers`
+DataLoader workers each); the driver shows one progress bar fed by the workers. Locally Ray
+gets N CPUs; `stage.ray_address=auto` (or `ray://host:10001`) spreads the workers over a
+cluster, whose nodes must see the same `data.root` and shard folder (a shared file system).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from tqdm import tqdm
+
+from vidchat.data.config import DataConfig
+from vidchat.training.config import TokenizeStageConfig
+from vidchat.utils.ray_session import ray_session
+
+
+class _RayProgress:
+    """Forwards a worker's progress to the driver's counter actor (fire and forget)."""
+
+    def __init__(self, counter: Any) -> None:
+        self.counter = counter
+
+    def start(self, total: int) -> None:
+        self.counter.add_total.remote(total)
+
+    def step(self) -> None:
+        self.counter.step.remote()
+
+
+def _counter_class() -> Any:
+    import ray
+
+    @ray.remote(num_cpus=0)
+    class Counter:
+        def __init__(self) -> None:
+            self.total, self.done = 0, 0
+
+        def add_total(self, n: int) -> None:
+            self.total += n
+
+        def step(self) -> None:
+            self.done += 1
+
+        def read(self) -> tuple[int, int]:
+            return self.total, self.done
+
+    return Counter
+
+
+def _share(stage: TokenizeStageConfig, data: DataConfig, tokenizer: dict, data_dir: str,
+           counter: Any) -> dict:  # fmt: skip
+    """One worker's tokenize (runs in a Ray task)."""
+    import torch
+
+    from vidchat.training.tokenize import tokenize_data
+
+    torch.set_num_threads(1)
+    return tokenize_data(stage, data, tokenizer, data_dir, progress=_RayProgress(counter))
+
+
+def tokenize_on_ray(stage: TokenizeStageConfig, data: DataConfig, tokenizer: dict[str, Any],
+                    data_dir: str) -> dict[str, Any]:  # fmt: skip
+    """Run `stage.ray_workers` tokenize workers on Ray -> the merged summary."""
+    import ray
+
+    n = stage.ray_workers
+    with ray_session(stage.ray_address, n):
+        counter = _counter_class().remote()
+        task = ray.remote(num_cpus=1)(_share)
+        shares = [dataclasses.replace(stage, shard_index=k, num_shards=n, ray_workers=0)
+                  for k in range(n)]  # fmt: skip
+        pending = [task.remote(s, data, tokenizer, data_dir, counter) for s in shares]
+        summaries = _wait(pending, counter)
+    summary = {
+        "shard_dir": summaries[0]["shard_dir"],
+        "clips_tokenized": sum(s["clips_tokenized"] for s in summaries),
+        "clips_failed_total": sum(s["clips_failed_total"] for s in summaries),
+        "clips_per_s": round(sum(s["clips_per_s"] for s in summaries), 2),
+        "ray_workers": n,
+    }
+    print(f"tokenize: {summary}")
+    if summary["clips_failed_total"]:
+        print(f"tokenize: {summary['clips_failed_total']} clip(s) failed, listed in "
+              f"{summary['shard_dir']}/failures-*.json")  # fmt: skip
+    return summary
+
+
+def _wait(pending: list, counter: Any) -> list[dict]:
+    """Results in worker order, with one progress bar over every worker's clips."""
+    import ray
+
+    order = list(pending)
+    bar = tqdm(desc="tokenize (ray)", unit="clip")
+    remaining = list(pending)
+    while remaining:
+        _, remaining = ray.wait(remaining, num_returns=len(remaining), timeout=0.5)
+        total, done = ray.get(counter.read.remote())
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+    bar.close()
+    return ray.get(order)
