@@ -118,7 +118,7 @@ def tokenize(cfg: DictConfig) -> dict[str, Any]:
     if stage.ray_workers:
         from vidchat.training.tokenize_ray import tokenize_on_ray
 
-        return tokenize_on_ray(stage, data, tokenizer, str(cfg.paths.data_dir))
+        return tokenize_on_ray(tokenize_data, stage, data, tokenizer, str(cfg.paths.data_dir))
     return tokenize_data(stage, data, tokenizer, str(cfg.paths.data_dir))
 
 

@@ -12,6 +12,7 @@ cluster, whose nodes must see the same `data.root` and shard folder (a shared fi
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 from tqdm import tqdm
@@ -54,20 +55,19 @@ def _counter_class() -> Any:
     return Counter
 
 
-def _share(stage: TokenizeStageConfig, data: DataConfig, tokenizer: dict, data_dir: str,
-           counter: Any) -> dict:  # fmt: skip
+def _share(work: Callable[..., dict], stage: TokenizeStageConfig, data: DataConfig,
+           tokenizer: dict, data_dir: str, counter: Any) -> dict:  # fmt: skip
     """One worker's tokenize (runs in a Ray task)."""
     import torch
 
-    from vidchat.training.tokenize import tokenize_data
-
     torch.set_num_threads(1)
-    return tokenize_data(stage, data, tokenizer, data_dir, progress=_RayProgress(counter))
+    return work(stage, data, tokenizer, data_dir, progress=_RayProgress(counter))
 
 
-def tokenize_on_ray(stage: TokenizeStageConfig, data: DataConfig, tokenizer: dict[str, Any],
-                    data_dir: str) -> dict[str, Any]:  # fmt: skip
-    """Run `stage.ray_workers` tokenize workers on Ray -> the merged summary."""
+def tokenize_on_ray(work: Callable[..., dict], stage: TokenizeStageConfig, data: DataConfig,
+                    tokenizer: dict[str, Any], data_dir: str) -> dict[str, Any]:  # fmt: skip
+    """Run `stage.ray_workers` workers of `work` (`tokenize.tokenize_data`) on Ray -> the merged
+    summary."""
     import ray
 
     n = stage.ray_workers
@@ -76,7 +76,7 @@ def tokenize_on_ray(stage: TokenizeStageConfig, data: DataConfig, tokenizer: dic
         task = ray.remote(num_cpus=1)(_share)
         shares = [dataclasses.replace(stage, shard_index=k, num_shards=n, ray_workers=0)
                   for k in range(n)]  # fmt: skip
-        pending = [task.remote(s, data, tokenizer, data_dir, counter) for s in shares]
+        pending = [task.remote(work, s, data, tokenizer, data_dir, counter) for s in shares]
         summaries = _wait(pending, counter)
     summary = {
         "shard_dir": summaries[0]["shard_dir"],
