@@ -7,7 +7,8 @@ each), then runs `python -m vidchat.curate` on them from scratch once per worker
 fresh process each (its own local Ray), one after the other. Reports source-minutes processed
 per wall-clock minute (with and without the start-up: Ray, then the
 actors' imports until the first stage begins), the speed-up of 2 workers over 1, and
-each stage's share of the worker time (from the stage results' own timings). Ends with
+each stage's share of the worker time (from the stage results' own timings), and the last
+run's known-answer scores against the sources' ground truth. Ends with
 `name: value` lines.
 """
 
@@ -52,6 +53,38 @@ def run_once(raw: Path, out: Path, workers: int) -> dict:
     return {"wall": wall, "startup": startup, "stages": stage_seconds}
 
 
+def known_answers(out: Path, raw: Path) -> dict:
+    """The run scored against the sources' ground truth (means over sources)."""
+    from vidchat.curate.clips import ClipOptions
+    from vidchat.curate.quality import QualityOptions
+    from vidchat.curate.release import plan_release
+    from vidchat.curate.scoring import (
+        binding_accuracy,
+        clip_match,
+        cut_accuracy,
+        diarisation_error_rate,
+        truth_clips,
+    )
+    from vidchat.curate.shots import ShotOptions
+    from vidchat.curate.store import StageStore
+
+    truths = {p.stem: json.loads(p.read_text()) for p in sorted((raw / "truth").glob("*.json"))}
+    store = StageStore(out)
+    plan = plan_release(store, list(truths), ClipOptions(), QualityOptions())
+    rows = []
+    for ytid, truth in truths.items():
+        rows.append({
+            "cuts within 2 frames": cut_accuracy(truth["cuts"], store.load("shots", ytid)["cuts"]),
+            "DER": diarisation_error_rate(truth["speech"], store.load("speech", ytid)["turns"]),
+            "DER (0.25 s collar)": diarisation_error_rate(
+                truth["speech"], store.load("speech", ytid)["turns"], collar=0.25),
+            "voice-face binding": binding_accuracy(plan.clips.get(ytid, []), truth),
+            "clips as the truth defines them": clip_match(
+                plan.clips.get(ytid, []), truth_clips(truth, ShotOptions(), ClipOptions())),
+        })  # fmt: skip
+    return {k: round(sum(r[k] for r in rows) / len(rows), 3) for k in rows[0]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sources", type=int, default=8)
@@ -77,6 +110,8 @@ def main() -> None:
         lines["speedup 2 vs 1 workers"] = round(results[1]["wall"] / results[2]["wall"], 2)
         after = [results[w]["wall"] - results[w]["startup"] for w in (1, 2)]
         lines["speedup 2 vs 1 workers after start"] = round(after[0] / after[1], 2)
+    for name, value in known_answers(base / f"out{args.workers[-1]}", base / "raw").items():
+        lines[name] = value
     for name, value in lines.items():
         print(f"{name}: {value}")
 

@@ -18,13 +18,12 @@ pytest.importorskip("dlib")
 
 @pytest.fixture(scope="session")
 def ray_cluster():
-    """A local Ray with two worker CPUs, shared by the curation tests."""
-    import ray
+    """A local Ray with two worker CPUs (started as the curation run starts its own), shared by
+    the curation tests."""
+    from vidchat.utils.ray_session import ray_session
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             object_store_memory=256 * 1024**2)  # fmt: skip
-    yield ray
-    ray.shutdown()
+    with ray_session(None, 2):
+        yield
 
 
 @pytest.fixture(scope="session")

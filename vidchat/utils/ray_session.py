@@ -11,6 +11,9 @@ from typing import Any
 from vidchat.errors import VidchatError
 
 _OBJECT_STORE_BYTES = 256 * 1024**2  # vidchat passes small rows and results; media stays on disk
+# One math thread per worker process: vidchat scales by workers, and BLAS / OpenMP pools of
+# every core in every worker only fight each other.
+ONE_THREAD = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
 
 
 @contextmanager
@@ -28,7 +31,7 @@ def ray_session(address: str | None, workers: int) -> Iterator[None]:
     # pool; the user's own setting wins.
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                              "logging_level": logging.ERROR}  # fmt: skip
+                              "logging_level": logging.ERROR, "runtime_env": {"env_vars": ONE_THREAD}}  # fmt: skip
     if address:
         ray.init(address=address, **kwargs)
     else:

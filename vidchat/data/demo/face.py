@@ -63,7 +63,8 @@ def render_face(
 
     `detailed` adds shading that a real face detector looks for (eye sockets, a nose with
     nostrils, dark brows, the jaw line): dlib's HOG detector finds 10 of 32 plain demo faces and
-    28 of 32 detailed ones at 64 px. The curation test sources use it; the clip world keeps the
+    28 of 32 detailed ones at 64 px; with highlights and fixed-step shadows, 31 of 32 demo
+    identities are found on at least 4 of 6 frames (72-88 px, random backgrounds). The curation test sources use it; the clip world keeps the
     plain faces its checkpoints were trained on.
 
     The still parts are drawn once on a padded canvas; eyes and mouth are drawn per frame in
@@ -112,20 +113,29 @@ def _still_face(identity: Identity, coords: np.ndarray) -> np.ndarray:
 
 
 def _add_details(base: np.ndarray, identity: Identity, coords: np.ndarray) -> None:
-    """Eye sockets, nose, nostrils, dark brows and a jaw shadow on a still face (in place)."""
+    """Forehead and nose-bridge highlights; eye sockets, nose, nostrils, dark brows and a jaw
+    shadow, each at least a fixed step darker than the skin so that dark skin keeps its
+    contrast (in place)."""
     y = coords[None, :, None]  # [1,P,1]
     x = coords[None, None, :]  # [1,1,P]
     cx, cy = 0.5, HEAD_Y
     skin = np.asarray(identity.skin, np.float32)
+
+    def shade(factor: float, step: float) -> np.ndarray:
+        return np.clip(np.minimum(skin * factor, skin - step), 0, 255)
+
+    light = np.clip(skin * 1.12 + 18, 0, 255)
+    _paint(base, _ellipse(y, x, cy - 0.2, cx, 0.06, 0.14), light)
+    _paint(base, (np.abs(x - cx + 0.012) < 0.01) & (y > cy - 0.06) & (y < cy + 0.06), light)
+    brow = np.asarray(identity.hair, np.float32) * 0.5
     for sign in (-1.0, 1.0):
-        _paint(base, _ellipse(y, x, cy - 0.06, cx + sign * 0.115, 0.07, 0.085), skin * 0.72)
-        _paint(base, _ellipse(y, x, cy + 0.085, cx + sign * 0.03, 0.012, 0.018), skin * 0.45)
-        brow = np.asarray(identity.hair, np.float32) * 0.5
+        _paint(base, _ellipse(y, x, cy - 0.06, cx + sign * 0.115, 0.07, 0.085), shade(0.72, 35))
+        _paint(base, _ellipse(y, x, cy + 0.085, cx + sign * 0.03, 0.012, 0.018), shade(0.45, 70))
         _paint(base, _ellipse(y, x, cy - 0.135, cx + sign * 0.115, 0.02, 0.075), brow)
-    _paint(base, (np.abs(x - cx - 0.02) < 0.012) & (y > cy - 0.03) & (y < cy + 0.07), skin * 0.65)
+    _paint(base, (np.abs(x - cx - 0.02) < 0.012) & (y > cy - 0.03) & (y < cy + 0.07), shade(0.65, 35))
     rx, ry = 0.30 * identity.face_width, 0.37 * identity.face_height
     jaw = _ellipse(y, x, cy, cx, ry, rx) & ~_ellipse(y, x, cy, cx, ry * 0.95, rx * 0.93)
-    _paint(base, jaw & (y > cy), skin * 0.7)
+    _paint(base, jaw & (y > cy), shade(0.7, 35))
 
 
 def _draw_eyes(canvas: np.ndarray, coords: np.ndarray, track: FaceTrack) -> None:
