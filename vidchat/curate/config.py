@@ -44,6 +44,8 @@ class CurateConfig:
               self.speech.num_speakers)  # fmt: skip
         check("curate.faces.detect_every", self.faces.detect_every >= 1, ">= 1",
               self.faces.detect_every)  # fmt: skip
+        check("curate.speech.asr", self.speech.asr in ("none", "pocketsphinx"),
+              "none or pocketsphinx", self.speech.asr)  # fmt: skip
         share = self.quality.drop_share
         check("curate.quality.drop_share", 0 <= share < 1, "in [0, 1)", share)
 

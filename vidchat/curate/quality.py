@@ -6,8 +6,10 @@
 - face sharpness: variance of the Laplacian of the face crop, in grey, resized to 64 px so that
   the score does not depend on the face's size; below `min_face_sharpness` the face is blurred.
 
-A hand-blur score needs a hand detector, and DOVER and ASR scores need weights the user gives;
-neither is computed here (the filters report them as not run).
+With `speech.asr=pocketsphinx`, each clip also gets the ASR confidence and no-speech share of
+its turns (`vidchat.curate.asr`); a talking clip with `no_speech >= max_no_speech` is dropped.
+A hand-blur score needs a hand detector, and DOVER needs weights the user gives; neither is
+computed here.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class QualityOptions:
     min_face_sharpness: float = 100.0  # demo faces: 2,500 sharp, 250 at a 1 px blur, 24 at 3 px
     sft_min_face_sharpness: float = 300.0  # SFT membership also needs...
     sft_min_sync: float = 0.5  # ...the voice-face sync of a talking clip
+    max_no_speech: float = 0.8  # with ASR: a talking clip the decoder finds no words in is dropped
 
 
 def clarity(path: str, height: int, width: int) -> float:

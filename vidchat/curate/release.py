@@ -3,7 +3,8 @@
 Output (what `data=speakervid data.root=OUTPUT` reads with no conversion):
 
     merged_anno/{stem}.json         one annotation per clip (the release's keys)
-    raw_labels/curate/{stem}.json   luminance, clarity, face_sharpness, sync, conf
+    raw_labels/curate/{stem}.json   luminance, clarity, face_sharpness, sync, conf (+ asr_conf,
+                                    no_speech with ASR)
     videos/{ytid}/{stem}.mp4, .wav  cut clips (video only + 16 kHz wav, as the official cut)
     all_data_list.json, SFT_set.json, curate_report.json
 
@@ -63,7 +64,7 @@ def plan_release(store: StageStore, ytids: list[str], clip_opts: ClipOptions,
             face = _face_of(shot, clip)
             clip["scores"] = {"luminance": shot["luminance"], "clarity": source["clarity"],
                               "face_sharpness": face["sharpness"], "sync": clip["sync"],
-                              "conf": clip["conf"]}  # fmt: skip
+                              "conf": clip["conf"], **_asr_of(clip, speech["turns"])}  # fmt: skip
             clip["source"] = source
             candidates.append((ytid, clip))
     floor = clarity_floor([c["scores"]["clarity"] for _, c in candidates], quality.drop_share)
@@ -71,6 +72,17 @@ def plan_release(store: StageStore, ytids: list[str], clip_opts: ClipOptions,
         if _passes(plan.report, clip, floor, quality):
             plan.clips.setdefault(ytid, []).append(clip)
     return plan
+
+
+def _asr_of(clip: dict, turns: list[dict]) -> dict:
+    """Duration-weighted ASR scores of the turns under the clip's window (when ASR ran)."""
+    lo, hi = clip["start"], clip["start"] + clip["duration"]
+    parts = [(min(t["end"], hi) - max(t["start"], lo), t) for t in turns if "asr_conf" in t]
+    parts = [(w, t) for w, t in parts if w > 0]
+    if not parts:
+        return {}
+    total = sum(w for w, _ in parts)
+    return {k: round(sum(w * t[k] for w, t in parts) / total, 4) for k in ("asr_conf", "no_speech")}
 
 
 def _face_of(shot: dict, clip: dict) -> dict:
@@ -90,6 +102,12 @@ def _passes(report: dict, clip: dict, floor: float, quality: QualityOptions) -> 
               f"{quality.drop_share:.0%} (below {floor:.1f})")  # fmt: skip
         return False
     _filter(report, "clarity")["kept"] += 1
+    no_speech = scores.get("no_speech")
+    if no_speech is not None and not clip["listener"] and no_speech >= quality.max_no_speech:
+        _drop(report, "ASR no speech", clip["stem"], f"no words in {no_speech:.0%} of the clip")
+        return False
+    if no_speech is not None:
+        _filter(report, "ASR no speech")["kept"] += 1
     if scores["face_sharpness"] < quality.min_face_sharpness:
         _drop(report, "face blur", clip["stem"], f"face sharpness {scores['face_sharpness']:.0f}"
               f" below {quality.min_face_sharpness:g}")  # fmt: skip

@@ -30,6 +30,7 @@ class SpeechOptions:
     min_silence: float = 0.3  # s: shorter pauses are bridged
     num_speakers: int = 2
     min_turn: float = 0.5  # s: a speaker label flip shorter than this is smoothed away
+    asr: str = "none"  # "pocketsphinx": ASR confidence and no-speech share per turn
 
 
 def voice_segments(audio: np.ndarray, sample_rate: int, opts: SpeechOptions) -> list[tuple[float, float]]:

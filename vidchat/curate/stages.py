@@ -68,6 +68,10 @@ def speech_stage(path: str, encoder: Any, opts: StageOptions) -> dict:
     result = diarise(clip.audio, SAMPLE_RATE, encoder, opts.speech)
     if not result["turns"]:
         raise BadSource("no speech found")
+    if opts.speech.asr == "pocketsphinx":
+        from vidchat.curate.asr import score_turns
+
+        score_turns(clip.audio, result["turns"])
     return result
 
 
