@@ -21,11 +21,15 @@ from tests.conftest import REPO_ROOT
         (["input={raw}", "output={tmp}/out", "redo=[faces]"], "curate.redo must be a list of"),
         (["input={raw}", "output={tmp}/out", "shots.threshold=abc"], "must be a finite number"),
         (["input={raw}", "output={tmp}/out", "quality.drop_share=1.5"], "drop_share must be in"),
+        (["input={raw}", "output={tmp}/user"], "not made by vidchat.curate"),
     ],
-    ids=["missing", "empty", "no_output", "inside", "workers", "redo", "threshold", "share"],
+    ids=["missing", "empty", "no_output", "inside", "workers", "redo", "threshold", "share",
+         "user_folder"],
 )
 def test_bad_input_is_one_line(args, message, raw_sources, tmp_path):
     (tmp_path / "empty").mkdir()
+    (tmp_path / "user").mkdir()
+    (tmp_path / "user" / "notes.txt").write_text("mine")
     args = [a.format(tmp=tmp_path, raw=raw_sources) for a in args]
     cmd = [sys.executable, "-m", "vidchat.curate", *args, f"paths.root_dir={tmp_path}"]
     done = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
@@ -33,3 +37,4 @@ def test_bad_input_is_one_line(args, message, raw_sources, tmp_path):
     lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], done.stderr
     assert not (tmp_path / "out").exists() and not (raw_sources / "out").exists()
+    assert sorted(p.name for p in (tmp_path / "user").iterdir()) == ["notes.txt"]

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from vidchat.curate.stages import BadSource, StageOptions, people_stage, shots_stage, speech_stage
 from vidchat.curate.store import STAGES, StageStore
+from vidchat.errors import VidchatError
 
 log = logging.getLogger("vidchat")
 
@@ -81,6 +82,7 @@ class StageWorker:
 def analyse(sources: dict[str, Path], output: Path, opts: StageOptions, workers: int,
             progress: bool = True) -> None:  # fmt: skip
     """Run the analysis stages over every source not finished yet (streaming, on Ray)."""
+    import ray
     import ray.data
 
     store = StageStore(output)
@@ -97,9 +99,14 @@ def analyse(sources: dict[str, Path], output: Path, opts: StageOptions, workers:
             compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1 / len(STAGES),
         )  # fmt: skip
     bar = tqdm(total=len(rows), desc="curate", unit="source", disable=not progress)
-    for _ in ds.iter_rows():
-        bar.update()
-    bar.close()
+    try:
+        for _ in ds.iter_rows():
+            bar.update()
+    except ray.exceptions.RayError as exc:  # a worker died (out of memory, a crash in C code)
+        raise VidchatError(f"a curation worker failed ({type(exc).__name__}); what finished is "
+                           "kept: rerun the same command to resume") from exc  # fmt: skip
+    finally:
+        bar.close()
 
 
 def cut_all(jobs: dict[str, list], progress: bool = True) -> dict[str, tuple[list, float]]:

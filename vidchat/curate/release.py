@@ -19,7 +19,7 @@ from pathlib import Path
 
 from vidchat.curate.clips import ClipOptions, plan_clips
 from vidchat.curate.quality import QualityOptions, clarity_floor
-from vidchat.curate.store import StageStore
+from vidchat.curate.store import STAGES, StageStore
 from vidchat.data.speakervid.cut import CLIP_FPS, CutJob
 from vidchat.utils.atomic import atomic_write_json
 
@@ -47,6 +47,8 @@ def plan_release(store: StageStore, ytids: list[str], clip_opts: ClipOptions,
     candidates: list[tuple[str, dict]] = []
     for ytid in ytids:
         error = store.error(ytid)
+        if error is None and not all(store.has(s, ytid) for s in STAGES):
+            error = "not analysed (its run stopped early: rerun to finish it)"
         if error is not None:
             plan.report["sources"]["bad"].append({"source": ytid, "reason": error})
             continue

@@ -11,7 +11,7 @@ from typing import Any
 from vidchat.curate.config import CurateConfig, from_cfg
 from vidchat.curate.pipeline import analyse, cut_all
 from vidchat.curate.release import cut_jobs, plan_release, write_release
-from vidchat.curate.store import StageStore
+from vidchat.curate.store import WORK_DIR, StageStore
 from vidchat.errors import VidchatError
 from vidchat.utils.atomic import atomic_write_json, check_writable_folder
 from vidchat.utils.ray_session import ray_session
@@ -35,12 +35,21 @@ def find_sources(folder: Path, patterns: tuple[str, ...]) -> dict[str, Path]:
     return sources
 
 
+def _check_own_output(out: Path) -> None:
+    """Refuse a non-empty output folder that an earlier curation did not make: the release
+    writer replaces what it made there (and removes its stale clips), never a user's files."""
+    if out.is_dir() and any(out.iterdir()) and not (out / WORK_DIR).is_dir():
+        raise VidchatError(f"{out}: not empty and not made by vidchat.curate; choose a new or "
+                           "empty output folder")  # fmt: skip
+
+
 def curate(cfg: CurateConfig) -> dict:
     """Run (or resume) the whole curation -> the report (also `{output}/curate_report.json`)."""
     inp, out = Path(cfg.input).resolve(), Path(cfg.output).resolve()
     sources = find_sources(inp, cfg.patterns)
     if out == inp or inp in out.parents:
         raise VidchatError(f"{out}: the output must not be inside the input folder")
+    _check_own_output(out)
     check_writable_folder(out, "output")
     store = StageStore(out)
     for stage in cfg.redo:
