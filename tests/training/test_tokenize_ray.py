@@ -49,3 +49,12 @@ def test_ray_workers_and_manual_shards_do_not_mix(demo_world, tmp_path):
 
     with pytest.raises(ConfigError, match="stage.num_shards must be 1 with stage.ray_workers"):
         tokenize(_cfg(demo_world, tmp_path, "stage.ray_workers=2", "stage.num_shards=2"))
+
+
+def test_a_workers_error_reaches_the_user_as_its_own_line(demo_world, tmp_path):
+    from vidchat.errors import VidchatError
+
+    cfg = _cfg(demo_world, tmp_path, "stage.ray_workers=2", "data.subset=sft",
+               "data.thresholds={face_blur: 10}")  # fmt: skip
+    with pytest.raises(VidchatError, match="selects no clips"):
+        tokenize(cfg)

@@ -25,8 +25,6 @@ from vidchat.curate.stages import BadSource, StageOptions, people_stage, shots_s
 from vidchat.curate.store import STAGES, StageStore
 from vidchat.errors import VidchatError
 
-log = logging.getLogger("vidchat")
-
 
 class StageWorker:
     """One Ray Data actor of one stage: runs the stage on each source of its batches."""

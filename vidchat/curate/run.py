@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fnmatch
-import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -15,8 +14,6 @@ from vidchat.curate.store import WORK_DIR, StageStore
 from vidchat.errors import VidchatError
 from vidchat.utils.atomic import atomic_write_json, check_writable_folder
 from vidchat.utils.ray_session import ray_session
-
-log = logging.getLogger("vidchat")
 
 
 def find_sources(folder: Path, patterns: tuple[str, ...]) -> dict[str, Path]:

@@ -18,6 +18,7 @@ from typing import Any
 from tqdm import tqdm
 
 from vidchat.data.config import DataConfig
+from vidchat.errors import VidchatError
 from vidchat.training.config import TokenizeStageConfig
 from vidchat.utils.ray_session import ray_session
 
@@ -106,4 +107,11 @@ def _wait(pending: list, counter: Any) -> list[dict]:
         bar.n = done
         bar.refresh()
     bar.close()
-    return ray.get(order)
+    try:
+        return ray.get(order)
+    except ray.exceptions.RayTaskError as exc:  # a worker's error is the user's one line
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, VidchatError):
+            raise cause from None
+        raise VidchatError(f"a tokenize worker failed: {cause or exc}; what it committed is "
+                           "kept: rerun the same command to resume") from exc  # fmt: skip
