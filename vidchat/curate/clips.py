@@ -59,7 +59,7 @@ def plan_clips(source: dict, shots: list[dict], turns: list[dict], opts: ClipOpt
             side = 2 * round((bbox[2] - bbox[0]) * w / 2)
             clips.append({
                 "stem": clip_stem(source["ytid"], h, w, scene, letter, listener),
-                "speaker": letter, "listener": listener, "shot": shot["index"],
+                "speaker": letter, "listener": listener, "shot": shot["index"], "face": face,
                 "start": round(seg["start"], 3), "duration": round(seg["end"] - seg["start"], 3),
                 "shot_window": [round(shot["start"] / fps, 3), round(shot["end"] / fps, 3)],
                 "bbox": bbox, "size": side,

@@ -63,7 +63,7 @@ def plan_release(store: StageStore, ytids: list[str], clip_opts: ClipOptions,
         source = {**shots["source"], "ytid": ytid}
         for clip in plan_clips(source, people["shots"], speech["turns"], clip_opts):
             shot = next(s for s in people["shots"] if s["index"] == clip["shot"])
-            face = _face_of(shot, clip)
+            face = shot["faces"][clip["face"]]  # the face track the clip is cropped to
             clip["scores"] = {"luminance": shot["luminance"], "clarity": source["clarity"],
                               "face_sharpness": face["sharpness"], "sync": clip["sync"],
                               "conf": clip["conf"], **_asr_of(clip, speech["turns"])}  # fmt: skip
@@ -85,16 +85,6 @@ def _asr_of(clip: dict, turns: list[dict]) -> dict:
         return {}
     total = sum(w for w, _ in parts)
     return {k: round(sum(w * t[k] for w, t in parts) / total, 4) for k in ("asr_conf", "no_speech")}
-
-
-def _face_of(shot: dict, clip: dict) -> dict:
-    """The face track the clip is cropped to (the bound face, or the other for a listener)."""
-    speaker = clip["speaker"] if not clip["listener"] else ("B" if clip["speaker"] == "A" else "A")
-    bound = shot["binding"].get(speaker)
-    if bound is not None:
-        return shot["faces"][bound["face"]]
-    taken = {b["face"] for b in shot["binding"].values()}
-    return next(f for k, f in enumerate(shot["faces"]) if k not in taken)
 
 
 def _passes(report: dict, clip: dict, floor: float, quality: QualityOptions) -> bool:

@@ -1,0 +1,38 @@
+"""The run-wide plan on hand-made stage results: each clip is scored on its own face."""
+
+from __future__ import annotations
+
+from vidchat.curate.clips import ClipOptions
+from vidchat.curate.quality import QualityOptions
+from vidchat.curate.release import plan_release
+from vidchat.curate.store import StageStore
+
+
+def _store(tmp_path) -> StageStore:
+    store = StageStore(tmp_path)
+    source = {"fps": 25.0, "height": 100, "width": 200, "num_frames": 250, "duration": 10.0,
+              "clarity": 300.0}  # fmt: skip
+    shot = {"index": 0, "start": 0, "end": 250}
+    store.save("shots", "x", {"source": source, "cuts": [], "shots": [shot], "dropped_shots": []})
+    store.save("speech", "x", {"segments": [], "turns": [{"speaker": "A", "start": 1.0, "end": 3.0}]})
+    faces = [{"box": [10, 10, 50, 50], "sharpness": 2000.0},  # A talks: sharp
+             {"box": [120, 10, 160, 50], "sharpness": 20.0}]  # B listens: blurred
+    people = {**shot, "luminance": 120.0, "faces": faces, "correlations": {},
+              "binding": {"A": {"face": 0, "sync": 0.9, "conf": 0.9}}}  # fmt: skip
+    store.save("people", "x", {"shots": [people], "dropped_shots": []})
+    return store
+
+
+def test_the_listening_clip_is_judged_by_the_listeners_face(tmp_path):
+    plan = plan_release(_store(tmp_path), ["x"], ClipOptions(), QualityOptions())
+    kept = [c["stem"] for c in plan.clips["x"]]
+    assert kept == ["x_full_video_100x200_000_A"]
+    dropped = plan.report["filters"]["face blur"]["dropped_items"]
+    assert [d["item"] for d in dropped] == ["x_full_video_100x200_000_B_None"]
+
+
+def test_a_source_whose_analysis_stopped_early_is_listed(tmp_path):
+    store = _store(tmp_path)
+    store.path("people", "x").unlink()
+    plan = plan_release(store, ["x"], ClipOptions(), QualityOptions())
+    assert not plan.clips and "stopped early" in plan.report["sources"]["bad"][0]["reason"]
