@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from vidchat.eval.metrics.faces import face_models
+from vidchat.utils.image import luma
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,6 @@ def mouth_track(frames: np.ndarray, box: list[float], predictor: Any) -> np.ndar
 
     x0, y0, x1, y1 = (int(round(v)) for v in box)
     rect = dlib.rectangle(x0, y0, x1, y1)
-    weights = np.array([0.299, 0.587, 0.114], np.float32)
     out = np.empty(len(frames))
     for t, frame in enumerate(frames):
         frame = np.ascontiguousarray(frame)
@@ -86,8 +86,8 @@ def mouth_track(frames: np.ndarray, box: list[float], predictor: Any) -> np.ndar
         if mouth.size == 0 or face.size == 0:
             out[t] = np.nan
             continue
-        threshold = 0.5 * float(np.median(face @ weights))
-        out[t] = float((mouth @ weights < threshold).sum()) / max((hx - lx) ** 2, 1.0)
+        threshold = 0.5 * float(np.median(luma(face)))
+        out[t] = float((luma(mouth) < threshold).sum()) / max((hx - lx) ** 2, 1.0)
     return out
 
 

@@ -20,6 +20,7 @@ import av
 import numpy as np
 
 from vidchat.media.frames import bbox_to_pixels
+from vidchat.utils.image import luma
 
 SHARPNESS_SIDE = 64
 _LAPLACIAN = np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], np.float32)
@@ -54,8 +55,7 @@ def face_sharpness(frames: np.ndarray, bbox: list[float]) -> float:
     x0, y0, x1, y1 = bbox_to_pixels(bbox, h, w)
     values = []
     for frame in frames:
-        grey = frame[y0:y1, x0:x1].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-        small = _resize(grey, SHARPNESS_SIDE)
+        small = _resize(luma(frame[y0:y1, x0:x1]), SHARPNESS_SIDE)
         lap = sum(_LAPLACIAN[i, j] * small[i : i + SHARPNESS_SIDE - 2, j : j + SHARPNESS_SIDE - 2]
                   for i in range(3) for j in range(3))  # fmt: skip
         values.append(float(lap.var()))

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vidchat.utils.image import luma
+
 
 @dataclass(frozen=True)
 class ShotOptions:
@@ -51,4 +53,4 @@ def select_shots(scenes: list[tuple[int, int]], num_frames: int, fps: float,
 
 def mean_luma(frames: np.ndarray) -> float:
     """Mean BT.601 luma of `[T,H,W,3]` uint8 frames."""
-    return float((frames[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114])).mean())
+    return float(luma(frames).mean())

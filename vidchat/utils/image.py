@@ -1,8 +1,16 @@
-"""Image similarity shared by the tokenizers' reports and the evaluation suite."""
+"""Pixel helpers: luma, and image similarity shared by the tokenizers' reports and the
+evaluation suite."""
 
 from __future__ import annotations
 
 import numpy as np
+
+LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], np.float32)  # BT.601
+
+
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """BT.601 luma of `[..., 3]` RGB pixels (any dtype) -> float32 `[...]`."""
+    return np.asarray(rgb, np.float32)[..., :3] @ LUMA_WEIGHTS
 
 
 def _gaussian_window(size: int, sigma: float) -> np.ndarray:

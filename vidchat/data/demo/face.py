@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vidchat.data.demo.identities import Identity
+from vidchat.utils.image import luma
 
 SUPERSAMPLE = 2  # render at 2x and average 2x2 blocks: anti-aliased edges
 HEAD_Y = 0.45  # head centre (fraction of the frame height)
@@ -195,8 +196,7 @@ def measure_mouth_opening(frames: np.ndarray) -> np.ndarray:
     h, w = frames.shape[1:3]
     (r0, r1), (c0, c1) = MOUTH_BOX
     box = frames[:, round(r0 * h) : round(r1 * h), round(c0 * w) : round(c1 * w)].astype(np.float32)
-    luma = box @ np.array([0.299, 0.587, 0.114], np.float32)  # [T,h,w]
-    dark = np.clip((_DARK_HI - luma) / (_DARK_HI - _DARK_LO), 0.0, 1.0)
+    dark = np.clip((_DARK_HI - luma(box)) / (_DARK_HI - _DARK_LO), 0.0, 1.0)
     return dark.mean(axis=(1, 2)) / _FULL_OPEN_FRACTION
 
 
@@ -222,11 +222,11 @@ def mouth_curvature(frames: np.ndarray) -> np.ndarray:
     top, left = round(r0 * h), round(c0 * w)
     box = frames[:, top : round(r1 * h), left : round(c1 * w)].astype(np.float32)  # [T,h',w',3]
     redness = box[..., 0] - box[..., 1]  # [T,h',w']
-    luma = box @ np.array([0.299, 0.587, 0.114], np.float32)
+    box_luma = luma(box)  # [T,h',w']
     # lips are red against the face's own skin: a reddish skin (procedural faces) sets the bar
     skin = np.median(redness, axis=(1, 2), keepdims=True)  # [T,1,1]: most of the box is skin
     lo = np.maximum(70.0, skin + 20.0)
-    weight = np.maximum(np.clip((redness - lo) / 40, 0, 1), np.clip((75 - luma) / 40, 0, 1))
+    weight = np.maximum(np.clip((redness - lo) / 40, 0, 1), np.clip((75 - box_luma) / 40, 0, 1))
     rows = (np.arange(box.shape[1]) + 0.5 + top) / h  # [h']
     u = ((np.arange(box.shape[2]) + 0.5 + left) / w - 0.5) / MOUTH_HALF_WIDTH  # [w']
     lift = np.zeros(len(box))
