@@ -25,13 +25,17 @@ from tqdm import tqdm
 from vidchat.data.demo.face import render_face
 from vidchat.data.demo.identities import Identity, make_identities
 from vidchat.data.demo.script import face_track
-from vidchat.data.demo.speech import EMOTIONS, audio_envelope, synthesize_turn
+from vidchat.data.demo.speech import (
+    EMOTIONS,
+    audio_envelope,
+    mouth_from_envelope,
+    synthesize_turn,
+)
 from vidchat.errors import ConfigError
 from vidchat.media import write_clip
 from vidchat.utils.atomic import atomic_write_json
 
 TRUTH_DIR = "truth"
-_NOISE_FLOOR = 0.004
 _MERGE_GAP = 0.35  # s: syllables closer than this form one speech region (word pauses)
 
 
@@ -112,9 +116,7 @@ def _mouths(turns: list[_Turn], num_frames: int, cfg: RawSourceConfig) -> np.nda
         lo = round(turn.start * cfg.fps)
         n = min(round(len(turn.speech) / cfg.sample_rate * cfg.fps), num_frames - lo)
         env = audio_envelope(turn.speech, cfg.sample_rate, cfg.fps, n)
-        voiced = env > 2 * _NOISE_FLOOR
-        loud = np.percentile(env[voiced], 95) if voiced.any() else 1.0
-        mouths[turn.speaker, lo : lo + n] = np.clip((env - _NOISE_FLOOR) / (loud - _NOISE_FLOOR), 0, 1)
+        mouths[turn.speaker, lo : lo + n] = mouth_from_envelope(env)
     return mouths
 
 

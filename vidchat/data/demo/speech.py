@@ -116,3 +116,13 @@ def synthesize_turn(
 # envelope at the render rate (24 fps); for frames read at a lower fps (which show the instant
 # at i / fps), pass the render period, `window=1/24`, to compare like with like.
 audio_envelope = frame_rms
+
+NOISE_FLOOR = 0.004  # audio RMS treated as silence when driving the mouth
+
+
+def mouth_from_envelope(env: np.ndarray) -> np.ndarray:
+    """A talker's mouth opening [T] in [0, 1] from their turn's loudness envelope [T]: shut at
+    the noise floor, fully open at the turn's 95th-percentile voiced loudness."""
+    voiced = env > 2 * NOISE_FLOOR
+    loud = np.percentile(env[voiced], 95) if voiced.any() else 1.0
+    return np.clip((env - NOISE_FLOOR) / (loud - NOISE_FLOOR), 0.0, 1.0)

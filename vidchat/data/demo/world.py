@@ -37,7 +37,7 @@ from tqdm import tqdm
 from vidchat.data.demo.face import measure_mouth_opening, neutral_track, render_face
 from vidchat.data.demo.identities import Identity, make_identities
 from vidchat.data.demo.script import ConversationPlan, face_track, plan_conversation
-from vidchat.data.demo.speech import audio_envelope, synthesize_turn
+from vidchat.data.demo.speech import audio_envelope, mouth_from_envelope, synthesize_turn
 from vidchat.data.pairing import SFT_THRESHOLDS
 from vidchat.data.speakervid.archive import write_tar_batch
 from vidchat.data.speakervid.names import clip_stem
@@ -50,7 +50,6 @@ from vidchat.utils.processes import exit_with_parent
 GENERATOR_VERSION = 3  # 3: the release layout (clip names, tar batches, mp4 + wav)
 MARKER = ".demo_world.json"
 MANIFEST_FILE = "all_data_list.json"
-_NOISE_FLOOR = 0.004  # audio RMS treated as silence when driving the mouth
 
 __all__ = [
     "DemoWorldConfig",
@@ -155,12 +154,7 @@ def _render_conversation(
         listener = people[plan.people[1 - turn.speaker]]
         speech, syllables = synthesize_turn(rng, talker, turn.emotion, seconds, cfg.sample_rate)
         env = audio_envelope(speech, cfg.sample_rate, cfg.fps, turn.num_frames)  # [T]
-        loud = (
-            np.percentile(env[env > 2 * _NOISE_FLOOR], 95)
-            if (env > 2 * _NOISE_FLOOR).any()
-            else 1.0
-        )
-        mouth = np.clip((env - _NOISE_FLOOR) / (loud - _NOISE_FLOOR), 0.0, 1.0)
+        mouth = mouth_from_envelope(env)
         for person, identity in ((turn.speaker, talker), (1 - turn.speaker, listener)):
             talking = identity is talker
             track = face_track(
