@@ -6,7 +6,6 @@ the sides at 10 s and 20 s."""
 from __future__ import annotations
 
 import json
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +24,8 @@ def _tiles(face_path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def compose_real_source(face_path: Path, wav_path: Path, rttm_path: Path, root: Path) -> dict:
     """Write `root/real0000.mp4` and its truth (as the demo raw sources') -> the truth."""
-    with wave.open(str(wav_path)) as f:
-        audio = np.frombuffer(f.readframes(f.getnframes()), np.int16).astype(np.float32) / 32768
-        rate = f.getframerate()
+    sound = read_clip(wav_path, require_video=False)
+    audio, rate = sound.audio, sound.sample_rate
     turns = read_rttm(rttm_path)
     first = min(turns, key=lambda t: t["start"])["speaker"]
     letter = {first: "A", next(t["speaker"] for t in turns if t["speaker"] != first): "B"}

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import wave
-
 import numpy as np
 import pytest
 
@@ -15,13 +13,13 @@ def test_asr_confidence_tells_real_speech_from_vowels_and_noise():
     from vidchat.curate.asr import turn_scores
     from vidchat.data.demo.identities import make_identities
     from vidchat.data.demo.speech import synthesize_turn
+    from vidchat.media import read_clip
 
     try:
         path, _ = librivox_wavs()[0]
     except RealMediaError as exc:
         pytest.skip(str(exc))
-    with wave.open(str(path)) as f:
-        speech = np.frombuffer(f.readframes(f.getnframes()), np.int16).astype(np.float32) / 32768
+    speech = read_clip(path, sample_rate=16000, require_video=False).audio
     rng = np.random.default_rng(0)
     vowels, _ = synthesize_turn(rng, make_identities(8)[0], "happy", 3.0, 16000)
     noise = 0.05 * rng.standard_normal(3 * 16000).astype(np.float32)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import wave
-
-import numpy as np
 import pytest
 
 from vidchat.curate.scoring import diarisation_error_rate, read_rttm
@@ -31,14 +28,13 @@ def test_read_rttm(tmp_path):
 def test_diarisation_of_the_pyannote_sample_matches_its_rttm():
     from tests.real_media import RealMediaError, pyannote_sample
     from vidchat.curate.speech import SpeechOptions, diarise, load_encoder
+    from vidchat.media import read_clip
 
     try:
         wav, rttm = pyannote_sample()
     except RealMediaError as exc:
         pytest.skip(str(exc))
-    with wave.open(str(wav)) as f:
-        audio = np.frombuffer(f.readframes(f.getnframes()), np.int16).astype(np.float32) / 32768
-        rate = f.getframerate()
-    turns = diarise(audio, rate, load_encoder(), SpeechOptions())["turns"]
+    sound = read_clip(wav, require_video=False)
+    turns = diarise(sound.audio, sound.sample_rate, load_encoder(), SpeechOptions())["turns"]
     assert {t["speaker"] for t in turns} == {"A", "B"}
     assert diarisation_error_rate(read_rttm(rttm), turns, collar=0.25) < 0.15  # measured 0.057
