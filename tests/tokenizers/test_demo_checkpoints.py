@@ -64,3 +64,21 @@ def test_demo_audio_codec_reproduces_recorded_quality(demo_world):
     assert now["envelope_corr"] >= max(0.8, rec["envelope_corr"] - 0.05), (now, rec)
     assert now["log_mel_l1"] <= rec["log_mel_l1"] + 0.3, (now, rec)
     assert now["si_snr_db"] >= rec["si_snr_db"] - 3.0, (now, rec)
+
+
+def test_demo64_experiment_loads_the_shipped_tokenizers(demo_world):
+    """`experiment=demo64` finds its 64 px video tokenizer in the package and the 32 px demo's
+    audio codec; the video tokenizer still reconstructs demo faces at 64 px as recorded."""
+    from vidchat.cli import compose
+
+    cfg = compose("train", ["experiment=demo64", "stage=pretrain"])
+    tok = build_video_tokenizer(cfg.tokenizer.video)
+    assert tok.spec.grid == (8, 8) and tok.spec.frame_size == (64, 64)
+    assert build_audio_tokenizer(cfg.tokenizer.audio).spec.num_codebooks == 2
+    demo64 = REPO_ROOT / "vidchat" / "assets" / "demo64"
+    rec = json.loads((demo64 / "video_tokenizer.metrics.json").read_text())["held_out"]
+    clips = held_out_clips(demo_world, fps=tok.spec.frame_rate, size=64)
+    now = evaluate_video_tokenizer(tok, np.concatenate([c.frames for c in clips]))
+    assert now["psnr_db"] >= rec["psnr_db"] - 1.5, (now, rec)
+    shipped = [*DEMO.iterdir(), *demo64.iterdir()]
+    assert sum(p.stat().st_size for p in shipped if p.is_file()) <= 25 * 2**20
