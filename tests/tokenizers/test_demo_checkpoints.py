@@ -16,6 +16,7 @@ from vidchat.training.tokenizer_data import decode_records
 from vidchat.training.tokenizer_eval import evaluate_audio_codec, evaluate_video_tokenizer
 
 DEMO = REPO_ROOT / "checkpoints" / "demo"
+DEMO64 = REPO_ROOT / "vidchat" / "assets" / "demo64"
 
 
 def demo_tokenizer_cfg():
@@ -25,8 +26,8 @@ def demo_tokenizer_cfg():
     return cfg
 
 
-def recorded(name: str) -> dict:
-    return json.loads((DEMO / f"{name}.metrics.json").read_text())["held_out"]
+def recorded(name: str, folder=DEMO) -> dict:
+    return json.loads((folder / f"{name}.metrics.json").read_text())["held_out"]
 
 
 def held_out_clips(demo_world, **read):
@@ -75,10 +76,9 @@ def test_demo64_experiment_loads_the_shipped_tokenizers(demo_world):
     tok = build_video_tokenizer(cfg.tokenizer.video)
     assert tok.spec.grid == (8, 8) and tok.spec.frame_size == (64, 64)
     assert build_audio_tokenizer(cfg.tokenizer.audio).spec.num_codebooks == 2
-    demo64 = REPO_ROOT / "vidchat" / "assets" / "demo64"
-    rec = json.loads((demo64 / "video_tokenizer.metrics.json").read_text())["held_out"]
+    rec = recorded("video_tokenizer", DEMO64)
     clips = held_out_clips(demo_world, fps=tok.spec.frame_rate, size=64)
     now = evaluate_video_tokenizer(tok, np.concatenate([c.frames for c in clips]))
     assert now["psnr_db"] >= rec["psnr_db"] - 1.5, (now, rec)
-    shipped = [*DEMO.iterdir(), *demo64.iterdir()]
+    shipped = [*DEMO.iterdir(), *DEMO64.iterdir()]
     assert sum(p.stat().st_size for p in shipped if p.is_file()) <= 25 * 2**20
