@@ -22,9 +22,11 @@ from tests.conftest import REPO_ROOT
         (["input={raw}", "output={tmp}/out", "shots.threshold=abc"], "must be a finite number"),
         (["input={raw}", "output={tmp}/out", "quality.drop_share=1.5"], "drop_share must be in"),
         (["input={raw}", "output={tmp}/user"], "not made by vidchat.curate"),
+        (["input={raw}", "output={tmp}/out", "speech.asr=whisper", "speech.asr_model={tmp}"],
+         "asr_model must be a local Whisper checkpoint folder"),
     ],
     ids=["missing", "empty", "no_output", "inside", "workers", "redo", "threshold", "share",
-         "user_folder"],
+         "user_folder", "whisper_missing"],
 )
 def test_bad_input_is_one_line(args, message, raw_sources, tmp_path):
     (tmp_path / "empty").mkdir()

@@ -1,4 +1,4 @@
-"""ASR confidence and no-speech probability of each diarised turn, with PocketSphinx (offline).
+"""ASR confidence and no-speech share of each diarised turn: PocketSphinx (offline) or Whisper.
 
 The paper scores clips with Whisper's average log-probability (SFT needs `asr_conf > -1.0`) and
 its no-speech probability. PocketSphinx's en-US model ships inside its wheel, so this runs with
@@ -6,11 +6,13 @@ no download: `asr_conf` is the mean natural log of the recognised words' posteri
 silence and sentence marks left out) and `no_speech` the share of the turn's frames the decoder
 spends outside words. Three LibriVox readings scored -0.45, -0.67 and -1.20, three synthetic
 demo turns -1.74, -2.67 and -3.41; noise yields no words (`no_speech` 1). `asr_conf` is written under the release's own score name,
-so `data=speakervid` applies the paper's SFT threshold to it.
+so `data=speakervid` applies the paper's SFT threshold to it. `speech.asr=whisper` scores with a
+local Whisper checkpoint instead (`vidchat.curate.asr_whisper`), as the paper does.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -42,9 +44,23 @@ def turn_scores(audio: np.ndarray, decoder: Any | None = None) -> dict[str, floa
             "no_speech": round(float(np.clip(1 - in_words / frames, 0, 1)), 4)}  # fmt: skip
 
 
-def score_turns(audio: np.ndarray, turns: list[dict]) -> None:
-    """Add `asr_conf` and `no_speech` to each turn (in place); `audio` is the 16 kHz source."""
+Scorer = Callable[[np.ndarray], dict]  # 16 kHz [S] turn -> {"asr_conf", "no_speech"}
+
+
+def load_scorer(kind: str, model: str | None = None, language: str | None = "en") -> Scorer | None:
+    """The turn scorer `speech.asr` names ("none" -> None), loaded once (a Ray actor holds it)."""
+    if kind == "none":
+        return None
+    if kind == "whisper":
+        from vidchat.curate.asr_whisper import WhisperScorer
+
+        return WhisperScorer(str(model), language)
     decoder = _decoder()
+    return lambda audio: turn_scores(audio, decoder)
+
+
+def score_turns(audio: np.ndarray, turns: list[dict], scorer: Scorer) -> None:
+    """Add `asr_conf` and `no_speech` to each turn (in place); `audio` is the 16 kHz source."""
     for turn in turns:
         lo, hi = round(turn["start"] * ASR_RATE), round(turn["end"] * ASR_RATE)
-        turn.update(turn_scores(audio[lo:hi], decoder))
+        turn.update(scorer(audio[lo:hi]))

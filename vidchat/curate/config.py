@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from vidchat.curate.clips import ClipOptions
@@ -44,8 +45,12 @@ class CurateConfig:
               self.speech.num_speakers)  # fmt: skip
         check("curate.faces.detect_every", self.faces.detect_every >= 1, ">= 1",
               self.faces.detect_every)  # fmt: skip
-        check("curate.speech.asr", self.speech.asr in ("none", "pocketsphinx"),
-              "none or pocketsphinx", self.speech.asr)  # fmt: skip
+        check("curate.speech.asr", self.speech.asr in ("none", "pocketsphinx", "whisper"),
+              "none, pocketsphinx or whisper", self.speech.asr)  # fmt: skip
+        if self.speech.asr == "whisper":
+            model = self.speech.asr_model
+            check("curate.speech.asr_model", bool(model) and Path(model, "config.json").is_file(),
+                  "a local Whisper checkpoint folder (with config.json)", model)  # fmt: skip
         share = self.quality.drop_share
         check("curate.quality.drop_share", 0 <= share < 1, "in [0, 1)", share)
 

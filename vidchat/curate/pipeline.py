@@ -39,10 +39,7 @@ class StageWorker:
 
     def model(self) -> Any:
         if self._model is None and self.stage in ("speech", "people"):
-            from vidchat.curate.faces import load_models
-            from vidchat.curate.speech import load_encoder
-
-            self._model = load_encoder() if self.stage == "speech" else load_models()
+            self._model = _speech_models(self.opts) if self.stage == "speech" else _people_models()
         return self._model
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -75,6 +72,20 @@ class StageWorker:
             return speech_stage(source, self.model(), self.opts)
         shots, speech = self.store.load("shots", ytid), self.store.load("speech", ytid)
         return people_stage(source, shots, speech, self.model(), self.opts)
+
+
+def _speech_models(opts: StageOptions) -> tuple:
+    from vidchat.curate.asr import load_scorer
+    from vidchat.curate.speech import load_encoder
+
+    speech = opts.speech
+    return load_encoder(), load_scorer(speech.asr, speech.asr_model, speech.asr_language)
+
+
+def _people_models() -> tuple:
+    from vidchat.curate.faces import load_models
+
+    return load_models()
 
 
 def analyse(sources: dict[str, Path], output: Path, opts: StageOptions, workers: int,

@@ -30,7 +30,9 @@ class SpeechOptions:
     min_silence: float = 0.3  # s: shorter pauses are bridged
     num_speakers: int = 2
     min_turn: float = 0.5  # s: a speaker label flip shorter than this is smoothed away
-    asr: str = "none"  # "pocketsphinx": ASR confidence and no-speech share per turn
+    asr: str = "none"  # pocketsphinx | whisper: ASR confidence and no-speech share per turn
+    asr_model: str | None = None  # whisper: a local Hugging Face Whisper checkpoint folder
+    asr_language: str | None = "en"  # whisper: the language token (null: none in the prompt)
 
 
 def voice_segments(audio: np.ndarray, sample_rate: int, opts: SpeechOptions) -> list[tuple[float, float]]:

@@ -59,8 +59,10 @@ def shots_stage(path: str, opts: StageOptions) -> dict:
     }  # fmt: skip
 
 
-def speech_stage(path: str, encoder: Any, opts: StageOptions) -> dict:
-    """Voice activity and diarisation of the source's audio."""
+def speech_stage(path: str, models: tuple, opts: StageOptions) -> dict:
+    """Voice activity and diarisation of the source's audio; `models` = (voice encoder, ASR scorer
+    or None)."""
+    encoder, scorer = models
     try:
         clip = read_clip(path, sample_rate=SAMPLE_RATE, require_video=False)
     except MediaError as exc:
@@ -68,10 +70,10 @@ def speech_stage(path: str, encoder: Any, opts: StageOptions) -> dict:
     result = diarise(clip.audio, SAMPLE_RATE, encoder, opts.speech)
     if not result["turns"]:
         raise BadSource("no speech found")
-    if opts.speech.asr == "pocketsphinx":
+    if scorer is not None:
         from vidchat.curate.asr import score_turns
 
-        score_turns(clip.audio, result["turns"])
+        score_turns(clip.audio, result["turns"], scorer)
     return result
 
 
