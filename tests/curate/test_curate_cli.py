@@ -24,9 +24,10 @@ from tests.conftest import REPO_ROOT
         (["input={raw}", "output={tmp}/user"], "not made by vidchat.curate"),
         (["input={raw}", "output={tmp}/out", "speech.asr=whisper", "speech.asr_model={tmp}"],
          "asr_model must be a local Whisper checkpoint folder"),
+        (["input={raw}", "output={tmp}/out", "gpus=-1"], "curate.gpus must be >= 0"),
     ],
     ids=["missing", "empty", "no_output", "inside", "workers", "redo", "threshold", "share",
-         "user_folder", "whisper_missing"],
+         "user_folder", "whisper_missing", "gpus"],
 )
 def test_bad_input_is_one_line(args, message, raw_sources, tmp_path):
     (tmp_path / "empty").mkdir()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from vidchat.curate.clips import ClipOptions
 from vidchat.curate.quality import QualityOptions
 from vidchat.curate.release import plan_release
@@ -36,3 +38,14 @@ def test_a_source_whose_analysis_stopped_early_is_listed(tmp_path):
     store.path("people", "x").unlink()
     plan = plan_release(store, ["x"], ClipOptions(), QualityOptions())
     assert not plan.clips and "stopped early" in plan.report["sources"]["bad"][0]["reason"]
+
+
+def test_speech_actors_share_the_clusters_gpus_or_say_there_are_too_few():
+    from vidchat.curate.pipeline import speech_gpus
+    from vidchat.errors import VidchatError
+
+    assert speech_gpus(None, 0.0, 2) == 0.0  # no GPU: CPU actors
+    assert speech_gpus(None, 1.0, 4) == 0.25 and speech_gpus(None, 8.0, 2) == 1.0
+    assert speech_gpus(0.5, 1.0, 2) == 0.5 and speech_gpus(0, 0.0, 2) == 0.0
+    with pytest.raises(VidchatError, match="more GPUs than the Ray cluster has"):
+        speech_gpus(1.0, 0.0, 2)  # Ray would wait for a GPU forever

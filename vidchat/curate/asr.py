@@ -47,14 +47,16 @@ def turn_scores(audio: np.ndarray, decoder: Any | None = None) -> dict[str, floa
 Scorer = Callable[[np.ndarray], dict]  # 16 kHz [S] turn -> {"asr_conf", "no_speech"}
 
 
-def load_scorer(kind: str, model: str | None = None, language: str | None = "en") -> Scorer | None:
-    """The turn scorer `speech.asr` names ("none" -> None), loaded once (a Ray actor holds it)."""
+def load_scorer(kind: str, model: str | None = None, language: str | None = "en",
+                device: str = "cpu") -> Scorer | None:  # fmt: skip
+    """The turn scorer `speech.asr` names ("none" -> None), loaded once (a Ray actor holds it);
+    Whisper runs on `device`, PocketSphinx on the CPU."""
     if kind == "none":
         return None
     if kind == "whisper":
         from vidchat.curate.asr_whisper import WhisperScorer
 
-        return WhisperScorer(str(model), language)
+        return WhisperScorer(str(model), language, device)
     decoder = _decoder()
     return lambda audio: turn_scores(audio, decoder)
 

@@ -28,6 +28,9 @@ class CurateConfig:
     patterns: tuple[str, ...] = VIDEO_PATTERNS
     redo: tuple[str, ...] = ()  # stages to recompute (and every later one)
     progress: bool = True
+    # GPUs per speech actor (voice encoder, Whisper); None: the cluster's GPUs shared among the
+    # workers (at most 1 each) when it has any, else 0
+    gpus: float | None = None
     shots: ShotOptions = field(default_factory=ShotOptions)
     speech: SpeechOptions = field(default_factory=SpeechOptions)
     faces: FaceOptions = field(default_factory=FaceOptions)
@@ -37,6 +40,8 @@ class CurateConfig:
 
     def __post_init__(self) -> None:
         check("curate.workers", self.workers >= 1, ">= 1", self.workers)
+        if self.gpus is not None:
+            check("curate.gpus", self.gpus >= 0, ">= 0 (or null: auto)", self.gpus)
         for stage in self.redo:
             check("curate.redo", stage in STAGES, f"a list of {list(STAGES)}", list(self.redo))
         lo, hi = self.shots.min_seconds, self.shots.max_seconds

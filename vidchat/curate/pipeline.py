@@ -29,17 +29,20 @@ from vidchat.errors import VidchatError
 class StageWorker:
     """One Ray Data actor of one stage: runs the stage on each source of its batches."""
 
-    def __init__(self, stage: str, output: str, opts: StageOptions, threads: int = 1) -> None:
-        if stage == "speech":  # the voice encoder is the one torch model (others: no import)
+    def __init__(self, stage: str, output: str, opts: StageOptions, device: str = "cpu",
+                 threads: int = 1) -> None:  # fmt: skip
+        if stage == "speech":  # the torch models: voice encoder, Whisper (others: no import)
             import torch
 
             torch.set_num_threads(threads)
-        self.stage, self.store, self.opts = stage, StageStore(output), opts
+        self.stage, self.store, self.opts, self.device = stage, StageStore(output), opts, device
         self._model: Any = None
 
     def model(self) -> Any:
-        if self._model is None and self.stage in ("speech", "people"):
-            self._model = _speech_models(self.opts) if self.stage == "speech" else _people_models()
+        if self._model is None and self.stage == "speech":
+            self._model = _speech_models(self.opts, self.device)
+        elif self._model is None and self.stage == "people":
+            self._model = _people_models()
         return self._model
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -74,12 +77,24 @@ class StageWorker:
         return people_stage(source, shots, speech, self.model(), self.opts)
 
 
-def _speech_models(opts: StageOptions) -> tuple:
+def _speech_models(opts: StageOptions, device: str) -> tuple:
     from vidchat.curate.asr import load_scorer
     from vidchat.curate.speech import load_encoder
 
     speech = opts.speech
-    return load_encoder(), load_scorer(speech.asr, speech.asr_model, speech.asr_language)
+    return load_encoder(device), load_scorer(speech.asr, speech.asr_model, speech.asr_language,
+                                             device)  # fmt: skip
+
+
+def speech_gpus(setting: float | None, cluster_gpus: float, workers: int) -> float:
+    """The GPUs each speech actor asks Ray for: `setting`, or (None) the cluster's GPUs shared
+    among the `workers` actors, at most one each."""
+    if setting is None:
+        return min(1.0, cluster_gpus / workers) if cluster_gpus > 0 else 0.0
+    if setting > 0 and cluster_gpus < setting:
+        raise VidchatError(f"curate.gpus={setting:g} asks each speech actor for more GPUs than "
+                           f"the Ray cluster has ({cluster_gpus:g})")  # fmt: skip
+    return float(setting)
 
 
 def _people_models() -> tuple:
@@ -89,8 +104,9 @@ def _people_models() -> tuple:
 
 
 def analyse(sources: dict[str, Path], output: Path, opts: StageOptions, workers: int,
-            progress: bool = True) -> None:  # fmt: skip
-    """Run the analysis stages over every source not finished yet (streaming, on Ray)."""
+            progress: bool = True, gpus: float | None = None) -> None:  # fmt: skip
+    """Run the analysis stages over every source not finished yet (streaming, on Ray); the
+    speech actors run their torch models on `speech_gpus(gpus, ...)` GPUs each."""
     import ray
     import ray.data
 
@@ -102,10 +118,13 @@ def analyse(sources: dict[str, Path], output: Path, opts: StageOptions, workers:
     logging.getLogger("ray.data").setLevel(logging.ERROR)
     rows = [{"source": str(p), "ytid": y} for y, p in todo.items()]
     ds = ray.data.from_items(rows, override_num_blocks=len(rows))
+    per_actor = speech_gpus(gpus, ray.cluster_resources().get("GPU", 0.0), workers)
     for stage in STAGES:
+        on_gpu = stage == "speech" and per_actor > 0
         ds = ds.map_batches(
-            StageWorker, fn_constructor_args=(stage, str(output), opts), batch_size=1,
-            compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1 / len(STAGES),
+            StageWorker, fn_constructor_args=(stage, str(output), opts, "cuda" if on_gpu else "cpu"),
+            batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers),
+            num_cpus=1 / len(STAGES), num_gpus=per_actor if on_gpu else None,
         )  # fmt: skip
     bar = tqdm(total=len(rows), desc="curate", unit="source", disable=not progress)
     try:

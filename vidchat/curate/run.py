@@ -54,7 +54,7 @@ def curate(cfg: CurateConfig) -> dict:
     clock = _Clock()
     with ray_session(cfg.ray_address, cfg.workers):
         clock.lap("ray start")
-        analyse(sources, out, cfg.stage_options(), cfg.workers, cfg.progress)
+        analyse(sources, out, cfg.stage_options(), cfg.workers, cfg.progress, cfg.gpus)
         clock.lap("analyse")
         plan = plan_release(store, list(sources), cfg.clips, cfg.quality)
         clock.lap("plan")

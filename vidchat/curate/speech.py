@@ -138,8 +138,8 @@ def diarise(audio: np.ndarray, sample_rate: int, encoder: Any, opts: SpeechOptio
     return {"segments": [list(s) for s in segments], "turns": turns}
 
 
-def load_encoder() -> Any:
-    """Resemblyzer's GE2E voice encoder on the CPU (weights inside the package)."""
+def load_encoder(device: str = "cpu") -> Any:
+    """Resemblyzer's GE2E voice encoder (weights inside the package) on `device`."""
     from resemblyzer import VoiceEncoder
 
-    return VoiceEncoder("cpu", verbose=False)
+    return VoiceEncoder(device, verbose=False)
