@@ -35,14 +35,13 @@ class WhisperScorer:
 
     def __init__(self, model_dir: str, language: str | None = "en", device: str = "cpu",
                  max_new_tokens: int = 224) -> None:  # fmt: skip
-        import torch
         from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration
 
         if not Path(model_dir, "config.json").is_file():
             raise VidchatError(f"curate.speech.asr_model: no Whisper checkpoint in {model_dir!r}")
         self.features = WhisperFeatureExtractor.from_pretrained(model_dir)
         self.model = WhisperForConditionalGeneration.from_pretrained(model_dir).to(device).eval()
-        self.device, self.torch = device, torch
+        self.device = device
         gen = self.model.generation_config
         self.prompt = _prompt(gen, language)
         self.eot = int(gen.eos_token_id if gen.eos_token_id is not None else gen.pad_token_id)
@@ -55,21 +54,22 @@ class WhisperScorer:
     def __call__(self, audio: np.ndarray) -> dict[str, float]:
         """16 kHz mono `[S]` audio of one turn -> {"asr_conf", "no_speech"}."""
         size = round(WINDOW_SECONDS * self.features.sampling_rate)
-        windows = [audio[i : i + size] for i in range(0, max(len(audio), 1), size)]
-        scores = [self._window(w) for w in windows if len(w)] or [(-10.0, 1.0)]
-        weights = np.asarray([max(len(w), 1) for w in windows if len(w)] or [1], np.float64)
+        windows = [audio[i : i + size] for i in range(0, len(audio), size)]
+        if not windows:
+            return {"asr_conf": -10.0, "no_speech": 1.0}  # as PocketSphinx scores no words
+        scores = []  # (average token log-probability, no-speech probability) per window
+        for window in windows:
+            _, logprobs, no_speech = self.decode(window)
+            scores.append((float(np.mean(logprobs)), no_speech))
+        weights = [len(w) for w in windows]
         conf, no_speech = np.average(np.asarray(scores), axis=0, weights=weights)
         return {"asr_conf": round(float(conf), 4), "no_speech": round(float(no_speech), 4)}
-
-    def _window(self, audio: np.ndarray) -> tuple[float, float]:
-        """One <= 30 s window -> (average token log-probability, no-speech probability)."""
-        _, logprobs, no_speech = self.decode(audio)
-        return float(np.mean(logprobs)), no_speech
 
     def decode(self, audio: np.ndarray) -> tuple[list[int], list[float], float]:
         """Greedy decoding of one <= 30 s window -> (tokens, their log-probabilities, no-speech
         probability); the tokens end with end-of-text unless `max_new_tokens` ran out."""
-        torch = self.torch
+        import torch
+
         feats = self.features(np.clip(audio, -1, 1).astype(np.float32),
                               sampling_rate=self.features.sampling_rate, return_tensors="pt")  # fmt: skip
         mel = feats.input_features.to(self.device, self.model.dtype)  # [1,n_mels,3000]
