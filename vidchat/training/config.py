@@ -134,6 +134,7 @@ class LMStageConfig:
     max_val_examples: int | None = 32
     num_workers: int = 0
     peak_tflops: float | None = None
+    turn_start_weight: float = 1.0
     optim: OptimConfig = field(default_factory=OptimConfig)
     noise: NoiseConfig = field(default_factory=NoiseConfig)
 
@@ -148,6 +149,8 @@ class LMStageConfig:
             n = getattr(self, key)
             check(f"stage.{key}", n is None or n >= 0, ">= 0 or null", n)
         check("stage.num_workers", self.num_workers >= 0, ">= 0", self.num_workers)
+        w = self.turn_start_weight
+        check("stage.turn_start_weight", w > 0, "positive", w)
         bad = sorted(set(self.branches) - set(BRANCH_NAMES))
         check("stage.branches", not bad, f"some of {list(BRANCH_NAMES)}", list(self.branches))
         missing = sorted(set(self.branches) - set(self.loss_modes))

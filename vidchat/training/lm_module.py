@@ -24,14 +24,17 @@ from vidchat.training.export import CKPT_LAYOUT, CKPT_META, CKPT_MODEL_CONFIG
 from vidchat.training.frame_mask import frame_loss_mask, sample_frame_mask
 from vidchat.training.noise import NoiseConfig, inject_noise
 from vidchat.training.optim import OptimConfig, configure_adamw
+from vidchat.training.turn_weight import turn_start_weights
 
 
-def nll_loss(nll: Tensor, loss_mask: Tensor, modality: Tensor) -> dict[str, Tensor]:
+def nll_loss(nll: Tensor, loss_mask: Tensor, modality: Tensor,
+             weight: Tensor | None = None) -> dict[str, Tensor]:  # fmt: skip
     """The masked next-token loss, in total and per modality, from per-position NLL `[B,L-1]`
     (position i scores token i+1, `VidChatLM.nll`); loss_mask, modality `[B,L]` (loss_mask[i] =
     token i is a target). Returns mean losses (`loss`, `video_loss`, `audio_loss`,
     `special_loss`) and summed nats/counts (`*_sum`, `*_count`) for exact averages across
-    batches."""
+    batches. weight `[B,L]` (per target token) makes `loss` a weighted mean; the others stay
+    plain."""
     mask = loss_mask[:, 1:]
     out: dict[str, Tensor] = {}
     groups = {
@@ -46,6 +49,9 @@ def nll_loss(nll: Tensor, loss_mask: Tensor, modality: Tensor) -> dict[str, Tens
         out[f"{prefix}loss_sum"] = total.detach()
         out[f"{prefix}count"] = count.detach()
         out[f"{prefix}loss"] = total / count.clamp(min=1)
+    if weight is not None:
+        w = weight[:, 1:] * mask
+        out["loss"] = (nll * w).sum() / w.sum().clamp(min=1e-6)
     return out
 
 
@@ -65,6 +71,8 @@ class LMTrainingModule(L.LightningModule):
     layout: the `SequenceLayout` (vocab ranges for noise injection; saved into checkpoints).
     meta: tokenizer specs/settings etc., saved into checkpoints and consolidated exports.
     total_steps: optimizer steps of the whole run (for the LR schedule).
+    turn_start_weight: training-loss weight of the responder's first frame after its reference
+        (`vidchat.training.turn_weight`); 1 = a plain mean.
     """
 
     def __init__(
@@ -76,6 +84,7 @@ class LMTrainingModule(L.LightningModule):
         noise: NoiseConfig,
         total_steps: int,
         seed: int = 0,
+        turn_start_weight: float = 1.0,
         meta: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
@@ -87,15 +96,16 @@ class LMTrainingModule(L.LightningModule):
         self.noise_cfg = noise
         self.total_steps = int(total_steps)
         self.seed = int(seed)
+        self.turn_start_weight = float(turn_start_weight)
         self.val_history: list[dict[str, float]] = []
         self._val_sums: dict[str, Tensor] = {}
 
     # ---- loss ----------------------------------------------------------------------------
-    def losses(self, batch: dict[str, Tensor], tokens: Tensor | None,
-               g: torch.Generator) -> dict[str, Tensor]:  # fmt: skip
+    def losses(self, batch: dict[str, Tensor], tokens: Tensor | None, g: torch.Generator,
+               weighted: bool = False) -> dict[str, Tensor]:  # fmt: skip
         """`nll_loss` of `batch` given input `tokens` (default: the batch's own, clean); a
         frame-head model guesses a random share of each frame (drawn from `g`) and is scored
-        on those codes."""
+        on those codes. `weighted`: `loss` weighs turn-start frames by `turn_start_weight`."""
         mask, hidden, extra = batch["loss_mask"], None, {}
         if getattr(self.model, "frame_head", None) is not None:
             hidden = sample_frame_mask(batch["depth"], batch["modality"], g)
@@ -104,7 +114,10 @@ class LMTrainingModule(L.LightningModule):
             extra = {"depth": batch["depth"], "modality": batch["modality"], "frame_mask": hidden}
         inputs = batch["tokens"] if tokens is None else tokens
         nll = self.model.nll(inputs, batch["tokens"], batch["roles"], batch["next_slots"], **extra)
-        return nll_loss(nll, mask, batch["modality"])
+        weight = None
+        if weighted and self.turn_start_weight != 1.0:
+            weight = turn_start_weights(batch, self.turn_start_weight)
+        return nll_loss(nll, mask, batch["modality"], weight)
 
     def _micro_batch_index(self, batch_idx: int) -> int:
         # Lightning's batch_idx restarts per epoch; the global micro-batch index does not.
@@ -120,7 +133,7 @@ class LMTrainingModule(L.LightningModule):
             batch["tokens"], batch["roles"], batch["modality"], batch["codebook"], batch["valid"],
             self.vocab, self.noise_cfg, g,
         )  # fmt: skip
-        losses = self.losses(batch, noised, g)
+        losses = self.losses(batch, noised, g, weighted=True)
         bs = batch["tokens"].shape[0]
         self.log("train/loss", losses["loss"], prog_bar=True, batch_size=bs)
         self.log("train/video_loss", losses["video_loss"], batch_size=bs)

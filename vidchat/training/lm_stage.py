@@ -157,6 +157,7 @@ def _module_and_data(job: LMJob, run: RunConfig, data: LMData) -> tuple[LMTraini
         noise=stage.noise,
         total_steps=stage.max_steps,
         seed=run.seed,
+        turn_start_weight=stage.turn_start_weight,
         meta=data.meta,
     )
     dm = LMDataModule(
