@@ -205,9 +205,11 @@ def _sample(item: PairInputs, frames: np.ndarray, audio: np.ndarray, sc: Scoring
 
 
 def _score_sample(system: str, item: PairInputs, sample: EvalSample, names: Sequence[str],
-                  sc: Scoring, reasons: dict[str, str]) -> dict[str, Any]:  # fmt: skip
-    """Every per-sample metric on one sample; a metric that raises is listed, never fatal."""
-    values = {}
+                  sc: Scoring, reasons: dict[str, str]) -> tuple[dict, dict]:  # fmt: skip
+    """Every per-sample metric on one sample -> (values, details); a metric that raises is
+    listed, never fatal. Details (e.g. the emotion the oracle read) let a user see why a
+    sample scored as it did."""
+    values, details = {}, {}
     for name in names:
         try:
             result: MetricResult = get_metric(name).fn(
@@ -219,9 +221,11 @@ def _score_sample(system: str, item: PairInputs, sample: EvalSample, names: Sequ
                                 "error": f"{type(exc).__name__}: {exc}"})  # fmt: skip
             continue
         values[name] = result.value
+        if result.details:
+            details[name] = result.details
         if not result.available:
             reasons[name] = result.reason
-    return values
+    return values, details
 
 
 def score_system(
@@ -237,8 +241,9 @@ def score_system(
             )
             continue
         sample = _sample(item, frames, audio, sc)
-        values = _score_sample(system, item, sample, sample_metrics, sc, reasons)
-        rows.append({"pair_id": item.pair.pair_id, "branch": item.pair.branch, "metrics": values})
+        values, details = _score_sample(system, item, sample, sample_metrics, sc, reasons)
+        rows.append({"pair_id": item.pair.pair_id, "branch": item.pair.branch,
+                     "metrics": values, "details": details})  # fmt: skip
         samples.append(sample)
     result = aggregate(rows, sample_metrics)
     for name in dataset_metrics:
