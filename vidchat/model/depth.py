@@ -162,13 +162,13 @@ def step_inputs(model, tokens: Tensor, roles: Tensor | None, slots: Tensor, step
 
 
 def _grouped_outputs(model, tokens: Tensor, roles: Tensor | None, slots: Tensor, depth: Tensor,
-                     valid: Tensor | None, modality: Tensor | None,
-                     frame_mask: Tensor | None) -> Iterator[tuple[Tensor, Tensor]]:  # fmt: skip
+                     valid: Tensor | None, modality: Tensor | None, frame_mask: Tensor | None,
+                     prev_cut: Tensor | None = None) -> Iterator[tuple[Tensor, Tensor]]:  # fmt: skip
     """Teacher-forced predictions of a model with a depth or frame head, one group of equal
     steps at a time: yields (flat logit positions `[M]`, logits `[M,V]`), where logit position
     i (= b*L + t) predicts token t+1 of row b, the flat convention. Video steps go to the frame
     head when there is one (codes in `frame_mask` hidden, default all), other steps of several
-    codes to the depth head."""
+    codes to the depth head. Frames marked in `prev_cut` read no previous frame."""
     B, L = tokens.shape
     steps = Steps.of(depth)
     x = step_inputs(model, tokens, roles, slots, steps)
@@ -184,6 +184,8 @@ def _grouped_outputs(model, tokens: Tensor, roles: Tensor | None, slots: Tensor,
         if model.frame_head.embed_prev is not None:
             who = torch.zeros_like(tokens) if roles is None else roles
             links = previous_frames(who, modality, depth, valid).reshape(-1)  # [B*L]
+            if prev_cut is not None:
+                links = torch.where(prev_cut.reshape(-1), -1, links)
     for n, is_frame in torch.unique(torch.stack([steps.size, frames.long()]), dim=1).T.tolist():
         pick = ((steps.size == n) & (frames == bool(is_frame))).nonzero()[:, 0]
         pos = steps.start[pick, None] + torch.arange(n, device=tokens.device)  # [N,n]
@@ -223,7 +225,7 @@ def grouped_logits(model, tokens: Tensor, roles: Tensor | None, slots: Tensor, d
 
 def grouped_nll(model, tokens: Tensor, targets: Tensor, roles: Tensor | None, slots: Tensor,
                 depth: Tensor, valid: Tensor | None = None, modality: Tensor | None = None,
-                frame_mask: Tensor | None = None) -> Tensor:  # fmt: skip
+                frame_mask: Tensor | None = None, prev_cut: Tensor | None = None) -> Tensor:  # fmt: skip
     """Next-token NLL `[B,L-1]` (position i: -log p(targets[:, i+1])) of a depth- or frame-head
     model, given input `tokens` `[B,L]` (maybe noised) and clean `targets` `[B,L]`.
 
@@ -234,7 +236,7 @@ def grouped_nll(model, tokens: Tensor, targets: Tensor, roles: Tensor | None, sl
     nll = torch.zeros(B * L, device=tokens.device)
     flat_targets = targets.reshape(-1)
     for where, out in _grouped_outputs(model, tokens, roles, slots, depth, valid, modality,
-                                       frame_mask):  # fmt: skip
+                                       frame_mask, prev_cut):  # fmt: skip
         inside = (where % L) < L - 1  # a row's last position has no target in the row
         where = where[inside]
         nll[where] = F.cross_entropy(out[inside].float(), flat_targets[where + 1],

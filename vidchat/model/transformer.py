@@ -109,15 +109,17 @@ class VidChatLM(nn.Module):
         return self.lm_head(self.hidden(tokens, roles, slots, valid=valid, cache=cache))
 
     def nll(self, tokens, targets, roles=None, slots=None, *, valid=None, depth=None,
-            modality=None, frame_mask=None) -> Tensor:  # fmt: skip
+            modality=None, frame_mask=None, prev_cut=None) -> Tensor:  # fmt: skip
         """Teacher-forced next-token NLL `[B,L-1]`: position i scores `targets[:, i+1]` given
         input `tokens` `[B,L]` up to i (inputs may be noised, targets are clean). Arguments as
-        `forward`; a model with a head never holds `[B,L,V]` logits here."""
+        `forward`, and `prev_cut` `[B,L]` (True at a frame's first code: that frame's head runs
+        without its copy path, as for a frame that follows none); a model with a head never
+        holds `[B,L,V]` logits here."""
         if self.grouped:
             self._check_grouped(depth, None, modality)
             slots = torch.zeros_like(tokens) if slots is None else slots
             return grouped_nll(self, tokens, targets, roles, slots, depth, valid, modality,
-                               frame_mask)  # fmt: skip
+                               frame_mask, prev_cut)  # fmt: skip
         logits = self.lm_head(self.hidden(tokens, roles, slots, valid=valid))  # [B,L,V]
         return F.cross_entropy(logits[:, :-1].float().transpose(1, 2), targets[:, 1:],
                                reduction="none")  # fmt: skip

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from vidchat.model.layout import SequenceLayout
 from vidchat.model.vocab import Modality, Vocab
 from vidchat.training.export import CKPT_LAYOUT, CKPT_META, CKPT_MODEL_CONFIG
-from vidchat.training.frame_mask import frame_loss_mask, sample_frame_mask
+from vidchat.training.frame_mask import frame_loss_mask, sample_copy_cut, sample_frame_mask
 from vidchat.training.noise import NoiseConfig, inject_noise
 from vidchat.training.optim import OptimConfig, configure_adamw
 from vidchat.training.turn_weight import turn_start_weights
@@ -102,20 +102,25 @@ class LMTrainingModule(L.LightningModule):
 
     # ---- loss ----------------------------------------------------------------------------
     def losses(self, batch: dict[str, Tensor], tokens: Tensor | None, g: torch.Generator,
-               weighted: bool = False) -> dict[str, Tensor]:  # fmt: skip
+               training: bool = False) -> dict[str, Tensor]:  # fmt: skip
         """`nll_loss` of `batch` given input `tokens` (default: the batch's own, clean); a
         frame-head model guesses a random share of each frame (drawn from `g`) and is scored
-        on those codes. `weighted`: `loss` weighs turn-start frames by `turn_start_weight`."""
-        mask, hidden, extra = batch["loss_mask"], None, {}
+        on those codes. `training`: `loss` weighs turn-start frames by `turn_start_weight`, and
+        `noise.copy_dropout` of the frames lose their copy path."""
+        mask, hidden, cut, extra = batch["loss_mask"], None, None, {}
         if getattr(self.model, "frame_head", None) is not None:
             hidden = sample_frame_mask(batch["depth"], batch["modality"], g)
             mask = frame_loss_mask(mask, batch["modality"], hidden)
+            share = self.noise_cfg.copy_dropout if training else 0.0
+            cut = sample_copy_cut(batch["depth"], batch["modality"], share, g)
         if getattr(self.model, "grouped", False):
             extra = {"depth": batch["depth"], "modality": batch["modality"], "frame_mask": hidden}
+            if cut is not None:
+                extra["prev_cut"] = cut
         inputs = batch["tokens"] if tokens is None else tokens
         nll = self.model.nll(inputs, batch["tokens"], batch["roles"], batch["next_slots"], **extra)
         weight = None
-        if weighted and self.turn_start_weight != 1.0:
+        if training and self.turn_start_weight != 1.0:
             weight = turn_start_weights(batch, self.turn_start_weight)
         return nll_loss(nll, mask, batch["modality"], weight)
 
@@ -133,7 +138,7 @@ class LMTrainingModule(L.LightningModule):
             batch["tokens"], batch["roles"], batch["modality"], batch["codebook"], batch["valid"],
             self.vocab, self.noise_cfg, g,
         )  # fmt: skip
-        losses = self.losses(batch, noised, g, weighted=True)
+        losses = self.losses(batch, noised, g, training=True)
         bs = batch["tokens"].shape[0]
         self.log("train/loss", losses["loss"], prog_bar=True, batch_size=bs)
         self.log("train/video_loss", losses["video_loss"], batch_size=bs)

@@ -39,9 +39,12 @@ class NoiseConfig:
     """Probability that a sequence's whole partner video becomes random codes: a partner unlike
     any in the data, so that the responder learns to take its face from the reference and its
     own frames, not from the partner's (identity on real partners, issue #11)."""
+    copy_dropout: float = 0.0
+    """Share of video frames a frame head trains without its copy path from the previous frame
+    (`vidchat.training.frame_mask.sample_copy_cut`): the backbone must then know the face."""
 
     def __post_init__(self) -> None:
-        for name in ("ratio", "stranger_partner"):
+        for name in ("ratio", "stranger_partner", "copy_dropout"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"stage.noise.{name} must be in [0, 1], got {value}")
