@@ -74,9 +74,10 @@ def face_track(
     fps: int,
     emotion: str,
     mouth_open: np.ndarray | None,
+    sway: float = 1.0,
 ) -> FaceTrack:
     """Motion of one clip: talking (mouth follows `mouth_open [T]`) or listening (mouth shut,
-    1-2 nods)."""
+    1-2 nods); `sway` scales the head's motion (0: a still head; the same random draws)."""
     t = np.arange(num_frames) / fps
     dx = 0.012 * np.sin(2 * np.pi * rng.uniform(0.2, 0.5) * t + rng.uniform(0, 2 * np.pi))
     dy = 0.008 * np.sin(2 * np.pi * rng.uniform(0.2, 0.5) * t + rng.uniform(0, 2 * np.pi))
@@ -89,7 +90,7 @@ def face_track(
     return FaceTrack(
         mouth_open=np.asarray(mouth_open, np.float64),
         eye_open=_blinks(rng, num_frames, fps),
-        dx=dx,
-        dy=dy,
+        dx=sway * dx,
+        dy=sway * dy,
         curvature=CURVATURE[emotion],
     )

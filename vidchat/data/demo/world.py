@@ -75,6 +75,7 @@ class DemoWorldConfig:
     val_fraction: float = 0.125
     test_fraction: float = 0.125
     sft_fraction: float = 0.6  # share of conversations whose quality scores pass SFT thresholds
+    head_sway: float = 1.0  # scale of the heads' idle sway and nods (0: still heads)
     workers: int = 2  # processes rendering conversations (1 = in this process)
 
     @classmethod
@@ -94,6 +95,8 @@ class DemoWorldConfig:
             raise ConfigError(
                 "data.num_conversations must be >= 1 and data.turns_per_conversation >= 2"
             )
+        if out.head_sway < 0:
+            raise ConfigError(f"data.head_sway must be >= 0, got {out.head_sway}")
         if not 0 < out.turn_seconds[0] <= out.turn_seconds[1]:
             raise ConfigError(
                 f"data.turn_seconds must be [lo, hi] with 0 < lo <= hi, got {out.turn_seconds}"
@@ -101,8 +104,11 @@ class DemoWorldConfig:
         return out
 
     def digest(self) -> str:
-        """Hash of what shapes the output (not `workers`)."""
+        """Hash of what shapes the output (not `workers`; `head_sway` only when it is not 1, so
+        that worlds made before it existed keep their hash)."""
         content = {k: v for k, v in asdict(self).items() if k != "workers"}
+        if content["head_sway"] == 1.0:
+            del content["head_sway"]
         text = json.dumps({"version": GENERATOR_VERSION, **content}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -157,9 +163,8 @@ def _render_conversation(
         mouth = mouth_from_envelope(env)
         for person, identity in ((turn.speaker, talker), (1 - turn.speaker, listener)):
             talking = identity is talker
-            track = face_track(
-                rng, turn.num_frames, cfg.fps, turn.emotion, mouth if talking else None
-            )
+            motion = mouth if talking else None
+            track = face_track(rng, turn.num_frames, cfg.fps, turn.emotion, motion, cfg.head_sway)
             frames = render_face(identity, track, cfg.size)
             letter = "A" if person == plan.turns[0].speaker else "B"  # A talks first
             name = clip_stem(plan.conversation, cfg.size, 2 * cfg.size, turn.index, letter,
