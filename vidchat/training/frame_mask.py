@@ -10,7 +10,9 @@ previous frame's codes, `vidchat.model.frame_links`), so that those frames must 
 backbone's state alone. Without it the copy path carries nearly every code and the backbone is
 never made to know what a face shows: on the 64 px demo a linear probe read the partner's
 expression from its codes at 0.97 but from the backbone's state at the responder's first frame
-only at 0.65, on the very pairs it was fitted to.
+only at 0.65, on the very pairs it was fitted to. Measured there, a share of 0.5 did not lift
+the demo's emotion mirroring (README, "Emotion, what has been tried"); it stays an option, off by
+default.
 """
 
 from __future__ import annotations
