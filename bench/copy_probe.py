@@ -24,17 +24,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from any folder
 
 from vidchat.cli import compose  # noqa: E402
-from vidchat.data.config import DataConfig  # noqa: E402
 from vidchat.data.lm_dataset import item_row  # noqa: E402
 from vidchat.errors import VidchatError  # noqa: E402
 from vidchat.model.checkpoint import load_consolidated  # noqa: E402
 from vidchat.model.frame_links import previous_frames  # noqa: E402
 from vidchat.model.vocab import Modality, Role  # noqa: E402
-from vidchat.training.config import LMStageConfig, RunConfig  # noqa: E402
-from vidchat.training.lm_data import LMJob, prepare_data  # noqa: E402
-from vidchat.training.lm_stage import TOKENIZER_ONLY_KEYS  # noqa: E402
-from vidchat.utils.config import to_plain  # noqa: E402
-from vidchat.utils.typed import from_node  # noqa: E402
+from vidchat.training.lm_data import prepare_data  # noqa: E402
+from vidchat.training.lm_stage import lm_job  # noqa: E402
 
 
 def frame_changes(model, row: dict[str, torch.Tensor], size: int) -> list[tuple]:
@@ -71,11 +67,7 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="train.py overrides naming the data")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    cfg = compose("train", args.overrides)
-    stage = from_node(LMStageConfig, cfg.stage, "stage", ignore=TOKENIZER_ONLY_KEYS)
-    run = RunConfig.from_cfg(cfg, stage.name)
-    job = LMJob(stage=stage, data=DataConfig.from_cfg(cfg.data), model=to_plain(cfg.model),
-                tokenizer=to_plain(cfg.tokenizer), data_dir=run.paths.data_dir)  # fmt: skip
+    job, _ = lm_job(compose("train", args.overrides))
     data = prepare_data(job)
     model, layout, _ = load_consolidated(args.checkpoint)
     if model.frame_head is None:

@@ -129,14 +129,20 @@ def write_report(root: Path, module: LMTrainingModule, baseline: dict[str, float
     return report
 
 
-def run(cfg: DictConfig) -> dict[str, Any]:
-    """Stage entry (`stage.entry: vidchat.training.lm_stage:run`): type the config, then train."""
+def lm_job(cfg: DictConfig) -> tuple[LMJob, RunConfig]:
+    """A composed config -> the typed job of an LM stage and its run settings (also for scripts
+    that read an LM stage's data, such as `bench/copy_probe.py`)."""
     stage = from_node(LMStageConfig, cfg.stage, "stage", ignore=TOKENIZER_ONLY_KEYS)
     run_cfg = RunConfig.from_cfg(cfg, stage.name)
     job = LMJob(stage=stage, data=DataConfig.from_cfg(cfg.data), model=to_plain(cfg.model),
                 tokenizer=to_plain(cfg.tokenizer), data_dir=run_cfg.paths.data_dir,
                 seed=run_cfg.seed)  # fmt: skip
-    return train_lm(job, run_cfg)
+    return job, run_cfg
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Stage entry (`stage.entry: vidchat.training.lm_stage:run`): type the config, then train."""
+    return train_lm(*lm_job(cfg))
 
 
 def _resume_point(run: RunConfig, root: Path) -> Path | None:
