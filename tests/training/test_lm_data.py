@@ -1,5 +1,6 @@
 """LM data: loss masks per branch, reference choice, batching, resumable sampling."""
 
+import pytest
 import torch
 from lm_fixtures import make_datasets, synthetic_records, synthetic_store
 
@@ -43,6 +44,35 @@ def test_reference_prefers_the_stored_image_then_another_clip_of_the_speaker(lay
     from vidchat.data.lm_dataset import reference_picker
 
     assert reference_picker(lonely)("spk0", "clip00").fallback == "clip00"
+
+
+def test_other_clip_reference_never_uses_the_image_nor_the_same_conversation(layout):
+    from lm_fixtures import Rec
+
+    from vidchat.data.lm_dataset import LMSequenceDataset, reference_picker, single_examples
+    from vidchat.errors import ConfigError
+
+    store = synthetic_store(layout)
+    # conversation k holds clips 2k and 2k+1; spk0 speaks clips 0, 4 and 8 (conversations 0, 2, 4)
+    records = [
+        {"clip_id": r.clip_id, "speaker_id": r.speaker_id, "conversation": f"c{i // 2}"}
+        for i, r in enumerate(synthetic_records(store))
+    ]
+    records.append({"clip_id": "clip12", "speaker_id": "spk0", "conversation": "c0"})
+    conv = {r["clip_id"]: r["conversation"] for r in records}
+    picker = reference_picker(records, "other_clip")
+    picks = {r["clip_id"]: picker(r["speaker_id"], r["clip_id"]) for r in records}
+    for cid, ref in picks.items():
+        assert not ref.use_image and ref.fallback != cid
+        assert conv[ref.fallback] != conv[cid]  # clip12 shares c0 with clip00: never picked
+    assert picks["clip00"].fallback in ("clip04", "clip08")
+    assert len({p.fallback for p in picks.values()}) > 4  # many clips, not one per speaker
+    ex = single_examples([Rec("clip00", "spk0")], picker, "after_ref")  # clip00 has an image
+    seq = LMSequenceDataset(ex, store, layout, max_seq_len=512)[0].seq
+    ref = seq.tokens[2 : 2 + 4] - Vocab.num_special
+    assert torch.equal(ref, store[picks["clip00"].fallback].video[0].reshape(-1))
+    with pytest.raises(ConfigError, match="stage.reference"):
+        reference_picker(records, "random")
 
 
 def test_padding_and_packing_keep_every_token_and_mask(layout):

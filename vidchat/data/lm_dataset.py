@@ -9,17 +9,24 @@
 - `ResumableSampler`: the index order is a pure function of (seed, epoch, position), so a
   resumed run skips exactly the samples it consumed and continues with the same order.
 
-Reference frame: the reference-image codes stored with the responder's clip when the shards
-have them, else the first video frame of another clip of the same speaker, else the clip's own
-first frame (the choice is made once, deterministically, when examples are built).
+Reference frame (`REFERENCE_SOURCES`, `stage.reference`):
+- `image`: the reference-image codes stored with the responder's clip when the shards have them,
+  else the first video frame of another clip of the same speaker, else the clip's own first frame.
+- `other_clip`: always the first frame of a clip of the same speaker from another conversation
+  (picked by a hash of the clip id, so a speaker's examples see many of its clips), as a
+  reference cut from the person's other footage would be. Its expression then has nothing to do with the answer's, so
+  the model cannot take the answer's expression from it: a stored reference image that always
+  shows one pose (the demo world's neutral face) teaches the opposite.
+The choice is made once, deterministically, when examples are built.
 """
 
 from __future__ import annotations
 
 import math
+import zlib
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
@@ -36,6 +43,7 @@ BATCH_KEYS = (
 )  # fmt: skip
 _FILL_MINUS_ONE = {"segment", "chunk", "frame", "row", "col", "codebook"}
 BATCHING_MODES = ("pad", "pack")
+REFERENCE_SOURCES = ("image", "other_clip")
 
 
 class CodeStore(Protocol):
@@ -53,6 +61,7 @@ class RefSource:
 
     clip_id: str
     fallback: str
+    use_image: bool = True
 
 
 @dataclass(frozen=True)
@@ -78,13 +87,26 @@ class LMItem:
 # ---- examples from the manifest ----------------------------------------------------------------
 @dataclass
 class ReferencePicker:
-    """Chooses each responder's reference source (see the module docstring)."""
+    """Chooses each responder's reference source (`source`: see the module docstring)."""
 
     clips_by_speaker: Mapping[str, Sequence[str]]
+    source: str = "image"
+    conversation_of: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.source not in REFERENCE_SOURCES:
+            raise ConfigError(
+                f"stage.reference must be one of {list(REFERENCE_SOURCES)}, got {self.source!r}"
+            )
 
     def __call__(self, speaker_id: str | None, clip_id: str) -> RefSource:
-        others = [c for c in self.clips_by_speaker.get(str(speaker_id), ()) if c != clip_id]
-        return RefSource(clip_id, sorted(others)[0] if others else clip_id)
+        others = sorted(c for c in self.clips_by_speaker.get(str(speaker_id), ()) if c != clip_id)
+        if self.source == "image":
+            return RefSource(clip_id, others[0] if others else clip_id)
+        conv = self.conversation_of.get(clip_id)
+        others = [c for c in others if self.conversation_of.get(c) != conv] or others
+        pick = others[zlib.crc32(clip_id.encode()) % len(others)] if others else clip_id
+        return RefSource(clip_id, pick, use_image=False)
 
 
 def _attr(obj: Any, name: str, default: Any = None) -> Any:
@@ -125,14 +147,17 @@ def pair_examples(pairs: Sequence[Any], refs: ReferencePicker, loss_mode: str) -
     return out
 
 
-def reference_picker(records: Sequence[Any]) -> ReferencePicker:
+def reference_picker(records: Sequence[Any], source: str = "image") -> ReferencePicker:
     """A `ReferencePicker` over every clip in `records` (fallback frames come from these)."""
     by_speaker: dict[str, list[str]] = defaultdict(list)
+    conversation_of: dict[str, str] = {}
     for r in records:
-        sid = _attr(r, "speaker_id")
+        sid, cid, conv = _attr(r, "speaker_id"), _attr(r, "clip_id"), _attr(r, "conversation")
         if sid is not None:
-            by_speaker[str(sid)].append(_attr(r, "clip_id"))
-    return ReferencePicker(dict(by_speaker))
+            by_speaker[str(sid)].append(cid)
+        if conv is not None:
+            conversation_of[cid] = str(conv)
+    return ReferencePicker(dict(by_speaker), source, conversation_of)
 
 
 # ---- dataset -----------------------------------------------------------------------------------
@@ -173,7 +198,7 @@ class LMSequenceDataset(Dataset):
     def _ref(self, ref: RefSource | None) -> Tensor | None:
         if ref is None:
             return None
-        image = getattr(self.store[ref.clip_id], "reference", None)
+        image = getattr(self.store[ref.clip_id], "reference", None) if ref.use_image else None
         if image is not None:
             return torch.as_tensor(_int64(image))
         video = _int64(self.store[ref.fallback].video)

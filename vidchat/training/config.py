@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vidchat.data.lm_dataset import REFERENCE_SOURCES
 from vidchat.training.noise import NoiseConfig
 from vidchat.training.optim import OptimConfig
 from vidchat.utils.config import to_plain
@@ -135,6 +136,7 @@ class LMStageConfig:
     num_workers: int = 0
     peak_tflops: float | None = None
     turn_start_weight: float = 1.0
+    reference: str = "image"
     optim: OptimConfig = field(default_factory=OptimConfig)
     noise: NoiseConfig = field(default_factory=NoiseConfig)
 
@@ -151,6 +153,8 @@ class LMStageConfig:
         check("stage.num_workers", self.num_workers >= 0, ">= 0", self.num_workers)
         w = self.turn_start_weight
         check("stage.turn_start_weight", w > 0, "positive", w)
+        check("stage.reference", self.reference in REFERENCE_SOURCES,
+              f"one of {list(REFERENCE_SOURCES)}", self.reference)  # fmt: skip
         bad = sorted(set(self.branches) - set(BRANCH_NAMES))
         check("stage.branches", not bad, f"some of {list(BRANCH_NAMES)}", list(self.branches))
         missing = sorted(set(self.branches) - set(self.loss_modes))

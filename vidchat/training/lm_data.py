@@ -109,7 +109,9 @@ def layout_from_shards(reader: Any, layout_cfg: Any) -> SequenceLayout:
 def build_examples(stage: LMStageConfig, manifest: Any, split: str) -> list[LMExample]:
     """Examples of `stage.branches` in `split`, each with its branch's loss mode."""
     branches, loss_modes = list(stage.branches), dict(stage.loss_modes)
-    refs = reference_picker(manifest.records)
+    # other_clip references come from the split's own clips, so no test frame reaches training
+    pool = manifest.records if stage.reference == "image" else manifest.records_for(split)
+    refs = reference_picker(pool, stage.reference)
     out: list[LMExample] = []
     if "single" in branches:
         records = [
