@@ -8,7 +8,13 @@ hidden (generation's first refinement pass), this averages over the responder's 
 positions whose code differs from the frame it follows (the reference, for a turn's first frame):
 the probability the LM gives the true code and the probability it gives the code it would copy.
 When the copy wins by far, sampling keeps the frame before, and an expression that the first
-frame should take from the partner never appears. Ends with `name: value` lines.
+frame should take from the partner never appears.
+
+Where the manifest labels each clip's emotion (the demo world), the answer's first frame (the
+last responder turn's, the frame the expression must come from) is also split by the answer's
+emotion and into the codes of the demo face's mouth box and the rest: a model that reads the
+partner's expression gives a smiling answer's mouth codes more than a neutral one's. Ends with
+`name: value` lines.
 """
 
 from __future__ import annotations
@@ -24,7 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from any folder
 
 from vidchat.cli import compose  # noqa: E402
+from vidchat.data.demo.face import MOUTH_BOX  # noqa: E402
 from vidchat.data.lm_dataset import item_row  # noqa: E402
+from vidchat.data.manifest import load_manifest  # noqa: E402
 from vidchat.errors import VidchatError  # noqa: E402
 from vidchat.model.checkpoint import load_consolidated  # noqa: E402
 from vidchat.model.frame_links import previous_frames  # noqa: E402
@@ -33,9 +41,10 @@ from vidchat.training.lm_data import prepare_data  # noqa: E402
 from vidchat.training.lm_stage import lm_job  # noqa: E402
 
 
-def frame_changes(model, row: dict[str, torch.Tensor], size: int) -> list[tuple]:
-    """Per responder frame of one sequence: (turn frame index, mean P(true code), mean P(copied
-    code) over the positions where the two differ, how many differ)."""
+def responder_frames(model, row: dict[str, torch.Tensor]):
+    """One sequence teacher-forced with every frame code hidden: next-token probabilities
+    `[L,V]`, tokens `[L]`, each position's previous-frame link `[L]` and the responder's frame
+    starts (positions)."""
     b = {k: v[None] for k, v in row.items()}
     with torch.no_grad():
         logits = model(b["tokens"], b["roles"], b["next_slots"], depth=b["depth"],
@@ -44,6 +53,13 @@ def frame_changes(model, row: dict[str, torch.Tensor], size: int) -> list[tuple]
     tokens, links = b["tokens"][0], previous_frames(b["roles"], b["modality"], b["depth"])[0]
     video_starts = (b["modality"][0] == int(Modality.VIDEO)) & (b["depth"][0] == 0)
     starts = (video_starts & (b["roles"][0] == int(Role.RESPONDER))).nonzero()[:, 0].tolist()
+    return probs, tokens, links, starts
+
+
+def frame_changes(model, row: dict[str, torch.Tensor], size: int) -> list[tuple]:
+    """Per responder frame of one sequence: (turn frame index, mean P(true code), mean P(copied
+    code) over the positions where the two differ, how many differ)."""
+    probs, tokens, links, starts = responder_frames(model, row)
     out = []
     for k, s in enumerate(starts):
         p = int(links[s])
@@ -56,6 +72,51 @@ def frame_changes(model, row: dict[str, torch.Tensor], size: int) -> list[tuple]
             p_true, p_copy = probs[at, true[where]].mean(), probs[at, copied[where]].mean()
             out.append((k, float(p_true), float(p_copy), len(where)))
     return out
+
+
+def mouth_codes(h: int, w: int) -> torch.Tensor:
+    """`[h*w]` bool: the code cells that overlap the demo face's mouth box."""
+    (r0, r1), (c0, c1) = MOUTH_BOX
+    rows, cols = torch.arange(h), torch.arange(w)
+    in_rows = (rows + 1 > r0 * h) & (rows < r1 * h)
+    in_cols = (cols + 1 > c0 * w) & (cols < c1 * w)
+    return (in_rows[:, None] & in_cols[None, :]).reshape(-1)
+
+
+def answer_first_frame(model, row: dict[str, torch.Tensor], mouth: torch.Tensor) -> dict:
+    """At the first frame of the sequence's last responder turn, per part (`mouth`, `rest`):
+    codes that differ from the frame it follows, and where they differ the mean P(true code) and
+    P(copied code)."""
+    probs, tokens, links, starts = responder_frames(model, row)
+    segment = row["segment"]
+    s = next(t for t in starts if segment[t] == segment[starts[-1]])
+    size = len(mouth)
+    true, copied = tokens[s : s + size], tokens[links[s] : links[s] + size]
+    at = s - 1 + torch.arange(size)
+    out = {}
+    for part, sel in (("mouth", mouth), ("rest", ~mouth)):
+        d = sel & (true != copied)
+        out[f"changed {part}"] = float(d.sum())
+        if d.any():
+            out[f"p_true {part}"] = float(probs[at[d], true[d]].mean())
+            out[f"p_copy {part}"] = float(probs[at[d], copied[d]].mean())
+    return out
+
+
+def report_by_emotion(model, data, layout, emotion_of: dict, examples: int) -> None:
+    """`name: value` lines of `answer_first_frame`, averaged per answer emotion."""
+    mouth, rows = mouth_codes(layout.h, layout.w), {}
+    for i in range(min(examples, len(data.train))):
+        emotion = emotion_of.get(data.train.examples[i].segments[-1][1])
+        if emotion is not None:
+            rows.setdefault(emotion, []).append(
+                answer_first_frame(model, item_row(data.train[i]), mouth)
+            )
+    for emotion, measured in sorted(rows.items()):
+        print(f"answers {emotion}: {len(measured)}")
+        for key in sorted({k for m in measured for k in m}):
+            values = [m[key] for m in measured if key in m]
+            print(f"{key} {emotion}: {np.mean(values):.3f}")
 
 
 def main() -> None:
@@ -83,6 +144,10 @@ def main() -> None:
         print(f"changed_codes {name}: {changed:.1f} of {size}")
         print(f"p_true {name}: {p_true:.3f}")
         print(f"p_copy {name}: {p_copy:.3f}")
+    labels = {r.clip_id: r.labels.get("emotion") for r in load_manifest(job.data).records}
+    emotion_of = {cid: e for cid, e in labels.items() if e is not None}
+    if emotion_of:
+        report_by_emotion(model, data, layout, emotion_of, args.examples)
 
 
 if __name__ == "__main__":
