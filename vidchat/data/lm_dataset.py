@@ -14,9 +14,10 @@ Reference frame (`REFERENCE_SOURCES`, `stage.reference`):
   else the first video frame of another clip of the same speaker, else the clip's own first frame.
 - `other_clip`: always the first frame of a clip of the same speaker from another conversation
   (picked by a hash of the clip id, so a speaker's examples see many of its clips), as a
-  reference cut from the person's other footage would be. Its expression then has nothing to do with the answer's, so
-  the model cannot take the answer's expression from it: a stored reference image that always
-  shows one pose (the demo world's neutral face) teaches the opposite.
+  reference cut from the person's other footage would be. Its expression has nothing to do
+  with the answer's, whereas a stored image that always shows one pose (the demo world's
+  neutral face) invites the model to copy that pose. On the demo world it did not, by itself,
+  make the answers mirror the partner's expression (README, "Emotion, what has been tried").
 The choice is made once, deterministically, when examples are built.
 """
 
@@ -148,7 +149,8 @@ def pair_examples(pairs: Sequence[Any], refs: ReferencePicker, loss_mode: str) -
 
 
 def reference_picker(records: Sequence[Any], source: str = "image") -> ReferencePicker:
-    """A `ReferencePicker` over every clip in `records` (fallback frames come from these)."""
+    """A `ReferencePicker` over every clip in `records` (fallback frames come from these, and
+    their `conversation` keeps `other_clip` out of the answer's own conversation)."""
     by_speaker: dict[str, list[str]] = defaultdict(list)
     conversation_of: dict[str, str] = {}
     for r in records:
