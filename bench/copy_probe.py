@@ -89,8 +89,12 @@ def answer_first_frame(model, row: dict[str, torch.Tensor], mouth: torch.Tensor)
     P(copied code)."""
     probs, tokens, links, starts = responder_frames(model, row)
     segment = row["segment"]
+    if not starts:
+        return {}
     s = next(t for t in starts if segment[t] == segment[starts[-1]])
     size = len(mouth)
+    if links[s] < 0 or s + size > len(tokens):  # no frame to follow, or cut by max_seq_len
+        return {}
     true, copied = tokens[s : s + size], tokens[links[s] : links[s] + size]
     at = s - 1 + torch.arange(size)
     out = {}
@@ -108,10 +112,10 @@ def report_by_emotion(model, data, layout, emotion_of: dict, examples: int) -> N
     mouth, rows = mouth_codes(layout.h, layout.w), {}
     for i in range(min(examples, len(data.train))):
         emotion = emotion_of.get(data.train.examples[i].segments[-1][1])
-        if emotion is not None:
-            rows.setdefault(emotion, []).append(
-                answer_first_frame(model, item_row(data.train[i]), mouth)
-            )
+        if emotion is None:
+            continue
+        if measured := answer_first_frame(model, item_row(data.train[i]), mouth):
+            rows.setdefault(emotion, []).append(measured)
     for emotion, measured in sorted(rows.items()):
         print(f"answers {emotion}: {len(measured)}")
         for key in sorted({k for m in measured for k in m}):
