@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -41,10 +42,18 @@ from vidchat.training.lm_data import prepare_data  # noqa: E402
 from vidchat.training.lm_stage import lm_job  # noqa: E402
 
 
-def responder_frames(model, row: dict[str, torch.Tensor]):
-    """One sequence teacher-forced with every frame code hidden: next-token probabilities
-    `[L,V]`, tokens `[L]`, each position's previous-frame link `[L]` and the responder's frame
-    starts (positions)."""
+class Frames(NamedTuple):
+    """One sequence teacher-forced with every frame code hidden."""
+
+    probs: torch.Tensor  # [L,V] next-token probabilities: position t predicts token t+1
+    tokens: torch.Tensor  # [L]
+    links: torch.Tensor  # [L] each frame start's previous-frame start (-1: none)
+    starts: list[int]  # the responder's frame starts
+    segment: torch.Tensor  # [L] segment index of each token
+
+
+def responder_frames(model, row: dict[str, torch.Tensor]) -> Frames:
+    """The model's one forward pass over `row`, with what both reports read from it."""
     b = {k: v[None] for k, v in row.items()}
     with torch.no_grad():
         logits = model(b["tokens"], b["roles"], b["next_slots"], depth=b["depth"],
@@ -53,13 +62,13 @@ def responder_frames(model, row: dict[str, torch.Tensor]):
     tokens, links = b["tokens"][0], previous_frames(b["roles"], b["modality"], b["depth"])[0]
     video_starts = (b["modality"][0] == int(Modality.VIDEO)) & (b["depth"][0] == 0)
     starts = (video_starts & (b["roles"][0] == int(Role.RESPONDER))).nonzero()[:, 0].tolist()
-    return probs, tokens, links, starts
+    return Frames(probs, tokens, links, starts, row["segment"])
 
 
-def frame_changes(model, row: dict[str, torch.Tensor], size: int) -> list[tuple]:
+def frame_changes(frames: Frames, size: int) -> list[tuple]:
     """Per responder frame of one sequence: (turn frame index, mean P(true code), mean P(copied
     code) over the positions where the two differ, how many differ)."""
-    probs, tokens, links, starts = responder_frames(model, row)
+    probs, tokens, links, starts, _ = frames
     out = []
     for k, s in enumerate(starts):
         p = int(links[s])
@@ -83,12 +92,11 @@ def mouth_codes(h: int, w: int) -> torch.Tensor:
     return (in_rows[:, None] & in_cols[None, :]).reshape(-1)
 
 
-def answer_first_frame(model, row: dict[str, torch.Tensor], mouth: torch.Tensor) -> dict:
+def answer_first_frame(frames: Frames, mouth: torch.Tensor) -> dict:
     """At the first frame of the sequence's last responder turn, per part (`mouth`, `rest`):
     codes that differ from the frame it follows, and where they differ the mean P(true code) and
     P(copied code)."""
-    probs, tokens, links, starts = responder_frames(model, row)
-    segment = row["segment"]
+    probs, tokens, links, starts, segment = frames
     if not starts:
         return {}
     s = next(t for t in starts if segment[t] == segment[starts[-1]])
@@ -107,15 +115,18 @@ def answer_first_frame(model, row: dict[str, torch.Tensor], mouth: torch.Tensor)
     return out
 
 
-def report_by_emotion(model, data, layout, emotion_of: dict, examples: int) -> None:
+def report_changes(first: list, later: list, size: int) -> None:
+    """`name: value` lines of `frame_changes`, for turns' first frames and later ones."""
+    for name, rows in (("first_frame", first), ("later_frames", later)):
+        p_true, p_copy, changed = np.mean(rows, axis=0) if rows else [float("nan")] * 3
+        print(f"{name} frames: {len(rows)}")
+        print(f"changed_codes {name}: {changed:.1f} of {size}")
+        print(f"p_true {name}: {p_true:.3f}")
+        print(f"p_copy {name}: {p_copy:.3f}")
+
+
+def report_by_emotion(rows: dict[str, list[dict]]) -> None:
     """`name: value` lines of `answer_first_frame`, averaged per answer emotion."""
-    mouth, rows = mouth_codes(layout.h, layout.w), {}
-    for i in range(min(examples, len(data.train))):
-        emotion = emotion_of.get(data.train.examples[i].segments[-1][1])
-        if emotion is None:
-            continue
-        if measured := answer_first_frame(model, item_row(data.train[i]), mouth):
-            rows.setdefault(emotion, []).append(measured)
     for emotion, measured in sorted(rows.items()):
         print(f"answers {emotion}: {len(measured)}")
         for key in sorted({k for m in measured for k in m}):
@@ -137,21 +148,19 @@ def main() -> None:
     model, layout, _ = load_consolidated(args.checkpoint)
     if model.frame_head is None:
         raise SystemExit(f"error: {args.checkpoint} has no frame head (layout.video_head=maskgit)")
-    size = layout.h * layout.w
-    first, later = [], []
+    size, mouth = layout.h * layout.w, mouth_codes(layout.h, layout.w)
+    records = load_manifest(job.data).records
+    emotion_of = {r.clip_id: r.labels["emotion"] for r in records if r.labels.get("emotion")}
+    first, later, by_emotion = [], [], {}
     for i in range(min(args.examples, len(data.train))):
-        for k, *measured in frame_changes(model, item_row(data.train[i]), size):
+        frames = responder_frames(model, item_row(data.train[i]))
+        for k, *measured in frame_changes(frames, size):
             (first if k == 0 else later).append(measured)
-    for name, rows in (("first_frame", first), ("later_frames", later)):
-        p_true, p_copy, changed = np.mean(rows, axis=0) if rows else [float("nan")] * 3
-        print(f"{name} frames: {len(rows)}")
-        print(f"changed_codes {name}: {changed:.1f} of {size}")
-        print(f"p_true {name}: {p_true:.3f}")
-        print(f"p_copy {name}: {p_copy:.3f}")
-    labels = {r.clip_id: r.labels.get("emotion") for r in load_manifest(job.data).records}
-    emotion_of = {cid: e for cid, e in labels.items() if e is not None}
-    if emotion_of:
-        report_by_emotion(model, data, layout, emotion_of, args.examples)
+        emotion = emotion_of.get(data.train.examples[i].segments[-1][1])
+        if emotion is not None and (measured := answer_first_frame(frames, mouth)):
+            by_emotion.setdefault(emotion, []).append(measured)
+    report_changes(first, later, size)
+    report_by_emotion(by_emotion)
 
 
 if __name__ == "__main__":
