@@ -24,6 +24,11 @@ MOUTH_INTERIOR: tuple[int, int, int] = (35, 8, 18)
 LIPS: tuple[int, int, int] = (200, 80, 90)
 # emotion -> mouth-corner lift (fraction of the frame; positive = corners up = smile)
 CURVATURE = {"happy": 0.05, "neutral": 0.0, "sad": -0.045}
+# emotion -> (brow lift, brow tilt, eye opening), used by worlds with `data.expression=face`:
+# lift raises both brows (fraction of the frame), tilt turns each about its centre (radians,
+# + = inner end up), the eye opening scales the eyes, as in real faces: narrowed "smiling eyes"
+# in joy, brows with their inner ends drawn up in sadness
+UPPER_FACE = {"happy": (0.0, 0.0, 0.55), "neutral": (0.0, 0.0, 1.0), "sad": (0.01, 0.4, 1.0)}
 # pixel box the oracle looks in (rows, cols as fractions): holds the mouth under any head motion
 MOUTH_BOX = ((0.55, 0.80), (0.32, 0.68))
 MOUTH_BAND = 0.09  # oracle: mouth pixels lie within this (frame heights) of the mouth's centre row
@@ -40,10 +45,26 @@ class FaceTrack:
     dx: np.ndarray  # [T] head offset, fraction of the width
     dy: np.ndarray  # [T] head offset, fraction of the height
     curvature: float  # mouth-corner lift (emotion)
+    brow_lift: float = 0.0  # brows raised by this fraction of the frame (emotion; 0: at rest)
+    brow_tilt: float = 0.0  # each brow turned about its centre, radians, + = inner end up
 
 
 def _ellipse(y, x, cy, cx, ry, rx) -> np.ndarray:
     return ((y - cy) / ry) ** 2 + ((x - cx) / rx) ** 2 <= 1.0
+
+
+def _brow(y, x, track: FaceTrack, sign: float, cy: float, ry: float, rx: float) -> np.ndarray:
+    """One brow (`sign` -1 left, +1 right) as an ellipse centred `cy` at rest, raised by
+    `track.brow_lift` and turned by `track.brow_tilt` (inner end up); at rest exactly
+    `_ellipse`, so faces without an expression keep every pixel."""
+    cx = 0.5 + sign * 0.115
+    if not (track.brow_lift or track.brow_tilt):
+        return _ellipse(y, x, cy, cx, ry, rx)
+    angle = sign * track.brow_tilt  # image rows grow downwards: the inner end goes up
+    dy, dx = y - (cy - track.brow_lift), x - cx
+    along = dx * np.cos(angle) + dy * np.sin(angle)
+    across = -dx * np.sin(angle) + dy * np.cos(angle)
+    return (across / ry) ** 2 + (along / rx) ** 2 <= 1.0
 
 
 def _paint(canvas: np.ndarray, mask: np.ndarray, colour) -> None:
@@ -75,17 +96,18 @@ def render_face(
     side = size * SUPERSAMPLE
     pad = int(np.ceil(0.06 * side))
     coords = (np.arange(side + 2 * pad, dtype=np.float32) - pad + 0.5) / side
-    still = _still_face(identity, coords)  # [1,P,P,3]
+    still = _still_face(identity, coords, track)  # [1,P,P,3]
     if detailed:
-        _add_details(still, identity, coords)
+        _add_details(still, identity, coords, track)
     canvas = np.repeat(still, len(track.mouth_open), axis=0)  # [T,P,P,3]
     _draw_eyes(canvas, coords, track)
     _draw_mouth(canvas, coords, track)
     return _move_and_downsample(canvas, track, side, pad)
 
 
-def _still_face(identity: Identity, coords: np.ndarray) -> np.ndarray:
-    """What does not move within a clip: background, hair, body, head, brows, nose -> [1,P,P,3]."""
+def _still_face(identity: Identity, coords: np.ndarray, track: FaceTrack) -> np.ndarray:
+    """What does not move within a clip: background, hair, body, head, brows (where the track's
+    expression puts them), nose -> [1,P,P,3]."""
     y = coords[None, :, None]  # [1,P,1]
     x = coords[None, None, :]  # [1,1,P]
     cx, cy = 0.5, HEAD_Y
@@ -108,12 +130,13 @@ def _still_face(identity: Identity, coords: np.ndarray) -> np.ndarray:
     cap = _ellipse(y, x, cy - 0.01, cx, ry * 1.04, rx * 1.06) & (y < cy - hairline)
     _paint(base, cap, identity.hair)
     for sign in (-1.0, 1.0):
-        _paint(base, _ellipse(y, x, cy - 0.125, cx + sign * 0.115, 0.014, 0.065), identity.hair)
+        _paint(base, _brow(y, x, track, sign, cy - 0.125, 0.014, 0.065), identity.hair)
     _paint(base, _ellipse(y, x, cy + 0.045, cx, 0.035, 0.025), skin * 0.8)
     return base
 
 
-def _add_details(base: np.ndarray, identity: Identity, coords: np.ndarray) -> None:
+def _add_details(base: np.ndarray, identity: Identity, coords: np.ndarray,
+                 track: FaceTrack) -> None:  # fmt: skip
     """Forehead and nose-bridge highlights; eye sockets, nose, nostrils, dark brows and a jaw
     shadow, each at least a fixed step darker than the skin so that dark skin keeps its
     contrast (in place)."""
@@ -132,7 +155,7 @@ def _add_details(base: np.ndarray, identity: Identity, coords: np.ndarray) -> No
     for sign in (-1.0, 1.0):
         _paint(base, _ellipse(y, x, cy - 0.06, cx + sign * 0.115, 0.07, 0.085), shade(0.72, 35))
         _paint(base, _ellipse(y, x, cy + 0.085, cx + sign * 0.03, 0.012, 0.018), shade(0.45, 70))
-        _paint(base, _ellipse(y, x, cy - 0.135, cx + sign * 0.115, 0.02, 0.075), brow)
+        _paint(base, _brow(y, x, track, sign, cy - 0.135, 0.02, 0.075), brow)
     _paint(base, (np.abs(x - cx - 0.02) < 0.012) & (y > cy - 0.03) & (y < cy + 0.07), shade(0.65, 35))
     rx, ry = 0.30 * identity.face_width, 0.37 * identity.face_height
     jaw = _ellipse(y, x, cy, cx, ry, rx) & ~_ellipse(y, x, cy, cx, ry * 0.95, rx * 0.93)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vidchat.data.demo.face import CURVATURE, FaceTrack
+from vidchat.data.demo.face import CURVATURE, UPPER_FACE, FaceTrack
 from vidchat.data.demo.speech import EMOTIONS
 
 
@@ -75,9 +75,12 @@ def face_track(
     emotion: str,
     mouth_open: np.ndarray | None,
     sway: float = 1.0,
+    upper_face: bool = False,
 ) -> FaceTrack:
     """Motion of one clip: talking (mouth follows `mouth_open [T]`) or listening (mouth shut,
-    1-2 nods); `sway` scales the head's motion (0: a still head; the same random draws)."""
+    1-2 nods); `sway` scales the head's motion (0: a still head; the same random draws);
+    `upper_face` lets the brows and eyes show the emotion too (`UPPER_FACE`), not only the mouth
+    corners."""
     t = np.arange(num_frames) / fps
     dx = 0.012 * np.sin(2 * np.pi * rng.uniform(0.2, 0.5) * t + rng.uniform(0, 2 * np.pi))
     dy = 0.008 * np.sin(2 * np.pi * rng.uniform(0.2, 0.5) * t + rng.uniform(0, 2 * np.pi))
@@ -87,10 +90,13 @@ def face_track(
             t0 = rng.uniform(0, max(t[-1] - 0.7, 0.01))
             inside = (t >= t0) & (t < t0 + 0.7)
             dy = dy + inside * 0.025 * np.sin(np.pi * (t - t0) / 0.35) ** 2
+    lift, tilt, eyes = UPPER_FACE[emotion] if upper_face else (0.0, 0.0, 1.0)
     return FaceTrack(
         mouth_open=np.asarray(mouth_open, np.float64),
-        eye_open=_blinks(rng, num_frames, fps),
+        eye_open=_blinks(rng, num_frames, fps) * eyes,
         dx=sway * dx,
         dy=sway * dy,
         curvature=CURVATURE[emotion],
+        brow_lift=lift,
+        brow_tilt=tilt,
     )

@@ -58,6 +58,7 @@ __all__ = [
     "audio_envelope",
 ]
 ANNO_BATCH, SCORE_BATCH = 256, 200  # clips per tar batch (unequal, as in the release)
+EXPRESSIONS = ("mouth", "face")  # data.expression: mouth corners only, or brows as well
 
 
 @dataclass
@@ -76,6 +77,7 @@ class DemoWorldConfig:
     test_fraction: float = 0.125
     sft_fraction: float = 0.6  # share of conversations whose quality scores pass SFT thresholds
     head_sway: float = 1.0  # scale of the heads' idle sway and nods (0: still heads)
+    expression: str = "mouth"  # where emotion shows: mouth (corners) | face (+ brows, eyes)
     workers: int = 2  # processes rendering conversations (1 = in this process)
 
     @classmethod
@@ -95,6 +97,10 @@ class DemoWorldConfig:
             raise ConfigError(
                 "data.num_conversations must be >= 1 and data.turns_per_conversation >= 2"
             )
+        if out.expression not in EXPRESSIONS:
+            raise ConfigError(
+                f"data.expression must be one of {list(EXPRESSIONS)}, got {out.expression!r}"
+            )
         if out.head_sway < 0:
             raise ConfigError(f"data.head_sway must be >= 0, got {out.head_sway}")
         if not 0 < out.turn_seconds[0] <= out.turn_seconds[1]:
@@ -104,11 +110,13 @@ class DemoWorldConfig:
         return out
 
     def digest(self) -> str:
-        """Hash of what shapes the output (not `workers`; `head_sway` only when it is not 1, so
-        that worlds made before it existed keep their hash)."""
+        """Hash of what shapes the output (not `workers`; `head_sway` and `expression` only away
+        from their defaults, so that worlds made before they existed keep their hash)."""
         content = {k: v for k, v in asdict(self).items() if k != "workers"}
         if content["head_sway"] == 1.0:
             del content["head_sway"]
+        if content["expression"] == "mouth":
+            del content["expression"]
         text = json.dumps({"version": GENERATOR_VERSION, **content}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -164,7 +172,8 @@ def _render_conversation(
         for person, identity in ((turn.speaker, talker), (1 - turn.speaker, listener)):
             talking = identity is talker
             motion = mouth if talking else None
-            track = face_track(rng, turn.num_frames, cfg.fps, turn.emotion, motion, cfg.head_sway)
+            track = face_track(rng, turn.num_frames, cfg.fps, turn.emotion, motion, cfg.head_sway,
+                               upper_face=cfg.expression == "face")  # fmt: skip
             frames = render_face(identity, track, cfg.size)
             letter = "A" if person == plan.turns[0].speaker else "B"  # A talks first
             name = clip_stem(plan.conversation, cfg.size, 2 * cfg.size, turn.index, letter,
