@@ -13,6 +13,7 @@ from vidchat.curate.shots import ShotOptions
 from vidchat.curate.speech import SpeechOptions
 from vidchat.curate.stages import StageOptions
 from vidchat.curate.store import STAGES
+from vidchat.curate.syncnet_bind import SyncOptions
 from vidchat.errors import ConfigError
 from vidchat.utils.typed import check, from_node
 
@@ -37,6 +38,7 @@ class CurateConfig:
     clips: ClipOptions = field(default_factory=ClipOptions)
     quality: QualityOptions = field(default_factory=QualityOptions)
     min_sync: float = 0.1  # a voice binds to a face only above this correlation
+    sync: SyncOptions = field(default_factory=SyncOptions)  # SyncNet binding (user weights)
 
     def __post_init__(self) -> None:
         check("curate.workers", self.workers >= 1, ">= 1", self.workers)
@@ -56,11 +58,16 @@ class CurateConfig:
             model = self.speech.asr_model
             check("curate.speech.asr_model", bool(model) and Path(model, "config.json").is_file(),
                   "a local Whisper checkpoint folder (with config.json)", model)  # fmt: skip
+        if self.sync.syncnet is not None:
+            check("curate.sync.syncnet", Path(self.sync.syncnet).is_file(),
+                  "a TorchScript SyncNet file", self.sync.syncnet)  # fmt: skip
+        check("curate.sync.vshift", self.sync.vshift >= 1, ">= 1", self.sync.vshift)
+        check("curate.sync.min_frames", self.sync.min_frames >= 6, ">= 6", self.sync.min_frames)
         share = self.quality.drop_share
         check("curate.quality.drop_share", 0 <= share < 1, "in [0, 1)", share)
 
     def stage_options(self) -> StageOptions:
-        return StageOptions(self.shots, self.speech, self.faces, self.min_sync)
+        return StageOptions(self.shots, self.speech, self.faces, self.min_sync, self.sync)
 
 
 def from_cfg(cfg: Any) -> CurateConfig:

@@ -42,7 +42,7 @@ class StageWorker:
         if self._model is None and self.stage == "speech":
             self._model = _speech_models(self.opts, self.device)
         elif self._model is None and self.stage == "people":
-            self._model = _people_models()
+            self._model = _people_models(self.opts)
         return self._model
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -97,10 +97,11 @@ def speech_gpus(setting: float | None, cluster_gpus: float, workers: int) -> flo
     return float(setting)
 
 
-def _people_models() -> tuple:
+def _people_models(opts: StageOptions) -> tuple:
     from vidchat.curate.faces import load_models
+    from vidchat.curate.syncnet_bind import load_syncnet
 
-    return load_models()
+    return (*load_models(), load_syncnet(opts.sync))
 
 
 def analyse(sources: dict[str, Path], output: Path, opts: StageOptions, workers: int,

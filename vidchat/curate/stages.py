@@ -14,6 +14,7 @@ from vidchat.curate.faces import FaceOptions, detect_tracks, mouth_track
 from vidchat.curate.quality import clarity, face_sharpness
 from vidchat.curate.shots import ShotOptions, detect_cuts, mean_luma, select_shots
 from vidchat.curate.speech import SpeechOptions, diarise
+from vidchat.curate.syncnet_bind import SyncOptions, syncnet_scores
 from vidchat.media import MediaError, probe, read_clip
 from vidchat.utils.signal import frame_rms
 
@@ -30,6 +31,7 @@ class StageOptions:
     speech: SpeechOptions = field(default_factory=SpeechOptions)
     faces: FaceOptions = field(default_factory=FaceOptions)
     min_sync: float = 0.1  # a voice binds to a face only above this correlation
+    sync: SyncOptions = field(default_factory=SyncOptions)  # SyncNet binding, given its weights
 
 
 def shots_stage(path: str, opts: StageOptions) -> dict:
@@ -78,8 +80,8 @@ def speech_stage(path: str, models: tuple, opts: StageOptions) -> dict:
 
 
 def people_stage(path: str, shots: dict, speech: dict, models: tuple, opts: StageOptions) -> dict:
-    """Per kept shot: luminance check, face tracks, their mouths, voice-face binding."""
-    detector, predictor = models
+    """Per kept shot: luminance check, face tracks, their mouths, voice-face binding; `models` =
+    (face detector, landmark predictor, SyncNet or None)."""
     fps = shots["source"]["fps"]
     out, dropped = [], []
     for shot in shots["shots"]:
@@ -88,7 +90,7 @@ def people_stage(path: str, shots: dict, speech: dict, models: tuple, opts: Stag
                              duration=(shot["end"] - shot["start"]) / fps)  # fmt: skip
         except MediaError as exc:
             raise BadSource(f"video unreadable: {exc}") from exc
-        reason, entry = _analyse_shot(clip, shot, speech["turns"], detector, predictor, opts)
+        reason, entry = _analyse_shot(clip, shot, speech["turns"], models, opts)
         if reason:
             dropped.append({"start": shot["start"], "end": shot["end"], "reason": reason})
         else:
@@ -98,8 +100,9 @@ def people_stage(path: str, shots: dict, speech: dict, models: tuple, opts: Stag
     return {"shots": out, "dropped_shots": dropped}
 
 
-def _analyse_shot(clip: Any, shot: dict, turns: list[dict], detector: Any, predictor: Any,
+def _analyse_shot(clip: Any, shot: dict, turns: list[dict], models: tuple,
                   opts: StageOptions) -> tuple[str | None, dict]:  # fmt: skip
+    detector, predictor, syncnet = models
     frames = clip.frames  # [T,H,W,3]
     luma = mean_luma(frames[:: max(1, len(frames) // 10)])
     lo, hi = opts.shots.luminance
@@ -108,16 +111,21 @@ def _analyse_shot(clip: Any, shot: dict, turns: list[dict], detector: Any, predi
     tracks = detect_tracks(frames, detector, opts.faces)
     if not tracks:
         return "no face", {}
-    mouths = [mouth_track(frames, t["box"], predictor) for t in tracks]
-    envelope = frame_rms(clip.audio, SAMPLE_RATE, clip.fps, len(frames))  # [T]
     talk = speaker_frames(turns, shot["start"], shot["start"] + len(frames), clip.fps)
-    r = correlations(mouths, envelope, talk)
+    if syncnet is not None:
+        boxes = [t["box"] for t in tracks]
+        r = syncnet_scores(syncnet, frames, clip.audio, clip.fps, boxes, talk, opts.sync)
+        min_sync = opts.sync.min_conf
+    else:
+        mouths = [mouth_track(frames, t["box"], predictor) for t in tracks]
+        envelope = frame_rms(clip.audio, SAMPLE_RATE, clip.fps, len(frames))  # [T]
+        r, min_sync = correlations(mouths, envelope, talk), opts.min_sync
     h, w = frames.shape[1:3]
     for track in tracks:
         box = [track["box"][0] / w, track["box"][1] / h, track["box"][2] / w, track["box"][3] / h]
         track["sharpness"] = face_sharpness(frames[:: max(1, len(frames) // 10)], box)
     return None, {
         **shot, "luminance": round(luma, 2), "faces": tracks, "correlations": r,
-        "binding": bind(r, len(tracks), opts.min_sync),
+        "binding": bind(r, len(tracks), min_sync),
     }  # fmt: skip
 

@@ -55,9 +55,14 @@ def face_crops(frames: np.ndarray, scale: float = 0.4) -> np.ndarray | None:
     first = next((b for b in boxes if b is not None), None)
     if first is None:
         return None
+    return box_crops(frames, [box if box is not None else first for box in boxes], scale)
+
+
+def box_crops(frames: np.ndarray, boxes: list, scale: float = 0.4) -> np.ndarray:
+    """[T,H,W,3] and one (left, top, right, bottom) pixel box per frame -> [T,224,224,3] crops
+    around each box, padded like syncnet_python's crop_video."""
     crops = []
-    for f, box in zip(frames, boxes):
-        left, top, right, bottom = box if box is not None else first
+    for f, (left, top, right, bottom) in zip(frames, boxes):
         bs = max(right - left, bottom - top) / 2
         pad = int(bs * (1 + 2 * scale))
         img = np.pad(f, ((pad, pad), (pad, pad), (0, 0)), constant_values=110)
@@ -83,8 +88,6 @@ def syncnet_confidence(
         return MetricResult.unavailable(
             "syncnet", "no SyncNet TorchScript weights given (syncnet.weights)"
         )
-    import torch
-
     from vidchat.eval.metrics.features import load_torchscript
 
     frames = check_frames(frames, "generated frames")
@@ -96,14 +99,34 @@ def syncnet_confidence(
     if crops is None:
         return MetricResult.unavailable("syncnet", "no face detected in the generated frames")
     wav = resample(check_audio(audio, sample_rate, "audio"), sample_rate, SYNC_RATE)
+    scores = crop_sync(load_torchscript(path), crops, wav, vshift, batch_size)
+    if scores is None:
+        return MetricResult.unavailable("syncnet", "clip shorter than 6 frames")
+    offset, conf, min_dist = scores
+    return MetricResult("syncnet", conf, {"offset": offset, "min_dist": min_dist})
+
+
+def crop_sync(net, crops: np.ndarray, wav: np.ndarray, vshift: int = 15,
+              batch_size: int = 20) -> tuple[int, float, float] | None:  # fmt: skip
+    """SyncNet (a loaded TorchScript net, contract above) on `[T,224,224,3]` uint8 RGB face crops
+    at 25 fps with their 16 kHz audio `[S]` -> (offset, confidence, min distance) as
+    `sync_offsets`; None when fewer than 6 frames have audio."""
+    feats = sync_features(net, crops, wav, batch_size)
+    return None if feats is None else sync_offsets(*feats, vshift)
+
+
+def sync_features(net, crops: np.ndarray, wav: np.ndarray,
+                  batch_size: int = 20) -> tuple[np.ndarray, np.ndarray] | None:  # fmt: skip
+    """SyncNet's lip and audio features `[n,D]` of each 5-frame window (window j: frames j..j+4
+    of `[T,224,224,3]` uint8 RGB crops at 25 fps, and the MFCCs of the same 0.2 s of the 16 kHz
+    `wav`); None when fewer than 6 frames have audio."""
+    import torch
+
     cc = mfcc(wav, SYNC_RATE).T  # [13, N_mfcc] at 100 Hz: 4 per video frame
     n = min(len(crops), len(wav) // (SYNC_RATE // SYNC_FPS)) - 5
     if n < 1:
-        return MetricResult.unavailable("syncnet", "clip shorter than 6 frames")
-    net = load_torchscript(path)
-    video = (
-        torch.from_numpy(crops[..., ::-1].copy()).permute(3, 0, 1, 2).float()
-    )  # [3,T,224,224] BGR
+        return None
+    video = torch.from_numpy(crops[..., ::-1].copy()).permute(3, 0, 1, 2).float()  # [3,T,224,224] BGR
     lips, auds = [], []
     with torch.inference_mode():
         for i in range(0, n, batch_size):
@@ -111,8 +134,7 @@ def syncnet_confidence(
             lip_in = torch.stack([video[:, j : j + 5] for j in js])  # [B,3,5,224,224]
             aud_in = torch.stack(
                 [torch.from_numpy(cc[None, :, 4 * j : 4 * j + 20]).float() for j in js]
-            )
+            )  # [B,1,13,20]
             lips.append(net.forward_lip(lip_in).reshape(len(js), -1).numpy())
             auds.append(net.forward_aud(aud_in).reshape(len(js), -1).numpy())
-    offset, conf, min_dist = sync_offsets(np.concatenate(lips), np.concatenate(auds), vshift)
-    return MetricResult("syncnet", conf, {"offset": offset, "min_dist": min_dist})
+    return np.concatenate(lips), np.concatenate(auds)

@@ -1,0 +1,97 @@
+"""Voice-to-face binding by SyncNet (`sync.syncnet`): with a scripted stand-in that has
+SyncNet's interface, the people stage binds each demo voice to its own face, and a net that
+sees nothing binds no voice."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vidchat.curate.config import CurateConfig
+from vidchat.curate.faces import load_models
+from vidchat.curate.stages import StageOptions, people_stage, shots_stage
+from vidchat.curate.syncnet_bind import SyncOptions
+from vidchat.data.demo.raw import RawSourceConfig, generate_raw_sources
+from vidchat.errors import ConfigError
+
+
+class _MouthNet(torch.nn.Module):
+    """SyncNet's interface: lip = darkness of the centre frame's lower middle (an open mouth's
+    interior), audio = the centre MFCC frames' log energy; each standardised over its batch."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    @torch.jit.export
+    def forward_lip(self, x: torch.Tensor) -> torch.Tensor:  # [N,3,5,224,224] BGR
+        v = -x[:, :, 2, 112:190, 72:152].mean(dim=(1, 2, 3)).unsqueeze(1)  # [N,1]
+        return (v - v.mean()) / (v.std() + 1e-6)
+
+    @torch.jit.export
+    def forward_aud(self, x: torch.Tensor) -> torch.Tensor:  # [N,1,13,20]
+        v = x[:, 0, 0, 8:12].mean(dim=1, keepdim=True)  # [N,1]
+        return (v - v.mean()) / (v.std() + 1e-6)
+
+
+class _BlindNet(_MouthNet):
+    @torch.jit.export
+    def forward_lip(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(x.shape[0], 1)
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    pytest.importorskip("dlib")
+    pytest.importorskip("scenedetect")
+    root = tmp_path_factory.mktemp("raw")
+    (truth,) = generate_raw_sources(root, RawSourceConfig(num_sources=1, turns=5), progress=False)
+    return root / "raw0000.mp4", truth
+
+
+def _bound_right(result: dict, truth: dict) -> list[bool]:
+    """Per (shot, bound voice): is the bound face's centre inside that voice's true face box?"""
+    right = []
+    for shot in result["shots"]:
+        mid = (shot["start"] + shot["end"]) / 2
+        true_shot = next(s for s in truth["shots"] if s["start"] <= mid < s["end"])
+        for speaker, bound in shot["binding"].items():
+            x0, y0, x1, y1 = shot["faces"][bound["face"]]["box"]
+            tx0, ty0, tx1, ty1 = true_shot["faces"][speaker]
+            right.append(tx0 <= (x0 + x1) / 2 <= tx1 and ty0 <= (y0 + y1) / 2 <= ty1)
+    return right
+
+
+def _people(path, truth, net, tmp_path) -> dict:
+    torch.jit.script(net).save(str(tmp_path / "syncnet.pt"))
+    from vidchat.curate.syncnet_bind import load_syncnet
+
+    sync = SyncOptions(syncnet=str(tmp_path / "syncnet.pt"), min_conf=0.5)
+    opts = StageOptions(sync=sync)
+    shots = shots_stage(str(path), opts)
+    speech = {"turns": truth["speech"]}  # the true turns: this test is about binding
+    return people_stage(str(path), shots, speech, (*load_models(), load_syncnet(sync)), opts)
+
+
+@pytest.mark.slow
+def test_syncnet_binds_each_voice_to_its_face(source, tmp_path):
+    path, truth = source
+    result = _people(path, truth, _MouthNet(), tmp_path)
+    right = _bound_right(result, truth)
+    assert len(right) >= len(result["shots"]) and np.mean(right) >= 0.95
+    confs = [b["sync"] for s in result["shots"] for b in s["binding"].values()]
+    assert min(confs) >= 0.5
+
+
+@pytest.mark.slow
+def test_a_net_that_sees_nothing_binds_no_voice(source, tmp_path):
+    path, truth = source
+    result = _people(path, truth, _BlindNet(), tmp_path)
+    assert result["shots"] and not any(s["binding"] for s in result["shots"])
+
+
+def test_bad_syncnet_options_are_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match=r"curate\.sync\.syncnet"):
+        CurateConfig(input=".", output=str(tmp_path), sync=SyncOptions(syncnet="missing.pt"))
+    with pytest.raises(ConfigError, match=r"curate\.sync\.min_frames"):
+        CurateConfig(input=".", output=str(tmp_path), sync=SyncOptions(min_frames=3))
