@@ -75,6 +75,9 @@ class ModelConfig:
     depth_head: bool | None = None
     """Some steps hold several codes emitted one by one (a depth head); None = `max_group > 1`
     without a frame head. Set from the layout by `build_model`."""
+    partner_summary: bool = False
+    """Each responder turn's first step also reads a projection of the mean input of the
+    partner's video frames it answers (`vidchat.model.partner`); needs a depth or frame head."""
 
     def __post_init__(self) -> None:
         if self.n_kv_heads is None:
@@ -117,6 +120,9 @@ class ModelConfig:
             self.depth_head = self.max_group > 1 and not self.frame_head
         if self.max_group < 1 or self.depth_layers < 0:
             raise ConfigError("model.max_group must be >= 1 and model.depth_layers >= 0")
+        if self.partner_summary and self.max_group == 1:
+            raise ConfigError("model.partner_summary needs a depth or frame head "
+                              "(model.layout.video_head=depth or maskgit)")  # fmt: skip
         if self.spatial_layers != 0:
             raise ConfigError(
                 f"model.spatial_layers={self.spatial_layers} is not implemented; use 0"

@@ -35,7 +35,7 @@ def depth_config(cfg: ModelConfig) -> ModelConfig:
                    dim=cfg.depth_dim if narrow else cfg.dim,
                    head_dim=None if narrow else cfg.head_dim,
                    ffn_dim=None if narrow else cfg.ffn_dim, depth_layers=0, max_group=1,
-                   depth_dim=None, attn_impl="sdpa")  # fmt: skip
+                   depth_dim=None, attn_impl="sdpa", partner_summary=False)  # fmt: skip
 
 
 class DepthTransformer(nn.Module):
@@ -145,18 +145,29 @@ def code_embedding(model, tokens: Tensor, own: Tensor) -> Tensor:
     return emb + model.embed_slots(own) if model.embed_slots is not None else emb
 
 
-def step_inputs(model, tokens: Tensor, roles: Tensor | None, slots: Tensor, steps: Steps):
+def step_inputs(model, tokens: Tensor, roles: Tensor | None, slots: Tensor, steps: Steps,
+                modality: Tensor | None = None) -> Tensor:  # fmt: skip
     """The backbone's input per step `[B,S,D]`: the sum of its tokens' embeddings, each with its
-    own slot, plus the step's role."""
+    own slot, plus the step's role (and, with `model.partner_summary`, which needs `modality`
+    `[B,L]`, the partner's frames summed up at each responder turn's start)."""
     B, L = tokens.shape
     emb = code_embedding(model, tokens, own_slots(slots))
     step_of = torch.repeat_interleave(steps.row * steps.per_row + steps.index, steps.size)  # [B*L]
     x = emb.new_zeros(B * steps.per_row, emb.shape[-1])
     x.index_add_(0, step_of, emb.reshape(B * L, -1))
     x = x.view(B, steps.per_row, -1)
-    if roles is not None and model.embed_roles is not None:
-        step_roles = torch.zeros(B, steps.per_row, dtype=torch.long, device=tokens.device)
-        step_roles[steps.row, steps.index] = roles.reshape(-1)[steps.start]
+    if roles is None:
+        return x
+    step_roles = torch.zeros(B, steps.per_row, dtype=torch.long, device=tokens.device)
+    step_roles[steps.row, steps.index] = roles.reshape(-1)[steps.start]
+    if model.partner_summary is not None:
+        if modality is None:
+            raise ValueError("a model with partner_summary needs `modality` for its step inputs")
+        step_video = torch.zeros_like(step_roles, dtype=torch.bool)
+        step_video[steps.row, steps.index] = modality.reshape(-1)[steps.start] == int(
+            Modality.VIDEO)  # fmt: skip
+        x = x + model.partner_summary(x, step_roles, step_video)
+    if model.embed_roles is not None:
         x = x + model.embed_roles(step_roles)
     return x
 
@@ -171,7 +182,7 @@ def _grouped_outputs(model, tokens: Tensor, roles: Tensor | None, slots: Tensor,
     codes to the depth head. Frames marked in `prev_cut` read no previous frame."""
     B, L = tokens.shape
     steps = Steps.of(depth)
-    x = step_inputs(model, tokens, roles, slots, steps)
+    x = step_inputs(model, tokens, roles, slots, steps, modality)
     hidden = model.backbone(x, valid=steps.valid(valid, B))
     # the context of step s is the backbone's state after step s-1 (zeros before the first)
     context = torch.cat([hidden.new_zeros(B, 1, hidden.shape[-1]), hidden], 1)  # [B,S+1,D]
@@ -246,10 +257,10 @@ def grouped_nll(model, tokens: Tensor, targets: Tensor, roles: Tensor | None, sl
 
 @torch.no_grad()
 def prefill(model, tokens: Tensor, roles: Tensor, slots: Tensor, depth: Tensor,
-            valid: Tensor | None, cache: KVCache) -> Tensor:  # fmt: skip
+            valid: Tensor | None, cache: KVCache, modality: Tensor | None = None) -> Tensor:  # fmt: skip
     """Run a left-padded prompt `[B,P]` through the backbone into `cache`, step by step;
     -> the context of the step after it `[B,D]`."""
     steps = Steps.of(depth, align_end=True)
-    x = step_inputs(model, tokens, roles, slots, steps)
+    x = step_inputs(model, tokens, roles, slots, steps, modality)
     return model.backbone(x, valid=steps.valid(valid, tokens.shape[0]), cache=cache)[:, -1]
 

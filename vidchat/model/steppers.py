@@ -128,7 +128,8 @@ class DepthStepper:
     def first(self) -> Tensor | None:
         s, P = self.seq, self.seq.prompt_len
         if self.use_cache:
-            self.context = prefill(self.model, **s.upto(P), depth=s.depth[:, :P], cache=self.cache)
+            self.context = prefill(self.model, **s.upto(P), depth=s.depth[:, :P], cache=self.cache,
+                                   modality=s.modality[:, :P])  # fmt: skip
         if 0 in self.frame_starts:
             self._decide_frame(0)
             return None
@@ -162,7 +163,8 @@ class DepthStepper:
         a cache, its codes' embeddings are summed into the step at once."""
         s, m, i = self.seq, self.model, self.seq.prompt_len + n
         if not self.use_cache:  # reference: the context from a full backbone pass
-            self.context = prefill(m, **s.upto(i), depth=s.depth[:, :i], cache=None)
+            self.context = prefill(m, **s.upto(i), depth=s.depth[:, :i], cache=None,
+                                   modality=s.modality[:, :i])  # fmt: skip
         size = next(d for d, v in enumerate(self.grammar_depth[n + 1 :] + [0], 1) if v == 0)
         slots = s.slots[:, i - 1 : i - 1 + size]  # [B,G] the slots the frame's codes take
         lo, hi = int(self.grammar.lo[n]), int(self.grammar.hi[n])

@@ -32,6 +32,7 @@ from torch.utils.checkpoint import checkpoint
 from vidchat.model.blocks import Block, KVCache, ModelConfig, RMSNorm, rope_table
 from vidchat.model.depth import DepthTransformer, grouped_logits, grouped_nll
 from vidchat.model.frame import FrameTransformer
+from vidchat.model.partner import PartnerSummary
 
 
 class VidChatLM(nn.Module):
@@ -52,6 +53,7 @@ class VidChatLM(nn.Module):
         self.lm_head = nn.Linear(cfg.dim, cfg.vocab_size, bias=False)
         self.depth = DepthTransformer(cfg) if cfg.depth_head else None
         self.frame_head = FrameTransformer(cfg) if cfg.frame_head else None
+        self.partner_summary = PartnerSummary(cfg.dim) if cfg.partner_summary else None
         if cfg.tie_embeddings:
             self.lm_head.weight = self.embed_tokens.weight
         cos, sin = rope_table(cfg.head_dim, cfg.max_seq_len, cfg.rope_theta)
