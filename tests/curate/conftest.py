@@ -34,6 +34,14 @@ def raw_sources(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def one_raw_source(tmp_path_factory) -> tuple[Path, dict]:
+    """One short raw demo source (5 turns) -> (its path, its truth)."""
+    root = tmp_path_factory.mktemp("raw_one")
+    (truth,) = generate_raw_sources(root, RawSourceConfig(num_sources=1, turns=5), progress=False)
+    return root / "raw0000.mp4", truth
+
+
 def truths(root: Path) -> dict[str, dict]:
     return {p.stem: json.loads(p.read_text()) for p in sorted((root / "truth").glob("*.json"))}
 

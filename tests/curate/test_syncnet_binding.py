@@ -12,7 +12,6 @@ from vidchat.curate.config import CurateConfig
 from vidchat.curate.faces import load_models
 from vidchat.curate.stages import StageOptions, people_stage, shots_stage
 from vidchat.curate.syncnet_bind import SyncOptions
-from vidchat.data.demo.raw import RawSourceConfig, generate_raw_sources
 from vidchat.errors import ConfigError
 
 
@@ -41,12 +40,8 @@ class _BlindNet(_MouthNet):
 
 
 @pytest.fixture(scope="module")
-def source(tmp_path_factory):
-    pytest.importorskip("dlib")
-    pytest.importorskip("scenedetect")
-    root = tmp_path_factory.mktemp("raw")
-    (truth,) = generate_raw_sources(root, RawSourceConfig(num_sources=1, turns=5), progress=False)
-    return root / "raw0000.mp4", truth
+def source(one_raw_source):
+    return one_raw_source
 
 
 def _bound_right(result: dict, truth: dict) -> list[bool]:
@@ -70,7 +65,8 @@ def _people(path, truth, net, tmp_path) -> dict:
     opts = StageOptions(sync=sync)
     shots = shots_stage(str(path), opts)
     speech = {"turns": truth["speech"]}  # the true turns: this test is about binding
-    return people_stage(str(path), shots, speech, (*load_models(), load_syncnet(sync)), opts)
+    return people_stage(str(path), shots, speech, (*load_models(), load_syncnet(sync), None),
+                        opts)  # fmt: skip
 
 
 @pytest.mark.slow

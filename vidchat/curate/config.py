@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from vidchat.curate.clips import ClipOptions
+from vidchat.curate.dover import DoverOptions
 from vidchat.curate.faces import FaceOptions
 from vidchat.curate.quality import QualityOptions
 from vidchat.curate.shots import ShotOptions
@@ -39,6 +40,7 @@ class CurateConfig:
     quality: QualityOptions = field(default_factory=QualityOptions)
     min_sync: float = 0.1  # a voice binds to a face only above this correlation
     sync: SyncOptions = field(default_factory=SyncOptions)  # SyncNet binding (user weights)
+    dover: DoverOptions = field(default_factory=DoverOptions)  # DOVER scores (user weights)
 
     def __post_init__(self) -> None:
         check("curate.workers", self.workers >= 1, ">= 1", self.workers)
@@ -63,11 +65,16 @@ class CurateConfig:
                   "a TorchScript SyncNet file", self.sync.syncnet)  # fmt: skip
         check("curate.sync.vshift", self.sync.vshift >= 1, ">= 1", self.sync.vshift)
         check("curate.sync.min_frames", self.sync.min_frames >= 6, ">= 6", self.sync.min_frames)
+        if self.dover.weights is not None:
+            check("curate.dover.weights", Path(self.dover.weights).is_file(),
+                  "a TorchScript DOVER file", self.dover.weights)  # fmt: skip
+        check("curate.dover.frames", self.dover.frames >= 1, ">= 1", self.dover.frames)
         share = self.quality.drop_share
         check("curate.quality.drop_share", 0 <= share < 1, "in [0, 1)", share)
 
     def stage_options(self) -> StageOptions:
-        return StageOptions(self.shots, self.speech, self.faces, self.min_sync, self.sync)
+        return StageOptions(self.shots, self.speech, self.faces, self.min_sync, self.sync,
+                            self.dover)  # fmt: skip
 
 
 def from_cfg(cfg: Any) -> CurateConfig:

@@ -8,8 +8,8 @@
 
 With `speech.asr=pocketsphinx`, each clip also gets the ASR confidence and no-speech share of
 its turns (`vidchat.curate.asr`); a talking clip with `no_speech >= max_no_speech` is dropped.
-A hand-blur score needs a hand detector, and DOVER needs weights the user gives; neither is
-computed here.
+With DOVER weights (`vidchat.curate.dover`), a clip below `min_dover` is dropped and SFT needs
+`sft_min_dover`. A hand-blur score needs a hand detector, which is not computed here.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ class QualityOptions:
     sft_min_face_sharpness: float = 300.0  # SFT membership also needs...
     sft_min_sync: float = 0.5  # ...the voice-face sync of a talking clip
     max_no_speech: float = 0.8  # with ASR: a talking clip the decoder finds no words in is dropped
+    min_dover: float = 0.25  # with DOVER weights: clips below are dropped (the paper's floor)...
+    sft_min_dover: float = 0.6  # ...and SFT membership needs at least this (the paper's SFT bar)
 
 
 def clarity(path: str, height: int, width: int) -> float:

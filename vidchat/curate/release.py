@@ -66,7 +66,8 @@ def plan_release(store: StageStore, ytids: list[str], clip_opts: ClipOptions,
             face = shot["faces"][clip["face"]]  # the face track the clip is cropped to
             clip["scores"] = {"luminance": shot["luminance"], "clarity": source["clarity"],
                               "face_sharpness": face["sharpness"], "sync": clip["sync"],
-                              "conf": clip["conf"], **_asr_of(clip, speech["turns"])}  # fmt: skip
+                              "conf": clip["conf"], **_asr_of(clip, speech["turns"]),
+                              **({"dover": face["dover"]} if "dover" in face else {})}  # fmt: skip
             clip["source"] = source
             candidates.append((ytid, clip))
     floor = clarity_floor([c["scores"]["clarity"] for _, c in candidates], quality.drop_share)
@@ -105,13 +106,21 @@ def _passes(report: dict, clip: dict, floor: float, quality: QualityOptions) -> 
               f" below {quality.min_face_sharpness:g}")  # fmt: skip
         return False
     _filter(report, "face blur")["kept"] += 1
+    dover = scores.get("dover")
+    if dover is not None and dover < quality.min_dover:
+        _drop(report, "DOVER", clip["stem"], f"DOVER {dover:.2f} below {quality.min_dover:g}")
+        return False
+    if dover is not None:
+        _filter(report, "DOVER")["kept"] += 1
     return True
 
 
 def is_sft(clip: dict, quality: QualityOptions) -> bool:
-    """SFT membership: sharp enough, and (talking clips) a voice clearly bound to the face."""
+    """SFT membership: sharp enough, DOVER high enough (when scored), and (talking clips) a voice
+    clearly bound to the face."""
     scores = clip["scores"]
     sharp = scores["face_sharpness"] >= quality.sft_min_face_sharpness
+    sharp = sharp and scores.get("dover", quality.sft_min_dover) >= quality.sft_min_dover
     return sharp and (clip["listener"] or scores["sync"] >= quality.sft_min_sync)
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vidchat.curate.bind import bind, correlations, speaker_frames
+from vidchat.curate.dover import DoverOptions, dover_score
 from vidchat.curate.faces import FaceOptions, detect_tracks, mouth_track
 from vidchat.curate.quality import clarity, face_sharpness
 from vidchat.curate.shots import ShotOptions, detect_cuts, mean_luma, select_shots
@@ -32,6 +33,7 @@ class StageOptions:
     faces: FaceOptions = field(default_factory=FaceOptions)
     min_sync: float = 0.1  # a voice binds to a face only above this correlation
     sync: SyncOptions = field(default_factory=SyncOptions)  # SyncNet binding, given its weights
+    dover: DoverOptions = field(default_factory=DoverOptions)  # DOVER scores, given its weights
 
 
 def shots_stage(path: str, opts: StageOptions) -> dict:
@@ -81,7 +83,7 @@ def speech_stage(path: str, models: tuple, opts: StageOptions) -> dict:
 
 def people_stage(path: str, shots: dict, speech: dict, models: tuple, opts: StageOptions) -> dict:
     """Per kept shot: luminance check, face tracks, their mouths, voice-face binding; `models` =
-    (face detector, landmark predictor, SyncNet or None)."""
+    (face detector, landmark predictor, SyncNet or None, DOVER or None)."""
     fps = shots["source"]["fps"]
     out, dropped = [], []
     for shot in shots["shots"]:
@@ -102,7 +104,7 @@ def people_stage(path: str, shots: dict, speech: dict, models: tuple, opts: Stag
 
 def _analyse_shot(clip: Any, shot: dict, turns: list[dict], models: tuple,
                   opts: StageOptions) -> tuple[str | None, dict]:  # fmt: skip
-    detector, predictor, syncnet = models
+    detector, predictor, syncnet, dover = models
     frames = clip.frames  # [T,H,W,3]
     luma = mean_luma(frames[:: max(1, len(frames) // 10)])
     lo, hi = opts.shots.luminance
@@ -124,6 +126,8 @@ def _analyse_shot(clip: Any, shot: dict, turns: list[dict], models: tuple,
     for track in tracks:
         box = [track["box"][0] / w, track["box"][1] / h, track["box"][2] / w, track["box"][3] / h]
         track["sharpness"] = face_sharpness(frames[:: max(1, len(frames) // 10)], box)
+        if dover is not None:
+            track["dover"] = dover_score(dover, frames, track["box"], opts.dover)
     return None, {
         **shot, "luminance": round(luma, 2), "faces": tracks, "correlations": r,
         "binding": bind(r, len(tracks), min_sync),
