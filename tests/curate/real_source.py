@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vidchat.curate.scoring import read_rttm
+from vidchat.curate.speech import read_rttm
 from vidchat.media import read_clip, write_clip
 
 FPS, HEIGHT, WIDTH, CUTS = 25, 176, 400, (250, 500)

@@ -69,6 +69,9 @@ class CurateConfig:
             check("curate.dover.weights", Path(self.dover.weights).is_file(),
                   "a TorchScript DOVER file", self.dover.weights)  # fmt: skip
         check("curate.dover.frames", self.dover.frames >= 1, ">= 1", self.dover.frames)
+        if self.speech.rttm_dir is not None:
+            check("curate.speech.rttm_dir", Path(self.speech.rttm_dir).is_dir(),
+                  "a folder of {source}.rttm files", self.speech.rttm_dir)  # fmt: skip
         share = self.quality.drop_share
         check("curate.quality.drop_share", 0 <= share < 1, "in [0, 1)", share)
 

@@ -82,7 +82,8 @@ def _speech_models(opts: StageOptions, device: str) -> tuple:
     from vidchat.curate.speech import load_encoder
 
     speech = opts.speech
-    return load_encoder(device), load_scorer(speech.asr, speech.asr_model, speech.asr_language,
+    encoder = None if speech.rttm_dir else load_encoder(device)  # given turns need no voices
+    return encoder, load_scorer(speech.asr, speech.asr_model, speech.asr_language,
                                              device)  # fmt: skip
 
 

@@ -1,9 +1,8 @@
-"""Known-answer scores for curation: shot boundaries, diarisation error rate, RTTM files."""
+"""Known-answer scores for curation: shot boundaries, diarisation error rate, binding, clips."""
 
 from __future__ import annotations
 
 from itertools import permutations
-from pathlib import Path
 
 import numpy as np
 
@@ -55,17 +54,6 @@ def diarisation_error_rate(reference: list[dict], hypothesis: list[dict], collar
         confusion = (ref >= 0) & (hyp >= 0) & (ref != hyp)
         best = min(best, float(((miss | false_alarm | confusion) & scored).sum()))
     return best / total
-
-
-def read_rttm(path: str | Path) -> list[dict]:
-    """RTTM `SPEAKER file 1 start duration <NA> <NA> name <NA> <NA>` lines -> turns."""
-    turns = []
-    for line in Path(path).read_text().splitlines():
-        parts = line.split()
-        if len(parts) >= 8 and parts[0] == "SPEAKER":
-            start, duration = float(parts[3]), float(parts[4])
-            turns.append({"speaker": parts[7], "start": start, "end": start + duration})
-    return turns
 
 
 def truth_clips(truth: dict, shot_opts: ShotOptions, clip_opts: ClipOptions) -> list[dict]:

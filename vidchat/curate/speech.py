@@ -7,11 +7,16 @@ deterministic; on the pyannote two-speaker sample it scored DER 0.057 with a 0.2
 where average-linkage clustering split off one outlier window and scored 0.47). Each 10 ms step of speech takes the majority label
 of the windows covering it; short label flips are smoothed away. The two main speakers are
 named A (whoever talks first) and B, as in the release.
+
+With `speech.rttm_dir`, the turns come from `{ytid}.rttm` files that another diarizer wrote
+(`turns_from_rttm`): pyannote's pipeline, for one, whose package needs a torchaudio that does not
+install beside this project's torch pin, runs in its own environment and hands over its RTTM.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,6 +38,7 @@ class SpeechOptions:
     asr: str = "none"  # pocketsphinx | whisper: ASR confidence and no-speech share per turn
     asr_model: str | None = None  # whisper: a local Hugging Face Whisper checkpoint folder
     asr_language: str | None = "en"  # whisper: the language token (null: none in the prompt)
+    rttm_dir: str | None = None  # {ytid}.rttm from an outside diarizer (e.g. pyannote) instead
 
 
 def voice_segments(audio: np.ndarray, sample_rate: int, opts: SpeechOptions) -> list[tuple[float, float]]:
@@ -136,6 +142,31 @@ def diarise(audio: np.ndarray, sample_rate: int, encoder: Any, opts: SpeechOptio
     turns = [{"speaker": letters[c], "start": round(a * STEP, 3), "end": round(b * STEP, 3)}
              for c, a, b in runs if c in letters]  # fmt: skip
     return {"segments": [list(s) for s in segments], "turns": turns}
+
+
+def read_rttm(path: str | Path) -> list[dict]:
+    """RTTM `SPEAKER file 1 start duration <NA> <NA> name <NA> <NA>` lines -> turns."""
+    turns = []
+    for line in Path(path).read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 8 and parts[0] == "SPEAKER":
+            start, duration = float(parts[3]), float(parts[4])
+            turns.append({"speaker": parts[7], "start": start, "end": start + duration})
+    return turns
+
+
+def turns_from_rttm(turns: list[dict], num_speakers: int = 2) -> dict:
+    """An outside diarizer's turns (`read_rttm`) -> the speech result:
+    the two main speakers by talking time, named A (whoever talks first) and B."""
+    talk: dict[str, float] = {}
+    for t in turns:
+        talk[t["speaker"]] = talk.get(t["speaker"], 0.0) + t["end"] - t["start"]
+    main = sorted(talk, key=lambda k: -talk[k])[: min(2, num_speakers)]
+    kept = sorted((t for t in turns if t["speaker"] in main), key=lambda t: t["start"])
+    letters = {k: "AB"[i] for i, k in enumerate(dict.fromkeys(t["speaker"] for t in kept))}
+    out = [{"speaker": letters[t["speaker"]], "start": round(t["start"], 3),
+            "end": round(t["end"], 3)} for t in kept]  # fmt: skip
+    return {"segments": [[t["start"], t["end"]] for t in out], "turns": out}
 
 
 def load_encoder(device: str = "cpu") -> Any:

@@ -7,6 +7,7 @@ A source that cannot be used raises `BadSource` with the reason (counted, never 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from vidchat.curate.bind import bind, correlations, speaker_frames
@@ -14,7 +15,7 @@ from vidchat.curate.dover import DoverOptions, dover_score
 from vidchat.curate.faces import FaceOptions, detect_tracks, mouth_track
 from vidchat.curate.quality import clarity, face_sharpness
 from vidchat.curate.shots import ShotOptions, detect_cuts, mean_luma, select_shots
-from vidchat.curate.speech import SpeechOptions, diarise
+from vidchat.curate.speech import SpeechOptions, diarise, read_rttm, turns_from_rttm
 from vidchat.curate.syncnet_bind import SyncOptions, syncnet_scores
 from vidchat.media import MediaError, probe, read_clip
 from vidchat.utils.signal import frame_rms
@@ -71,7 +72,13 @@ def speech_stage(path: str, models: tuple, opts: StageOptions) -> dict:
         clip = read_clip(path, sample_rate=SAMPLE_RATE, require_video=False)
     except MediaError as exc:
         raise BadSource(f"audio unreadable: {exc}") from exc
-    result = diarise(clip.audio, SAMPLE_RATE, encoder, opts.speech)
+    if opts.speech.rttm_dir:  # an outside diarizer's turns
+        rttm = Path(opts.speech.rttm_dir) / f"{Path(path).stem}.rttm"
+        if not rttm.is_file():
+            raise BadSource(f"no diarisation: {rttm} is missing")
+        result = turns_from_rttm(read_rttm(rttm), opts.speech.num_speakers)
+    else:
+        result = diarise(clip.audio, SAMPLE_RATE, encoder, opts.speech)
     if not result["turns"]:
         raise BadSource("no speech found")
     if scorer is not None:
