@@ -38,7 +38,7 @@ def test_a_blurred_copy_scores_lower_on_every_face(one_raw_source, tmp_path):
     opts = StageOptions(dover=DoverOptions(weights=str(tmp_path / "dover.pt"), frames=8))
     from vidchat.curate.faces import load_models
 
-    models = (*load_models(), None, load_dover(opts.dover))
+    models = (*load_models(), None, load_dover(opts.dover), None)
     speech = {"turns": truth["speech"]}
     scores = {}
     for name, source in (("good", path), ("blurred", blurred)):

@@ -65,7 +65,7 @@ def _people(path, truth, net, tmp_path) -> dict:
     opts = StageOptions(sync=sync)
     shots = shots_stage(str(path), opts)
     speech = {"turns": truth["speech"]}  # the true turns: this test is about binding
-    return people_stage(str(path), shots, speech, (*load_models(), load_syncnet(sync), None),
+    return people_stage(str(path), shots, speech, (*load_models(), load_syncnet(sync), None, None),
                         opts)  # fmt: skip
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from vidchat.curate.clips import ClipOptions
 from vidchat.curate.dover import DoverOptions
 from vidchat.curate.faces import FaceOptions
+from vidchat.curate.hands import HandOptions
 from vidchat.curate.quality import QualityOptions
 from vidchat.curate.shots import ShotOptions
 from vidchat.curate.speech import SpeechOptions
@@ -41,6 +42,7 @@ class CurateConfig:
     min_sync: float = 0.1  # a voice binds to a face only above this correlation
     sync: SyncOptions = field(default_factory=SyncOptions)  # SyncNet binding (user weights)
     dover: DoverOptions = field(default_factory=DoverOptions)  # DOVER scores (user weights)
+    hands: HandOptions = field(default_factory=HandOptions)  # hand blur (user hand detector)
 
     def __post_init__(self) -> None:
         check("curate.workers", self.workers >= 1, ">= 1", self.workers)
@@ -69,6 +71,9 @@ class CurateConfig:
             check("curate.dover.weights", Path(self.dover.weights).is_file(),
                   "a TorchScript DOVER file", self.dover.weights)  # fmt: skip
         check("curate.dover.frames", self.dover.frames >= 1, ">= 1", self.dover.frames)
+        if self.hands.detector is not None:
+            check("curate.hands.detector", Path(self.hands.detector).is_file(),
+                  "a TorchScript hand detector file", self.hands.detector)  # fmt: skip
         if self.speech.rttm_dir is not None:
             check("curate.speech.rttm_dir", Path(self.speech.rttm_dir).is_dir(),
                   "a folder of {source}.rttm files", self.speech.rttm_dir)  # fmt: skip
@@ -77,7 +82,7 @@ class CurateConfig:
 
     def stage_options(self) -> StageOptions:
         return StageOptions(self.shots, self.speech, self.faces, self.min_sync, self.sync,
-                            self.dover)  # fmt: skip
+                            self.dover, self.hands)  # fmt: skip
 
 
 def from_cfg(cfg: Any) -> CurateConfig:

@@ -101,9 +101,11 @@ def speech_gpus(setting: float | None, cluster_gpus: float, workers: int) -> flo
 def _people_models(opts: StageOptions) -> tuple:
     from vidchat.curate.dover import load_dover
     from vidchat.curate.faces import load_models
+    from vidchat.curate.hands import load_hand_detector
     from vidchat.curate.syncnet_bind import load_syncnet
 
-    return (*load_models(), load_syncnet(opts.sync), load_dover(opts.dover))
+    return (*load_models(), load_syncnet(opts.sync), load_dover(opts.dover),
+            load_hand_detector(opts.hands))  # fmt: skip
 
 
 def analyse(sources: dict[str, Path], output: Path, opts: StageOptions, workers: int,

@@ -9,7 +9,7 @@
 With `speech.asr=pocketsphinx`, each clip also gets the ASR confidence and no-speech share of
 its turns (`vidchat.curate.asr`); a talking clip with `no_speech >= max_no_speech` is dropped.
 With DOVER weights (`vidchat.curate.dover`), a clip below `min_dover` is dropped and SFT needs
-`sft_min_dover`. A hand-blur score needs a hand detector, which is not computed here.
+`sft_min_dover`; with a hand detector (`vidchat.curate.hands`), hands are judged as the face is.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ class QualityOptions:
     max_no_speech: float = 0.8  # with ASR: a talking clip the decoder finds no words in is dropped
     min_dover: float = 0.25  # with DOVER weights: clips below are dropped (the paper's floor)...
     sft_min_dover: float = 0.6  # ...and SFT membership needs at least this (the paper's SFT bar)
+    min_hand_sharpness: float = 100.0  # with a hand detector: clips with blurred hands dropped...
+    sft_min_hand_sharpness: float = 300.0  # ...and SFT needs sharper (as for the face)
 
 
 def clarity(path: str, height: int, width: int) -> float:

@@ -67,7 +67,7 @@ def plan_release(store: StageStore, ytids: list[str], clip_opts: ClipOptions,
             clip["scores"] = {"luminance": shot["luminance"], "clarity": source["clarity"],
                               "face_sharpness": face["sharpness"], "sync": clip["sync"],
                               "conf": clip["conf"], **_asr_of(clip, speech["turns"]),
-                              **({"dover": face["dover"]} if "dover" in face else {})}  # fmt: skip
+                              **{k: face[k] for k in ("dover", "hand_sharpness") if k in face}}  # fmt: skip
             clip["source"] = source
             candidates.append((ytid, clip))
     floor = clarity_floor([c["scores"]["clarity"] for _, c in candidates], quality.drop_share)
@@ -106,21 +106,31 @@ def _passes(report: dict, clip: dict, floor: float, quality: QualityOptions) -> 
               f" below {quality.min_face_sharpness:g}")  # fmt: skip
         return False
     _filter(report, "face blur")["kept"] += 1
-    dover = scores.get("dover")
-    if dover is not None and dover < quality.min_dover:
-        _drop(report, "DOVER", clip["stem"], f"DOVER {dover:.2f} below {quality.min_dover:g}")
+    return _judge(report, clip, "hand blur", "hand_sharpness", quality.min_hand_sharpness,
+                  "hand sharpness {:.0f} below {:g}") and _judge(
+        report, clip, "DOVER", "dover", quality.min_dover, "DOVER {:.2f} below {:g}")  # fmt: skip
+
+
+def _judge(report: dict, clip: dict, name: str, key: str, floor: float, why: str) -> bool:
+    """Filter `name` on an optional score: a clip without it passes unjudged."""
+    value = clip["scores"].get(key)
+    if value is None:
+        return True
+    if value < floor:
+        _drop(report, name, clip["stem"], why.format(value, floor))
         return False
-    if dover is not None:
-        _filter(report, "DOVER")["kept"] += 1
+    _filter(report, name)["kept"] += 1
     return True
 
 
 def is_sft(clip: dict, quality: QualityOptions) -> bool:
-    """SFT membership: sharp enough, DOVER high enough (when scored), and (talking clips) a voice
-    clearly bound to the face."""
+    """SFT membership: face (and hands, when scored) sharp enough, DOVER high enough (when
+    scored), and (talking clips) a voice clearly bound to the face."""
     scores = clip["scores"]
     sharp = scores["face_sharpness"] >= quality.sft_min_face_sharpness
     sharp = sharp and scores.get("dover", quality.sft_min_dover) >= quality.sft_min_dover
+    hands = scores.get("hand_sharpness", quality.sft_min_hand_sharpness)
+    sharp = sharp and hands >= quality.sft_min_hand_sharpness
     return sharp and (clip["listener"] or scores["sync"] >= quality.sft_min_sync)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from vidchat.curate.bind import bind, correlations, speaker_frames
 from vidchat.curate.dover import DoverOptions, dover_score
 from vidchat.curate.faces import FaceOptions, detect_tracks, mouth_track
+from vidchat.curate.hands import HandOptions, hand_sharpness
 from vidchat.curate.quality import clarity, face_sharpness
 from vidchat.curate.shots import ShotOptions, detect_cuts, mean_luma, select_shots
 from vidchat.curate.speech import SpeechOptions, diarise, read_rttm, turns_from_rttm
@@ -35,6 +36,7 @@ class StageOptions:
     min_sync: float = 0.1  # a voice binds to a face only above this correlation
     sync: SyncOptions = field(default_factory=SyncOptions)  # SyncNet binding, given its weights
     dover: DoverOptions = field(default_factory=DoverOptions)  # DOVER scores, given its weights
+    hands: HandOptions = field(default_factory=HandOptions)  # hand blur, given a hand detector
 
 
 def shots_stage(path: str, opts: StageOptions) -> dict:
@@ -90,7 +92,7 @@ def speech_stage(path: str, models: tuple, opts: StageOptions) -> dict:
 
 def people_stage(path: str, shots: dict, speech: dict, models: tuple, opts: StageOptions) -> dict:
     """Per kept shot: luminance check, face tracks, their mouths, voice-face binding; `models` =
-    (face detector, landmark predictor, SyncNet or None, DOVER or None)."""
+    (face detector, landmark predictor, and SyncNet, DOVER and a hand detector, each or None)."""
     fps = shots["source"]["fps"]
     out, dropped = [], []
     for shot in shots["shots"]:
@@ -111,7 +113,7 @@ def people_stage(path: str, shots: dict, speech: dict, models: tuple, opts: Stag
 
 def _analyse_shot(clip: Any, shot: dict, turns: list[dict], models: tuple,
                   opts: StageOptions) -> tuple[str | None, dict]:  # fmt: skip
-    detector, predictor, syncnet, dover = models
+    detector, predictor, syncnet = models[:3]
     frames = clip.frames  # [T,H,W,3]
     luma = mean_luma(frames[:: max(1, len(frames) // 10)])
     lo, hi = opts.shots.luminance
@@ -129,14 +131,26 @@ def _analyse_shot(clip: Any, shot: dict, turns: list[dict], models: tuple,
         mouths = [mouth_track(frames, t["box"], predictor) for t in tracks]
         envelope = frame_rms(clip.audio, SAMPLE_RATE, clip.fps, len(frames))  # [T]
         r, min_sync = correlations(mouths, envelope, talk), opts.min_sync
-    h, w = frames.shape[1:3]
-    for track in tracks:
-        box = [track["box"][0] / w, track["box"][1] / h, track["box"][2] / w, track["box"][3] / h]
-        track["sharpness"] = face_sharpness(frames[:: max(1, len(frames) // 10)], box)
-        if dover is not None:
-            track["dover"] = dover_score(dover, frames, track["box"], opts.dover)
+    _score_faces(frames, tracks, models[3:], opts)
     return None, {
         **shot, "luminance": round(luma, 2), "faces": tracks, "correlations": r,
         "binding": bind(r, len(tracks), min_sync),
     }  # fmt: skip
 
+
+def _score_faces(frames: Any, tracks: list[dict], models: tuple, opts: StageOptions) -> None:
+    """Each face track's sharpness, and with their networks (`models` = DOVER, hand detector,
+    each or None) its DOVER score and hand sharpness (in place)."""
+    dover, hands = models
+    h, w = frames.shape[1:3]
+    sampled = frames[:: max(1, len(frames) // 10)]
+    for track in tracks:
+        box = [track["box"][0] / w, track["box"][1] / h, track["box"][2] / w, track["box"][3] / h]
+        track["sharpness"] = face_sharpness(sampled, box)
+        if dover is not None:
+            track["dover"] = dover_score(dover, frames, track["box"], opts.dover)
+    if hands is not None:
+        found = hand_sharpness(hands, frames, [t["box"] for t in tracks], opts.hands)
+        for track, value in zip(tracks, found):
+            if value is not None:
+                track["hand_sharpness"] = value
