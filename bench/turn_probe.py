@@ -73,9 +73,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
+    model, _, _ = load_consolidated(args.checkpoint)  # first: a bad path fails before any data
     job, _ = lm_job(compose("train", args.overrides))
     data = prepare_data(job)
-    model, _, _ = load_consolidated(args.checkpoint)
     records = load_manifest(job.data).records
     label = {r.clip_id: r.labels for r in records if r.labels.get("emotion") in EMOTIONS}
     feats: dict[str, list] = {"context": [], "partner_input": []}
