@@ -134,15 +134,21 @@ def report_by_emotion(rows: dict[str, list[dict]]) -> None:
             print(f"{key} {emotion}: {np.mean(values):.3f}")
 
 
-def main() -> None:
+def probe_args(doc: str, examples: int) -> argparse.Namespace:
+    """The arguments of an LM probe: `--checkpoint`, `--examples`, then train.py overrides naming
+    the data (also `bench/turn_probe.py`'s); one math thread."""
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--checkpoint", required=True, help="a consolidated LM export")
-    parser.add_argument("--examples", type=int, default=400, help="training examples to read")
+    parser.add_argument("--examples", type=int, default=examples, help="training sequences to read")
     parser.add_argument("overrides", nargs="*", help="train.py overrides naming the data")
-    args = parser.parse_args()
     torch.set_num_threads(1)
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = probe_args(__doc__, 400)
     job, _ = lm_job(compose("train", args.overrides))
     data = prepare_data(job)
     model, layout, _ = load_consolidated(args.checkpoint)

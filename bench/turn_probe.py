@@ -21,7 +21,6 @@ direct path). Ends with `name: value` lines (held-out accuracy; chance is about 
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -32,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from any folder
 sys.path.insert(0, str(ROOT / "bench"))
 
+from copy_probe import probe_args  # noqa: E402
 from expression_probe import held_out_accuracy  # noqa: E402
 
 from vidchat.cli import compose  # noqa: E402
@@ -64,14 +64,7 @@ def turn_features(model, row: dict[str, torch.Tensor]) -> tuple[np.ndarray, np.n
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--checkpoint", required=True, help="a consolidated LM export")
-    parser.add_argument("--examples", type=int, default=1500, help="training sequences to read")
-    parser.add_argument("overrides", nargs="*", help="train.py overrides naming the data")
-    args = parser.parse_args()
-    torch.set_num_threads(1)
+    args = probe_args(__doc__, 1500)
     torch.manual_seed(0)
     model, _, _ = load_consolidated(args.checkpoint)  # first: a bad path fails before any data
     job, _ = lm_job(compose("train", args.overrides))
