@@ -134,14 +134,21 @@ def diarise(audio: np.ndarray, sample_rate: int, encoder: Any, opts: SpeechOptio
     labels = _cluster(embeds, opts.num_speakers)
     grid = _smooth(_label_grid(segments, spans, labels, opts.num_speakers, duration),
                    round(opts.min_turn / STEP))  # fmt: skip
-    runs = [r for r in _runs(grid) if r[0] >= 0]
-    talk = {lab: sum(b - a for c, a, b in runs if c == lab) for lab in {r[0] for r in runs}}
-    main = sorted(talk, key=lambda c: -talk[c])[:2]  # the two main speakers
-    order = [c for c, _, _ in runs if c in main]
-    letters = {c: "AB"[i] for i, c in enumerate(dict.fromkeys(order))}  # A talks first
-    turns = [{"speaker": letters[c], "start": round(a * STEP, 3), "end": round(b * STEP, 3)}
-             for c, a, b in runs if c in letters]  # fmt: skip
-    return {"segments": [list(s) for s in segments], "turns": turns}
+    turns = [{"speaker": c, "start": a * STEP, "end": b * STEP} for c, a, b in _runs(grid) if c >= 0]
+    return {"segments": [list(s) for s in segments], "turns": main_speakers(turns)}
+
+
+def main_speakers(turns: list[dict]) -> list[dict]:
+    """Turns `[{speaker, start, end}]` under any labels -> the two main speakers' turns (by
+    talking time) in time order, named A (whoever talks first) and B, times rounded to 1 ms."""
+    talk: dict = {}
+    for t in turns:
+        talk[t["speaker"]] = talk.get(t["speaker"], 0.0) + t["end"] - t["start"]
+    main = sorted(talk, key=lambda k: -talk[k])[:2]
+    kept = sorted((t for t in turns if t["speaker"] in main), key=lambda t: t["start"])
+    letters = {k: "AB"[i] for i, k in enumerate(dict.fromkeys(t["speaker"] for t in kept))}
+    return [{"speaker": letters[t["speaker"]], "start": round(t["start"], 3),
+             "end": round(t["end"], 3)} for t in kept]  # fmt: skip
 
 
 def read_rttm(path: str | Path) -> list[dict]:
@@ -155,17 +162,9 @@ def read_rttm(path: str | Path) -> list[dict]:
     return turns
 
 
-def turns_from_rttm(turns: list[dict], num_speakers: int = 2) -> dict:
-    """An outside diarizer's turns (`read_rttm`) -> the speech result:
-    the two main speakers by talking time, named A (whoever talks first) and B."""
-    talk: dict[str, float] = {}
-    for t in turns:
-        talk[t["speaker"]] = talk.get(t["speaker"], 0.0) + t["end"] - t["start"]
-    main = sorted(talk, key=lambda k: -talk[k])[: min(2, num_speakers)]
-    kept = sorted((t for t in turns if t["speaker"] in main), key=lambda t: t["start"])
-    letters = {k: "AB"[i] for i, k in enumerate(dict.fromkeys(t["speaker"] for t in kept))}
-    out = [{"speaker": letters[t["speaker"]], "start": round(t["start"], 3),
-            "end": round(t["end"], 3)} for t in kept]  # fmt: skip
+def turns_from_rttm(turns: list[dict]) -> dict:
+    """An outside diarizer's turns (`read_rttm`) -> the speech result (`main_speakers`)."""
+    out = main_speakers(turns)
     return {"segments": [[t["start"], t["end"]] for t in out], "turns": out}
 
 

@@ -78,7 +78,7 @@ def speech_stage(path: str, models: tuple, opts: StageOptions) -> dict:
         rttm = Path(opts.speech.rttm_dir) / f"{Path(path).stem}.rttm"
         if not rttm.is_file():
             raise BadSource(f"no diarisation: {rttm} is missing")
-        result = turns_from_rttm(read_rttm(rttm), opts.speech.num_speakers)
+        result = turns_from_rttm(read_rttm(rttm))
     else:
         result = diarise(clip.audio, SAMPLE_RATE, encoder, opts.speech)
     if not result["turns"]:
