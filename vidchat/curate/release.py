@@ -101,18 +101,17 @@ def _passes(report: dict, clip: dict, floor: float, quality: QualityOptions) -> 
         return False
     if no_speech is not None:
         _filter(report, "ASR no speech")["kept"] += 1
-    if scores["face_sharpness"] < quality.min_face_sharpness:
-        _drop(report, "face blur", clip["stem"], f"face sharpness {scores['face_sharpness']:.0f}"
-              f" below {quality.min_face_sharpness:g}")  # fmt: skip
-        return False
-    _filter(report, "face blur")["kept"] += 1
-    return _judge(report, clip, "hand blur", "hand_sharpness", quality.min_hand_sharpness,
-                  "hand sharpness {:.0f} below {:g}") and _judge(
-        report, clip, "DOVER", "dover", quality.min_dover, "DOVER {:.2f} below {:g}")  # fmt: skip
+    floors = (("face blur", "face_sharpness", quality.min_face_sharpness, "face sharpness {:.0f}"),
+              ("hand blur", "hand_sharpness", quality.min_hand_sharpness, "hand sharpness {:.0f}"),
+              ("DOVER", "dover", quality.min_dover, "DOVER {:.2f}"))  # fmt: skip
+    return all(_judge(report, clip, name, key, floor, f"{shown} below {{:g}}")
+               for name, key, floor, shown in floors)  # fmt: skip
 
 
 def _judge(report: dict, clip: dict, name: str, key: str, floor: float, why: str) -> bool:
-    """Filter `name` on an optional score: a clip without it passes unjudged."""
+    """Filter `name`: the clip's score `key` must reach `floor` (`why` formats the drop reason
+    from the score and the floor); a clip without that score (a network not given) passes
+    unjudged."""
     value = clip["scores"].get(key)
     if value is None:
         return True
