@@ -15,7 +15,7 @@ from vidchat.curate.config import CurateConfig
 from vidchat.curate.hands import HandOptions
 from vidchat.curate.quality import QualityOptions
 from vidchat.curate.release import is_sft, plan_release
-from vidchat.curate.stages import StageOptions, _score_faces
+from vidchat.curate.stages import PeopleModels, StageOptions, _score_faces
 from vidchat.errors import ConfigError
 
 HAND = [50.0, 82.0, 80.0, 102.0]  # x0, y0, x1, y1 px: under the left face, inside its crop
@@ -53,7 +53,8 @@ def _tracks() -> list[dict]:
 
 def _score(frames: np.ndarray, net: torch.nn.Module) -> list[dict]:
     tracks = _tracks()
-    _score_faces(frames, tracks, (None, torch.jit.script(net)), StageOptions(hands=HandOptions()))
+    models = PeopleModels(None, None, hands=torch.jit.script(net))
+    _score_faces(frames, tracks, models, StageOptions(hands=HandOptions()))
     return tracks
 
 

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from vidchat.curate.config import CurateConfig
-from vidchat.curate.faces import load_models
 from vidchat.curate.stages import StageOptions, people_stage, shots_stage
 from vidchat.curate.syncnet_bind import SyncOptions
 from vidchat.errors import ConfigError
@@ -60,14 +59,14 @@ def _bound_right(result: dict, truth: dict) -> list[bool]:
 def _people(path, truth, tmp_path) -> dict:
     """The people stage with the SyncNet stand-in binding voices, and DOVER's scoring faces."""
     from tests.curate.test_dover import _SharpnessNet
-    from vidchat.curate.dover import DoverOptions, load_dover
-    from vidchat.curate.syncnet_bind import load_syncnet
+    from vidchat.curate.dover import DoverOptions
+    from vidchat.curate.pipeline import _people_models
 
     torch.jit.script(_MouthNet()).save(str(tmp_path / "syncnet.pt"))
     torch.jit.script(_SharpnessNet()).save(str(tmp_path / "dover.pt"))
     opts = StageOptions(sync=SyncOptions(syncnet=str(tmp_path / "syncnet.pt"), min_conf=0.5),
                         dover=DoverOptions(weights=str(tmp_path / "dover.pt"), frames=4))  # fmt: skip
-    models = (*load_models(), load_syncnet(opts.sync), load_dover(opts.dover), None)
+    models = _people_models(opts)  # as the people actors load them
     speech = {"turns": truth["speech"]}  # the true turns: this test is about binding
     return people_stage(str(path), shots_stage(str(path), opts), speech, models, opts)
 

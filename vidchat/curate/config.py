@@ -62,18 +62,15 @@ class CurateConfig:
             model = self.speech.asr_model
             check("curate.speech.asr_model", bool(model) and Path(model, "config.json").is_file(),
                   "a local Whisper checkpoint folder (with config.json)", model)  # fmt: skip
-        if self.sync.syncnet is not None:
-            check("curate.sync.syncnet", Path(self.sync.syncnet).is_file(),
-                  "a TorchScript SyncNet file", self.sync.syncnet)  # fmt: skip
+        nets = (("sync.syncnet", self.sync.syncnet, "SyncNet"),
+                ("dover.weights", self.dover.weights, "DOVER"),
+                ("hands.detector", self.hands.detector, "hand detector"))  # fmt: skip
+        for key, path, what in nets:  # the user's TorchScript networks, each optional
+            if path is not None:
+                check(f"curate.{key}", Path(path).is_file(), f"a TorchScript {what} file", path)
         check("curate.sync.vshift", self.sync.vshift >= 1, ">= 1", self.sync.vshift)
         check("curate.sync.min_frames", self.sync.min_frames >= 6, ">= 6", self.sync.min_frames)
-        if self.dover.weights is not None:
-            check("curate.dover.weights", Path(self.dover.weights).is_file(),
-                  "a TorchScript DOVER file", self.dover.weights)  # fmt: skip
         check("curate.dover.frames", self.dover.frames >= 1, ">= 1", self.dover.frames)
-        if self.hands.detector is not None:
-            check("curate.hands.detector", Path(self.hands.detector).is_file(),
-                  "a TorchScript hand detector file", self.hands.detector)  # fmt: skip
         if self.speech.rttm_dir is not None:
             check("curate.speech.rttm_dir", Path(self.speech.rttm_dir).is_dir(),
                   "a folder of {source}.rttm files", self.speech.rttm_dir)  # fmt: skip

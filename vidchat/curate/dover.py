@@ -30,15 +30,6 @@ class DoverOptions:
     crop_scale: float = 1.6  # the crop around the face box, as clips.crop_scale
 
 
-def load_dover(opts: DoverOptions) -> Any:
-    """The TorchScript net, or None when none is configured."""
-    if not opts.weights:
-        return None
-    from vidchat.eval.metrics.features import load_torchscript
-
-    return load_torchscript(opts.weights)
-
-
 def dover_score(net: Any, frames: np.ndarray, box: list[float], opts: DoverOptions) -> float:
     """The score of the face in pixel `box` over a shot's frames `[T,H,W,3]` uint8."""
     import torch

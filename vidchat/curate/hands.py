@@ -28,15 +28,6 @@ class HandOptions:
     crop_scale: float = 1.6  # a person's clip crop around the face box, as clips.crop_scale
 
 
-def load_hand_detector(opts: HandOptions) -> Any:
-    """The TorchScript net, or None when none is configured."""
-    if not opts.detector:
-        return None
-    from vidchat.eval.metrics.features import load_torchscript
-
-    return load_torchscript(opts.detector)
-
-
 def hand_sharpness(net: Any, frames: np.ndarray, face_boxes: list[list[float]],
                    opts: HandOptions) -> list[float | None]:  # fmt: skip
     """Per face (pixel box), the mean sharpness of the hands inside its clip crop over a shot's

@@ -21,7 +21,14 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from vidchat.curate.stages import BadSource, StageOptions, people_stage, shots_stage, speech_stage
+from vidchat.curate.stages import (
+    BadSource,
+    PeopleModels,
+    StageOptions,
+    people_stage,
+    shots_stage,  # fmt: skip
+    speech_stage,
+)
 from vidchat.curate.store import STAGES, StageStore
 from vidchat.errors import VidchatError
 
@@ -98,14 +105,13 @@ def speech_gpus(setting: float | None, cluster_gpus: float, workers: int) -> flo
     return float(setting)
 
 
-def _people_models(opts: StageOptions) -> tuple:
-    from vidchat.curate.dover import load_dover
+def _people_models(opts: StageOptions) -> PeopleModels:
+    """dlib's models, and each TorchScript network the user gave (None for the others)."""
     from vidchat.curate.faces import load_models
-    from vidchat.curate.hands import load_hand_detector
-    from vidchat.curate.syncnet_bind import load_syncnet
+    from vidchat.eval.metrics.features import load_torchscript
 
-    return (*load_models(), load_syncnet(opts.sync), load_dover(opts.dover),
-            load_hand_detector(opts.hands))  # fmt: skip
+    nets = (opts.sync.syncnet, opts.dover.weights, opts.hands.detector)
+    return PeopleModels(*load_models(), *(load_torchscript(p) if p else None for p in nets))
 
 
 def analyse(sources: dict[str, Path], output: Path, opts: StageOptions, workers: int,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from vidchat.curate.bind import bind, correlations, speaker_frames
 from vidchat.curate.dover import DoverOptions, dover_score
@@ -37,6 +37,17 @@ class StageOptions:
     sync: SyncOptions = field(default_factory=SyncOptions)  # SyncNet binding, given its weights
     dover: DoverOptions = field(default_factory=DoverOptions)  # DOVER scores, given its weights
     hands: HandOptions = field(default_factory=HandOptions)  # hand blur, given a hand detector
+
+
+class PeopleModels(NamedTuple):
+    """What the people stage runs: dlib's face detector and landmark predictor, and the
+    networks the user gave (SyncNet, DOVER, a hand detector; None when not given)."""
+
+    detector: Any
+    predictor: Any
+    syncnet: Any = None
+    dover: Any = None
+    hands: Any = None
 
 
 def shots_stage(path: str, opts: StageOptions) -> dict:
@@ -90,9 +101,9 @@ def speech_stage(path: str, models: tuple, opts: StageOptions) -> dict:
     return result
 
 
-def people_stage(path: str, shots: dict, speech: dict, models: tuple, opts: StageOptions) -> dict:
-    """Per kept shot: luminance check, face tracks, their mouths, voice-face binding; `models` =
-    (face detector, landmark predictor, and SyncNet, DOVER and a hand detector, each or None)."""
+def people_stage(path: str, shots: dict, speech: dict, models: PeopleModels,
+                 opts: StageOptions) -> dict:  # fmt: skip
+    """Per kept shot: luminance check, face tracks, their mouths, voice-face binding."""
     fps = shots["source"]["fps"]
     out, dropped = [], []
     for shot in shots["shots"]:
@@ -111,37 +122,37 @@ def people_stage(path: str, shots: dict, speech: dict, models: tuple, opts: Stag
     return {"shots": out, "dropped_shots": dropped}
 
 
-def _analyse_shot(clip: Any, shot: dict, turns: list[dict], models: tuple,
+def _analyse_shot(clip: Any, shot: dict, turns: list[dict], models: PeopleModels,
                   opts: StageOptions) -> tuple[str | None, dict]:  # fmt: skip
-    detector, predictor, syncnet = models[:3]
     frames = clip.frames  # [T,H,W,3]
     luma = mean_luma(frames[:: max(1, len(frames) // 10)])
     lo, hi = opts.shots.luminance
     if not lo <= luma <= hi:
         return f"luminance {luma:.0f} outside [{lo:g}, {hi:g}]", {}
-    tracks = detect_tracks(frames, detector, opts.faces)
+    tracks = detect_tracks(frames, models.detector, opts.faces)
     if not tracks:
         return "no face", {}
     talk = speaker_frames(turns, shot["start"], shot["start"] + len(frames), clip.fps)
-    if syncnet is not None:
+    if models.syncnet is not None:
         boxes = [t["box"] for t in tracks]
-        r = syncnet_scores(syncnet, frames, clip.audio, clip.fps, boxes, talk, opts.sync)
+        r = syncnet_scores(models.syncnet, frames, clip.audio, clip.fps, boxes, talk, opts.sync)
         min_sync = opts.sync.min_conf
     else:
-        mouths = [mouth_track(frames, t["box"], predictor) for t in tracks]
+        mouths = [mouth_track(frames, t["box"], models.predictor) for t in tracks]
         envelope = frame_rms(clip.audio, SAMPLE_RATE, clip.fps, len(frames))  # [T]
         r, min_sync = correlations(mouths, envelope, talk), opts.min_sync
-    _score_faces(frames, tracks, models[3:], opts)
+    _score_faces(frames, tracks, models, opts)
     return None, {
         **shot, "luminance": round(luma, 2), "faces": tracks, "correlations": r,
         "binding": bind(r, len(tracks), min_sync),
     }  # fmt: skip
 
 
-def _score_faces(frames: Any, tracks: list[dict], models: tuple, opts: StageOptions) -> None:
-    """Each face track's sharpness, and with their networks (`models` = DOVER, hand detector,
-    each or None) its DOVER score and hand sharpness (in place)."""
-    dover, hands = models
+def _score_faces(frames: Any, tracks: list[dict], models: PeopleModels,
+                 opts: StageOptions) -> None:  # fmt: skip
+    """Each face track's sharpness, and with their networks its DOVER score and hand sharpness
+    (in place)."""
+    dover, hands = models.dover, models.hands
     h, w = frames.shape[1:3]
     sampled = frames[:: max(1, len(frames) // 10)]
     for track in tracks:

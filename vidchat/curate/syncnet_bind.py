@@ -28,15 +28,6 @@ class SyncOptions:
     min_frames: int = 10  # shortest talking stretch scored, in 25 fps windows
 
 
-def load_syncnet(opts: SyncOptions) -> Any:
-    """The TorchScript net, or None when none is configured."""
-    if not opts.syncnet:
-        return None
-    from vidchat.eval.metrics.features import load_torchscript
-
-    return load_torchscript(opts.syncnet)
-
-
 def syncnet_scores(net: Any, frames: np.ndarray, audio: np.ndarray, fps: float,
                    boxes: list[list[float]], talk: dict[str, np.ndarray],
                    opts: SyncOptions) -> dict[str, list[float]]:  # fmt: skip
