@@ -9,12 +9,11 @@ import pytest
 import torch
 
 from tests.curate.test_filters import _blur
-from tests.curate.test_plan import _store
-from vidchat.curate.clips import ClipOptions
+from tests.curate.test_plan import plan_with_face_scores
 from vidchat.curate.config import CurateConfig
 from vidchat.curate.dover import DoverOptions, dover_score
 from vidchat.curate.quality import QualityOptions
-from vidchat.curate.release import is_sft, plan_release
+from vidchat.curate.release import is_sft
 from vidchat.errors import ConfigError
 from vidchat.media import read_clip
 
@@ -40,13 +39,8 @@ def test_a_blurred_copy_scores_lower_on_every_face(one_raw_source):
 
 
 def test_clips_inherit_their_faces_dover_and_are_judged_by_it(tmp_path):
-    store = _store(tmp_path)
-    people = store.load("people", "x")
-    faces = people["shots"][0]["faces"]
-    faces[0]["dover"], faces[1]["dover"] = 0.7, 0.1  # the talker's face good, the listener's poor
-    faces[1]["sharpness"] = 2000.0  # sharp: only DOVER can drop it
-    store.save("people", "x", people)
-    plan = plan_release(store, ["x"], ClipOptions(), QualityOptions())
+    # the talker's face good, the listener's poor (and sharp: only DOVER can drop it)
+    plan = plan_with_face_scores(tmp_path, {"dover": 0.7}, {"dover": 0.1})
     (kept,) = plan.clips["x"]
     assert kept["stem"].endswith("_A") and kept["scores"]["dover"] == 0.7
     dropped = plan.report["filters"]["DOVER"]["dropped_items"]

@@ -9,12 +9,11 @@ import pytest
 import torch
 
 from tests.curate.test_filters import _blur
-from tests.curate.test_plan import _store
-from vidchat.curate.clips import ClipOptions
+from tests.curate.test_plan import plan_with_face_scores
 from vidchat.curate.config import CurateConfig
 from vidchat.curate.hands import HandOptions
 from vidchat.curate.quality import QualityOptions
-from vidchat.curate.release import is_sft, plan_release
+from vidchat.curate.release import is_sft
 from vidchat.curate.stages import PeopleModels, StageOptions, _score_faces
 from vidchat.errors import ConfigError
 
@@ -66,13 +65,8 @@ def test_hands_in_a_persons_crop_are_scored_and_blur_lowers_the_score():
 
 
 def test_clips_are_judged_by_their_hands_when_scored(tmp_path):
-    store = _store(tmp_path)
-    people = store.load("people", "x")
-    faces = people["shots"][0]["faces"]
-    faces[1]["sharpness"] = 2000.0  # the listener's face is sharp: only the hands can drop it
-    faces[0]["hand_sharpness"], faces[1]["hand_sharpness"] = 500.0, 20.0
-    store.save("people", "x", people)
-    plan = plan_release(store, ["x"], ClipOptions(), QualityOptions())
+    # the listener's face is sharp: only the hands can drop it
+    plan = plan_with_face_scores(tmp_path, {"hand_sharpness": 500.0}, {"hand_sharpness": 20.0})
     (kept,) = plan.clips["x"]
     assert kept["stem"].endswith("_A") and kept["scores"]["hand_sharpness"] == 500.0
     dropped = plan.report["filters"]["hand blur"]["dropped_items"]

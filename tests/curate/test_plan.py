@@ -25,6 +25,18 @@ def _store(tmp_path) -> StageStore:
     return store
 
 
+def plan_with_face_scores(tmp_path, talker: dict, listener: dict):
+    """The plan of `_store` with extra scores on the talker's (A) and the listener's (B) faces;
+    the listener's face is made sharp, so only those scores can drop its clip."""
+    store = _store(tmp_path)
+    people = store.load("people", "x")
+    faces = people["shots"][0]["faces"]
+    faces[0].update(talker)
+    faces[1].update({"sharpness": 2000.0, **listener})
+    store.save("people", "x", people)
+    return plan_release(store, ["x"], ClipOptions(), QualityOptions())
+
+
 def test_the_listening_clip_is_judged_by_the_listeners_face(tmp_path):
     plan = plan_release(_store(tmp_path), ["x"], ClipOptions(), QualityOptions())
     kept = [c["stem"] for c in plan.clips["x"]]
