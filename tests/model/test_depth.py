@@ -248,6 +248,29 @@ def test_frame_links_follow_the_role_and_fall_back_to_the_reference(gen):
     assert int(links[ref_start]) == -1
 
 
+def test_frame_links_stay_inside_each_packed_sequence(gen):
+    """With `stage.batching=pack` a frame of the row's second sequence follows that sequence's
+    own frames or reference, as it would alone (and as at generation), never the first's."""
+    from vidchat.data.lm_dataset import pack_rows
+    from vidchat.model.frame_links import previous_frames
+
+    layout = demo_layout(video_head="maskgit", audio_head="depth")
+    seqs = [layout.build([random_segment(layout, Role.PARTNER, 0.5, gen),
+                          random_segment(layout, Role.RESPONDER, 0.5, gen)],
+                         ref=torch.randint(0, 1024, (4, 4), generator=gen))
+            for _ in range(2)]  # fmt: skip
+    keys = ("roles", "modality", "depth")
+    rows = [{k: getattr(s, k) for k in ("tokens", *keys)} for s in seqs]
+    packed = pack_rows(rows, max_len=10_000)
+    assert len(packed) == 1
+    links = previous_frames(*(packed[0][k][None] for k in keys))[0]
+    alone = previous_frames(*(rows[1][k][None] for k in keys))[0]
+    first = len(seqs[0].tokens)
+    shifted = torch.where(alone >= 0, alone + first, alone)
+    assert torch.equal(links[first:], shifted)
+    assert torch.equal(links[:first], previous_frames(*(rows[0][k][None] for k in keys))[0])
+
+
 def test_generation_reads_the_frames_training_reads(gen, monkeypatch):
     """The previous-frame codes a frame head is given while generating are the ones the
     teacher-forced pass gives it for the same sequence."""

@@ -71,6 +71,19 @@ def test_the_summary_reads_only_the_partner_frames_before_each_turn():
                 assert not out[b, s].any()
 
 
+def test_a_packed_sequence_reads_only_its_own_partner():
+    """`stage.batching=pack`: after a `<bos>` the next sequence's answer reads its own partner
+    frames, not the previous sequence's trailing ones."""
+    summary = PartnerSummary(2)
+    torch.nn.init.eye_(summary.proj.weight)
+    x = torch.arange(8 * 2, dtype=torch.float).view(1, 8, 2)  # [B,S,D]
+    P, S, N = int(R.PARTNER), int(R.RESPONDER), int(R.NONE)
+    roles = torch.tensor([[N, P, S, P, N, P, P, S]])  # the first sequence ends on a partner frame
+    out = summary(x, roles, roles == P)
+    torch.testing.assert_close(out[0, 2], x[0, 1])
+    torch.testing.assert_close(out[0, 7], x[0, 5:7].mean(0))
+
+
 def test_partner_summary_needs_a_grouped_head():
     with pytest.raises(ConfigError, match="partner_summary"):
         depth_model(demo_layout(video_head="flat", audio_head="flat"), partner_summary=True)

@@ -20,15 +20,19 @@ def previous_frames(roles: Tensor, modality: Tensor, depth: Tensor,
     first code of the frame it follows; -1 elsewhere and where there is none."""
     B, L = roles.shape
     starts = (modality == int(Modality.VIDEO)) & (depth == 0)
+    opens = roles == int(Role.NONE)  # <bos> (and padding, which no frame follows)
     if valid is not None:
         starts &= valid
+        opens &= valid
+    sequence = opens.long().cumsum(1)  # [B,L] which packed sequence of the row
     rows, cols = starts.nonzero(as_tuple=True)
-    last: dict[tuple[int, int], int] = {}
+    last: dict[tuple[int, int, int], int] = {}
     ref = int(Role.REF)
     links = []
-    for b, t, role in zip(rows.tolist(), cols.tolist(), roles[rows, cols].tolist(), strict=True):
-        links.append(last.get((b, role), last.get((b, ref), -1)))
-        last[(b, role)] = b * L + t
+    for b, t, role, k in zip(rows.tolist(), cols.tolist(), roles[rows, cols].tolist(),
+                             sequence[rows, cols].tolist(), strict=True):  # fmt: skip
+        links.append(last.get((b, k, role), last.get((b, k, ref), -1)))
+        last[(b, k, role)] = b * L + t
     out = torch.full((B, L), -1, dtype=torch.long, device=roles.device)
     out[rows, cols] = torch.tensor(links, dtype=torch.long, device=roles.device)
     return out

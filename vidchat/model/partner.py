@@ -30,11 +30,13 @@ class PartnerSummary(nn.Module):
     def forward(self, x: Tensor, step_roles: Tensor, step_video: Tensor) -> Tensor:
         """Step inputs `x` `[B,S,D]`, each step's role and whether it is a video frame `[B,S]`
         -> what to add to `x` `[B,S,D]`: at each responder turn's first step, the projected mean
-        of the partner frames between it and the previous responder turn; zeros elsewhere."""
+        of the partner frames between it and the previous responder turn (or its sequence's
+        `<bos>`, so packed sequences never mix); zeros elsewhere."""
         B, S, D = x.shape
         responder = step_roles == int(Role.RESPONDER)
         starts = responder & ~torch.cat([responder.new_zeros(B, 1), responder[:, :-1]], 1)
-        turn = starts.long().cumsum(1)  # [B,S] partner frames of turn k-1 precede start k
+        opens = step_roles == int(Role.NONE)  # <bos>: a packed row's next sequence (or padding)
+        turn = (starts | opens).long().cumsum(1)  # [B,S] partner frames of group k-1 precede k
         partner = (step_roles == int(Role.PARTNER)) & step_video  # [B,S]
         group = (torch.arange(B, device=x.device)[:, None] * (S + 1) + turn)[partner]  # [F]
         sums = x.new_zeros(B * (S + 1), D).index_add_(0, group, x[partner])
