@@ -5,7 +5,7 @@ import pytest
 from tests.conftest import REPO_ROOT
 from vidchat.inference.loading import load_pipeline
 
-DEMO_LM = REPO_ROOT / "checkpoints" / "demo" / "lm"
+DEMO_LM = REPO_ROOT / "vidchat" / "assets" / "demo64" / "lm"
 
 
 @pytest.fixture(scope="session")

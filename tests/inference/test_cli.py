@@ -214,7 +214,7 @@ def test_sigterm_mid_answer_leaves_nothing_behind(partner_clip, tmp_path):
 
     out = tmp_path / "out" / "answer.mp4"
     cmd = [sys.executable, "infer.py", "--input", str(partner_clip), "--output", str(out),
-           "--max-seconds", "20", "--no-cache"]  # fmt: skip
+           "--max-seconds", "5", "--no-cache"]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for line in proc.stdout:  # the shipped demo LM without its KV cache: seconds per chunk
         if line.startswith("loaded model"):

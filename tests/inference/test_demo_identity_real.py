@@ -1,4 +1,4 @@
-"""The shipped demo LM keeps its reference identity when the partner is a real person.
+"""The default (64 px) demo LM keeps its reference identity when the partner is a real person.
 
 The partner is the carphone recording (a real face, 176x144) with LibriVox speech muxed onto
 it: nothing like the cartoon partners of the demo world. Per frame of the answer, the demo

@@ -16,7 +16,7 @@ from vidchat.utils.paths import resolve, resolve_existing
 
 # Looked for in this order when no checkpoint is given: the user's own SFT run (under the folder
 # they run from), then the demo model shipped in the package.
-DEFAULT_CHECKPOINTS = ("checkpoints/sft/lm", "pkg:vidchat/assets/demo/lm")
+DEFAULT_CHECKPOINTS = ("checkpoints/sft/lm", "pkg:vidchat/assets/demo64/lm")
 
 
 def default_checkpoint() -> Path:
