@@ -165,6 +165,7 @@ BAD_OPTIONS = {
     "temperature_inf": (["--temperature", "inf"], "--temperature must be a positive"),
     "top_p": (["--top-p", "1.5"], r"--top-p must be in \(0, 1\]"),
     "batch_size": (["--batch-size", "0"], "--batch-size must be >= 1"),
+    "guidance": (["--guidance", "-2"], r"--guidance must be >= 0 \(1 = off\)"),
 }
 
 

@@ -93,3 +93,32 @@ def test_mismatched_tokenizer_is_refused(pipeline):
     with pytest.raises(VidchatError, match="video codebook size: checkpoint 64 vs tokenizer 128"):
         ResponderPipeline(pipeline.model, pipeline.layout, other, pipeline.audio_tokenizer)
     assert torch.is_tensor(pipeline.encode_reference(None))
+
+
+def test_guided_answers_stream_batch_and_read_the_reference_alone(pipeline, partner_clip):
+    """`sampling.guidance`: the pipeline supplies each answer's reference-only prompt; at scale
+    0 the answer is the one that prompt alone gives, whatever the partner; at scale 3 streaming
+    equals one-shot and a batch row equals its single run."""
+    from vidchat.model.generate import generate
+
+    clip = pipeline.read_partner(partner_clip)
+    zero = SamplingConfig.from_dict({"seed": 2, "guidance": 0.0})
+    guided = pipeline.respond(clip, max_seconds=1.0, sampling=zero)
+    alone = generate(pipeline.model, pipeline.layout, pipeline.unconditional([None], zero),
+                     pipeline.max_chunks(1.0), SamplingConfig.from_dict({"seed": 2}))  # fmt: skip
+    assert torch.equal(guided.video_codes, alone.video[0])
+    three = {"guidance": 3.0, "video": {"temperature": 0}, "audio": {"temperature": 0},
+             "boundary": {"temperature": 0}}  # fmt: skip
+    _streams_like_one_shot(pipeline, clip, SamplingConfig.from_dict(three))
+    single = pipeline.respond(clip, max_seconds=1.0, sampling=SamplingConfig.from_dict(three))
+    short = type(clip)(clip.frames[:4], clip.audio[: len(clip.audio) // 3], clip.fps,
+                       clip.sample_rate, 0.5)  # fmt: skip
+    rows = pipeline.respond_batch([clip, short], [None, None], max_seconds=1.0,
+                                  sampling=SamplingConfig.from_dict(three))  # fmt: skip
+    assert torch.equal(rows[0].video_codes, single.video_codes)
+
+
+def _streams_like_one_shot(pipeline, clip, sampling):
+    chunks = list(pipeline.stream(clip, max_seconds=1.0, sampling=sampling))
+    whole = pipeline.respond(clip, max_seconds=1.0, sampling=sampling)
+    np.testing.assert_array_equal(np.concatenate([c.frames for c in chunks]), whole.frames)

@@ -84,6 +84,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--refine-steps", type=int, default=8,
         help="passes per video frame of a MaskGIT frame head (layout.video_head=maskgit)",
     )  # fmt: skip
+    p.add_argument(
+        "--guidance", type=float, default=1.0,
+        help="classifier-free guidance scale over the partner (1 = off; costs a second pass)",
+    )  # fmt: skip
     p.add_argument("--batch-size", type=int, default=4, help="batch mode: pairs generated together")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:i]")
     p.add_argument(
@@ -108,7 +112,8 @@ def sampling_from_args(args: argparse.Namespace) -> SamplingConfig:
             cfg[kind][name] = type(base[name])(value)
         except ValueError as exc:
             raise VidchatError(f"--sample {item!r}: {value!r} is not a number") from exc
-    return SamplingConfig.from_dict({**cfg, "seed": args.seed, "refine_steps": args.refine_steps})
+    return SamplingConfig.from_dict({**cfg, "seed": args.seed, "refine_steps": args.refine_steps,
+                                     "guidance": args.guidance})  # fmt: skip
 
 
 def recent_window(source: Path | ClipRecord, seconds: float) -> ClipRecord:

@@ -26,6 +26,7 @@ def check_numbers(args: argparse.Namespace) -> None:
     _number("--top-k", args.top_k, args.top_k >= 0, ">= 0")
     _number("--batch-size", args.batch_size, args.batch_size >= 1, ">= 1")
     _number("--refine-steps", args.refine_steps, args.refine_steps >= 1, ">= 1")
+    _number("--guidance", args.guidance, args.guidance >= 0, ">= 0 (1 = off)")
 
 
 def check_output_file(output: Path, input_path: Path | None, overwrite: bool) -> None:

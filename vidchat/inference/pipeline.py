@@ -137,6 +137,14 @@ class ResponderPipeline:
     def prompt(self, clip: Clip, reference: np.ndarray | None = None):
         return self.layout.prompt([self.encode_partner(clip)], ref=self.encode_reference(reference))
 
+    def unconditional(self, references: Sequence[np.ndarray | None],
+                      sampling: SamplingConfig | None) -> list | None:  # fmt: skip
+        """With `sampling.guidance`, each answer's prompt without its partner (the reference
+        alone, as the `single` branch trains it); else None."""
+        if sampling is None or not sampling.guided:
+            return None
+        return [self.layout.prompt([], ref=self.encode_reference(r)) for r in references]
+
     def max_chunks(self, max_seconds: float) -> int:
         return max(1, int(round(max_seconds / float(self.layout.cfg.chunk_seconds))))
 
@@ -168,7 +176,8 @@ class ResponderPipeline:
         audio_codes: list[torch.Tensor] = []
         tick = time.perf_counter()
         for chunk in stream_chunks(
-            self.model, self.layout, prompt, self.max_chunks(max_seconds), sampling, use_cache
+            self.model, self.layout, prompt, self.max_chunks(max_seconds), sampling, use_cache,
+            self.unconditional([reference], sampling),
         ):
             frames = self.decode_video(chunk.video[0])
             new = chunk.audio[0]  # [K,ta]
@@ -203,6 +212,7 @@ class ResponderPipeline:
             self.max_chunks(max_seconds),
             sampling,
             use_cache,
+            self.unconditional([reference], sampling),
         )
         return self._response(
             result.video[0], result.audio[0], {"compute_s": time.perf_counter() - started}
@@ -219,7 +229,8 @@ class ResponderPipeline:
         """Several partner clips through the model at once (left-padded prompts)."""
         started = time.perf_counter()
         prompts = [self.prompt(c, r) for c, r in zip(clips, references, strict=True)]
-        result = generate(self.model, self.layout, prompts, self.max_chunks(max_seconds), sampling)
+        result = generate(self.model, self.layout, prompts, self.max_chunks(max_seconds), sampling,
+                          unconditional=self.unconditional(references, sampling))  # fmt: skip
         per_row = (time.perf_counter() - started) / max(1, len(clips))
         return [
             self._response(v, a, {"compute_s": per_row}) for v, a in zip(result.video, result.audio)

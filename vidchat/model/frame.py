@@ -60,18 +60,25 @@ def still_masked(step: int, steps: int, size: int) -> int:
 
 @torch.no_grad()
 def decode_frame(model, context: Tensor, slots: Tensor, lo: int, hi: int, sample_fn,
-                 steps: int, prev: Tensor | None = None) -> Tensor:  # fmt: skip
-    """A frame's codes `[B,G]` (token ids in `[lo, hi)`) from the context `[B,D]` and the
-    positions' slots `[B,G]` (and the codes `prev` `[B,G]` of the frame it follows): `steps`
+                 steps: int, prev: Tensor | None = None, guide=None) -> Tensor:  # fmt: skip
+    """A frame's codes `[N,G]` (token ids in `[lo, hi)`) from the context `[N,D]` and the
+    positions' slots `[N,G]` (and the codes `prev` `[N,G]` of the frame it follows): `steps`
     passes, each sampling every masked position (`sample_fn(logits [B*G,n]) -> [B*G]`
-    indices) and keeping the most probable."""
-    B, G = slots.shape
+    indices) and keeping the most probable. With `guide` (classifier-free guidance) the rows
+    are `B` conditional then `B` unconditional ones (N = 2B): both see the same decided codes,
+    and each pass samples from `guide(logits [2B,G,n]) -> [B,G,n]`."""
+    N, G = slots.shape
+    B = N // 2 if guide is not None else N
     tokens = torch.full((B, G), lo, dtype=torch.long, device=slots.device)
     masked = torch.ones(B, G, dtype=torch.bool, device=slots.device)
+    rows = N // B
     for step in range(steps):
-        x = model.frame_head.frame_inputs(context, tokens, slots, masked, prev)
-        # only the video codes' rows of the output head: [B,G,D] @ [D,n] -> [B,G,n]
+        x = model.frame_head.frame_inputs(context, tokens.repeat(rows, 1), slots,
+                                          masked.repeat(rows, 1), prev)  # fmt: skip
+        # only the video codes' rows of the output head: [N,G,D] @ [D,n] -> [N,G,n]
         logits = frame_logits(model, model.frame_head(x), prev, lo, hi).float()
+        if guide is not None:
+            logits = guide(logits)  # [B,G,n]
         picked = sample_fn(logits.reshape(B * G, -1)).view(B, G)  # [B,G]
         prob = logits.softmax(-1).gather(-1, picked[..., None])[..., 0]
         confidence = torch.where(masked, prob, torch.full_like(prob, math.inf))
@@ -82,4 +89,4 @@ def decode_frame(model, context: Tensor, slots: Tensor, lo: int, hi: int, sample
         newly = masked & ~remask
         tokens = torch.where(newly, picked + lo, tokens)
         masked = remask
-    return tokens
+    return tokens.repeat(rows, 1)

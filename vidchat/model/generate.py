@@ -3,7 +3,8 @@
 Public API
 ----------
 - `TokenSampling(temperature=1.0, top_k=0, top_p=1.0)`; temperature 0 = greedy.
-- `SamplingConfig(video, audio, boundary, seed=0)` (`boundary`: the `<chunk>`/`<eot>` choice);
+- `SamplingConfig(video, audio, boundary, seed=0, refine_steps=8, guidance=1.0)` (`boundary`:
+  the `<chunk>`/`<eot>` choice; `guidance` != 1 also needs `unconditional=` prompts);
   `SamplingConfig.from_dict({"video": {...}, "audio": {...}, "boundary": {...}, "seed": 0})`.
 - `stream_chunks(model, layout, prompt, max_chunks, sampling=None, use_cache=True)` yields a
   `ResponderChunk(index, video [B,t,h,w], audio [B,K,ta], active [B])` as soon as chunk `index`
@@ -21,7 +22,8 @@ every step (for benchmarks and equality tests): same seed, same tokens.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,20 +65,28 @@ class SamplingConfig:
     """Seed of the sampling generator (None: nondeterministic)."""
     refine_steps: int = 8
     """Passes over a frame with a MaskGIT frame head (`layout.video_head=maskgit`)."""
+    guidance: float = 1.0
+    """Classifier-free guidance scale `s` (1 = off): every token is drawn from
+    `u + s * (c - u)`, `c` the logits given the partner, `u` those of the same answer given only
+    the reference (the prompt without the partner, as the `single` branch trains it)."""
 
     def __post_init__(self) -> None:
         if self.refine_steps < 1:
             raise ConfigError(f"sampling.refine_steps must be >= 1, got {self.refine_steps}")
+        if not (math.isfinite(self.guidance) and self.guidance >= 0):
+            raise ConfigError(f"sampling.guidance must be a number >= 0, got {self.guidance}")
+
+    @property
+    def guided(self) -> bool:
+        return self.guidance != 1.0
 
     @classmethod
     def from_dict(cls, cfg: Mapping[str, Any]) -> SamplingConfig:
         cfg = dict(cfg)
-        unknown = sorted(set(cfg) - {"video", "audio", "boundary", "seed", "refine_steps"})
+        known = ("video", "audio", "boundary", "seed", "refine_steps", "guidance")
+        unknown = sorted(set(cfg) - set(known))
         if unknown:
-            raise ConfigError(
-                f"unknown sampling keys {unknown}; known: video, audio, boundary, seed, "
-                "refine_steps"
-            )
+            raise ConfigError(f"unknown sampling keys {unknown}; known: {', '.join(known)}")
         parts = {
             k: TokenSampling(**dict(cfg.pop(k))) for k in ("video", "audio", "boundary") if k in cfg
         }
@@ -125,14 +135,46 @@ def sample(logits: Tensor, s: TokenSampling, generator: torch.Generator | None,
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
-def _batch(prompt: LaidOutSequence | Sequence[LaidOutSequence]) -> dict[str, Tensor]:
+Prompts = LaidOutSequence | Sequence[LaidOutSequence]
+
+
+def _seqs(prompt: Prompts) -> list[LaidOutSequence]:
     seqs = [prompt] if isinstance(prompt, LaidOutSequence) else list(prompt)
     for s in seqs:
         if int(s.tokens[-1]) != Vocab.responder:
             raise ValueError(
                 "a generation prompt must end with <responder> (use SequenceLayout.prompt)"
             )
-    return pad_batch(seqs, side="left")
+    return seqs
+
+
+def _batch(prompt: Prompts, unconditional: Prompts | None, sampling: SamplingConfig
+           ) -> tuple[dict[str, Tensor], int]:  # fmt: skip
+    """The prompts left-padded into one batch and the number `B` of answers; with guidance,
+    rows `B..2B-1` are the unconditional prompts, which share every sampled token."""
+    seqs = _seqs(prompt)
+    if not sampling.guided:
+        return pad_batch(seqs, side="left"), len(seqs)
+    if unconditional is None:
+        raise ConfigError(
+            f"sampling.guidance={sampling.guidance:g} needs the unconditional prompts "
+            "(the same answers' prompts without the partner)"
+        )
+    plain = _seqs(unconditional)
+    if len(plain) != len(seqs):
+        raise ConfigError(f"{len(seqs)} prompts but {len(plain)} unconditional prompts")
+    return pad_batch(seqs + plain, side="left"), len(seqs)
+
+
+def guide(scale: float, answers: int) -> Callable[[Tensor], Tensor]:
+    """Classifier-free guidance over rows: logits `[2B,...]` (conditional rows, then
+    unconditional) -> `u + scale * (c - u)` `[B,...]` (on raw logits, as LlamaGen does)."""
+
+    def combine(logits: Tensor) -> Tensor:
+        c, u = logits[:answers], logits[answers:]
+        return u + scale * (c - u)
+
+    return combine
 
 
 @torch.inference_mode()
@@ -143,9 +185,11 @@ def stream_chunks(
     max_chunks: int,
     sampling: SamplingConfig | None = None,
     use_cache: bool = True,
+    unconditional: Prompts | None = None,
 ) -> Iterator[ResponderChunk]:
     """Yield each responder chunk's codes as soon as it is complete (see the module docstring)."""
-    for _, chunk in _decode(model, layout, prompt, max_chunks, sampling, use_cache):
+    for _, chunk in _decode(model, layout, prompt, max_chunks, sampling, use_cache,
+                            unconditional):  # fmt: skip
         if chunk is not None:
             yield chunk
 
@@ -158,11 +202,13 @@ def generate(
     max_chunks: int,
     sampling: SamplingConfig | None = None,
     use_cache: bool = True,
+    unconditional: Prompts | None = None,
 ) -> GenerationResult:
     """Generate whole responder turns; the concatenation of `stream_chunks`' chunks."""
     chunks: list[ResponderChunk] = []
     tokens = None
-    for generated, chunk in _decode(model, layout, prompt, max_chunks, sampling, use_cache):
+    for generated, chunk in _decode(model, layout, prompt, max_chunks, sampling, use_cache,
+                                    unconditional):  # fmt: skip
         tokens = generated  # [B,n]: the latest view of the generated tokens
         if chunk is not None:
             chunks.append(chunk)
@@ -179,19 +225,23 @@ def generate(
     return GenerationResult(tokens, video, audio, counts)
 
 
-def _decode(model, layout, prompt, max_chunks, sampling, use_cache):
+def _decode(model, layout, prompt, max_chunks, sampling, use_cache, unconditional=None):
     """Yield `(generated tokens [B,n], completed chunk or None)` after every sampled token."""
     sampling = sampling or SamplingConfig()
     device = model.embed_tokens.weight.device
-    batch = {k: v.to(device) for k, v in _batch(prompt).items()}
+    batch, B = _batch(prompt, unconditional, sampling)
+    batch = {k: v.to(device) for k, v in batch.items()}
     grammar = layout.responder_grammar(max_chunks)
-    (B, P), N = batch["tokens"].shape, len(grammar)
+    P, N = batch["tokens"].shape[1], len(grammar)
+    combine = guide(sampling.guidance, B) if sampling.guided else (lambda logits: logits)
+    rows = 2 if sampling.guided else 1  # the unconditional rows copy each sampled token
     generator = None
     if sampling.seed is not None:
         generator = torch.Generator(device=device).manual_seed(sampling.seed)
     frames = FrameSampling(
         lambda logits: sample(logits, sampling.video, generator, gumbel=True),
         sampling.refine_steps,
+        combine if sampling.guided else None,
     )
     stepper = make_stepper(model, batch, grammar, use_cache, frames)
     # python-side schedule: no tensor -> int syncs inside the loop
@@ -199,22 +249,22 @@ def _decode(model, layout, prompt, max_chunks, sampling, use_cache):
     chunk_end = {start - 1: i - 1 for i, start in enumerate(grammar.chunk_starts) if i > 0}
     settings = [sampling.for_modality(m) for m in grammar.modality.tolist()]
     seq = stepper.seq
-    logits = stepper.first()  # [B,V]
+    logits = stepper.first()  # [rows*B,V]
     ended = torch.zeros(B, dtype=torch.bool, device=device)
     for n in range(N):
         tok = stepper.forced(n)  # a frame head decides a whole frame at once
         if tok is None:
-            tok = sample(logits[:, lo[n] : hi[n]], settings[n], generator) + lo[n]  # [B]
-        tok = tok.masked_fill(ended, Vocab.pad)
+            tok = sample(combine(logits[:, lo[n] : hi[n]]), settings[n], generator) + lo[n]
+        tok = tok[:B].masked_fill(ended, Vocab.pad)  # [B]
         i = P + n
-        seq.tokens[:, i] = tok
+        seq.tokens[:, i] = tok.repeat(rows)
         if lo[n] == Vocab.eot:  # a chunk boundary: rows choosing <eot> end here
             ended = ended | (tok == Vocab.eot)
         chunk = None
         if n in chunk_end:
             start = P + grammar.chunk_starts[chunk_end[n]] + 1
-            chunk = _chunk(layout, chunk_end[n], seq.tokens[:, start : i + 1], ended)
-        yield seq.tokens[:, P : i + 1], chunk
+            chunk = _chunk(layout, chunk_end[n], seq.tokens[:B, start : i + 1], ended)
+        yield seq.tokens[:B, P : i + 1], chunk
         if n + 1 == N or (lo[n] == Vocab.eot and bool(ended.all())):
             return
         logits = stepper.next(n)

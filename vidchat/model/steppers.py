@@ -25,10 +25,12 @@ from vidchat.model.vocab import Modality, Role, Vocab
 
 @dataclass
 class FrameSampling:
-    """How a frame head decodes a frame: `sample(logits [N,n]) -> [N]` and its passes."""
+    """How a frame head decodes a frame: `sample(logits [N,n]) -> [N]`, its passes, and with
+    guidance `guide(logits [2B,...]) -> [B,...]` (`vidchat.model.generate.guide`)."""
 
     sample: Any
     refine_steps: int = 8
+    guide: Any = None
 
 
 @dataclass
@@ -169,7 +171,8 @@ class DepthStepper:
         slots = s.slots[:, i - 1 : i - 1 + size]  # [B,G] the slots the frame's codes take
         lo, hi = int(self.grammar.lo[n]), int(self.grammar.hi[n])
         self.decided = decode_frame(m, self.context, slots, lo, hi, self.frames.sample,
-                                    self.frames.refine_steps, self._previous(i, size))  # fmt: skip
+                                    self.frames.refine_steps, self._previous(i, size),
+                                    self.frames.guide)  # fmt: skip
         self.decided_at = n
         if self.use_cache:
             self.step_sum = code_embedding(m, self.decided, slots).sum(1)  # [B,D]
