@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from vidchat.curate.clips import ClipOptions
+from vidchat.curate.config import CurateConfig
+from vidchat.curate.dover import DoverOptions
 from vidchat.curate.quality import QualityOptions
 from vidchat.curate.release import plan_release
 from vidchat.curate.store import StageStore
@@ -52,12 +54,52 @@ def test_a_source_whose_analysis_stopped_early_is_listed(tmp_path):
     assert not plan.clips and "stopped early" in plan.report["sources"]["bad"][0]["reason"]
 
 
-def test_speech_actors_share_the_clusters_gpus_or_say_there_are_too_few():
-    from vidchat.curate.pipeline import speech_gpus
+def test_gpu_actors_share_the_clusters_gpus_or_say_there_are_too_few():
+    from vidchat.curate.devices import actor_gpus
     from vidchat.errors import VidchatError
 
-    assert speech_gpus(None, 0.0, 2) == 0.0  # no GPU: CPU actors
-    assert speech_gpus(None, 1.0, 4) == 0.25 and speech_gpus(None, 8.0, 2) == 1.0
-    assert speech_gpus(0.5, 1.0, 2) == 0.5 and speech_gpus(0, 0.0, 2) == 0.0
-    with pytest.raises(VidchatError, match="more GPUs than the Ray cluster has"):
-        speech_gpus(1.0, 0.0, 2)  # Ray would wait for a GPU forever
+    assert actor_gpus(None, 0.0, 2) == 0.0  # no GPU: CPU actors
+    assert actor_gpus(None, 1.0, 4) == 0.25 and actor_gpus(None, 8.0, 2) == 1.0
+    assert actor_gpus(None, 1.0, 2, stages=2) == 0.25  # speech and people actors: 4 in all
+    assert actor_gpus(0.5, 1.0, 2) == 0.5 and actor_gpus(0, 0.0, 2) == 0.0
+    for setting, gpus, stages in ((1.0, 0.0, 1), (0.5, 1.0, 2), (1.0, 1.0, 1)):
+        with pytest.raises(VidchatError, match="more GPUs than the Ray cluster has"):
+            actor_gpus(setting, gpus, 2, stages)  # Ray would wait for a GPU forever
+
+
+def test_people_actors_take_a_gpu_share_only_with_a_network(tmp_path):
+    from vidchat.curate.devices import gpu_stages
+
+    plain = CurateConfig(input=str(tmp_path), output=str(tmp_path / "o")).stage_options()
+    assert gpu_stages(plain) == ("speech",)
+    net = tmp_path / "dover.pt"
+    net.write_bytes(b"x")
+    given = CurateConfig(input=str(tmp_path), output=str(tmp_path / "o"),
+                         dover=DoverOptions(weights=str(net))).stage_options()  # fmt: skip
+    assert gpu_stages(given) == ("speech", "people")
+
+
+def test_a_network_on_a_device_is_called_like_the_original():
+    """`OnDevice` moves tensor arguments to its device and results back, methods included
+    (SyncNet's `forward_lip`); on the CPU it must give exactly the original's outputs."""
+    import torch
+
+    from vidchat.curate.devices import OnDevice
+
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = torch.nn.Linear(3, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.lin(x)
+
+        @torch.jit.export
+        def forward_lip(self, x: torch.Tensor) -> torch.Tensor:
+            return self.lin(x) * 2
+
+    net = torch.jit.script(Net()).eval()
+    x = torch.randn(4, 3)
+    wrapped = OnDevice(net, "cpu")
+    assert torch.equal(wrapped(x), net(x)) and torch.equal(wrapped.forward_lip(x), net.forward_lip(x))
+    assert wrapped(x).device.type == "cpu" and wrapped.training is False

@@ -3,6 +3,9 @@
     sources ─► shots (PySceneDetect) ─► speech (Silero VAD + Resemblyzer) ─► people (dlib)
             ─► plan (driver: clips, filters, report) ─► cut (clips in the release layout)
 
+With a GPU, the speech actors and (with a user-given network) the people actors take a share
+of it (`vidchat.curate.devices`).
+
 Ray runs locally by default (`ray.init` with `workers` CPUs) or joins a cluster
 (`curate.ray_address=auto` or `ray://host:10001`). The analysis stages stream: a source's
 speech stage starts while the next source's shots are detected. Every actor of a stage holds
@@ -21,6 +24,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from vidchat.curate.devices import OnDevice, actor_gpus, gpu_stages
 from vidchat.curate.stages import (
     BadSource,
     PeopleModels,
@@ -49,7 +53,7 @@ class StageWorker:
         if self._model is None and self.stage == "speech":
             self._model = _speech_models(self.opts, self.device)
         elif self._model is None and self.stage == "people":
-            self._model = _people_models(self.opts)
+            self._model = _people_models(self.opts, self.device)
         return self._model
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -94,30 +98,24 @@ def _speech_models(opts: StageOptions, device: str) -> tuple:
                                              device)  # fmt: skip
 
 
-def speech_gpus(setting: float | None, cluster_gpus: float, workers: int) -> float:
-    """The GPUs each speech actor asks Ray for: `setting`, or (None) the cluster's GPUs shared
-    among the `workers` actors, at most one each."""
-    if setting is None:
-        return min(1.0, cluster_gpus / workers) if cluster_gpus > 0 else 0.0
-    if setting > 0 and cluster_gpus < setting:
-        raise VidchatError(f"curate.gpus={setting:g} asks each speech actor for more GPUs than "
-                           f"the Ray cluster has ({cluster_gpus:g})")  # fmt: skip
-    return float(setting)
-
-
-def _people_models(opts: StageOptions) -> PeopleModels:
-    """dlib's models, and each TorchScript network the user gave (None for the others)."""
+def _people_models(opts: StageOptions, device: str) -> PeopleModels:
+    """dlib's models (CPU), and each TorchScript network the user gave (None for the others),
+    on `device`."""
     from vidchat.curate.faces import load_models
     from vidchat.eval.metrics.features import load_torchscript
 
+    def load(path: str) -> Any:
+        net = load_torchscript(path)
+        return net if device == "cpu" else OnDevice(net, device)
+
     nets = (opts.sync.syncnet, opts.dover.weights, opts.hands.detector)
-    return PeopleModels(*load_models(), *(load_torchscript(p) if p else None for p in nets))
+    return PeopleModels(*load_models(), *(load(p) if p else None for p in nets))
 
 
 def analyse(sources: dict[str, Path], output: Path, opts: StageOptions, workers: int,
             progress: bool = True, gpus: float | None = None) -> None:  # fmt: skip
     """Run the analysis stages over every source not finished yet (streaming, on Ray); the
-    speech actors run their torch models on `speech_gpus(gpus, ...)` GPUs each."""
+    actors of `gpu_stages(opts)` run their networks on `actor_gpus(gpus, ...)` GPUs each."""
     import ray
     import ray.data
 
@@ -129,9 +127,10 @@ def analyse(sources: dict[str, Path], output: Path, opts: StageOptions, workers:
     logging.getLogger("ray.data").setLevel(logging.ERROR)
     rows = [{"source": str(p), "ytid": y} for y, p in todo.items()]
     ds = ray.data.from_items(rows, override_num_blocks=len(rows))
-    per_actor = speech_gpus(gpus, ray.cluster_resources().get("GPU", 0.0), workers)
+    on_gpus = gpu_stages(opts)
+    per_actor = actor_gpus(gpus, ray.cluster_resources().get("GPU", 0.0), workers, len(on_gpus))
     for stage in STAGES:
-        on_gpu = stage == "speech" and per_actor > 0
+        on_gpu = stage in on_gpus and per_actor > 0
         ds = ds.map_batches(
             StageWorker, fn_constructor_args=(stage, str(output), opts, "cuda" if on_gpu else "cpu"),
             batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers),

@@ -6,7 +6,8 @@ Public API
 - `SamplingConfig(video, audio, boundary, seed=0, refine_steps=8, guidance=1.0)` (`boundary`:
   the `<chunk>`/`<eot>` choice; `guidance` != 1 also needs `unconditional=` prompts);
   `SamplingConfig.from_dict({"video": {...}, "audio": {...}, "boundary": {...}, "seed": 0})`.
-- `stream_chunks(model, layout, prompt, max_chunks, sampling=None, use_cache=True)` yields a
+- `stream_chunks(model, layout, prompt, max_chunks, sampling=None, use_cache=True,
+  unconditional=None)` yields a
   `ResponderChunk(index, video [B,t,h,w], audio [B,K,ta], active [B])` as soon as chunk `index`
   is complete; rows that already ended (`<eot>`) have `active=False` and zero codes.
 - `generate(...)` same arguments `-> GenerationResult(tokens [B,N], video [T,h,w] per row,

@@ -172,7 +172,7 @@ class DepthStepper:
         lo, hi = int(self.grammar.lo[n]), int(self.grammar.hi[n])
         self.decided = decode_frame(m, self.context, slots, lo, hi, self.frames.sample,
                                     self.frames.refine_steps, self._previous(i, size),
-                                    self.frames.guide)  # fmt: skip
+                                    guide=self.frames.guide)  # fmt: skip
         self.decided_at = n
         if self.use_cache:
             self.step_sum = code_embedding(m, self.decided, slots).sum(1)  # [B,D]
