@@ -66,7 +66,7 @@ def _people(path, truth, tmp_path) -> dict:
     torch.jit.script(_SharpnessNet()).save(str(tmp_path / "dover.pt"))
     opts = StageOptions(sync=SyncOptions(syncnet=str(tmp_path / "syncnet.pt"), min_conf=0.5),
                         dover=DoverOptions(weights=str(tmp_path / "dover.pt"), frames=4))  # fmt: skip
-    models = _people_models(opts)  # as the people actors load them
+    models = _people_models(opts, "cpu")  # as the people actors load them
     speech = {"turns": truth["speech"]}  # the true turns: this test is about binding
     return people_stage(str(path), shots_stage(str(path), opts), speech, models, opts)
 
