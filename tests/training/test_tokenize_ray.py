@@ -58,3 +58,23 @@ def test_a_workers_error_reaches_the_user_as_its_own_line(demo_world, tmp_path):
                "data.thresholds={face_blur: 10}")  # fmt: skip
     with pytest.raises(VidchatError, match="selects no clips"):
         tokenize(cfg)
+
+
+def test_workers_share_the_clusters_gpus_and_the_device_is_checked():
+    import torch
+
+    from vidchat.errors import ConfigError, VidchatError
+    from vidchat.training.config import TokenizeStageConfig
+    from vidchat.training.tokenize import tokenize_device
+    from vidchat.training.tokenize_ray import worker_gpus
+
+    assert worker_gpus("auto", 0.0, 2) == 0.0  # no GPU in the cluster: CPU workers
+    assert worker_gpus("cpu", 8.0, 2) == 0.0  # told to stay on the CPU
+    assert worker_gpus("auto", 1.0, 4) == 0.25 and worker_gpus("cuda", 8.0, 2) == 1.0
+    with pytest.raises(ConfigError, match="stage.device must be auto, cpu or cuda"):
+        TokenizeStageConfig(device="tpu")
+    assert tokenize_device("cpu") == "cpu"
+    assert tokenize_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(VidchatError, match="CUDA is not available"):
+            tokenize_device("cuda:1")

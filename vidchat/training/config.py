@@ -175,9 +175,12 @@ class TokenizeStageConfig:
     num_shards: int = 1
     ray_workers: int = 0  # > 0: that many Ray workers, each one shard_index of ray_workers
     ray_address: str | None = None  # None: a local Ray; "auto" / "ray://host:10001": a cluster
+    device: str = "auto"  # where the tokenizers run: auto (a GPU when one is visible), cpu, cuda[:i]
 
     def __post_init__(self) -> None:
         check("stage.num_workers", self.num_workers >= 0, ">= 0", self.num_workers)
+        check("stage.device", self.device in ("auto", "cpu") or self.device.startswith("cuda"),
+              "auto, cpu or cuda[:i]", self.device)  # fmt: skip
         check("stage.ray_workers", self.ray_workers >= 0, ">= 0", self.ray_workers)
         check("stage.num_shards", not (self.ray_workers and self.num_shards > 1),
               "1 with stage.ray_workers (Ray splits the work itself)", self.num_shards)  # fmt: skip

@@ -122,6 +122,18 @@ def tokenize(cfg: DictConfig) -> dict[str, Any]:
     return tokenize_data(stage, data, tokenizer, str(cfg.paths.data_dir))
 
 
+def tokenize_device(setting: str) -> str:
+    """`stage.device` -> a torch device: `auto` is the first visible GPU, else the CPU (a Ray
+    worker sees only the GPUs of its share)."""
+    import torch
+
+    if setting == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if setting.startswith("cuda") and not torch.cuda.is_available():
+        raise VidchatError(f"stage.device={setting}: CUDA is not available on this machine")
+    return setting
+
+
 def tokenize_data(
     stage: TokenizeStageConfig, data: DataConfig, tokenizer: dict[str, Any], data_dir: str,
     progress: Progress | None = None,
@@ -129,8 +141,9 @@ def tokenize_data(
     """Tokenize the clips `data` lists with the tokenizers `tokenizer` names."""
     from vidchat.data.manifest import load_manifest
 
-    video_tok = build_video_tokenizer(tokenizer["video"])
-    audio_tok = build_audio_tokenizer(tokenizer["audio"])
+    device = tokenize_device(stage.device)
+    video_tok = build_video_tokenizer(tokenizer["video"]).to(device)
+    audio_tok = build_audio_tokenizer(tokenizer["audio"]).to(device)
     names = {"data": data.display_name, "tokenizer": str(tokenizer.get("name"))}
     root = shard_dir(data_dir, names["data"], names["tokenizer"], data.tokens_dir)
     records = load_manifest(data).records

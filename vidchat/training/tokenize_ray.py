@@ -4,7 +4,8 @@ Worker k runs today's tokenize for `shard_index=k, num_shards=N` (clip i when i 
 writes its own shards (`shard-{k:03d}-*`), so the shard format, the index and the resumability
 are the multi-machine ones: a rerun skips every clip any worker committed, whatever N was.
 Each worker loads the tokenizers once and decodes in its own process (`stage.num_workers`
-DataLoader workers each); the driver shows one progress bar fed by the workers. Locally Ray
+DataLoader workers each); the driver shows one progress bar fed by the workers. On a cluster
+with GPUs each worker gets a share of them (`worker_gpus`) and encodes there. Locally Ray
 gets N CPUs; `stage.ray_address=auto` (or `ray://host:10001`) spreads the workers over a
 cluster, whose nodes must see the same `data.root` and shard folder (a shared file system).
 """
@@ -65,6 +66,15 @@ def _share(work: Callable[..., dict], stage: TokenizeStageConfig, data: DataConf
     return work(stage, data, tokenizer, data_dir, progress=_RayProgress(counter))
 
 
+def worker_gpus(device: str, cluster_gpus: float, workers: int) -> float:
+    """The GPUs each tokenize worker asks Ray for: none with `stage.device=cpu` or a cluster
+    without GPUs, else the cluster's GPUs shared among the workers, at most one each (so all
+    of them run at once; Ray hides the rest from each, and `auto` picks the one it sees)."""
+    if device == "cpu" or cluster_gpus <= 0:
+        return 0.0
+    return min(1.0, cluster_gpus / workers)
+
+
 def tokenize_on_ray(work: Callable[..., dict], stage: TokenizeStageConfig, data: DataConfig,
                     tokenizer: dict[str, Any], data_dir: str) -> dict[str, Any]:  # fmt: skip
     """Run `stage.ray_workers` workers of `work` (`tokenize.tokenize_data`) on Ray -> the merged
@@ -74,7 +84,8 @@ def tokenize_on_ray(work: Callable[..., dict], stage: TokenizeStageConfig, data:
     n = stage.ray_workers
     with ray_session(stage.ray_address, n):
         counter = _counter_class().remote()
-        task = ray.remote(num_cpus=1)(_share)
+        gpus = worker_gpus(stage.device, ray.cluster_resources().get("GPU", 0.0), n)
+        task = ray.remote(num_cpus=1, num_gpus=gpus)(_share)
         shares = [dataclasses.replace(stage, shard_index=k, num_shards=n, ray_workers=0)
                   for k in range(n)]  # fmt: skip
         pending = [task.remote(work, s, data, tokenizer, data_dir, counter) for s in shares]
