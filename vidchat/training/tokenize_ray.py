@@ -69,7 +69,7 @@ def _share(work: Callable[..., dict], stage: TokenizeStageConfig, data: DataConf
 def worker_gpus(device: str, cluster_gpus: float, workers: int) -> float:
     """The GPUs each tokenize worker asks Ray for: none with `stage.device=cpu` or a cluster
     without GPUs, else the cluster's GPUs shared among the workers, at most one each (so all
-    of them run at once; Ray hides the rest from each, and `auto` picks the one it sees)."""
+    of them run at once); Ray shows each worker only its share's GPU, which it then uses."""
     if device == "cpu" or cluster_gpus <= 0:
         return 0.0
     return min(1.0, cluster_gpus / workers)
@@ -86,8 +86,9 @@ def tokenize_on_ray(work: Callable[..., dict], stage: TokenizeStageConfig, data:
         counter = _counter_class().remote()
         gpus = worker_gpus(stage.device, ray.cluster_resources().get("GPU", 0.0), n)
         task = ray.remote(num_cpus=1, num_gpus=gpus)(_share)
-        shares = [dataclasses.replace(stage, shard_index=k, num_shards=n, ray_workers=0)
-                  for k in range(n)]  # fmt: skip
+        device = "cuda" if gpus > 0 else "cpu"  # a worker sees only its own share's GPU
+        shares = [dataclasses.replace(stage, shard_index=k, num_shards=n, ray_workers=0,
+                                      device=device) for k in range(n)]  # fmt: skip
         pending = [task.remote(work, s, data, tokenizer, data_dir, counter) for s in shares]
         summaries = _wait(pending, counter)
     summary = {
