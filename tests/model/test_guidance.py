@@ -4,6 +4,8 @@ generation must equal plain generation from the unconditional prompts; the KV ca
 the full forward; and every head (flat, depth, MaskGIT frame head) must share the sampled tokens
 between both halves."""
 
+import dataclasses
+
 import pytest
 import torch
 from conftest import demo_layout, random_segment
@@ -22,8 +24,7 @@ def layout(request):
 
 
 def with_guidance(sampling: SamplingConfig, scale: float) -> SamplingConfig:
-    return SamplingConfig(sampling.video, sampling.audio, sampling.boundary, sampling.seed,
-                          sampling.refine_steps, scale)  # fmt: skip
+    return dataclasses.replace(sampling, guidance=scale)
 
 
 def guided_prompts(layout, gen, seconds=(1.0, 0.6)):
