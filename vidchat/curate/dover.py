@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from vidchat.curate.faces import crop_box
+from vidchat.curate.faces import crop_box, spread_frames
 from vidchat.eval.metrics.frames import resize_frames
 from vidchat.media.frames import bbox_to_pixels
 
@@ -36,7 +36,7 @@ def dover_score(net: Any, frames: np.ndarray, box: list[float], opts: DoverOptio
 
     h, w = frames.shape[1:3]
     x0, y0, x1, y1 = bbox_to_pixels(crop_box(box, opts.crop_scale, w, h), h, w)
-    picked = np.linspace(0, len(frames) - 1, min(opts.frames, len(frames))).round().astype(int)
+    picked = spread_frames(len(frames), opts.frames)
     crops = resize_frames(np.ascontiguousarray(frames[picked, y0:y1, x0:x1]), opts.size, opts.size)
     x = torch.from_numpy(crops).permute(3, 0, 1, 2)[None].float()  # [1,3,T,S,S]
     with torch.inference_mode():

@@ -102,6 +102,12 @@ def crop_box(box: list[float], scale: float, width: int, height: int) -> list[fl
             round((y0 + side) / height, 5)]  # fmt: skip
 
 
+def spread_frames(length: int, count: int) -> np.ndarray:
+    """`min(count, length)` frame indices spread evenly over a shot of `length` frames, first and
+    last included (the frames a per-shot network looks at)."""
+    return np.linspace(0, length - 1, min(count, length)).round().astype(int)
+
+
 def load_models() -> tuple[Any, Any]:
     """dlib's HOG detector and 68-point landmark predictor (weights from the eval extra)."""
     detector, predictor, _ = face_models()

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from vidchat.curate.faces import crop_box
+from vidchat.curate.faces import crop_box, spread_frames
 from vidchat.curate.quality import face_sharpness
 
 
@@ -37,7 +37,7 @@ def hand_sharpness(net: Any, frames: np.ndarray, face_boxes: list[list[float]],
     h, w = frames.shape[1:3]
     crops = [crop_box(box, opts.crop_scale, w, h) for box in face_boxes]  # normalised
     values: list[list[float]] = [[] for _ in face_boxes]
-    for t in np.linspace(0, len(frames) - 1, min(opts.frames, len(frames))).round().astype(int):
+    for t in spread_frames(len(frames), opts.frames):
         image = torch.from_numpy(np.ascontiguousarray(frames[t])).permute(2, 0, 1)[None].float()
         with torch.inference_mode():
             out = net(image).float()

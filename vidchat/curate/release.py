@@ -126,10 +126,9 @@ def is_sft(clip: dict, quality: QualityOptions) -> bool:
     """SFT membership: face (and hands, when scored) sharp enough, DOVER high enough (when
     scored), and (talking clips) a voice clearly bound to the face."""
     scores = clip["scores"]
-    sharp = scores["face_sharpness"] >= quality.sft_min_face_sharpness
-    sharp = sharp and scores.get("dover", quality.sft_min_dover) >= quality.sft_min_dover
-    hands = scores.get("hand_sharpness", quality.sft_min_hand_sharpness)
-    sharp = sharp and hands >= quality.sft_min_hand_sharpness
+    bars = (("face_sharpness", quality.sft_min_face_sharpness), ("dover", quality.sft_min_dover),
+            ("hand_sharpness", quality.sft_min_hand_sharpness))  # fmt: skip
+    sharp = all(scores.get(key, bar) >= bar for key, bar in bars)  # an unscored network passes
     return sharp and (clip["listener"] or scores["sync"] >= quality.sft_min_sync)
 
 
