@@ -129,8 +129,19 @@ class ModelConfig:
             )
 
 
+def compute_dtype(weight: Tensor) -> torch.dtype:
+    """The dtype activations have next to `weight`: autocast's when autocast is on for its
+    device, else the weight's own (bf16 weights, as under DeepSpeed's `bf16`, compute in bf16)."""
+    kind = weight.device.type
+    if torch.is_autocast_enabled(kind) and weight.is_floating_point():
+        return torch.get_autocast_dtype(kind)
+    return weight.dtype
+
+
 class KVCache:
-    """Preallocated keys/values for every layer, plus which cached positions are real tokens."""
+    """Preallocated keys/values for every layer, plus which cached positions are real tokens.
+    `dtype` must be the keys' compute dtype (`compute_dtype`): attention reads them beside the
+    queries, and SDPA wants one dtype for both."""
 
     def __init__(self, cfg: ModelConfig, batch: int, max_len: int, device, dtype):
         shape = (cfg.n_layers, batch, cfg.n_kv_heads, max_len, cfg.head_dim)
@@ -170,9 +181,14 @@ def rope_table(head_dim: int, max_len: int, theta: float) -> tuple[Tensor, Tenso
 
 
 def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """x `[B,H,L,hd]`; cos/sin broadcastable to it."""
-    x1, x2 = x.chunk(2, dim=-1)
-    return x * cos + torch.cat([-x2, x1], dim=-1) * sin
+    """x `[B,H,L,hd]`; cos/sin (the fp32 tables) broadcastable to it -> `[B,H,L,hd]` in x's dtype.
+
+    The rotation runs in fp32 and the result keeps x's dtype: with bf16 weights (DeepSpeed's
+    `bf16`) multiplying by the fp32 tables would otherwise promote q and k to fp32 beside a bf16
+    v, which SDPA refuses; under autocast it would silently run attention in fp32."""
+    xf = x.float()
+    x1, x2 = xf.chunk(2, dim=-1)
+    return (xf * cos + torch.cat([-x2, x1], dim=-1) * sin).to(x.dtype)
 
 
 class Attention(nn.Module):
@@ -215,7 +231,8 @@ class Attention(nn.Module):
         scores = (q @ k.transpose(-1, -2)) * self.head_dim**-0.5  # [B,Hkv,rep,S]
         if mask is not None:
             scores = scores.masked_fill(~mask, float("-inf"))
-        return (scores.softmax(-1) @ v).reshape(B, -1, self.head_dim)  # [B,Hkv,rep,hd] -> [B,H,hd]
+        probs = scores.float().softmax(-1).to(v.dtype)  # fp32 softmax, as SDPA's kernels do
+        return (probs @ v).reshape(B, -1, self.head_dim)  # [B,Hkv,rep,hd] -> [B,H,hd]
 
 
 class MLP(nn.Module):

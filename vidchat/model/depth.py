@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vidchat.model.blocks import Block, KVCache, ModelConfig, RMSNorm, rope_table
+from vidchat.model.blocks import Block, KVCache, ModelConfig, RMSNorm, compute_dtype, rope_table
 from vidchat.model.frame_links import frame_codes, frame_logits, previous_frames
 from vidchat.model.vocab import Modality
 
@@ -82,7 +82,7 @@ class DepthTransformer(nn.Module):
 
     def new_cache(self, batch: int) -> KVCache:
         w = self.embed_tokens.weight
-        return KVCache(self.cfg, batch, self.cfg.max_seq_len, w.device, w.dtype)
+        return KVCache(self.cfg, batch, self.cfg.max_seq_len, w.device, compute_dtype(w))
 
 
 @dataclass

@@ -39,10 +39,14 @@ class PartnerSummary(nn.Module):
         turn = (starts | opens).long().cumsum(1)  # [B,S] partner frames of group k-1 precede k
         partner = (step_roles == int(Role.PARTNER)) & step_video  # [B,S]
         group = (torch.arange(B, device=x.device)[:, None] * (S + 1) + turn)[partner]  # [F]
-        sums = x.new_zeros(B * (S + 1), D).index_add_(0, group, x[partner])
-        counts = x.new_zeros(B * (S + 1)).index_add_(0, group, x.new_ones(len(group)))
-        mean = sums / counts.clamp(min=1)[:, None]  # [B*(S+1),D]
+        # sums and counts in fp32: bf16 counts are inexact past 256 frames
+        frames = x[partner].float()  # [F,D]
+        sums = frames.new_zeros(B * (S + 1), D).index_add_(0, group, frames)
+        counts = frames.new_zeros(B * (S + 1)).index_add_(0, group, frames.new_ones(len(group)))
+        mean = (sums / counts.clamp(min=1)[:, None]).to(x.dtype)  # [B*(S+1),D]
         rows, cols = starts.nonzero(as_tuple=True)
-        out = torch.zeros_like(x)
-        out[rows, cols] = self.proj(mean[rows * (S + 1) + turn[rows, cols] - 1])
+        summary = self.proj(mean[rows * (S + 1) + turn[rows, cols] - 1])  # [N,D]
+        # the projection's dtype (bf16 under autocast), which the caller's sum promotes
+        out = summary.new_zeros(B, S, D)
+        out[rows, cols] = summary
         return out

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from vidchat.model.blocks import Block, KVCache, ModelConfig, RMSNorm, rope_table
+from vidchat.model.blocks import Block, KVCache, ModelConfig, RMSNorm, compute_dtype, rope_table
 from vidchat.model.depth import DepthTransformer, grouped_logits, grouped_nll
 from vidchat.model.frame import FrameTransformer
 from vidchat.model.partner import PartnerSummary
@@ -79,9 +79,8 @@ class VidChatLM(nn.Module):
 
     def new_cache(self, batch: int, max_len: int | None = None, device=None, dtype=None) -> KVCache:
         w = self.embed_tokens.weight
-        return KVCache(
-            self.cfg, batch, max_len or self.cfg.max_seq_len, device or w.device, dtype or w.dtype
-        )
+        return KVCache(self.cfg, batch, max_len or self.cfg.max_seq_len, device or w.device,
+                       dtype or compute_dtype(w))  # fmt: skip
 
     @property
     def step_head(self):
