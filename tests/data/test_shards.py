@@ -106,6 +106,11 @@ class Rec:
 
 @pytest.fixture(scope="module")
 def tiny_tokenizers():
+    return make_tiny_tokenizers()
+
+
+def make_tiny_tokenizers() -> tuple[VQVideoTokenizer, EncodecAudioTokenizer]:
+    """16 px frames, 4x4 codes; a 2-codebook EnCodec with random codebooks."""
     torch.manual_seed(0)
     video = VQVideoTokenizer(
         VQVideoConfig(

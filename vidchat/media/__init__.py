@@ -4,7 +4,7 @@ from vidchat.media.clip import Clip
 from vidchat.media.errors import MediaError
 from vidchat.media.frames import centre_square, crop_resize, parse_size
 from vidchat.media.image import read_image, write_image
-from vidchat.media.read import MediaInfo, probe, read_clip
+from vidchat.media.read import MediaInfo, probe, read_clip, set_decode_threads
 from vidchat.media.write import write_clip, write_wav
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "probe",
     "read_clip",
     "read_image",
+    "set_decode_threads",
     "write_clip",
     "write_wav",
     "write_image",

@@ -22,6 +22,17 @@ from vidchat.media.frames import Size, crop_resize, parse_size, resize_frame, sq
 
 DEFAULT_SAMPLE_RATE = 16000
 _SEEK_MIN_S = 1.0  # windows starting later than this seek instead of decoding from the start
+_decode_threads = 0  # FFmpeg threads per video decoder; 0 = FFmpeg's choice (one per core)
+
+
+def set_decode_threads(count: int) -> None:
+    """FFmpeg threads per video decoder in this process (0 = one per core). Decode workers
+    set 1: they are the parallelism, and N workers with one thread per core each oversubscribe
+    a many-core machine (`vidchat.data.decode`)."""
+    global _decode_threads
+    if count < 0:
+        raise ValueError(f"decode threads must be >= 0, got {count}")
+    _decode_threads = count
 
 
 @dataclass
@@ -132,7 +143,11 @@ def _read_video(
         return crop_resize(frame.to_ndarray(format="rgb24"), size, bbox)
 
     _seek(container, stream, start + origin)
-    stream.thread_type = "AUTO"
+    # Slice threads only: frame threading keeps frames in flight across threads, and a decode
+    # that stops before the end of the stream (every window does) has stalled with it in
+    # loaded multi-process runs. Slices split each frame, which is all a window needs.
+    stream.thread_type = "SLICE"
+    stream.codec_context.thread_count = _decode_threads
     window = _Window(path, container, stream, origin, start, duration, convert)
     if fps is None:
         return window.every_frame()

@@ -176,9 +176,12 @@ class TokenizeStageConfig:
     ray_workers: int = 0  # > 0: that many Ray workers, each one shard_index of ray_workers
     ray_address: str | None = None  # None: a local Ray; "auto" / "ray://host:10001": a cluster
     device: str = "auto"  # where the tokenizers run: auto (a GPU when one is visible), cpu, cuda[:i]
+    decode_timeout: float = 300.0  # s without any decoded clip before the run ends with an error
 
     def __post_init__(self) -> None:
         check("stage.num_workers", self.num_workers >= 0, ">= 0", self.num_workers)
+        check("stage.decode_timeout", self.decode_timeout > 0, "positive (seconds)",
+              self.decode_timeout)  # fmt: skip
         check("stage.device", self.device in ("auto", "cpu") or self.device.startswith("cuda"),
               "auto, cpu or cuda[:i]", self.device)  # fmt: skip
         check("stage.ray_workers", self.ray_workers >= 0, ">= 0", self.ray_workers)

@@ -11,16 +11,16 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 from omegaconf import DictConfig
-from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from vidchat.data.config import DataConfig
-from vidchat.data.records import read_record
+from vidchat.data.decode import DecodeDataset, DecodedClip, DecodeStalled, decode_in_workers
 from vidchat.data.shards import ShardWriter
 from vidchat.errors import ConfigError, VidchatError
 from vidchat.media import read_image
@@ -33,7 +33,6 @@ from vidchat.tokenizers import (
 from vidchat.tokenizers.codec import ClipCodec, encode_frames
 from vidchat.training.config import LM_ONLY_KEYS, TOKENIZER_ONLY_KEYS, TokenizeStageConfig
 from vidchat.utils.config import to_plain
-from vidchat.utils.processes import exit_with_parent
 from vidchat.utils.typed import from_node
 
 log = logging.getLogger("vidchat")
@@ -74,28 +73,6 @@ def record_meta(record: Any) -> dict[str, Any]:
     if ref:
         meta["reference"] = ref
     return meta
-
-
-class DecodeDataset(Dataset):
-    """Decodes clip i in a DataLoader worker: (i, frames `[T,H,W,3]`, audio `[S]`, error or None)."""
-
-    def __init__(
-        self, records: list[Any], fps: float, size: tuple[int, int], sample_rate: int
-    ) -> None:
-        self.records, self.fps, self.size, self.sample_rate = records, fps, size, sample_rate
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __getitem__(self, i: int) -> tuple[int, np.ndarray | None, np.ndarray | None, str | None]:
-        rec = self.records[i]
-        try:
-            clip = read_record(rec, fps=self.fps, size=self.size, sample_rate=self.sample_rate)
-            if clip.num_frames == 0:
-                raise ValueError("no video frames decoded")
-            return i, clip.frames, clip.audio, None
-        except Exception as exc:  # any bad clip is skipped and listed, never fatal
-            return i, None, None, f"{type(exc).__name__}: {exc}"
 
 
 def shard_meta(names: dict[str, str], video: VideoTokenizer, audio: AudioTokenizer) -> dict[str, Any]:
@@ -172,18 +149,6 @@ def _add_references(writer: ShardWriter, todo: list[Any], codec: ClipCodec) -> N
             log.warning("reference image %s skipped: %s", ref, exc)
 
 
-def _decode_loader(todo: list[Any], codec: ClipCodec, workers: int) -> DataLoader:
-    dataset = DecodeDataset(todo, codec.fps, codec.frame_size, codec.sample_rate)
-    return DataLoader(
-        dataset,
-        batch_size=None,
-        num_workers=workers,
-        collate_fn=lambda x: x,
-        prefetch_factor=4 if workers else None,
-        worker_init_fn=exit_with_parent,  # a kill -9 of the run must not leave workers behind
-    )
-
-
 class Progress(Protocol):
     """Where a tokenize worker reports its progress (default: its own tqdm bar)."""
 
@@ -221,9 +186,10 @@ def tokenize_records(
              len(records) - len(todo))  # fmt: skip
     _add_references(writer, todo, codec)
     start, done = time.perf_counter(), 0
-    loader = _decode_loader(todo, codec, stage.num_workers)
-    bar = tqdm(loader, total=len(todo), desc=f"tokenize {root.name}", unit="clip",
-               disable=progress is not None)  # fmt: skip
+    dataset = DecodeDataset(todo, codec.fps, codec.frame_size, codec.sample_rate)
+    decoded = decode_in_workers(dataset, stage.num_workers, stage.decode_timeout)
+    bar = tqdm(_named_stalls(decoded, todo), total=len(todo), desc=f"tokenize {root.name}",
+               unit="clip", disable=progress is not None)  # fmt: skip
     if progress is not None:
         progress.start(len(todo))
     for i, frames, audio, error in bar:
@@ -242,6 +208,19 @@ def tokenize_records(
             progress.step()
     writer.close()
     return _summary(writer, root, k, done, time.perf_counter() - start)
+
+
+def _named_stalls(decoded: Iterator[DecodedClip], todo: list[Any]) -> Iterator[DecodedClip]:
+    """`decoded`, with a stall turned into an error that names the clip it waited for (the
+    clips finished before it are already in the shards: a rerun resumes after them)."""
+    try:
+        yield from decoded
+    except DecodeStalled as exc:
+        rec = todo[exc.index]
+        raise VidchatError(f"tokenize: {exc} while waiting for clip {rec.clip_id} ({rec.path}); "
+                           "raise stage.decode_timeout if such a clip takes longer to "
+                           "decode, or set stage.num_workers=0 to decode it in the run "
+                           "itself") from None  # fmt: skip
 
 
 def _summary(writer: ShardWriter, root: Path, k: int, done: int, elapsed: float) -> dict[str, Any]:
