@@ -116,3 +116,25 @@ def test_bad_config_value_is_one_line_before_any_work(override, tmp_path):
     assert lines[-1].startswith("error: ") and "Traceback" not in done.stderr
     assert override.split("=")[0] in lines[-1] or "data.root" in lines[-1]
     assert not (tmp_path / "checkpoints").exists()  # nothing trained, nothing written
+
+
+def test_a_bad_weight_dtype_is_one_config_error_in_eval_and_the_web_demo():
+    from vidchat.cli import compose as compose_config
+    from vidchat.demo.config import DemoConfig
+    from vidchat.errors import ConfigError
+    from vidchat.eval.config import EvalConfig
+
+    with pytest.raises(ConfigError, match="dtype must be one of auto, float32, bfloat16, float16"):
+        EvalConfig.from_cfg(compose_config("eval", ["dtype=fp8"]))
+    with pytest.raises(ConfigError, match="--dtype must be one of auto, float32, bfloat16"):
+        DemoConfig(dtype="fp8")
+    assert EvalConfig.from_cfg(compose_config("eval", ["dtype=bfloat16"])).dtype == "bfloat16"
+
+
+@pytest.mark.parametrize("timeout", [0, -1])
+def test_a_bad_decode_timeout_is_one_config_error(timeout):
+    from vidchat.errors import ConfigError
+    from vidchat.training.config import TokenizeStageConfig
+
+    with pytest.raises(ConfigError, match="stage.decode_timeout must be positive"):
+        TokenizeStageConfig(decode_timeout=timeout)

@@ -7,6 +7,7 @@ import json
 import av
 import numpy as np
 import pytest
+import torch
 
 from vidchat.inference.cli import main
 from vidchat.media import read_clip, write_clip
@@ -63,6 +64,29 @@ def test_writes_a_response_with_aligned_audio_and_video(
     video_s, audio_s = decoded_durations(out)
     assert video_s >= 0.5 and abs(audio_s - video_s) <= 1 / 8  # at least one 0.5 s chunk
     assert read_clip(out).frames.shape[1:3] == (32, 32)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_reduced_precision_weights_answer(dtype, saved_responder, partner_clip, tmp_path, capsys,
+                                          monkeypatch):  # fmt: skip
+    """`--dtype` casts the LM's weights once at load; the answer is a whole, aligned clip."""
+    import vidchat.inference.cli as cli
+
+    loaded = []
+    load = cli.load_pipeline
+
+    def spy(*args, **kwargs):
+        loaded.append(load(*args, **kwargs))
+        return loaded[-1]
+
+    monkeypatch.setattr(cli, "load_pipeline", spy)
+    out = tmp_path / "response.mp4"
+    code, stdout, stderr = run(["--input", partner_clip, "--checkpoint", saved_responder,
+                                "--output", out, "--max-seconds", "1", "--dtype", dtype], capsys)  # fmt: skip
+    assert code == 0, stderr
+    assert {p.dtype for p in loaded[0].model.parameters()} == {getattr(torch, dtype)}
+    video_s, audio_s = decoded_durations(out)
+    assert video_s >= 0.5 and abs(audio_s - video_s) <= 1 / 8
 
 
 def test_side_by_side_shows_partner_then_response(saved_responder, partner_clip, tmp_path, capsys):
@@ -166,6 +190,7 @@ BAD_OPTIONS = {
     "top_p": (["--top-p", "1.5"], r"--top-p must be in \(0, 1\]"),
     "batch_size": (["--batch-size", "0"], "--batch-size must be >= 1"),
     "guidance": (["--guidance", "-2"], r"--guidance must be >= 0 \(1 = off\)"),
+    "dtype": (["--dtype", "fp8"], "--dtype must be one of auto, float32, bfloat16, float16"),
 }
 
 

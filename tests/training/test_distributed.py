@@ -1,5 +1,8 @@
-"""Distributed runs on CPU processes: Lightning DDP (gloo) and DeepSpeed ZeRO-2 under torchrun."""
+"""Distributed runs on CPU processes: Lightning DDP (gloo), and DeepSpeed ZeRO-2 and ZeRO-3 (fp32
+and bf16) under torchrun."""
 
+import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -32,15 +35,20 @@ def test_ddp_with_two_cpu_processes(tmp_path):
     assert meta["step"] == 4
 
 
-@pytest.mark.parametrize("heads", [["model.layout.video_head=flat", "model.layout.audio_head=flat"],
-                                   ["model.layout.video_head=maskgit",
-                                         "model.layout.audio_head=depth"]],
-                         ids=["flat", "maskgit+depth"])  # fmt: skip
-def test_deepspeed_zero2_on_cpu_saves_a_checkpoint_that_consolidates(tmp_path, heads):
+MASKGIT = ["model.layout.video_head=maskgit", "model.layout.audio_head=depth"]
+
+
+@pytest.mark.parametrize(("stage", "options"), [
+    (2, ["model.layout.video_head=flat", "model.layout.audio_head=flat"]),
+    # DeepSpeed's bf16 holds bf16 weights: RoPE once promoted q and k to fp32 beside a bf16 v
+    (2, [*MASKGIT, "trainer.precision=bf16-mixed", "model.partner_summary=true"]),
+    (3, [*MASKGIT, "trainer.precision=bf16-mixed", "model.partner_summary=true"]),
+], ids=["zero2-flat-fp32", "zero2-maskgit+depth-bf16-summary", "zero3-maskgit+depth-bf16-summary"])  # fmt: skip
+def test_deepspeed_on_cpu_saves_a_checkpoint_that_consolidates(tmp_path, stage, options):
     overrides = write_synthetic_world(tmp_path)
     torchrun = Path(sys.executable).with_name("torchrun")
     _run([str(torchrun), "--nproc_per_node", "2", "train.py", "stage=pretrain", "debug=default",
-          "trainer=deepspeed_zero2", *overrides, *heads])  # fmt: skip
+          f"trainer=deepspeed_zero{stage}", *overrides, *options])  # fmt: skip
     run_dir = tmp_path / "checkpoints" / "pretrain-debug"
     zero_ckpt = run_dir / "ckpt" / "last.ckpt"
     assert (zero_ckpt / "latest").is_file()  # a sharded DeepSpeed checkpoint folder
@@ -48,5 +56,6 @@ def test_deepspeed_zero2_on_cpu_saves_a_checkpoint_that_consolidates(tmp_path, h
     again, layout, meta = load_consolidated(stem)
     exported, _, _ = load_consolidated(run_dir / "lm")
     assert meta["step"] == 4 and layout.vocab.size == again.cfg.vocab_size
+    assert math.isfinite(json.loads((run_dir / "metrics.json").read_text())["val_loss"])
     for (name, a), b in zip(again.state_dict().items(), exported.state_dict().values()):
         assert torch.equal(a, b), name

@@ -24,6 +24,9 @@ def parse_args(argv: list[str] | None = None) -> DemoConfig:
     p.add_argument("--queue-size", type=int, default=d.queue_size)
     p.add_argument("--demo-data", default=d.demo_data, help="demo world to offer clips and faces from")
     p.add_argument("--device", default=d.device)
+    p.add_argument("--dtype", default=d.dtype,
+                   help="LM weights: auto (bfloat16 on a GPU, float32 on a CPU), float32, "
+                        "bfloat16 or float16")  # fmt: skip
     args = p.parse_args(argv)
     return DemoConfig(**{k.replace("-", "_"): v for k, v in vars(args).items()})
 
@@ -35,7 +38,7 @@ def _serve(cfg: DemoConfig) -> None:
         raise VidchatError(f"the web demo needs {exc.name}: pip install 'vidchat[demo]'") from exc
     from vidchat.inference.loading import load_pipeline
 
-    pipe = load_pipeline(cfg.checkpoint, device=cfg.device)
+    pipe = load_pipeline(cfg.checkpoint, device=cfg.device, dtype=cfg.dtype)
     print(f"vidchat demo on http://{cfg.host}:{cfg.port} (Ctrl-C to stop)", flush=True)
     app = launch(cfg, pipe, block=False)
     try:

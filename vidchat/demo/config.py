@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from vidchat.inference.options import check_dtype
 from vidchat.utils.typed import check
 
 
@@ -21,6 +22,7 @@ class DemoConfig:
     delete_after_s: int = 900  # uploads and answers older than this are deleted
     demo_data: str = "data_cache/demo"  # demo world: partner clips and identities to pick from
     device: str = "auto"
+    dtype: str = "auto"  # LM weights: auto (bfloat16 on a GPU, float32 on a CPU), float32, ...
 
     def __post_init__(self) -> None:
         check("--port", 0 <= self.port <= 65535, "in [0, 65535]", self.port)
@@ -28,5 +30,6 @@ class DemoConfig:
             value = getattr(self, name)
             check(f"--{name.replace('_', '-')}", math.isfinite(value) and value > 0,
                   "a positive number", value)  # fmt: skip
+        check_dtype(self.dtype)
         check("--queue-size", self.queue_size >= 1, ">= 1", self.queue_size)
         check("--delete-after-s", self.delete_after_s >= 60, ">= 60", self.delete_after_s)

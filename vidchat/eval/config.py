@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vidchat.data.config import DataConfig
+from vidchat.inference.options import check_dtype
 from vidchat.model.generate import SamplingConfig
 from vidchat.utils.config import to_plain
 from vidchat.utils.typed import check, from_node
@@ -20,6 +21,8 @@ class EvalConfig:
     checkpoint: str | None = None
     """Consolidated LM checkpoint stem; None = this folder's SFT export, else the demo LM."""
     device: str = "auto"
+    dtype: str = "auto"
+    """The LM's weights: auto (bfloat16 on a GPU, float32 on a CPU), float32, bfloat16, float16."""
     split: str = "test"
     branches: tuple[str, ...] = ("dialogue", "multi_turn")
     max_pairs: int | None = None
@@ -37,6 +40,7 @@ class EvalConfig:
         check("split", self.split in SPLITS, f"one of {list(SPLITS)}", self.split)
         bad = sorted(set(self.systems) - set(SYSTEMS))
         check("systems", not bad, f"some of {list(SYSTEMS)}", list(self.systems))
+        check_dtype(self.dtype, "dtype")
         check("batch_size", self.batch_size >= 1, ">= 1", self.batch_size)
         check("max_pairs", self.max_pairs is None or self.max_pairs >= 1, ">= 1 or null",
               self.max_pairs)  # fmt: skip

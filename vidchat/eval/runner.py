@@ -53,7 +53,8 @@ class PairInputs:
 def untrained_copy(pipe: ResponderPipeline, seed: int) -> ResponderPipeline:
     """The same architecture, layout and tokenizers with freshly initialised LM weights."""
     torch.manual_seed(seed)
-    model = VidChatLM(pipe.model.cfg).to(next(pipe.model.parameters()).device)
+    weight = next(pipe.model.parameters())
+    model = VidChatLM(pipe.model.cfg).to(device=weight.device, dtype=weight.dtype)
     return ResponderPipeline(
         model,
         pipe.layout,
@@ -259,7 +260,7 @@ def run(cfg: DictConfig | EvalConfig) -> dict[str, Any]:
     """Hydra entry (`configs/eval.yaml`): generate, score, write `report.json` + `report.md`."""
     cfg = cfg if isinstance(cfg, EvalConfig) else EvalConfig.from_cfg(cfg)
     metrics = [get_metric(m).name for m in cfg.metrics]  # unknown names fail here, before any work
-    pipe = load_pipeline(cfg.checkpoint, device=cfg.device)
+    pipe = load_pipeline(cfg.checkpoint, device=cfg.device, dtype=cfg.dtype)
     manifest = load_manifest(cfg.data)
     pairs = manifest.pairs_for(cfg.split, list(cfg.branches))
     pairs = [p for p in pairs if p.responder is not None][: cfg.max_pairs or None]

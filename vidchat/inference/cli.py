@@ -90,6 +90,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )  # fmt: skip
     p.add_argument("--batch-size", type=int, default=4, help="batch mode: pairs generated together")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:i]")
+    p.add_argument("--dtype", default="auto",
+                   help="LM weights: auto (bfloat16 on a GPU, float32 on a CPU), float32, "
+                        "bfloat16 or float16")  # fmt: skip
     p.add_argument(
         "--no-cache", action="store_true", help="recompute the full forward each step (slow)"
     )
@@ -228,6 +231,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.input is not None and not args.input.is_file():
             raise VidchatError(f"{args.input}: input clip not found")
         options.check_numbers(args)  # bad options fail before the model loads
+        options.check_dtype(args.dtype)
         sampling_from_args(args)
         pairs = None
         if args.manifest is not None:
@@ -238,7 +242,7 @@ def main(argv: list[str] | None = None) -> None:
             args.output = args.output or args.input.with_name(f"{args.input.stem}.response.mp4")
             options.check_output_file(args.output, args.input, args.overwrite)
         started = time.perf_counter()
-        pipe = load_pipeline(args.checkpoint, device=args.device)
+        pipe = load_pipeline(args.checkpoint, device=args.device, dtype=args.dtype)
         options.check_capacity(args.max_seconds, pipe.model.cfg.max_seq_len,
                                pipe.layout.tokens_per_second)  # fmt: skip
         args.context_seconds = options.check_context(

@@ -12,6 +12,15 @@ from pathlib import Path
 
 from vidchat.errors import VidchatError
 from vidchat.utils.atomic import check_writable_folder
+from vidchat.utils.typed import check
+
+DTYPE_NAMES = ("auto", "float32", "bfloat16", "float16")
+"""The LM weight dtypes `--dtype` (infer, eval, web demo) accepts; auto = bfloat16 on a GPU,
+float32 on a CPU (`vidchat.inference.loading.resolve_dtype`)."""
+
+
+def check_dtype(name: str, option: str = "--dtype") -> None:
+    check(option, name in DTYPE_NAMES, f"one of {', '.join(DTYPE_NAMES)}", name)
 
 
 def _number(name: str, value: float, ok: bool, rule: str) -> None:
