@@ -19,7 +19,9 @@ This module imports no tokenizer or model code, so that a worker starts quickly.
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections.abc import Iterator, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -28,7 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 from vidchat.data.records import read_record
 from vidchat.errors import VidchatError
 from vidchat.media import set_decode_threads
-from vidchat.utils.processes import exit_with_parent
+from vidchat.utils.processes import exit_with
 
 DecodedClip = tuple[int, np.ndarray | None, np.ndarray | None, str | None]
 """(index, frames `[T,H,W,3]` uint8, audio `[S]` float32, error or None)."""
@@ -72,8 +74,8 @@ def worker_context() -> multiprocessing.context.BaseContext:
     return ctx
 
 
-def _init_worker(worker_id: int) -> None:
-    exit_with_parent()  # a kill -9 of the run must not leave workers behind
+def _init_worker(run_pid: int, worker_id: int) -> None:
+    exit_with(run_pid)  # a kill -9 of the run must not leave workers behind (nor the server)
     set_decode_threads(1)
 
 
@@ -88,7 +90,8 @@ def decode_in_workers(dataset: Dataset, workers: int, timeout: float) -> Iterato
         yield from (dataset[i] for i in range(len(dataset)))
         return
     loader = DataLoader(dataset, batch_size=None, num_workers=workers, collate_fn=_as_is,
-                        prefetch_factor=4, worker_init_fn=_init_worker, timeout=timeout,
+                        prefetch_factor=4, worker_init_fn=partial(_init_worker, os.getpid()),
+                        timeout=timeout,
                         multiprocessing_context=worker_context())  # fmt: skip
     done = 0
     batches = iter(loader)

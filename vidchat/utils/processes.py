@@ -1,4 +1,5 @@
-"""Worker processes die with their parent, also when it is killed with SIGKILL.
+"""Worker processes die with their parent (or with the run that started them through a server),
+also when it is killed with SIGKILL.
 
 Without this, a `kill -9` of a run leaves its DataLoader or pool workers alive, for example
 blocked forever putting a result on a queue nobody reads. Call `exit_with_parent()` first thing
@@ -14,6 +15,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 _PR_SET_PDEATHSIG = 1
@@ -37,3 +39,31 @@ def exit_with_parent(*_: Any) -> None:
         os._exit(1)
 
     threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
+
+
+def _alive(pid: int) -> bool:
+    """Process `pid` exists and is not a zombie (a killed run stays one until it is reaped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc (macOS): kill(0) is all there is
+    return state != "Z"
+
+
+def exit_with(pid: int, poll_s: float = 0.5) -> None:
+    """Make this process end when process `pid` does, when `pid` is not its parent: a worker
+    started by a forkserver is the server's child, and the server lives on while any of its
+    children does, so neither the death signal nor a parent check would ever fire."""
+
+    def watch() -> None:
+        while _alive(pid):
+            time.sleep(poll_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name=f"exit-with-{pid}").start()
