@@ -104,9 +104,13 @@ def probe(path: str | Path) -> MediaInfo:
         )
 
 
-def _seek(container: av.container.InputContainer, stream: av.stream.Stream, t: float) -> None:
-    if t > _SEEK_MIN_S:
-        container.seek(int(t / stream.time_base), stream=stream, backward=True, any_frame=False)
+def _seek(container: av.container.InputContainer, stream: av.stream.Stream, t: float) -> bool:
+    """Seek to the keyframe at or before `t` (seconds on the stream's clock) when `t` is far
+    enough in to be worth it; True when it sought."""
+    if t <= _SEEK_MIN_S:
+        return False
+    container.seek(int(t / stream.time_base), stream=stream, backward=True, any_frame=False)
+    return True
 
 
 def _frame_time(frame: av.frame.Frame, origin: float, fallback: float) -> float:
@@ -142,13 +146,13 @@ def _read_video(
             return resize_frame(frame, size)
         return crop_resize(frame.to_ndarray(format="rgb24"), size, bbox)
 
-    _seek(container, stream, start + origin)
+    sought = _seek(container, stream, start + origin)
     # Slice threads only: frame threading keeps frames in flight across threads, and a decode
     # that stops before the end of the stream (every window does) has stalled with it in
     # loaded multi-process runs. Slices split each frame, which is all a window needs.
     stream.thread_type = "SLICE"
     stream.codec_context.thread_count = _decode_threads
-    window = _Window(path, container, stream, origin, start, duration, convert)
+    window = _Window(path, container, stream, origin, start, duration, convert, sought)
     if fps is None:
         return window.every_frame()
     return window.resampled(float(fps))
@@ -165,15 +169,30 @@ class _Window:
     start: float
     duration: float | None
     convert: Callable[[av.VideoFrame], np.ndarray]
+    sought: bool = False  # the container was sought to the window's start
 
     def __post_init__(self) -> None:
         self.native_fps = _native_fps(self.stream)
         self.period = 1.0 / self.native_fps
         self.end = self.start + self.duration if self.duration is not None else math.inf
 
-    def _frames(self) -> Iterator[tuple[av.VideoFrame, float]]:
+    def _decoded(self) -> Iterator[tuple[av.VideoFrame, float]]:
         for index, frame in enumerate(self.container.decode(self.stream)):
             yield frame, _frame_time(frame, self.origin, index * self.period)
+
+    def _frames(self) -> Iterator[tuple[av.VideoFrame, float]]:
+        """Decoded frames and their times from the window's start on. A seek that lands past
+        the window's start, or on nothing (MPEG-TS seeks by timestamp search and can overshoot
+        a stream whose clock starts late), is undone: decoding restarts at the stream's start."""
+        frames = self._decoded()
+        first = next(frames, None)
+        if self.sought and (first is None or first[1] > self.start + self.period / 2):
+            self.container.seek(0)
+            frames = self._decoded()
+            first = next(frames, None)
+        if first is not None:
+            yield first
+            yield from frames
 
     def every_frame(self) -> tuple[np.ndarray, float, float]:
         """Every source frame inside the window, at the native rate."""
