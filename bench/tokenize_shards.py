@@ -49,16 +49,16 @@ def _shard_read_rate(cfg, repeats: int) -> tuple[float, dict]:
 
 
 def _mp4_decode_rate(records, meta: dict) -> float:
-    """Clips per second decoded from mp4 at the tokenizers' rates (up to 40 clips)."""
-    from vidchat.media import read_clip
+    """Clips per second decoded from mp4 at the tokenizers' rates (up to 40 clips), as
+    tokenize decodes them (`read_record`: the audio from the .wav beside a video-only clip)."""
+    from vidchat.data.records import read_record
 
     video_spec, audio_spec = meta["video_spec"], meta["audio_spec"]
     sample = records[: min(len(records), 40)]
     start = time.perf_counter()
     for rec in sample:
-        read_clip(rec.path, fps=video_spec["frame_rate"], size=tuple(video_spec["frame_size"]),
-                  sample_rate=audio_spec["sample_rate"], start=rec.start or 0.0,
-                  duration=rec.duration, bbox=rec.bbox)  # fmt: skip
+        read_record(rec, fps=video_spec["frame_rate"], size=tuple(video_spec["frame_size"]),
+                    sample_rate=audio_spec["sample_rate"])  # fmt: skip
     return len(sample) / (time.perf_counter() - start)
 
 
