@@ -122,6 +122,26 @@ def read_record(
     return clip
 
 
+def source_signature(record: Any) -> dict[str, Any]:
+    """What a clip's tokens are made from: the read window, and for the video and its audio
+    (the record's `audio_path`, else the `.wav` beside the video, present or not) the absolute
+    path, size and modification time. Token shards store it with each clip, so that tokens are
+    never reused for other inputs: another `data.root`, other files under the same names, or a
+    `.wav` added beside a clip that failed without one (`vidchat.data.shards`)."""
+    video = Path(record.path).absolute()
+    audio = getattr(record, "audio_path", None) or video.with_suffix(".wav")
+    files = []
+    for path in (video, Path(audio).absolute()):
+        try:
+            st = path.stat()
+            files.append([str(path), st.st_size, st.st_mtime_ns])
+        except OSError:
+            files.append([str(path), None, None])
+    duration = None if record.duration is None else float(record.duration)
+    bbox = None if record.bbox is None else [float(v) for v in record.bbox]
+    return {"files": files, "window": [float(record.start or 0.0), duration, bbox]}  # JSON-normal
+
+
 def sibling_wav(path: str | Path) -> str | None:
     """`x.wav` beside a video-only `x.mp4`, if there is one."""
     wav = Path(path).with_suffix(".wav")

@@ -30,7 +30,7 @@ import re
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -128,6 +128,40 @@ def _committed_indexes(root: Path) -> Iterator[tuple[int, int, Path]]:
             yield int(m.group(1)), int(m.group(2)), p
 
 
+class Latest(NamedTuple):
+    """A clip's newest entry in a shard set: where its codes are (or its failure), and the
+    source signature it was made from (None in sets written before signatures were kept)."""
+
+    source: dict[str, Any] | None
+    failure: dict[str, str] | None = None
+    entry: dict[str, Any] | None = None
+    shard: str | None = None
+    worker: int = 0
+
+
+def _commit_order(worker: int, number: int, index: dict[str, Any]) -> tuple[int, int, int]:
+    """Indexes in the order they were committed: a clip's later entry supersedes an earlier
+    one (a redone clip, or one that failed before). Sets written before commit times were
+    kept never hold a clip twice."""
+    return index.get("committed_ns", 0), worker, number
+
+
+def _newest(indexes: list[tuple[int, int, dict[str, Any]]]) -> dict[str, Latest]:
+    """clip_id -> its newest entry over (worker, number, index) triples."""
+    latest: dict[str, Latest] = {}
+    for w, _n, index in sorted(indexes, key=lambda i: _commit_order(*i)):
+        latest.update(_latest_entries(index, w))
+    return latest
+
+
+def _latest_entries(index: dict[str, Any], worker: int = 0) -> dict[str, Latest]:
+    out = {cid: Latest(e["meta"].get("source"), None, e, index["shard"], worker)
+           for cid, e in index["clips"].items()}  # fmt: skip
+    for failure in index["failures"]:
+        out[failure["clip_id"]] = Latest(failure.get("source"), failure, None, None, worker)
+    return out
+
+
 class ShardWriter:
     """Buffers tokenized clips and commits them shard by shard (see the module docstring).
 
@@ -165,17 +199,18 @@ class ShardWriter:
                 )
         else:
             atomic_write_json(meta_path, self.meta, indent=None)
-        self._done: set[str] = set()
+        self._latest: dict[str, Latest] = {}  # clip_id -> its newest committed entry
         self._refs: set[str] = set()
         self.failures: list[dict[str, str]] = []
         self._seq = 0
-        for w, n, index in _sound_indexes(self.root):
-            self._done.update(index["clips"])
-            self._done.update(f["clip_id"] for f in index["failures"])
+        indexes = list(_sound_indexes(self.root))
+        self._latest = _newest(indexes)
+        for w, n, index in indexes:
             self._refs.update(index["references"])
             if w == self.worker:
                 self._seq = max(self._seq, n + 1)
-                self.failures.extend(index["failures"])
+        self.failures = [self._latest[c].failure for c in self._latest
+                         if self._latest[c].failure and self._latest[c].worker == self.worker]  # fmt: skip
         self._reset_buffer()
         self.written_clips = 0
 
@@ -191,9 +226,15 @@ class ShardWriter:
         """Failed clips of this worker, committed or buffered."""
         return len(self.failures) + len(self._failures)
 
-    def is_done(self, clip_id: str) -> bool:
-        """True once a committed index lists the clip (tokenized or failed)."""
-        return clip_id in self._done
+    def is_done(self, clip_id: str, source: dict[str, Any] | None = None,
+                retry_failed: bool = False) -> bool:  # fmt: skip
+        """True once a committed index lists the clip (tokenized, or failed unless
+        `retry_failed`), made from `source` (`records.source_signature`) when that is given.
+        An entry written before sources were recorded is taken as it is."""
+        latest = self._latest.get(clip_id)
+        if latest is None or (retry_failed and latest.failure is not None):
+            return False
+        return source is None or latest.source is None or latest.source == _jsonable(source)
 
     def has_reference(self, key: str) -> bool:
         return key in self._refs or key in self._references
@@ -211,7 +252,10 @@ class ShardWriter:
 
     def add(self, clip_id: str, video: np.ndarray, audio: np.ndarray, meta: dict[str, Any]) -> None:
         """Buffer one clip: video codes `[T,h,w]`, audio codes `[K,Ta]`; flushes a full shard."""
-        if clip_id in self._done or clip_id in self._clips:
+        latest = self._latest.get(clip_id)
+        same = latest is not None and latest.failure is None and self.is_done(
+            clip_id, meta.get("source"))  # fmt: skip
+        if clip_id in self._clips or same:  # only changed inputs or a retried failure supersede
             raise ValueError(f"clip {clip_id!r} was already written to {self.root}")
         self._clips[clip_id] = {
             "video": self._put(video),
@@ -228,8 +272,12 @@ class ShardWriter:
         if not self.has_reference(key):
             self._references[key] = self._put(codes)
 
-    def add_failure(self, clip_id: str, path: str, error: str) -> None:
-        self._failures.append({"clip_id": clip_id, "path": str(path), "error": error})
+    def add_failure(self, clip_id: str, path: str, error: str,
+                    source: dict[str, Any] | None = None) -> None:  # fmt: skip
+        failure = {"clip_id": clip_id, "path": str(path), "error": error}
+        if source is not None:
+            failure["source"] = _jsonable(source)
+        self._failures.append(failure)
 
     def flush(self) -> None:
         """Commit the buffer: shard array first (atomic), then its index (atomic)."""
@@ -242,12 +290,15 @@ class ShardWriter:
             shard = self.root / f"{name}.npy"
             _atomic_npy(shard, np.concatenate(self._chunks))
             index.update(bytes=shard.stat().st_size, sha256=file_sha256(shard))
-        index.update(clips=self._clips, references=self._references, failures=self._failures)
+        index.update(clips=self._clips, references=self._references, failures=self._failures,
+                     committed_ns=time.time_ns())  # fmt: skip
         index["checksum"] = _index_checksum(index)
         atomic_write_json(self.root / f"{name}.index.json", index, indent=None)
-        self._done.update(self._clips)
-        self._done.update(f["clip_id"] for f in self._failures)
+        for clip_id, latest in _latest_entries(index).items():
+            self._latest[clip_id] = latest._replace(worker=self.worker)
         self._refs.update(self._references)
+        redone = set(index["clips"]) | {f["clip_id"] for f in self._failures}
+        self.failures = [f for f in self.failures if f["clip_id"] not in redone]
         self.failures.extend(self._failures)
         self.written_clips += len(self._clips)
         self._seq += 1
@@ -285,6 +336,7 @@ class ShardReader:
         self._clips: dict[str, tuple[Path, str, dict[str, Any]]] = {}
         self._refs: dict[str, tuple[Path, str, dict[str, Any]]] = {}
         self._failures: list[dict[str, str]] = []
+        self._sources: dict[str, dict[str, Any] | None] = {}  # clip_id -> source signature
         self._arrays: dict[Path, np.ndarray] = {}
         self._expected: dict[Path, dict[str, Any]] = {}  # shard -> its index (checksums)
         for root in self.roots:
@@ -304,21 +356,25 @@ class ShardReader:
                 f"{root}: tokens from different tokenizer settings than {self.roots[0]}"
             )
         self.meta = self.meta or meta
-        for _, _, path in _committed_indexes(root):
+        indexes = []
+        for w, n, path in _committed_indexes(root):
             index = read_index(path)
             check_shard(root, index, full=False)  # size now; sha256 on first read
-            shard = index["shard"]
-            if shard:
-                self._expected[root / shard] = index
-            for clip_id, entry in index["clips"].items():
-                if clip_id in self._clips:
-                    raise VidchatError(
-                        f"clip {clip_id!r} is in two shard sets: {self._clips[clip_id][0]} and {root}"
-                    )
-                self._clips[clip_id] = (root, shard, entry)
+            if index["shard"]:
+                self._expected[root / index["shard"]] = index
             for key, entry in index["references"].items():
-                self._refs.setdefault(key, (root, shard, entry))
-            self._failures.extend(index["failures"])
+                self._refs.setdefault(key, (root, index["shard"], entry))
+            indexes.append((w, n, index))
+        for clip_id, entry in _newest(indexes).items():  # a redone clip: its newest entry
+            if clip_id in self._clips or clip_id in self._sources:
+                raise VidchatError(f"clip {clip_id!r} is in two shard sets: "
+                                   f"{self._clips[clip_id][0] if clip_id in self._clips else 'another'} "
+                                   f"and {root}")  # fmt: skip
+            self._sources[clip_id] = entry.source
+            if entry.failure is not None:
+                self._failures.append(entry.failure)
+            else:
+                self._clips[clip_id] = (root, entry.shard, entry.entry)
 
     def _array(self, root: Path, shard: str) -> np.ndarray:
         path = root / shard
@@ -372,6 +428,11 @@ class ShardReader:
 
     def reference_keys(self) -> list[str]:
         return sorted(self._refs)
+
+    def source(self, clip_id: str) -> dict[str, Any] | None:
+        """The source signature the clip (or its failure) was made from; None when the set
+        predates signatures. KeyError for a clip the set does not hold."""
+        return self._sources[clip_id]
 
     def failures(self) -> list[dict[str, str]]:
         """Clips that could not be decoded: `{clip_id, path, error}` each."""

@@ -177,6 +177,7 @@ class TokenizeStageConfig:
     ray_address: str | None = None  # None: a local Ray; "auto" / "ray://host:10001": a cluster
     device: str = "auto"  # where the tokenizers run: auto (a GPU when one is visible), cpu, cuda[:i]
     decode_timeout: float = 300.0  # s without any decoded clip before the run ends with an error
+    retry_failed: bool = False  # also retry clips that failed with unchanged files
 
     def __post_init__(self) -> None:
         check("stage.num_workers", self.num_workers >= 0, ">= 0", self.num_workers)

@@ -21,6 +21,7 @@ from vidchat.data.lm_dataset import (
     reference_picker,
     single_examples,
 )
+from vidchat.data.records import source_signature
 from vidchat.data.shards import META_NAME, ShardReader
 from vidchat.errors import VidchatError
 from vidchat.model import Modality, SequenceLayout, build_layout
@@ -65,7 +66,13 @@ def ensure_shards(job: LMJob, wait_s: float = 4 * 3600) -> ShardReader:
     ranks (torchrun starts them together) wait for the marker file it writes when done."""
     root = job.shard_root
     marker = root / TOKENIZED_MARKER
-    stale = marker.is_file() and is_main_process() and _lacks_clips(job, ShardReader(root))
+    stale = None
+    if (root / META_NAME).is_file() and is_main_process():
+        stale = _stale_clip(job, ShardReader(root), missing=marker.is_file())
+        if stale and not marker.is_file():  # the user's own tokenize run: theirs to redo
+            raise VidchatError(f"{root}: tokens are stale ({stale}); run `python train.py "
+                               "stage=tokenize` with this data config (it redoes exactly the "
+                               "changed clips) or point data.tokens_dir at a new folder")  # fmt: skip
     if not (root / META_NAME).is_file() or stale:
         if is_main_process():
             log.info("token shards in %s missing or incomplete: running stage=tokenize", root)
@@ -87,12 +94,22 @@ def ensure_shards(job: LMJob, wait_s: float = 4 * 3600) -> ShardReader:
     return ShardReader(root)
 
 
-def _lacks_clips(job: LMJob, reader: ShardReader) -> bool:
+def _stale_clip(job: LMJob, reader: ShardReader, missing: bool) -> str | None:
+    """Why the shard set does not match the data, naming the first clip (None when it does):
+    a clip tokenized (or failed) from other files than the data lists now (another data.root,
+    files replaced under the same names, a .wav added), or, with `missing`, a clip it lacks."""
     from vidchat.data.manifest import load_manifest
 
     failed = {f["clip_id"] for f in reader.failures()}
-    return any(r.clip_id not in reader and r.clip_id not in failed
-               for r in load_manifest(job.data).records)  # fmt: skip
+    for r in load_manifest(job.data).records:
+        if r.clip_id not in reader and r.clip_id not in failed:
+            if missing:
+                return f"clip {r.clip_id} is not tokenized"
+            continue
+        made_from = reader.source(r.clip_id)
+        if made_from is not None and made_from != source_signature(r):
+            return f"clip {r.clip_id} was tokenized from other files than {r.path}"
+    return None
 
 
 def layout_from_shards(reader: Any, layout_cfg: Any) -> SequenceLayout:
@@ -169,9 +186,13 @@ def prepare_data(job: LMJob) -> LMData:
     val_ex = _subsample(_available(build_examples(stage, manifest, "val"), reader, "val"),
                         stage.max_val_examples, job.seed)  # fmt: skip
     if not train_ex:
+        failed = len(reader.failures())
+        hint = (f"; {failed} clip(s) failed to tokenize (listed in {job.shard_root}/failures-*.json"
+                "; fix their files and rerun, or retry with stage=tokenize stage.retry_failed=true)"
+                if failed else "")  # fmt: skip
         raise VidchatError(
             f"stage {stage.name}: no training examples for branches {list(stage.branches)} in "
-            f"{job.data.root} (split train)"
+            f"{job.data.root} (split train){hint}"
         )
     max_len = min(stage.max_seq_len, int(job.model["max_seq_len"]))
     kw = dict(max_seq_len=max_len, max_segment_seconds=stage.max_segment_seconds)

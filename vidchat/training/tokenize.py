@@ -1,6 +1,8 @@
 """`python train.py stage=tokenize`: decode every clip of the manifest once, write token shards.
 
-Resumable (rerun the same command after a crash), split across machines
+Resumable (rerun the same command after a crash; a clip whose files changed since it was
+tokenized, or that failed and has its files changed, is redone, and `stage.retry_failed=true`
+retries every failed clip), split across machines
 (`stage.shard_index=k stage.num_shards=N` processes clip i when i % N == k), decodes with several
 DataLoader workers, skips and lists clips that fail to decode (`failures-<k>.json`).
 Training finds the shards with `shard_dir(...)`.
@@ -21,6 +23,7 @@ from tqdm import tqdm
 
 from vidchat.data.config import DataConfig
 from vidchat.data.decode import DecodeDataset, DecodedClip, DecodeStalled, decode_in_workers
+from vidchat.data.records import source_signature
 from vidchat.data.shards import ShardWriter
 from vidchat.errors import ConfigError, VidchatError
 from vidchat.media import read_image
@@ -181,9 +184,13 @@ def tokenize_records(
         worker=k,
         commit_seconds=stage.commit_seconds,
     )
-    todo = [r for r in records if not writer.is_done(r.clip_id)]
-    log.info("tokenize: %d clips for worker %d, %d already done", len(records), k,
-             len(records) - len(todo))  # fmt: skip
+    sources = {r.clip_id: source_signature(r) for r in records}
+    todo = [r for r in records
+            if not writer.is_done(r.clip_id, sources[r.clip_id], stage.retry_failed)]  # fmt: skip
+    redo = sum(writer.is_done(r.clip_id) for r in todo)  # held, but from other inputs (or failed)
+    log.info("tokenize: %d clips for worker %d, %d already done, %d to redo (inputs changed%s)",
+             len(records), k, len(records) - len(todo), redo,
+             ", or failed and stage.retry_failed" if stage.retry_failed else "")  # fmt: skip
     _add_references(writer, todo, codec)
     start, done = time.perf_counter(), 0
     dataset = DecodeDataset(todo, codec.fps, codec.frame_size, codec.sample_rate)
@@ -195,11 +202,12 @@ def tokenize_records(
     for i, frames, audio, error in bar:
         rec = todo[i]
         if error is not None:
-            writer.add_failure(rec.clip_id, str(rec.path), error)
+            writer.add_failure(rec.clip_id, str(rec.path), error, sources[rec.clip_id])
             log.warning("skipping clip %s: %s", rec.clip_id, error)
         else:
             meta = {**record_meta(rec), "fps": codec.fps, "sample_rate": codec.sample_rate,
-                    "num_frames": len(frames), "num_samples": len(audio)}  # fmt: skip
+                    "num_frames": len(frames), "num_samples": len(audio),
+                    "source": sources[rec.clip_id]}  # fmt: skip
             codes = codec.encode_clip(frames, audio)
             writer.add(rec.clip_id, codes.video.numpy(), codes.audio.numpy(), meta)
             bar.set_postfix(failed=writer.num_failed)
