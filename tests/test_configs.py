@@ -138,3 +138,15 @@ def test_a_bad_decode_timeout_is_one_config_error(timeout):
 
     with pytest.raises(ConfigError, match="stage.decode_timeout must be positive"):
         TokenizeStageConfig(decode_timeout=timeout)
+
+
+@pytest.mark.parametrize("module", ["infer.py", "-m vidchat.demo", "-m vidchat.data.speakervid",
+                                    "-m vidchat.data.demo.raw", "-m vidchat.training.release"])
+def test_a_bad_command_line_is_one_error_line(module):
+    """argparse's own errors too: no usage block before the error (`--help` prints it)."""
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, *module.split(), "--no-such-option"], cwd=root,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    assert "--help" in lines[0] and "usage:" not in done.stderr

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import logging
 import os
 import signal
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from omegaconf import DictConfig
 
@@ -38,6 +39,15 @@ def run_stage(cfg: DictConfig) -> Any:
     if "stage" not in cfg or "entry" not in cfg.stage:
         raise ConfigError("config has no stage.entry; pick a stage, e.g. `stage=pretrain`")
     return resolve_entry(cfg.stage.entry)(cfg)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose bad command line is one `error:` line (exit 2), as every other bad input
+    is, instead of a usage block before the error; `--help` still prints the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
 
 
 def exit_on_user_error(fn: Callable[[], Any]) -> Any:

@@ -30,9 +30,11 @@ def _crafted(path, marker):
 def test_export_refuses_a_checkpoint_holding_code(tmp_path):
     marker = tmp_path / "pwned"
     crafted = _crafted(tmp_path / "last.ckpt", marker)
-    with pytest.raises(VidchatError, match=r"last\.ckpt: refused to load"):
+    with pytest.raises(VidchatError, match=r"last\.ckpt: refused to load") as info:
         export_from_checkpoint(crafted, tmp_path / "lm")
     assert not marker.exists() and not (tmp_path / "lm.json").exists()
+    message = str(info.value)  # names what it would run, and never advises running it
+    assert "it names " in message and "weights_only=False" not in message and "\n" not in message
     crafted.write_bytes(crafted.read_bytes()[:100])  # truncated: one line naming it
     with pytest.raises(VidchatError, match=r"last\.ckpt: not a readable checkpoint"):
         export_from_checkpoint(crafted, tmp_path / "lm")

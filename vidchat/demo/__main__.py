@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
 import signal
 import sys
 
-from vidchat.cli import exit_on_user_error
+from vidchat.cli import ArgumentParser, exit_on_user_error
 from vidchat.demo.config import DemoConfig
 from vidchat.errors import VidchatError
 
 
 def parse_args(argv: list[str] | None = None) -> DemoConfig:
     d = DemoConfig()
-    p = argparse.ArgumentParser(prog="python -m vidchat.demo", description=__doc__)
+    p = ArgumentParser(prog="python -m vidchat.demo", description=__doc__)
     p.add_argument("--checkpoint", default=None, help="LM stem (default: SFT export or demo LM)")
     p.add_argument("--host", default=d.host, help="interface to serve on (default: local only)")
     p.add_argument("--port", type=int, default=d.port)

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from vidchat.cli import exit_on_user_error, stop_on_sigterm
+from vidchat.cli import ArgumentParser, exit_on_user_error, stop_on_sigterm
 from vidchat.data.pairs_jsonl import read_pairs_jsonl
 from vidchat.data.records import ClipRecord
 from vidchat.errors import VidchatError
@@ -40,7 +40,7 @@ from vidchat.model.generate import SamplingConfig
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="infer.py", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="infer.py", description=__doc__.split("\n\n")[0])
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--input", type=Path, help="partner clip (any container/fps/size PyAV reads)")
     src.add_argument("--manifest", type=Path, help="JSONL of pairs for batch mode (see README)")

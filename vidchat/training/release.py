@@ -9,11 +9,10 @@ checkpoint paths relative to the project root, so the released folder works on a
 
 from __future__ import annotations
 
-import argparse
 import shutil
 from pathlib import Path
 
-from vidchat.cli import exit_on_user_error
+from vidchat.cli import ArgumentParser, exit_on_user_error
 from vidchat.errors import VidchatError
 from vidchat.media import read_image, write_image
 from vidchat.model.checkpoint import read_config, stem_of
@@ -39,7 +38,7 @@ def release(src: str | Path, dst: str | Path, reference: str | Path | None = Non
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("src", help="consolidated checkpoint stem, e.g. checkpoints/sft/lm")
     p.add_argument("dst", help="where to put the release, e.g. checkpoints/demo/lm")
     p.add_argument("--reference", help="default responder face image")

@@ -11,6 +11,7 @@ checkpoint, for one) is refused with one line naming it, and its code never runs
 from __future__ import annotations
 
 import pickle
+import re
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,9 +38,12 @@ def _safe_globals() -> list[Any]:
 
 
 def refused(path: str | Path, exc: BaseException) -> VidchatError:
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    """One line naming what the checkpoint asked to run. PyTorch's own message opens with how
+    to load it anyway (`weights_only=False`): advice that vidchat never follows nor repeats."""
+    named = re.search(r"GLOBAL (\S+) was not an allowed global", str(exc))
+    what = f"it names {named.group(1)}" if named else type(exc).__name__
     return VidchatError(f"{path}: refused to load: it holds more than tensors and plain data "
-                        f"({first[:200]}); vidchat never unpickles code from a checkpoint")  # fmt: skip
+                        f"({what}); vidchat never unpickles code from a checkpoint")  # fmt: skip
 
 
 def load_checkpoint_file(path: str | Path) -> Any:

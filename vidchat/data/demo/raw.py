@@ -213,9 +213,9 @@ def main(argv: list[str] | None = None) -> None:
     """`python -m vidchat.data.demo.raw ROOT [--sources N] [--seed S]`."""
     import argparse
 
-    from vidchat.cli import exit_on_user_error
+    from vidchat.cli import ArgumentParser, exit_on_user_error
 
-    parser = argparse.ArgumentParser(prog="python -m vidchat.data.demo.raw", description=__doc__,
+    parser = ArgumentParser(prog="python -m vidchat.data.demo.raw", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("root", help="folder to write the sources into (existing sources are kept)")
     parser.add_argument("--sources", type=int, default=4)

@@ -7,11 +7,11 @@ import logging
 import sys
 from pathlib import Path
 
-from vidchat.cli import exit_on_user_error
+from vidchat.cli import ArgumentParser, exit_on_user_error
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m vidchat.data.speakervid")
+    parser = ArgumentParser(prog="python -m vidchat.data.speakervid")
     sub = parser.add_subparsers(dest="command", required=True)
     cut = sub.add_parser("cut", help="cut the annotated clips out of downloaded source videos")
     cut.add_argument("--release", type=Path, required=True,
