@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import os
 import pickle
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from lightning.fabric.utilities.seed import reset_seed
@@ -64,18 +66,34 @@ class CPUDeepSpeedStrategy(SafeDeepSpeedStrategy):
         self._init_deepspeed_distributed()
 
     def _setup_model_and_optimizer(self, model, optimizer, lr_scheduler=None):
-        """As in DeepSpeedStrategy, but with `device_rank=local_rank` (a CPU device has no index)."""
-        if not isinstance(self.accelerator, CPUAccelerator):
+        with self._cpu_device_rank():
             return super()._setup_model_and_optimizer(model, optimizer, lr_scheduler)
+
+    def _initialize_deepspeed_inference(self, model) -> None:
+        with self._cpu_device_rank():  # validation and `trainer.validate` take this path
+            super()._initialize_deepspeed_inference(model)
+
+    @contextmanager
+    def _cpu_device_rank(self) -> Iterator[None]:
+        """Lightning hands `deepspeed.initialize` the root device's index as `device_rank`,
+        which a CPU device does not have (None, and DeepSpeed compares it with 0). Within
+        this block such a call gets the process's local rank instead."""
         import deepspeed
 
-        engine, ds_optimizer, _, _ = deepspeed.initialize(
-            args=argparse.Namespace(device_rank=self.local_rank),
-            config=self.config,
-            model=model,
-            model_parameters=[p for p in model.parameters() if p.requires_grad],
-            optimizer=optimizer,
-            lr_scheduler=lr_scheduler,
-            dist_init_required=False,
-        )
-        return engine, ds_optimizer
+        original = deepspeed.initialize
+        if not isinstance(self.accelerator, CPUAccelerator):
+            yield
+            return
+
+        def initialize(*args: Any, **kwargs: Any) -> Any:
+            given = kwargs.get("args")
+            if given is not None and getattr(given, "device_rank", 0) is None:
+                kwargs["args"] = argparse.Namespace(**{**vars(given),
+                                                       "device_rank": self.local_rank})  # fmt: skip
+            return original(*args, **kwargs)
+
+        deepspeed.initialize = initialize
+        try:
+            yield
+        finally:
+            deepspeed.initialize = original
