@@ -55,7 +55,18 @@ def _args() -> argparse.Namespace:
     parser.add_argument(
         "--threads", type=int, default=0, help="torch CPU threads (0: torch's default)"
     )
-    return parser.parse_args()
+    parser.add_argument("--device", default="all",
+                        help="cpu, cuda, or all (the CPU, and CUDA when available)")  # fmt: skip
+    parser.add_argument("--grids", default=",".join(map(str, GRIDS)),
+                        help="video codes per side for the resolution table, e.g. 8,16")  # fmt: skip
+    parser.add_argument("--dtype", default="float32",
+                        help="weights, cast once (as infer.py --dtype): float32, bfloat16")  # fmt: skip
+    args = parser.parse_args()
+    if args.device not in ("all", "cpu", "cuda") or args.dtype not in ("float32", "bfloat16"):
+        sys.exit(f"error: --device {args.device} / --dtype {args.dtype}: see --help")
+    args.dtype = getattr(torch, args.dtype)
+    args.grids = tuple(int(g) for g in args.grids.split(","))
+    return args
 
 
 def _prompt(layout: SequenceLayout, context: int):
@@ -80,13 +91,16 @@ HEADS = {"flat": ("flat", "flat"), "depth": ("depth", "depth"), "maskgit": ("mas
 HEAD_OPTIONS = {"maskgit-small": (["model.depth_dim=96", "model.depth_layers=1"], 4)}
 
 
-def resolution_table(model_name: str, device: str, repeats: int) -> dict[str, str]:
+def resolution_table(model_name: str, device: str, repeats: int,
+                     dtype: torch.dtype = torch.float32,
+                     grids: tuple[int, ...] = GRIDS) -> dict[str, str]:  # fmt: skip
     """`rtf` and backbone `steps/s` lines for every grid and head (see the module docstring);
     within a grid the heads alternate, repeat by repeat, and each reports its median."""
     lines = {}
     suffix = "" if device == "cpu" else f" {device}"
-    for grid in GRIDS:
-        runs = {head: _head_run(model_name, device, grid, heads, HEAD_OPTIONS.get(head, ([], 8))[0])
+    for grid in grids:
+        runs = {head: _head_run(model_name, device, grid, heads,
+                                HEAD_OPTIONS.get(head, ([], 8))[0], dtype)
                 for head, heads in HEADS.items()}  # fmt: skip
         times: dict[str, list[float]] = {head: [] for head in runs}
         for r in range(1 + (repeats if grid <= 16 else 1)):  # the first round warms up
@@ -106,13 +120,13 @@ def resolution_table(model_name: str, device: str, repeats: int) -> dict[str, st
 
 
 def _head_run(model_name: str, device: str, grid: int, heads: tuple[str, str],
-              extra: list[str] = ()):  # fmt: skip
+              extra: list[str] = (), dtype: torch.dtype = torch.float32):  # fmt: skip
     """(model, layout, prompt) for one grid and head pair, random weights."""
     layout = SequenceLayout(LayoutConfig(8, (grid, grid), 1024, 25, 2, 1024,
                                          video_head=heads[0], audio_head=heads[1]))  # fmt: skip
     torch.manual_seed(0)
     overrides = [f"model={model_name}", "model.max_seq_len=16384", *extra]
-    model = build_model(compose("train", overrides).model, layout).eval().to(device)
+    model = build_model(compose("train", overrides).model, layout).eval().to(device, dtype)
     return model, layout, _partner_prompt(layout, seconds=1.0)
 
 
@@ -140,7 +154,7 @@ def main() -> None:
     heads = dict(video_head=model_cfg.layout.video_head, audio_head=model_cfg.layout.audio_head)
     layout = SequenceLayout(LayoutConfig(8, (8, 8), 1024, 25, 2, 1024, **heads))  # demo, 64 px
     torch.manual_seed(0)
-    model = build_model(model_cfg, layout).eval()
+    model = build_model(model_cfg, layout).eval().to(args.dtype)
     prompt = _prompt(layout, args.context)
     sampling = SamplingConfig(seed=0)
 
@@ -154,40 +168,45 @@ def main() -> None:
             torch.cuda.synchronize()
         return time.perf_counter() - t0, int((out.tokens != 0).sum())
 
-    run(True)  # warm up
-    times: dict[str, list[float]] = {"cache": [], "no_cache": []}
-    n_tokens = 0
-    for _ in range(args.repeats):
-        for name in times:
-            dt, n_tokens = run(name == "cache")
-            times[name].append(dt)
-    tps = {name: n_tokens / statistics.median(t) for name, t in times.items()}
+    cuda = torch.cuda.is_available() and args.device in ("all", "cuda")
+    devices = (["cpu"] if args.device in ("all", "cpu") else []) + (["cuda"] if cuda else [])
+    if not devices:
+        sys.exit("error: --device cuda, but CUDA is not available here")
     media_tps = layout.tokens_per_second
-    print(f"model: {args.model} ({model.num_params() / 1e6:.2f}M params, {heads}), "
-          f"threads: {torch.get_num_threads()}")  # fmt: skip
-    print(f"prompt tokens: {len(prompt)}, generated tokens per run: {n_tokens}, "
-          f"media tokens/s: {media_tps:.0f}")  # fmt: skip
-    for name, t in times.items():
-        print(f"{name} s: " + " ".join(f"{x:.3f}" for x in t))
-    lines = {
-        "generate cpu tokens/s cache": f"{tps['cache']:.1f}",
-        "generate cpu tokens/s no cache": f"{tps['no_cache']:.1f}",
-        "generate cpu cache speedup": f"{tps['cache'] / tps['no_cache']:.1f}",
-        "generate cpu real-time factor (cache)": f"{media_tps / tps['cache']:.2f}",
-        "rtf demo64 8x8": f"{media_tps / tps['cache']:.2f}",
-    }
-    if torch.cuda.is_available():
+    print(f"model: {args.model} ({model.num_params() / 1e6:.2f}M params, {heads}, "
+          f"{args.dtype}), threads: {torch.get_num_threads()}")  # fmt: skip
+    lines = {}
+    if "cpu" in devices:  # part 1: the KV cache against recomputing the prefix
+        run(True)  # warm up
+        times: dict[str, list[float]] = {"cache": [], "no_cache": []}
+        n_tokens = 0
+        for _ in range(args.repeats):
+            for name in times:
+                dt, n_tokens = run(name == "cache")
+                times[name].append(dt)
+        tps = {name: n_tokens / statistics.median(t) for name, t in times.items()}
+        print(f"prompt tokens: {len(prompt)}, generated tokens per run: {n_tokens}, "
+              f"media tokens/s: {media_tps:.0f}")  # fmt: skip
+        for name, t in times.items():
+            print(f"{name} s: " + " ".join(f"{x:.3f}" for x in t))
+        lines = {
+            "generate cpu tokens/s cache": f"{tps['cache']:.1f}",
+            "generate cpu tokens/s no cache": f"{tps['no_cache']:.1f}",
+            "generate cpu cache speedup": f"{tps['cache'] / tps['no_cache']:.1f}",
+            "generate cpu real-time factor (cache)": f"{media_tps / tps['cache']:.2f}",
+            "rtf demo64 8x8": f"{media_tps / tps['cache']:.2f}",
+        }
+    if cuda:
         run(True, "cuda")
-        gpu = [run(True, "cuda")[0] for _ in range(args.repeats)]
-        gpu_tps = n_tokens / statistics.median(gpu)
+        gpu = [run(True, "cuda") for _ in range(args.repeats)]
+        gpu_tps = gpu[0][1] / statistics.median(t for t, _ in gpu)
         lines["generate gpu tokens/s cache"] = f"{gpu_tps:.1f}"
         lines["generate gpu real-time factor (cache)"] = f"{media_tps / gpu_tps:.2f}"
-    for device in ("cpu", "cuda") if torch.cuda.is_available() else ("cpu",):
-        table = resolution_table(args.model, device, args.repeats)
+    for device in devices:
+        table = resolution_table(args.model, device, args.repeats, args.dtype, args.grids)
         suffix = "" if device == "cpu" else f" {device}"
-        base = float(table[f"rtf flat 4x4{suffix}"])
-        for head in HEADS:  # the issue's yardstick: a head at 16x16 against flat at 4x4
-            ratio = float(table[f"rtf {head} 16x16{suffix}"]) / base
+        for head in HEADS if {4, 16} <= set(args.grids) else ():  # a head at 16x16 vs flat 4x4
+            ratio = float(table[f"rtf {head} 16x16{suffix}"]) / float(table[f"rtf flat 4x4{suffix}"])
             table[f"ratio {head} 16x16 / flat 4x4{suffix}"] = f"{ratio:.2f}"
         lines.update(table)
     for name, value in lines.items():
