@@ -101,7 +101,8 @@ def test_bad_trainer_devices_is_one_config_error(devices):
 
 BAD_STAGE_VALUES = ["stage.max_steps=abc", "stage.max_steps=-3", "stage.batch_size=0",
                     "stage.optim.lr=nan", "stage.noise.stranger_partner=1.5", "stage.reference=face",
-                    "trainer.val_check_interval=0", "trainer.devices=0", "data.root=/proc/vidchat"]
+                    "trainer.val_check_interval=0", "trainer.devices=0", "data.root=/proc/vidchat",
+                    "paths.checkpoint_dir=/proc/vidchat-ckpt", "paths.output_dir=/proc/vidchat-out"]
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 from omegaconf import DictConfig
 
 from vidchat.errors import ConfigError, VidchatError
+from vidchat.utils.atomic import check_writable_folder
 from vidchat.utils.paths import CONFIG_DIR
 
 log = logging.getLogger("vidchat")
@@ -107,9 +108,14 @@ def check_overrides(config_name: str, overrides: list[str]) -> None:
         return
     try:
         with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-            compose(config_name, overrides=overrides)
+            cfg = compose(config_name, overrides=overrides)
+            paths = {k: cfg.paths[k] for k in ("checkpoint_dir", "output_dir")} if "paths" in cfg else {}
     except (HydraException, OmegaConfBaseException) as exc:
         raise ConfigError(one_line(str(exc))) from exc
+    # Hydra writes its run folder under output_dir before the run starts; a stage writes under
+    # checkpoint_dir only after loading its data: both are tried here, creating nothing.
+    for key, folder in paths.items():
+        check_writable_folder(folder, f"paths.{key}", create=False)
 
 
 def compose(config_name: str = "train", overrides: list[str] | None = None) -> DictConfig:

@@ -98,12 +98,38 @@ def build_lm(job: LMJob, paths: PathsConfig, layout: SequenceLayout) -> torch.nn
     return model
 
 
-def _fresh_start(root: Path) -> None:
-    """A non-resumed run replaces the previous run's resumable checkpoints."""
+def _set_aside(root: Path) -> Path | None:
+    """A fresh run replaces the previous run's resumable checkpoints, but deletes nothing until
+    it has finished: `ckpt/` moves to `ckpt.previous/` (an older set-aside one goes), and
+    `_put_back` or `_discard` settle it when the run ends."""
     ckpts = checkpoint_dir(root)
-    if ckpts.exists() and is_main_process():
-        log.info("resume=false: removing old checkpoints in %s", ckpts)
-        shutil.rmtree(ckpts)
+    aside = ckpts.with_name(ckpts.name + ".previous")
+    if not is_main_process() or not ckpts.exists():
+        return None
+    if aside.exists():
+        shutil.rmtree(aside)
+    log.info("resume=false: %s set aside as %s until this run finishes", ckpts, aside)
+    ckpts.rename(aside)
+    return aside
+
+
+def _put_back(root: Path, aside: Path | None) -> None:
+    """A fresh run failed: when it wrote no checkpoint of its own, the previous run's go back
+    to `ckpt/` (so `resume=true` finds them); else both stay and the log says where."""
+    if aside is None or not aside.exists():
+        return
+    ckpts = checkpoint_dir(root)
+    if not ckpts.exists() or not any(ckpts.iterdir()):
+        if ckpts.exists():
+            ckpts.rmdir()
+        aside.rename(ckpts)
+    else:
+        log.warning("the previous run's checkpoints are kept in %s", aside)
+
+
+def _discard(aside: Path | None) -> None:
+    if aside is not None and aside.exists():
+        shutil.rmtree(aside)
 
 
 def write_report(root: Path, module: LMTrainingModule, baseline: dict[str, float],
@@ -145,13 +171,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     return train_lm(*lm_job(cfg))
 
 
-def _resume_point(run: RunConfig, root: Path) -> Path | None:
+def _resume_point(run: RunConfig, root: Path) -> tuple[Path | None, Path | None]:
+    """(the checkpoint to resume from, where a fresh run set the previous run's aside)."""
     resume_from = last_checkpoint(root) if run.resume else None
     if run.resume and resume_from is None:
         log.warning("resume=true but %s has no %s: starting fresh", checkpoint_dir(root), LAST_NAME)
-    if resume_from is None:
-        _fresh_start(root)
-    return resume_from
+    return resume_from, (_set_aside(root) if resume_from is None else None)
 
 
 def _module_and_data(job: LMJob, run: RunConfig, data: LMData) -> tuple[LMTrainingModule, LMDataModule]:
@@ -183,18 +208,23 @@ def train_lm(job: LMJob, run: RunConfig) -> dict[str, Any]:
     L.seed_everything(run.seed, workers=True, verbose=False)
     data = prepare_data(job)
     root = run.checkpoint_root()
-    resume_from = _resume_point(run, root)
-    module, dm = _module_and_data(job, run, data)
-    throughput = ThroughputMonitor(peak_tflops=stage.peak_tflops)
-    trainer = build_trainer(run, max_steps=stage.max_steps, callbacks=[throughput],
-                            default_root_dir=root, use_distributed_sampler=False)  # fmt: skip
-    safe_load.fit(trainer, module, datamodule=dm,
-                  ckpt_path=str(resume_from) if resume_from else None)  # fmt: skip
-
-    # Final state: a resumable checkpoint (all ranks take part under DeepSpeed), then the export.
-    last = checkpoint_dir(root) / LAST_NAME
-    trainer.save_checkpoint(str(last))
-    trainer.strategy.barrier()
+    resume_from, aside = _resume_point(run, root)
+    try:
+        module, dm = _module_and_data(job, run, data)
+        throughput = ThroughputMonitor(peak_tflops=stage.peak_tflops)
+        trainer = build_trainer(run, max_steps=stage.max_steps, callbacks=[throughput],
+                                default_root_dir=root, use_distributed_sampler=False)  # fmt: skip
+        safe_load.fit(trainer, module, datamodule=dm,
+                      ckpt_path=str(resume_from) if resume_from else None)  # fmt: skip
+        # Final state: a resumable checkpoint (all ranks take part under DeepSpeed), then the
+        # export.
+        last = checkpoint_dir(root) / LAST_NAME
+        trainer.save_checkpoint(str(last))
+        trainer.strategy.barrier()
+    except BaseException:
+        _put_back(root, aside)
+        raise
+    _discard(aside)
     if len(data.val) and (
         not module.val_history or module.val_history[-1]["step"] != trainer.global_step
     ):

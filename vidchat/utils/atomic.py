@@ -53,9 +53,11 @@ def atomic_write_json(
     return atomic_write_text(path, json.dumps(obj, indent=indent, **dump_kwargs))
 
 
-def check_writable_folder(folder: str | os.PathLike, what: str) -> Path:
+def check_writable_folder(folder: str | os.PathLike, what: str, create: bool = True) -> Path:
     """`folder` (created if missing) can take a new file: tried, not guessed from permission
-    bits (root ignores them; read-only mounts and /proc do not). `what` names the setting."""
+    bits (root ignores them; read-only mounts and /proc do not). `what` names the setting.
+    With `create=False` nothing is left behind: a missing folder is tried by making and
+    removing a folder in its nearest existing parent."""
     from vidchat.errors import VidchatError
 
     folder = Path(folder)
@@ -65,6 +67,9 @@ def check_writable_folder(folder: str | os.PathLike, what: str) -> Path:
     if not existing.is_dir():
         raise VidchatError(f"{what} {folder}: {existing} is a file, not a folder")
     try:
+        if not create and not folder.exists():
+            os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".vidchat-write-test-"))
+            return folder
         folder.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=folder, prefix=".vidchat-write-test-")
         os.close(fd)

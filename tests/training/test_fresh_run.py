@@ -1,0 +1,46 @@
+"""A fresh run (`resume=false`) deletes nothing of the previous run's until it has finished
+(#30 item 2): one that fails on a damaged input leaves the previous `ckpt/` intact, and one that
+finishes replaces it."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from lm_fixtures import compose_train, write_synthetic_world
+
+from vidchat.errors import VidchatError
+from vidchat.training.lm_stage import run
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def _digest(folder) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.iterdir()) if p.is_file()}  # fmt: skip
+
+
+def test_a_failed_fresh_run_leaves_the_previous_checkpoints_intact(tmp_path):
+    overrides = [*write_synthetic_world(tmp_path), "stage=pretrain", "debug=default"]
+    run(compose_train(overrides))
+    ckpt = tmp_path / "checkpoints" / "pretrain-debug" / "ckpt"
+    before = _digest(ckpt)
+    assert "last.ckpt" in before
+    shard = next((tmp_path / "tokens").glob("shard-*.npy"))
+    data = bytearray(shard.read_bytes())
+    data[-64:] = bytes(64)  # same size, other bytes: found when training first reads it
+    shard.write_bytes(bytes(data))
+    with pytest.raises(VidchatError, match="checksum"):
+        run(compose_train(overrides))  # resume=false: a fresh run
+    assert _digest(ckpt) == before  # still there to resume from
+    assert not ckpt.with_name("ckpt.previous").exists()
+
+
+def test_a_finished_fresh_run_replaces_the_previous_checkpoints(tmp_path):
+    overrides = [*write_synthetic_world(tmp_path), "stage=pretrain", "debug=default"]
+    run(compose_train(overrides))
+    ckpt = tmp_path / "checkpoints" / "pretrain-debug" / "ckpt"
+    (ckpt / "left-by-the-old-run").write_text("x")
+    run(compose_train([*overrides, "seed=1"]))
+    assert (ckpt / "last.ckpt").is_file() and not (ckpt / "left-by-the-old-run").exists()
+    assert not ckpt.with_name("ckpt.previous").exists()
