@@ -48,6 +48,7 @@ def make_demo_cfg(root: Path, **overrides) -> DictConfig:
     """configs/data/demo.yaml with `root` and the test-size overrides applied (no Hydra needed)."""
     cfg = OmegaConf.load(REPO_ROOT / "configs" / "data" / "demo.yaml")
     cfg.root = str(root)
+    cfg.cache_dir = str(Path(root).parent)  # the test's own data cache: generated unasked
     for key, value in {**DEMO_TEST_OVERRIDES, **overrides}.items():
         OmegaConf.update(cfg, key, value)
     return cfg

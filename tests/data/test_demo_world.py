@@ -142,3 +142,32 @@ def test_an_unwritable_root_is_one_error_not_a_hang(tmp_path):
     for root in ("/proc/vidchat-demo", tmp_path / "file" / "demo"):
         with pytest.raises(VidchatError, match="data.root"):
             ensure_demo_world(root, make_demo_cfg(tmp_path), progress=False)
+
+
+def test_a_demo_world_is_generated_only_in_the_cache_or_when_asked(tmp_path):
+    """`data=demo data.root=/nonexistent` once created that folder and ran a full job (#30 item
+    7); through a data config the world is generated only under the data cache, or into
+    data.root with data.generate_world=true, and never over a folder of the user's."""
+    from vidchat.data.config import DataConfig
+    from vidchat.data.manifest import load_manifest
+    from vidchat.errors import VidchatError
+
+    def config(root, **extra):
+        cfg = make_demo_cfg(root, num_conversations=2)
+        cfg.cache_dir = str(tmp_path / "cache")
+        for key, value in extra.items():
+            cfg[key] = value
+        return DataConfig.from_cfg(cfg)
+
+    elsewhere = tmp_path / "typo" / "demo"
+    with pytest.raises(VidchatError, match="data.generate_world=true"):
+        load_manifest(config(elsewhere))
+    assert not (tmp_path / "typo").exists()  # nothing created
+    assert load_manifest(config(elsewhere, generate_world=True)).records  # asked: generated
+    assert load_manifest(config(tmp_path / "cache" / "demo")).records  # the cache: unasked
+    mine = tmp_path / "my_videos"
+    mine.mkdir()
+    (mine / "holiday.mp4").write_bytes(b"precious")
+    with pytest.raises(VidchatError, match="holds files that are not a demo world"):
+        load_manifest(config(mine, generate_world=True))
+    assert (mine / "holiday.mp4").read_bytes() == b"precious"

@@ -84,6 +84,11 @@ class DataConfig:
     """SpeakerVid-5M `raw_labels` score mapping (`vidchat.data.speakervid.lists`)."""
     generate: dict = field(default_factory=dict)
     """The demo world's generator settings (`DemoWorldConfig` fields)."""
+    generate_world: bool = False
+    """Generate the demo world into a `root` outside `cache_dir` (a folder of your choosing);
+    under the data cache it is generated on first use without asking."""
+    cache_dir: str | None = None
+    """The data cache (`${paths.data_dir}`), where a demo world may be generated unasked."""
 
     def __post_init__(self) -> None:
         check("data.kind", self.kind in KINDS, f"one of {list(KINDS)}", self.kind)

@@ -28,7 +28,9 @@ def load_manifest(data: DataConfig | Any) -> Manifest:
         "max_gap_seconds": data.pairs.max_gap_seconds,
     }
     if data.kind == "demo":
-        manifest = load_speakervid(ensure_demo_world(data.root, data.generate).parent, **history)
+        manifest = load_speakervid(ensure_demo_world(
+            data.root, data.generate, allowed=data.generate_world, cache_dir=data.cache_dir).parent,
+            **history)  # fmt: skip
     elif data.kind == "folder":
         manifest = load_folder(data.root, manifest=data.manifest, val_fraction=data.val_fraction,
                                test_fraction=data.test_fraction, **history)  # fmt: skip

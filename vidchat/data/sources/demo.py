@@ -40,11 +40,15 @@ def write_test_pairs(root: Path) -> None:
     write_pairs_jsonl(root / "test_pairs.jsonl", manifest.pairs_for("test"))
 
 
-def ensure_demo_world(root: str | Path, cfg: Any = None, progress: bool = True) -> Path:
+def ensure_demo_world(root: str | Path, cfg: Any = None, progress: bool = True,
+                      allowed: bool = True, cache_dir: str | Path | None = None) -> Path:
     """Generate the demo world into `root` unless an up-to-date one is there -> manifest path.
 
     Safe to call from parallel processes (file lock); a changed config or generator version
     regenerates it; the swap into `root` is atomic (built in a temp folder, then renamed).
+    Generates only where `allowed` or under `cache_dir` (a data config passes
+    `data.generate_world` and the data cache, so a mistyped `data.root` is one error line, not
+    a new folder and a full run), and never over a folder that holds anything but a demo world.
     """
     root = Path(root).absolute()
     gen_cfg = cfg if isinstance(cfg, DemoWorldConfig) else DemoWorldConfig.from_cfg(cfg)
@@ -52,6 +56,7 @@ def ensure_demo_world(root: str | Path, cfg: Any = None, progress: bool = True) 
     want = {"version": GENERATOR_VERSION, "config_hash": gen_cfg.digest()}
     if marker.exists() and json.loads(marker.read_text()) == want:  # up to date: no lock needed
         return root / MANIFEST_FILE
+    _check_may_generate(root, allowed, cache_dir)
     # an unwritable place would make the lock below wait forever
     check_writable_folder(root.parent, "data.root: the demo world's parent folder")
     with FileLock(str(root.parent / f".{root.name}.lock")):
@@ -71,6 +76,20 @@ def ensure_demo_world(root: str | Path, cfg: Any = None, progress: bool = True) 
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return root / MANIFEST_FILE
+
+
+def _check_may_generate(root: Path, allowed: bool, cache_dir: str | Path | None) -> None:
+    from vidchat.errors import VidchatError
+
+    under_cache = cache_dir is not None and root.is_relative_to(Path(cache_dir).absolute())
+    if not (allowed or under_cache):
+        raise VidchatError(f"data.root={root}: no demo world there; one is generated only under "
+                           f"the data cache ({cache_dir}), or into data.root with "
+                           "data.generate_world=true")  # fmt: skip
+    if root.is_dir() and any(root.iterdir()) and not (root / MARKER).exists():
+        raise VidchatError(f"data.root={root} holds files that are not a demo world; a demo "
+                           "world is generated only into a new or empty folder, or over an "
+                           "older demo world")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:
