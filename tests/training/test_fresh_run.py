@@ -44,3 +44,29 @@ def test_a_finished_fresh_run_replaces_the_previous_checkpoints(tmp_path):
     run(compose_train([*overrides, "seed=1"]))
     assert (ckpt / "last.ckpt").is_file() and not (ckpt / "left-by-the-old-run").exists()
     assert not ckpt.with_name("ckpt.previous").exists()
+
+
+def test_a_debug_sft_starts_from_the_debug_pretrain_and_says_when_it_takes_the_demo_lm(
+        tmp_path, caplog):  # fmt: skip
+    """`stage=sft debug=default` (run `sft-debug`) once started from the shipped demo LM without
+    a word, because the debug pretrain had written to `pretrain-debug` (#30 item 10)."""
+    import logging
+
+    from vidchat.training.config import LMStageConfig, PathsConfig
+    from vidchat.training.lm_stage import resolve_init
+
+    paths = PathsConfig(checkpoint_dir=str(tmp_path / "checkpoints"),
+                        demo_checkpoint_dir=str(tmp_path / "demo"))  # fmt: skip
+    for folder in ("checkpoints/pretrain-debug", "checkpoints/pretrain", "demo"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "lm.json").write_text("{}")
+    modes = {"single": "after_ref", "listening": "responder", "dialogue": "responder",
+             "multi_turn": "responder"}  # fmt: skip
+    sft = LMStageConfig(name="sft", init_from="auto", loss_modes=modes)
+    assert resolve_init(sft, paths, "sft-debug") == tmp_path / "checkpoints/pretrain-debug/lm"
+    assert resolve_init(sft, paths, "sft") == tmp_path / "checkpoints/pretrain/lm"
+    for folder in ("checkpoints/pretrain-debug", "checkpoints/pretrain"):
+        (tmp_path / folder / "lm.json").unlink()
+    with caplog.at_level(logging.WARNING, logger="vidchat"):
+        assert resolve_init(sft, paths, "sft-debug") == tmp_path / "demo/lm"
+    assert "starts from the shipped demo LM" in caplog.text and "pretrain-debug" in caplog.text

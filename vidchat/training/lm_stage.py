@@ -55,8 +55,11 @@ EXPORT_STEM = "lm"
 
 
 # ---- model initialisation ----------------------------------------------------------------------
-def resolve_init(stage: LMStageConfig, paths: PathsConfig) -> Path | None:
-    """`stage.init_from`: null (from scratch), `auto` (pretrain run, else the demo LM), or a path."""
+def resolve_init(stage: LMStageConfig, paths: PathsConfig, run_name: str = "") -> Path | None:
+    """`stage.init_from`: null (from scratch), `auto`, or a path. `auto` takes the pretrain run
+    that goes with this one (`sft-debug` follows `pretrain-debug`: a debug SFT once started
+    from the shipped demo LM without a word), else `pretrain`, else the demo LM, with a
+    warning when it comes to the demo LM."""
     init = stage.init_from
     if init is None:
         return None
@@ -67,10 +70,15 @@ def resolve_init(stage: LMStageConfig, paths: PathsConfig) -> Path | None:
                 f"stage.init_from={init}: no consolidated LM checkpoint at {path}.json"
             )
         return path
-    candidates = [stem_of(Path(paths.checkpoint_dir) / "pretrain" / EXPORT_STEM),
+    suffix = run_name.removeprefix(stage.name) if run_name.startswith(stage.name) else ""
+    runs = dict.fromkeys([f"pretrain{suffix}", "pretrain"])  # ordered, without a repeat
+    candidates = [*(stem_of(Path(paths.checkpoint_dir) / r / EXPORT_STEM) for r in runs),
                   stem_of(Path(paths.demo_checkpoint_dir) / EXPORT_STEM)]  # fmt: skip
     for path in candidates:
         if path.with_suffix(".json").is_file():
+            if path == candidates[-1]:
+                log.warning("stage %s starts from the shipped demo LM %s: no pretrain run at %s",
+                            stage.name, path, " or ".join(str(c) for c in candidates[:-1]))  # fmt: skip
             return path
     raise VidchatError(
         f"stage {stage.name} starts from a pretrained LM but found none at "
@@ -78,10 +86,10 @@ def resolve_init(stage: LMStageConfig, paths: PathsConfig) -> Path | None:
     )
 
 
-def build_lm(job: LMJob, paths: PathsConfig, layout: SequenceLayout) -> torch.nn.Module:
+def build_lm(job: LMJob, run: RunConfig, layout: SequenceLayout) -> torch.nn.Module:
     """The LM to train: fresh (`build_model`) or from `stage.init_from`, with the runtime
     setting `model.grad_checkpointing` applied."""
-    init = resolve_init(job.stage, paths)
+    init = resolve_init(job.stage, run.paths, run.run_name)
     if init is None:
         model = build_model(job.model, layout)
     else:
@@ -182,7 +190,7 @@ def _resume_point(run: RunConfig, root: Path) -> tuple[Path | None, Path | None]
 def _module_and_data(job: LMJob, run: RunConfig, data: LMData) -> tuple[LMTrainingModule, LMDataModule]:
     stage = job.stage
     module = LMTrainingModule(
-        build_lm(job, run.paths, data.layout),  # a resumed run then loads its own weights over these
+        build_lm(job, run, data.layout),  # a resumed run then loads its own weights over these
         data.layout,
         optim=stage.optim,
         noise=stage.noise,
