@@ -70,3 +70,18 @@ def test_a_debug_sft_starts_from_the_debug_pretrain_and_says_when_it_takes_the_d
     with caplog.at_level(logging.WARNING, logger="vidchat"):
         assert resolve_init(sft, paths, "sft-debug") == tmp_path / "demo/lm"
     assert "starts from the shipped demo LM" in caplog.text and "pretrain-debug" in caplog.text
+
+
+def test_csv_versions_that_logged_nothing_are_removed_at_the_next_start(tmp_path):
+    """A run killed before its first log step left an empty `csv/version_N` (#30 item 10)."""
+    from vidchat.training.run_dir import csv_version
+
+    logs = tmp_path / "csv"
+    for n, text in ((0, "step,loss\n0,1.5\n"), (1, None), (2, "step,loss\n")):
+        (logs / f"version_{n}").mkdir(parents=True)
+        (logs / f"version_{n}" / "hparams.yaml").write_text("{}\n")
+        if text is not None:
+            (logs / f"version_{n}" / "metrics.csv").write_text(text)
+    assert csv_version(tmp_path, "csv", resume=True) == 0  # continues the log that has rows
+    assert sorted(p.name for p in logs.iterdir()) == ["version_0"]
+    assert (logs / "version_0" / "metrics.csv").read_text() == "step,loss\n0,1.5\n"

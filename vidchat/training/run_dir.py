@@ -4,7 +4,8 @@ resumed run that continues the same CSV log instead of opening a new version.
 - `remove_stale_temps(folder)`: the `.{name}.*.tmp*` files an atomic write (`utils.atomic`) leaves
   when its process is killed mid-write; one run owns a run folder at a time, so at start-up any
   such file is stale.
-- `csv_version(root, resume)`: the CSV logger's version: the newest existing one when resuming.
+- `csv_version(root, resume)`: the CSV logger's version: the newest existing one when resuming;
+  version folders that logged nothing (a run killed before its first log) are removed.
 - `carry_log(logger)` + `TrimLogOnResume`: Lightning's CSV writer deletes an existing
   `metrics.csv` when it opens; the rows are read first and, once the restored step is known, put
   back without those the crashed run logged after its last checkpoint (the resumed run logs
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +37,22 @@ def remove_stale_temps(folder: Path) -> list[Path]:
     return removed
 
 
+def _logged_nothing(version: Path) -> bool:
+    """A CSV log folder without a logged row (a run killed before its first log step)."""
+    metrics = version / "metrics.csv"
+    rows = metrics.read_text().strip().splitlines() if metrics.is_file() else []
+    return len(rows) <= 1 and all(p.name in ("metrics.csv", "hparams.yaml")
+                                  for p in version.iterdir())  # fmt: skip
+
+
 def csv_version(save_dir: Path, name: str, resume: bool) -> int | None:
-    """The newest `version_N` under `save_dir/name` when resuming, else None (a new version)."""
+    """The newest `version_N` under `save_dir/name` when resuming, else None (a new version).
+    Version folders that logged nothing (left by killed runs) are removed first, by the main
+    process only (another rank could otherwise take the one rank 0 is about to write)."""
+    if int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("RANK", "0")) == 0:
+        for version in (save_dir / name).glob("version_*"):
+            if version.is_dir() and _logged_nothing(version):
+                shutil.rmtree(version, ignore_errors=True)
     versions = [int(p.name[len("version_"):]) for p in (save_dir / name).glob("version_*")
                 if p.name[len("version_"):].isdigit()]  # fmt: skip
     return max(versions) if resume and versions else None
