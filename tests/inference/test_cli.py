@@ -272,3 +272,37 @@ def test_a_long_input_answers_its_last_seconds(saved_responder, tmp_path, capsys
     code, _, stderr = run(["--input", long, "--checkpoint", saved_responder, "--output", out,
                            "--overwrite", "--context-seconds", "1e6"], capsys)  # fmt: skip
     assert code == 2 and "--context-seconds 1e+06 does not fit" in stderr
+
+
+def test_a_rerun_removes_the_temp_file_a_killed_run_left(saved_responder, partner_clip, tmp_path,
+                                                         capsys, monkeypatch):  # fmt: skip
+    """`kill -9` mid-answer leaves `.answer.mp4.XXXX.tmp.mp4` (#30 item 6): the next write of
+    the same output removes it once it has gone stale; the folder's other files stay."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import vidchat.utils.atomic as atomic
+
+    out = tmp_path / "answer.mp4"
+    (tmp_path / ".someone-elses.tmp").write_text("not ours")
+    cmd = [sys.executable, "infer.py", "--input", str(partner_clip), "--output", str(out),
+           "--max-seconds", "5", "--no-cache"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    for line in proc.stdout:
+        if line.startswith("loaded model"):
+            break
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".answer.mp4.*")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    (left,) = tmp_path.glob(".answer.mp4.*")
+    monkeypatch.setattr(atomic, "STALE_TEMP_S", 0.0)  # as if a minute had passed
+    code, _, stderr = run(["--input", partner_clip, "--checkpoint", saved_responder, "--output",
+                           out, "--max-seconds", "1"], capsys)  # fmt: skip
+    assert code == 0, stderr
+    assert not left.exists() and out.is_file()
+    assert (tmp_path / ".someone-elses.tmp").read_text() == "not ours"

@@ -7,21 +7,43 @@ Everything is written to a temp file in the destination's folder, flushed to dis
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+STALE_TEMP_S = 60.0
+"""A temp file of ours untouched this long belongs to a writer that was killed (a live one,
+such as `infer.py`'s streaming mp4, writes to it far more often)."""
+
+
+def remove_stale_temps_of(path: Path) -> list[Path]:
+    """Delete the temp files a killed writer of `path` left beside it (`.{name}.*`, untouched
+    for `STALE_TEMP_S`): only this target's, since the folder may be the user's."""
+    stale = []
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*"):
+        try:
+            if tmp.is_file() and time.time() - tmp.stat().st_mtime > STALE_TEMP_S:
+                tmp.unlink()
+                stale.append(tmp)
+        except OSError:
+            pass  # gone already, or not ours to remove
+    return stale
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a temp path beside `path`; it becomes `path` when the block ends without an error
-    and is deleted otherwise. `suffix` matters to writers that pick a format by extension."""
+    and is deleted otherwise (a killed writer's temp goes at the next write of the same path).
+    `suffix` matters to writers that pick a format by extension."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps_of(path)
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     os.close(fd)
     tmp = Path(name)
