@@ -41,3 +41,24 @@ def test_bad_input_is_one_line(args, message, raw_sources, tmp_path):
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], done.stderr
     assert not (tmp_path / "out").exists() and not (raw_sources / "out").exists()
     assert sorted(p.name for p in (tmp_path / "user").iterdir()) == ["notes.txt"]
+
+
+def test_a_missing_package_is_one_line_before_any_work(raw_sources, tmp_path, monkeypatch):
+    """A curation run without resemblyzer once reported every source as bad and wrote 0 clips
+    (#30 item 8); now it stops at once, naming the package and the set-up commands."""
+    import importlib.util
+
+    from vidchat.cli import compose
+    from vidchat.curate.config import from_cfg
+    from vidchat.curate.run import curate
+    from vidchat.errors import VidchatError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "resemblyzer" else real(name, *a))  # fmt: skip
+    cfg = from_cfg(compose("curate", [f"input={raw_sources}", f"output={tmp_path}/out"]))
+    with pytest.raises(VidchatError) as info:
+        curate(cfg)
+    assert str(info.value) == ("curation needs resemblyzer, which is not installed: "
+                               'pip install -e ".[all]" && bash scripts/install_extras.sh')  # fmt: skip
+    assert not (tmp_path / "out").exists()

@@ -14,6 +14,7 @@ from vidchat.curate.store import WORK_DIR, StageStore
 from vidchat.errors import VidchatError
 from vidchat.utils.atomic import atomic_write_json, check_writable_folder
 from vidchat.utils.ray_session import ray_session
+from vidchat.utils.requires import require
 
 
 def find_sources(folder: Path, patterns: tuple[str, ...]) -> dict[str, Path]:
@@ -40,8 +41,14 @@ def _check_own_output(out: Path) -> None:
                            "empty output folder")  # fmt: skip
 
 
+CURATE_MODULES = ("ray", "scenedetect", "sklearn", "resemblyzer", "webrtcvad", "dlib")
+"""What every curation run imports (shots, diarisation, faces, Ray); pocketsphinx with ASR."""
+
+
 def curate(cfg: CurateConfig) -> dict:
     """Run (or resume) the whole curation -> the report (also `{output}/curate_report.json`)."""
+    require(CURATE_MODULES + (("pocketsphinx",) if cfg.speech.asr == "pocketsphinx" else ()),
+            "curation")  # fmt: skip
     inp, out = Path(cfg.input).resolve(), Path(cfg.output).resolve()
     sources = find_sources(inp, cfg.patterns)
     if out == inp or inp in out.parents:

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# What pip cannot express, run after `pip install -e ".[all]"` in the same environment:
+# - resemblyzer 0.1.4 (speaker embeddings: curation's diarisation, the eval's voice similarity)
+#   without its dependencies: its metadata pins the `typing` backport and the source-only
+#   `webrtcvad`; its real needs are in the eval extra (webrtcvad-wheels provides the module).
+# - Debian's chromium and chromedriver, which the web demo's browser test drives (never a
+#   downloaded browser). Installed with apt-get when run as root; otherwise it says what to do.
+set -euo pipefail
+python -m pip install -q --no-deps resemblyzer==0.1.4
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null
+  else
+    echo "install_extras: also install Debian's chromium and chromium-driver" \
+         "(sudo apt-get install chromium chromium-driver) for the web demo's browser test" >&2
+  fi
+fi
+python -c "import resemblyzer" && echo "install_extras: done"
