@@ -15,4 +15,9 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
          "(sudo apt-get install chromium chromium-driver) for the web demo's browser test" >&2
   fi
 fi
-python -c "import resemblyzer" && echo "install_extras: done"
+if ! python -c "import resemblyzer" 2>/dev/null; then
+  echo "install_extras: resemblyzer does not import here: run pip install -e '.[all]' first," \
+       "in this same environment" >&2
+  exit 1
+fi
+echo "install_extras: done"
