@@ -103,3 +103,28 @@ def test_a_network_on_a_device_is_called_like_the_original():
     wrapped = OnDevice(net, "cpu")
     assert torch.equal(wrapped(x), net(x)) and torch.equal(wrapped.forward_lip(x), net.forward_lip(x))
     assert wrapped(x).device.type == "cpu" and wrapped.training is False
+
+
+def test_every_piece_of_speech_is_a_clip_or_a_drop_with_its_reason():
+    """A source with faces in both shots that yields 0 clips says why (#30 item 9): here one
+    voice no mouth followed, one too short, one in no kept shot."""
+    from vidchat.curate.clips import ClipOptions, plan_clips
+
+    source = {"ytid": "vid", "height": 128, "width": 128, "fps": 10.0, "duration": 20.0}
+    face = {"box": [30, 30, 90, 90]}
+    shots = [{"index": 0, "start": 0, "end": 50, "faces": [face], "binding": {},
+              "correlations": {"A": [0.12]}},
+             {"index": 1, "start": 50, "end": 100, "faces": [face], "binding": {},
+              "correlations": {}}]  # fmt: skip
+    turns = [{"speaker": "A", "start": 0.5, "end": 4.0},  # shot 0: nobody's mouth followed it
+             {"speaker": "B", "start": 6.0, "end": 6.4},  # shot 1: too short
+             {"speaker": "B", "start": 12.0, "end": 15.0}]  # after the kept shots
+    dropped: list[dict] = []
+    assert plan_clips(source, shots, turns, ClipOptions(), dropped) == []
+    reasons = {d["item"]: d["reason"] for d in dropped}
+    assert reasons == {
+        "vid voice A 0.50-4.00 s": "no face's mouth followed this voice in shot 0 "
+                                   "(best sync 0.12 over 1 face(s))",
+        "vid voice B 6.00-6.40 s": "0.40 s in shot 1, shorter than min_clip 1 s",
+        "vid voice B 12.00-15.00 s": "in no kept shot",
+    }  # fmt: skip

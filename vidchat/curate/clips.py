@@ -24,7 +24,9 @@ class ClipOptions:
 
 
 def talking_segments(turns: list[dict], shot: dict, fps: float, opts: ClipOptions) -> list[dict]:
-    """[{speaker, start, end}] (s) inside one shot `{start, end}` (frames)."""
+    """[{speaker, start, end}] (s) inside one shot `{start, end}` (frames), each speaker's
+    turns closer than `merge_gap` joined; pieces shorter than `min_clip` included (the caller
+    drops them, with their reason)."""
     lo, hi = shot["start"] / fps, shot["end"] / fps
     pieces: list[dict] = []
     for turn in sorted(turns, key=lambda t: t["start"]):
@@ -36,19 +38,48 @@ def talking_segments(turns: list[dict], shot: dict, fps: float, opts: ClipOption
             last["end"] = end
         else:
             pieces.append({"speaker": turn["speaker"], "start": start, "end": end})
-    return [p for p in pieces if p["end"] - p["start"] >= opts.min_clip]
+    return pieces
 
 
-def plan_clips(source: dict, shots: list[dict], turns: list[dict], opts: ClipOptions) -> list[dict]:
+def _turn_name(source: dict, piece: dict) -> str:
+    return f"{source['ytid']} voice {piece['speaker']} {piece['start']:.2f}-{piece['end']:.2f} s"
+
+
+def _unbound_reason(shot: dict, speaker: str) -> str:
+    scores = shot.get("correlations", {}).get(speaker) or []
+    best = f"best sync {max(scores):.2f} over {len(scores)} face(s)" if scores else "no score"
+    return f"no face's mouth followed this voice in shot {shot['index']} ({best})"
+
+
+def plan_clips(source: dict, shots: list[dict], turns: list[dict], opts: ClipOptions,
+               dropped: list[dict] | None = None) -> list[dict]:  # fmt: skip
     """Clips of one source. `source`: ytid, height, width, fps, duration; each shot: start,
-    end (frames), faces [{box}], binding {speaker: {face, sync, conf}}."""
+    end (frames), faces [{box}], binding {speaker: {face, sync, conf}}, correlations
+    {speaker: [score per face]}. `dropped`, when given, gets `{item, reason}` for every piece
+    of speech that makes no clip: in no kept shot, shorter than `min_clip`, or bound to no
+    face."""
     fps, h, w = source["fps"], source["height"], source["width"]
-    segments = [(seg, shot) for shot in shots for seg in talking_segments(turns, shot, fps, opts)]
+    dropped = [] if dropped is None else dropped
+    for turn in turns:
+        if not any(min(turn["end"], s["end"] / fps) > max(turn["start"], s["start"] / fps)
+                   for s in shots):  # fmt: skip
+            dropped.append({"item": _turn_name(source, turn), "reason": "in no kept shot"})
+    segments = []
+    for shot in shots:
+        for seg in talking_segments(turns, shot, fps, opts):
+            if seg["end"] - seg["start"] < opts.min_clip:
+                dropped.append({"item": _turn_name(source, seg), "reason": (
+                    f"{seg['end'] - seg['start']:.2f} s in shot {shot['index']}, shorter than "
+                    f"min_clip {opts.min_clip:g} s")})  # fmt: skip
+            else:
+                segments.append((seg, shot))
     segments.sort(key=lambda item: item[0]["start"])
     clips = []
     for scene, (seg, shot) in enumerate(segments):
         bound = shot["binding"].get(seg["speaker"])
         if bound is None:
+            dropped.append({"item": _turn_name(source, seg),
+                            "reason": _unbound_reason(shot, seg["speaker"])})  # fmt: skip
             continue
         other = [k for k in range(len(shot["faces"])) if k != bound["face"]]
         people = [(seg["speaker"], bound["face"], False)]

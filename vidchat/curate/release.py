@@ -61,7 +61,12 @@ def plan_release(store: StageStore, ytids: list[str], clip_opts: ClipOptions,
         _filter(plan.report, "shot length")["kept"] += len(shots["shots"])
         _filter(plan.report, "shot luminance and faces")["kept"] += len(people["shots"])
         source = {**shots["source"], "ytid": ytid}
-        for clip in plan_clips(source, people["shots"], speech["turns"], clip_opts):
+        unused: list[dict] = []  # every piece of speech that makes no clip, with its reason
+        planned = plan_clips(source, people["shots"], speech["turns"], clip_opts, unused)
+        _filter(plan.report, "speech turns")["kept"] += sum(not c["listener"] for c in planned)
+        for drop in unused:
+            _drop(plan.report, "speech turns", drop["item"], drop["reason"])
+        for clip in planned:
             shot = next(s for s in people["shots"] if s["index"] == clip["shot"])
             face = shot["faces"][clip["face"]]  # the face track the clip is cropped to
             clip["scores"] = {"luminance": shot["luminance"], "clarity": source["clarity"],
