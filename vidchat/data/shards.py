@@ -11,7 +11,9 @@ Layout of one shard set (a folder, see `vidchat.training.tokenize.shard_dir`):
 `<w>` is the worker (`shard_index` of `num_shards` machines), `<n>` its running shard number.
 Crash safety: the `.npy` is written to a temp file and `os.replace`d, and only then its index is
 committed the same way; a clip counts as done only once an index lists it, so a killed run resumes
-where it stopped, never writes a clip twice and never leaves half a shard behind.
+where it stopped and never leaves half a shard behind. A clip is written again only when the
+files it was made from changed (or it failed and is retried); readers take its newest entry
+(`vidchat.data.shard_entries`).
 
 Integrity: each index records its shard's size and sha256 and a checksum of itself. The reader
 checks an index when it opens the set and a shard when it first reads it; a mismatch (a
@@ -30,10 +32,11 @@ import re
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
+from vidchat.data.shard_entries import Latest, entries_of, newest
 from vidchat.errors import VidchatError
 from vidchat.utils.atomic import atomic_path, atomic_write_json
 from vidchat.utils.hashing import file_sha256
@@ -128,40 +131,6 @@ def _committed_indexes(root: Path) -> Iterator[tuple[int, int, Path]]:
             yield int(m.group(1)), int(m.group(2)), p
 
 
-class Latest(NamedTuple):
-    """A clip's newest entry in a shard set: where its codes are (or its failure), and the
-    source signature it was made from (None in sets written before signatures were kept)."""
-
-    source: dict[str, Any] | None
-    failure: dict[str, str] | None = None
-    entry: dict[str, Any] | None = None
-    shard: str | None = None
-    worker: int = 0
-
-
-def _commit_order(worker: int, number: int, index: dict[str, Any]) -> tuple[int, int, int]:
-    """Indexes in the order they were committed: a clip's later entry supersedes an earlier
-    one (a redone clip, or one that failed before). Sets written before commit times were
-    kept never hold a clip twice."""
-    return index.get("committed_ns", 0), worker, number
-
-
-def _newest(indexes: list[tuple[int, int, dict[str, Any]]]) -> dict[str, Latest]:
-    """clip_id -> its newest entry over (worker, number, index) triples."""
-    latest: dict[str, Latest] = {}
-    for w, _n, index in sorted(indexes, key=lambda i: _commit_order(*i)):
-        latest.update(_latest_entries(index, w))
-    return latest
-
-
-def _latest_entries(index: dict[str, Any], worker: int = 0) -> dict[str, Latest]:
-    out = {cid: Latest(e["meta"].get("source"), None, e, index["shard"], worker)
-           for cid, e in index["clips"].items()}  # fmt: skip
-    for failure in index["failures"]:
-        out[failure["clip_id"]] = Latest(failure.get("source"), failure, None, None, worker)
-    return out
-
-
 class ShardWriter:
     """Buffers tokenized clips and commits them shard by shard (see the module docstring).
 
@@ -199,18 +168,16 @@ class ShardWriter:
                 )
         else:
             atomic_write_json(meta_path, self.meta, indent=None)
-        self._latest: dict[str, Latest] = {}  # clip_id -> its newest committed entry
         self._refs: set[str] = set()
-        self.failures: list[dict[str, str]] = []
         self._seq = 0
         indexes = list(_sound_indexes(self.root))
-        self._latest = _newest(indexes)
+        self._latest: dict[str, Latest] = newest(indexes)  # clip_id -> its newest entry
         for w, n, index in indexes:
             self._refs.update(index["references"])
             if w == self.worker:
                 self._seq = max(self._seq, n + 1)
-        self.failures = [self._latest[c].failure for c in self._latest
-                         if self._latest[c].failure and self._latest[c].worker == self.worker]  # fmt: skip
+        self.failures: list[dict[str, str]] = [e.failure for e in self._latest.values()
+                                               if e.failure and e.worker == self.worker]  # fmt: skip
         self._reset_buffer()
         self.written_clips = 0
 
@@ -294,8 +261,7 @@ class ShardWriter:
                      committed_ns=time.time_ns())  # fmt: skip
         index["checksum"] = _index_checksum(index)
         atomic_write_json(self.root / f"{name}.index.json", index, indent=None)
-        for clip_id, latest in _latest_entries(index).items():
-            self._latest[clip_id] = latest._replace(worker=self.worker)
+        self._latest.update(entries_of(index, self.worker))
         self._refs.update(self._references)
         redone = set(index["clips"]) | {f["clip_id"] for f in self._failures}
         self.failures = [f for f in self.failures if f["clip_id"] not in redone]
@@ -336,7 +302,7 @@ class ShardReader:
         self._clips: dict[str, tuple[Path, str, dict[str, Any]]] = {}
         self._refs: dict[str, tuple[Path, str, dict[str, Any]]] = {}
         self._failures: list[dict[str, str]] = []
-        self._sources: dict[str, dict[str, Any] | None] = {}  # clip_id -> source signature
+        self._sources: dict[str, tuple[Path, dict[str, Any] | None]] = {}  # clip_id -> set, source
         self._arrays: dict[Path, np.ndarray] = {}
         self._expected: dict[Path, dict[str, Any]] = {}  # shard -> its index (checksums)
         for root in self.roots:
@@ -365,12 +331,11 @@ class ShardReader:
             for key, entry in index["references"].items():
                 self._refs.setdefault(key, (root, index["shard"], entry))
             indexes.append((w, n, index))
-        for clip_id, entry in _newest(indexes).items():  # a redone clip: its newest entry
-            if clip_id in self._clips or clip_id in self._sources:
+        for clip_id, entry in newest(indexes).items():  # a redone clip: its newest entry
+            if clip_id in self._sources:
                 raise VidchatError(f"clip {clip_id!r} is in two shard sets: "
-                                   f"{self._clips[clip_id][0] if clip_id in self._clips else 'another'} "
-                                   f"and {root}")  # fmt: skip
-            self._sources[clip_id] = entry.source
+                                   f"{self._sources[clip_id][0]} and {root}")  # fmt: skip
+            self._sources[clip_id] = (root, entry.source)
             if entry.failure is not None:
                 self._failures.append(entry.failure)
             else:
@@ -432,7 +397,7 @@ class ShardReader:
     def source(self, clip_id: str) -> dict[str, Any] | None:
         """The source signature the clip (or its failure) was made from; None when the set
         predates signatures. KeyError for a clip the set does not hold."""
-        return self._sources[clip_id]
+        return self._sources[clip_id][1]
 
     def failures(self) -> list[dict[str, str]]:
         """Clips that could not be decoded: `{clip_id, path, error}` each."""
