@@ -64,7 +64,7 @@ def test_a_stalled_worker_ends_the_run_with_an_error_naming_its_clip(tmp_path, t
     records = light_records(tmp_path, n=5)
     monkeypatch.setattr(tokenize_module, "DecodeDataset", StallsOnClip2)
     # the bound includes the workers' start (a few seconds on a loaded 2-core machine)
-    stage = stage_cfg(tmp_path, num_workers=2, decode_timeout=12, clips_per_shard=1)
+    stage = stage_cfg(tmp_path, num_workers=2, decode_timeout=12, clips_per_shard=10)  # buffered
     start = time.monotonic()
     with pytest.raises(VidchatError) as info:
         tokenize_records(toy_shard_dir(tmp_path), stage, records, video, audio, names=NAMES)
@@ -73,7 +73,7 @@ def test_a_stalled_worker_ends_the_run_with_an_error_naming_its_clip(tmp_path, t
     assert "no clip decoded for 12 s" in message and "clip clip2 (" in message
     assert str(records[2].path) in message and "\n" not in message
     assert not isinstance(info.value, DecodeStalled)  # the run's error, not the worker's
-    assert ShardReader(toy_shard_dir(tmp_path)).ids() == ["clip0", "clip1"]  # kept for a rerun
+    assert ShardReader(toy_shard_dir(tmp_path)).ids() == ["clip0", "clip1"]  # committed for a rerun
 
 
 def test_decode_in_workers_keeps_order_like_decoding_inline(tmp_path):

@@ -1,8 +1,7 @@
 """`python train.py stage=tokenize`: decode every clip of the manifest once, write token shards.
 
 Resumable (rerun the same command after a crash; a clip whose files changed since it was
-tokenized, or that failed and has its files changed, is redone, and `stage.retry_failed=true`
-retries every failed clip), split across machines
+tokenized or failed is redone, and `stage.retry_failed=true` retries every failed clip), split across machines
 (`stage.shard_index=k stage.num_shards=N` processes clip i when i % N == k), decodes with several
 DataLoader workers, skips and lists clips that fail to decode (`failures-<k>.json`).
 Training finds the shards with `shard_dir(...)`.
@@ -199,28 +198,36 @@ def tokenize_records(
                unit="clip", disable=progress is not None)  # fmt: skip
     if progress is not None:
         progress.start(len(todo))
-    for i, frames, audio, error in bar:
-        rec = todo[i]
-        if error is not None:
-            writer.add_failure(rec.clip_id, str(rec.path), error, sources[rec.clip_id])
-            log.warning("skipping clip %s: %s", rec.clip_id, error)
-        else:
-            meta = {**record_meta(rec), "fps": codec.fps, "sample_rate": codec.sample_rate,
-                    "num_frames": len(frames), "num_samples": len(audio),
-                    "source": sources[rec.clip_id]}  # fmt: skip
-            codes = codec.encode_clip(frames, audio)
-            writer.add(rec.clip_id, codes.video.numpy(), codes.audio.numpy(), meta)
+    try:
+        for i, frames, audio, error in bar:
+            _write_clip(writer, codec, todo[i], frames, audio, error, sources[todo[i].clip_id])
             bar.set_postfix(failed=writer.num_failed)
-        done += 1
-        if progress is not None:
-            progress.step()
+            done += 1
+            if progress is not None:
+                progress.step()
+    except VidchatError:  # a stalled worker: keep what was decoded, a rerun resumes after it
+        writer.flush()
+        raise
     writer.close()
     return _summary(writer, root, k, done, time.perf_counter() - start)
 
 
+def _write_clip(writer: ShardWriter, codec: ClipCodec, rec: Any, frames: np.ndarray | None,
+                audio: np.ndarray | None, error: str | None, source: dict[str, Any]) -> None:
+    """One decoded clip (or its failure) into the shards, with the files it was made from."""
+    if error is not None:
+        writer.add_failure(rec.clip_id, str(rec.path), error, source)
+        log.warning("skipping clip %s: %s", rec.clip_id, error)
+        return
+    meta = {**record_meta(rec), "fps": codec.fps, "sample_rate": codec.sample_rate,
+            "num_frames": len(frames), "num_samples": len(audio), "source": source}  # fmt: skip
+    codes = codec.encode_clip(frames, audio)
+    writer.add(rec.clip_id, codes.video.numpy(), codes.audio.numpy(), meta)
+
+
 def _named_stalls(decoded: Iterator[DecodedClip], todo: list[Any]) -> Iterator[DecodedClip]:
     """`decoded`, with a stall turned into an error that names the clip it waited for (the
-    clips finished before it are already in the shards: a rerun resumes after them)."""
+    caller commits the clips decoded before it: a rerun resumes after them)."""
     try:
         yield from decoded
     except DecodeStalled as exc:
