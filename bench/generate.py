@@ -146,6 +146,30 @@ def _partner_prompt(layout: SequenceLayout, seconds: float):
     return layout.prompt([partner], ref=torch.randint(0, 1024, (h, w), generator=g))
 
 
+def _cache_lines(run, repeats: int, prompt_len: int, media_tps: float) -> dict[str, str]:
+    """Part 1 on the CPU: one chunk with the KV cache against recomputing the prefix,
+    alternating `repeats` times (`run(use_cache) -> (seconds, generated tokens)`)."""
+    run(True)  # warm up
+    times: dict[str, list[float]] = {"cache": [], "no_cache": []}
+    n_tokens = 0
+    for _ in range(repeats):
+        for name in times:
+            dt, n_tokens = run(name == "cache")
+            times[name].append(dt)
+    tps = {name: n_tokens / statistics.median(t) for name, t in times.items()}
+    print(f"prompt tokens: {prompt_len}, generated tokens per run: {n_tokens}, "
+          f"media tokens/s: {media_tps:.0f}")  # fmt: skip
+    for name, t in times.items():
+        print(f"{name} s: " + " ".join(f"{x:.3f}" for x in t))
+    return {
+        "generate cpu tokens/s cache": f"{tps['cache']:.1f}",
+        "generate cpu tokens/s no cache": f"{tps['no_cache']:.1f}",
+        "generate cpu cache speedup": f"{tps['cache'] / tps['no_cache']:.1f}",
+        "generate cpu real-time factor (cache)": f"{media_tps / tps['cache']:.2f}",
+        "rtf demo64 8x8": f"{media_tps / tps['cache']:.2f}",
+    }
+
+
 def main() -> None:
     args = _args()
     if args.threads:
@@ -175,27 +199,7 @@ def main() -> None:
     media_tps = layout.tokens_per_second
     print(f"model: {args.model} ({model.num_params() / 1e6:.2f}M params, {heads}, "
           f"{args.dtype}), threads: {torch.get_num_threads()}")  # fmt: skip
-    lines = {}
-    if "cpu" in devices:  # part 1: the KV cache against recomputing the prefix
-        run(True)  # warm up
-        times: dict[str, list[float]] = {"cache": [], "no_cache": []}
-        n_tokens = 0
-        for _ in range(args.repeats):
-            for name in times:
-                dt, n_tokens = run(name == "cache")
-                times[name].append(dt)
-        tps = {name: n_tokens / statistics.median(t) for name, t in times.items()}
-        print(f"prompt tokens: {len(prompt)}, generated tokens per run: {n_tokens}, "
-              f"media tokens/s: {media_tps:.0f}")  # fmt: skip
-        for name, t in times.items():
-            print(f"{name} s: " + " ".join(f"{x:.3f}" for x in t))
-        lines = {
-            "generate cpu tokens/s cache": f"{tps['cache']:.1f}",
-            "generate cpu tokens/s no cache": f"{tps['no_cache']:.1f}",
-            "generate cpu cache speedup": f"{tps['cache'] / tps['no_cache']:.1f}",
-            "generate cpu real-time factor (cache)": f"{media_tps / tps['cache']:.2f}",
-            "rtf demo64 8x8": f"{media_tps / tps['cache']:.2f}",
-        }
+    lines = _cache_lines(run, args.repeats, len(prompt), media_tps) if "cpu" in devices else {}
     if cuda:
         run(True, "cuda")
         gpu = [run(True, "cuda") for _ in range(args.repeats)]

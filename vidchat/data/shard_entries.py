@@ -36,6 +36,15 @@ def entries_of(index: dict[str, Any], worker: int) -> dict[str, Latest]:
     return out
 
 
+def is_current(latest: Latest | None, source: dict[str, Any] | None,
+               retry_failed: bool = False) -> bool:  # fmt: skip
+    """The clip needs no new entry: it has one (tokenized, or failed unless `retry_failed`)
+    made from `source` (None: from anything; an entry from before signatures stands)."""
+    if latest is None or (retry_failed and latest.failure is not None):
+        return False
+    return source is None or latest.source is None or latest.source == source
+
+
 def newest(indexes: list[tuple[int, int, dict[str, Any]]]) -> dict[str, Latest]:
     """clip_id -> its newest entry over (worker, number, index) triples."""
     latest: dict[str, Latest] = {}

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from vidchat.data.shard_entries import Latest, entries_of, newest
+from vidchat.data.shard_entries import Latest, entries_of, is_current, newest
 from vidchat.errors import VidchatError
 from vidchat.utils.atomic import atomic_path, atomic_write_json
 from vidchat.utils.hashing import file_sha256
@@ -195,13 +195,9 @@ class ShardWriter:
 
     def is_done(self, clip_id: str, source: dict[str, Any] | None = None,
                 retry_failed: bool = False) -> bool:  # fmt: skip
-        """True once a committed index lists the clip (tokenized, or failed unless
-        `retry_failed`), made from `source` (`records.source_signature`) when that is given.
-        An entry written before sources were recorded is taken as it is."""
-        latest = self._latest.get(clip_id)
-        if latest is None or (retry_failed and latest.failure is not None):
-            return False
-        return source is None or latest.source is None or latest.source == _jsonable(source)
+        """A committed index lists the clip made from `source` (`records.source_signature`;
+        None: from anything), tokenized, or failed unless `retry_failed` (`is_current`)."""
+        return is_current(self._latest.get(clip_id), source, retry_failed)
 
     def has_reference(self, key: str) -> bool:
         return key in self._refs or key in self._references
@@ -219,10 +215,9 @@ class ShardWriter:
 
     def add(self, clip_id: str, video: np.ndarray, audio: np.ndarray, meta: dict[str, Any]) -> None:
         """Buffer one clip: video codes `[T,h,w]`, audio codes `[K,Ta]`; flushes a full shard."""
-        latest = self._latest.get(clip_id)
-        same = latest is not None and latest.failure is None and self.is_done(
-            clip_id, meta.get("source"))  # fmt: skip
-        if clip_id in self._clips or same:  # only changed inputs or a retried failure supersede
+        latest = self._latest.get(clip_id)  # only changed inputs or a retried failure supersede
+        if clip_id in self._clips or (latest and not latest.failure
+                                      and self.is_done(clip_id, meta.get("source"))):  # fmt: skip
             raise ValueError(f"clip {clip_id!r} was already written to {self.root}")
         self._clips[clip_id] = {
             "video": self._put(video),
@@ -242,9 +237,7 @@ class ShardWriter:
     def add_failure(self, clip_id: str, path: str, error: str,
                     source: dict[str, Any] | None = None) -> None:  # fmt: skip
         failure = {"clip_id": clip_id, "path": str(path), "error": error}
-        if source is not None:
-            failure["source"] = _jsonable(source)
-        self._failures.append(failure)
+        self._failures.append(failure if source is None else {**failure, "source": source})
 
     def flush(self) -> None:
         """Commit the buffer: shard array first (atomic), then its index (atomic)."""
