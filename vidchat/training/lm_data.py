@@ -59,16 +59,18 @@ class LMJob:
         return shard_dir(self.data_dir, *names, self.data.tokens_dir)
 
 
-def ensure_shards(job: LMJob, wait_s: float = 4 * 3600) -> ShardReader:
+def ensure_shards(job: LMJob, wait_s: float = 4 * 3600, manifest: Any = None) -> ShardReader:
     """A `ShardReader` for the job's shard folder, running the tokenize stage first when it is
-    missing, or when this stage made it and the data has clips it lacks (a regenerated demo
-    world; tokenize resumes, so only those are added). Only the main process tokenizes; other
-    ranks (torchrun starts them together) wait for the marker file it writes when done."""
+    missing, or when this stage made it and it no longer matches the data (`_stale_clip`: clips
+    it lacks, clips from other files; tokenize redoes just those). A stale set the user made is
+    refused with one line. Only the main process tokenizes; other ranks (torchrun starts them
+    together) wait for the marker file it writes when done. `manifest`: the data's, when the
+    caller has it (loaded here otherwise)."""
     root = job.shard_root
     marker = root / TOKENIZED_MARKER
     stale = None
     if (root / META_NAME).is_file() and is_main_process():
-        stale = _stale_clip(job, ShardReader(root), missing=marker.is_file())
+        stale = _stale_clip(job, ShardReader(root), marker.is_file(), manifest)
         if stale and not marker.is_file():  # the user's own tokenize run: theirs to redo
             raise VidchatError(f"{root}: tokens are stale ({stale}); run `python train.py "
                                "stage=tokenize` with this data config (it redoes exactly the "
@@ -94,14 +96,14 @@ def ensure_shards(job: LMJob, wait_s: float = 4 * 3600) -> ShardReader:
     return ShardReader(root)
 
 
-def _stale_clip(job: LMJob, reader: ShardReader, missing: bool) -> str | None:
+def _stale_clip(job: LMJob, reader: ShardReader, missing: bool, manifest: Any = None) -> str | None:
     """Why the shard set does not match the data, naming the first clip (None when it does):
     a clip tokenized (or failed) from other files than the data lists now (another data.root,
     files replaced under the same names, a .wav added), or, with `missing`, a clip it lacks."""
     from vidchat.data.manifest import load_manifest
 
     failed = {f["clip_id"] for f in reader.failures()}
-    for r in load_manifest(job.data).records:
+    for r in (manifest or load_manifest(job.data)).records:
         if r.clip_id not in reader and r.clip_id not in failed:
             if missing:
                 return f"clip {r.clip_id} is not tokenized"
@@ -178,9 +180,9 @@ def prepare_data(job: LMJob) -> LMData:
     from vidchat.data.manifest import load_manifest
 
     stage = job.stage
-    reader = ensure_shards(job)
+    manifest = load_manifest(job.data)  # (a demo world is generated here, before tokenize)
+    reader = ensure_shards(job, manifest=manifest)
     layout = layout_from_shards(reader, job.model.get("layout"))
-    manifest = load_manifest(job.data)
     train_ex = _subsample(_available(build_examples(stage, manifest, "train"), reader, "train"),
                           stage.max_examples, job.seed)  # fmt: skip
     val_ex = _subsample(_available(build_examples(stage, manifest, "val"), reader, "val"),
