@@ -15,7 +15,7 @@ import av
 import numpy as np
 
 from vidchat.media.errors import MediaError
-from vidchat.utils.atomic import atomic_path
+from vidchat.utils.atomic import atomic_path, remove_stale_temps_of
 
 
 def frame_rate_fraction(fps: float) -> Fraction:
@@ -50,6 +50,7 @@ class ClipStreamWriter:
         self.size = (int(h), int(w))
         self.sample_rate = int(sample_rate)
         self._rate = frame_rate_fraction(fps)
+        remove_stale_temps_of(self.path)  # a killed run's `.{name}.*.tmp.mp4` (kill -9 of infer.py)
         self._atomic = atomic_path(self.path, suffix=".tmp.mp4")
         tmp = self._atomic.__enter__()
         self._out = av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart"})

@@ -24,7 +24,9 @@ such as `infer.py`'s streaming mp4, writes to it far more often)."""
 
 def remove_stale_temps_of(path: Path) -> list[Path]:
     """Delete the temp files a killed writer of `path` left beside it (`.{name}.*`, untouched
-    for `STALE_TEMP_S`): only this target's, since the folder may be the user's."""
+    for `STALE_TEMP_S`): only this target's, since the folder may be the user's. Called by
+    writers of user-facing outputs (`ClipStreamWriter`), not by every atomic write: it lists
+    the folder, which for a shard folder of thousands of files on every flush would cost."""
     stale = []
     for tmp in path.parent.glob(f".{glob.escape(path.name)}.*"):
         try:
@@ -39,11 +41,9 @@ def remove_stale_temps_of(path: Path) -> list[Path]:
 @contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a temp path beside `path`; it becomes `path` when the block ends without an error
-    and is deleted otherwise (a killed writer's temp goes at the next write of the same path).
-    `suffix` matters to writers that pick a format by extension."""
+    and is deleted otherwise. `suffix` matters to writers that pick a format by extension."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps_of(path)
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     os.close(fd)
     tmp = Path(name)
