@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +33,18 @@ def exit_with_parent(*_: Any) -> None:
             pass
     if os.getppid() != parent:  # the parent died before the death signal was armed
         os._exit(1)
+    _exit_when(lambda: os.getppid() != parent, 1.0, "exit-with-parent")
+
+
+def _exit_when(gone: Callable[[], bool], poll_s: float, name: str) -> None:
+    """A watchdog thread that ends this process once `gone()` is true."""
 
     def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1.0)
+        while not gone():
+            time.sleep(poll_s)
         os._exit(1)
 
-    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
+    threading.Thread(target=watch, daemon=True, name=name).start()
 
 
 def _alive(pid: int) -> bool:
@@ -60,10 +66,4 @@ def exit_with(pid: int, poll_s: float = 0.5) -> None:
     """Make this process end when process `pid` does, when `pid` is not its parent: a worker
     started by a forkserver is the server's child, and the server lives on while any of its
     children does, so neither the death signal nor a parent check would ever fire."""
-
-    def watch() -> None:
-        while _alive(pid):
-            time.sleep(poll_s)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True, name=f"exit-with-{pid}").start()
+    _exit_when(lambda: not _alive(pid), poll_s, f"exit-with-{pid}")
