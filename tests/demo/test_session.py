@@ -56,20 +56,6 @@ def test_answer_streams_chunks_then_the_whole_mp4(tmp_path, partner_upload, save
     assert partner.duration < info.duration <= partner.duration + 1.0 + 2 / pipe.fps
 
 
-def test_work_folders_are_swept_and_removed(tmp_path):
-    import os
-
-    work = session.WorkDirs(tmp_path / "work", max_age_s=60)
-    (tmp_path / "work").mkdir()
-    old, fresh = work.new(), work.new()
-    (old / "answer.mp4").write_bytes(b"x")
-    os.utime(old, (0, 0))  # older than max_age_s
-    work.new()  # a new request sweeps what is stale
-    assert not old.exists() and fresh.exists()
-    work.remove_all()  # when the server stops
-    assert not (tmp_path / "work").exists()
-
-
 def test_a_face_name_cannot_reach_outside_the_demo_faces(saved_responder, tmp_path):
     from vidchat.inference.loading import load_pipeline
 

@@ -7,6 +7,7 @@ import sys
 
 from vidchat.cli import ArgumentParser, exit_on_user_error
 from vidchat.demo.config import DemoConfig
+from vidchat.demo.workdirs import WorkDirs
 from vidchat.errors import VidchatError
 
 
@@ -31,20 +32,24 @@ def parse_args(argv: list[str] | None = None) -> DemoConfig:
 
 
 def _serve(cfg: DemoConfig) -> None:
+    work = WorkDirs(max_age_s=cfg.delete_after_s)  # removes what killed servers left
     try:
-        from vidchat.demo.app import launch
-    except ModuleNotFoundError as exc:
-        raise VidchatError(f"the web demo needs {exc.name}: pip install 'vidchat[demo]'") from exc
-    from vidchat.inference.loading import load_pipeline
+        work.hand_to_gradio()
+        try:
+            from vidchat.demo.app import launch
+        except ModuleNotFoundError as exc:
+            raise VidchatError(f"the web demo needs {exc.name}: pip install 'vidchat[demo]'") from exc
+        from vidchat.inference.loading import load_pipeline
 
-    pipe = load_pipeline(cfg.checkpoint, device=cfg.device, dtype=cfg.dtype)
-    print(f"vidchat demo on http://{cfg.host}:{cfg.port} (Ctrl-C to stop)", flush=True)
-    app = launch(cfg, pipe, block=False)
-    try:
-        signal.sigwait({signal.SIGINT, signal.SIGTERM})  # SIGTERM stops it like Ctrl-C
+        pipe = load_pipeline(cfg.checkpoint, device=cfg.device, dtype=cfg.dtype)
+        print(f"vidchat demo on http://{cfg.host}:{cfg.port} (Ctrl-C to stop)", flush=True)
+        app = launch(cfg, pipe, block=False, work=work)
+        try:
+            signal.sigwait({signal.SIGINT, signal.SIGTERM})  # SIGTERM stops it like Ctrl-C
+        finally:
+            app.close()
     finally:
-        app.close()
-        app.vidchat_work.remove_all()
+        work.remove_all()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,6 +15,7 @@ import gradio as gr  # noqa: E402
 
 from vidchat.demo import session  # noqa: E402
 from vidchat.demo.config import DemoConfig  # noqa: E402
+from vidchat.demo.workdirs import WorkDirs  # noqa: E402
 from vidchat.errors import VidchatError  # noqa: E402
 from vidchat.inference.pipeline import ResponderPipeline  # noqa: E402
 
@@ -28,7 +29,7 @@ def theme() -> gr.themes.Base:
     return gr.themes.Default(font=local, font_mono=mono)
 
 
-def responder(cfg: DemoConfig, pipe: ResponderPipeline, work: session.WorkDirs):
+def responder(cfg: DemoConfig, pipe: ResponderPipeline, work: WorkDirs):
     """The click handler: a generator of (live frame, status, answer video) updates."""
     limits = session.Limits(cfg.max_upload_mb, cfg.max_input_seconds, cfg.max_answer_seconds)
     clips, _, refs_dir = session.demo_choices(cfg.demo_data)
@@ -51,7 +52,7 @@ def responder(cfg: DemoConfig, pipe: ResponderPipeline, work: session.WorkDirs):
     return respond
 
 
-def build_app(cfg: DemoConfig, pipe: ResponderPipeline, work: session.WorkDirs) -> gr.Blocks:
+def build_app(cfg: DemoConfig, pipe: ResponderPipeline, work: WorkDirs) -> gr.Blocks:
     clips, faces, _ = session.demo_choices(cfg.demo_data)
     face_choices = [session.DEFAULT_FACE, *faces, session.UPLOADED_FACE]
     default_face = session.DEFAULT_FACE if pipe.default_reference is not None else (
@@ -95,9 +96,12 @@ def build_app(cfg: DemoConfig, pipe: ResponderPipeline, work: session.WorkDirs) 
     return app.queue(max_size=cfg.queue_size, default_concurrency_limit=1)
 
 
-def launch(cfg: DemoConfig, pipe: ResponderPipeline, block: bool = True) -> gr.Blocks:
-    """Serve the page on cfg.host:cfg.port (uploads capped at cfg.max_upload_mb)."""
-    work = session.WorkDirs(max_age_s=cfg.delete_after_s)
+def launch(cfg: DemoConfig, pipe: ResponderPipeline, block: bool = True,
+           work: WorkDirs | None = None) -> gr.Blocks:
+    """Serve the page on cfg.host:cfg.port (uploads capped at cfg.max_upload_mb). Gradio keeps
+    its copies of uploads and answers in the server's work folder, which `remove_all` clears."""
+    work = work or WorkDirs(max_age_s=cfg.delete_after_s)
+    work.hand_to_gradio()  # the folders that uploads and answers use are read as the app is built
     app = build_app(cfg, pipe, work)
     app.launch(server_name=cfg.host, server_port=cfg.port, share=cfg.share, theme=theme(),
                css=CSS, max_file_size=int(cfg.max_upload_mb * 2**20), show_error=True,

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
-import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,29 +154,6 @@ def _enlarge(image: np.ndarray, height: int = 240) -> np.ndarray:
     """Nearest-neighbour upscale of a small frame for the page (browsers blur small images)."""
     k = max(1, height // image.shape[0])
     return np.repeat(np.repeat(image, k, axis=0), k, axis=1)
-
-
-class WorkDirs:
-    """One folder per request under `root`; folders older than `max_age_s` are deleted when a
-    new request starts and when the server stops."""
-
-    def __init__(self, root: Path | None = None, max_age_s: float = 900.0) -> None:
-        self.root = Path(root or tempfile.mkdtemp(prefix="vidchat-demo-"))
-        self.max_age_s = max_age_s
-
-    def new(self) -> Path:
-        self.sweep()
-        return Path(tempfile.mkdtemp(dir=self.root))
-
-    def sweep(self, max_age_s: float | None = None) -> None:
-        limit = self.max_age_s if max_age_s is None else max_age_s
-        now = time.time()
-        for entry in self.root.iterdir() if self.root.is_dir() else ():
-            if now - entry.stat().st_mtime >= limit:
-                shutil.rmtree(entry, ignore_errors=True)
-
-    def remove_all(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
 
 
 def demo_choices(demo_data: str | Path) -> tuple[list[tuple[str, str]], list[str], Path | None]:

@@ -47,7 +47,7 @@ def _exit_when(gone: Callable[[], bool], poll_s: float, name: str) -> None:
     threading.Thread(target=watch, daemon=True, name=name).start()
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     """Process `pid` exists and is not a zombie (a killed run stays one until it is reaped)."""
     try:
         os.kill(pid, 0)
@@ -66,4 +66,4 @@ def exit_with(pid: int, poll_s: float = 0.5) -> None:
     """Make this process end when process `pid` does, when `pid` is not its parent: a worker
     started by a forkserver is the server's child, and the server lives on while any of its
     children does, so neither the death signal nor a parent check would ever fire."""
-    _exit_when(lambda: not _alive(pid), poll_s, f"exit-with-{pid}")
+    _exit_when(lambda: not alive(pid), poll_s, f"exit-with-{pid}")
