@@ -57,6 +57,9 @@ def code_bags(
 
 def held_out_accuracy(x: torch.Tensor, y: torch.Tensor, train: torch.Tensor) -> float:
     """Fit a weight-decayed softmax classifier on `x[train]` (standardised), score the rest."""
+    if train.sum() < 2 or train.all():
+        raise SystemExit(f"error: {int(train.sum())} examples to fit and {int((~train).sum())} "
+                         "held out: too few conversations for a probe (need 2+ to fit, 1+ held out)")  # fmt: skip
     mu, sd = x[train].mean(0), x[train].std(0) + 1e-6
     x = (x - mu) / sd
     weight = torch.zeros(x.shape[1], len(EMOTIONS), requires_grad=True)

@@ -65,7 +65,10 @@ def _args() -> argparse.Namespace:
     if args.device not in ("all", "cpu", "cuda") or args.dtype not in ("float32", "bfloat16"):
         sys.exit(f"error: --device {args.device} / --dtype {args.dtype}: see --help")
     args.dtype = getattr(torch, args.dtype)
-    args.grids = tuple(int(g) for g in args.grids.split(","))
+    try:
+        args.grids = tuple(int(g) for g in args.grids.split(","))
+    except ValueError:
+        sys.exit(f"error: --grids {args.grids}: codes per side, comma-separated, e.g. 8,16")
     return args
 
 

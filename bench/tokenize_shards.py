@@ -1,10 +1,11 @@
 """Benchmark: tokenizing the demo world vs. reading its token shards back.
 
-    python bench/tokenize_shards.py [--workers 2] [--out /tmp/vidchat-bench-tokenize]
+    python bench/tokenize_shards.py [--workers 2] [--out /tmp/vidchat-bench-tokenize] [-- overrides]
 
 Tokenizes every clip of the demo manifest with the demo tokenizers into a fresh shard folder
 (`stage=tokenize`), then reads every clip back from the shards, and decodes the same clips from
-mp4 for comparison. Ends with `name: value` lines.
+mp4 for comparison. Trailing `train.py` overrides change the data (for example a smaller world
+under another `paths.root_dir`). Ends with `name: value` lines.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def _args() -> argparse.Namespace:
         "--out", type=Path, default=None, help="scratch folder (default: a temp dir)"
     )
     parser.add_argument("--read-repeats", type=int, default=5, help="passes over the shards")
+    parser.add_argument("overrides", nargs="*", help="train.py overrides naming the data")
     return parser.parse_args()
 
 
@@ -72,7 +74,7 @@ def main() -> None:
     tokens = out / "tokens"
     shutil.rmtree(tokens, ignore_errors=True)
     cfg = compose("train", ["stage=tokenize", f"paths.root_dir={ROOT}",
-                            f"++data.tokens_dir={tokens}", f"stage.num_workers={args.workers}"])  # fmt: skip
+                            f"++data.tokens_dir={tokens}", f"stage.num_workers={args.workers}", *args.overrides])  # fmt: skip
     records = load_manifest(cfg.data).records  # generates the demo world once if needed
 
     start = time.perf_counter()
