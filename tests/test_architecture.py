@@ -41,10 +41,10 @@ def _is_module(name: str) -> bool:
     return (ROOT / rel).with_suffix(".py").is_file() or (ROOT / rel / "__init__.py").is_file()
 
 
-def imports_of(path: Path) -> set[str]:
-    """Every vidchat module `path` imports (a `from pkg import name` of a submodule counts as
-    that submodule)."""
-    mod = module_name(path)
+def imports_of(path: Path, mod: str | None = None) -> set[str]:
+    """Every vidchat module `path` (module `mod`, by default named by its place in the package)
+    imports; a `from pkg import name` of a submodule counts as that submodule."""
+    mod = mod or module_name(path)
     package = mod if path.name == "__init__.py" else mod.rpartition(".")[0]
     out: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
@@ -118,16 +118,14 @@ def test_no_import_cycles():
 
 def test_the_layering_check_catches_a_climbing_import(tmp_path):
     # The check itself must be able to fail: a model module importing training is caught.
-    fake = PACKAGE / "model" / "zz_fake_for_test.py"
-    with pytest.raises(AssertionError, match="imports vidchat.training"):
-        try:
-            fake.write_text("from vidchat.training import optim\n")
-            mod = module_name(fake)
-            GRAPH[mod] = imports_of(fake)
+    fake, mod = tmp_path / "zz_fake_for_test.py", "vidchat.model.zz_fake_for_test"
+    fake.write_text("from vidchat.training import optim\n")
+    GRAPH[mod] = imports_of(fake, mod)
+    try:
+        with pytest.raises(AssertionError, match="imports vidchat.training"):
             test_imports_only_go_down(mod)
-        finally:
-            fake.unlink()
-            GRAPH.pop(module_name(fake), None)
+    finally:
+        GRAPH.pop(mod, None)
 
 
 CODE = SOURCES + sorted((ROOT / "bench").glob("*.py")) + [ROOT / "train.py", ROOT / "infer.py"]
@@ -141,3 +139,9 @@ def test_small_files_and_functions(path):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             length = node.end_lineno - node.lineno + 1
             assert length <= MAX_FUNCTION_LINES, f"{path}:{node.lineno} {node.name}: {length} lines"
+
+
+def test_every_test_has_a_time_limit(request):
+    """pytest-timeout's default (pyproject.toml) bounds every test that sets none of its own."""
+    assert request.config.pluginmanager.has_plugin("timeout")
+    assert 0 < float(request.config.getini("timeout")) <= 600

@@ -32,6 +32,7 @@ def test_a_blurred_copy_scores_lower_on_every_face(one_raw_source):
     shot = truth["shots"][0]
     frames = read_clip(path, start=shot["start"] / truth["fps"], duration=2.0).frames
     net, opts = torch.jit.script(_SharpnessNet()), DoverOptions(frames=8)
+    assert len(shot["faces"]) == 2  # both people of the source
     for box in shot["faces"].values():
         good = dover_score(net, frames, [float(v) for v in box], opts)
         blurred = dover_score(net, _blur(frames, 3.0), [float(v) for v in box], opts)

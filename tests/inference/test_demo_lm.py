@@ -79,6 +79,7 @@ def test_demo_lm_mouth_follows_its_own_audio(pipe, unseen_world):
 def test_demo_lm_draws_the_reference_identity(pipe, demo_world):
     pairs = [p for p in demo_world.manifest.pairs_for("train", ["dialogue"]) if p.responder][:4]
     gallery = load_gallery(demo_world.root / "refs")
-    for pair, r in zip(pairs, responses(pipe, pairs)):
+    assert len(pairs) == 4
+    for pair, r in zip(pairs, responses(pipe, pairs), strict=True):
         res = identity_match(r.frames, gallery, pair.responder.speaker_id)
         assert res.value == 1.0, (pair.pair_id, res.details)
