@@ -40,6 +40,9 @@ ON_A_WORLD = {
                       "stage=sft", "paths.root_dir={work}", *SMALL_WORLD],
     "expression_probe.py": ["--shards", "{work}/data_cache/tokens/demo-demo64", "--checkpoint",
                             DEMO64, "--dims", "16"],
+    "partner_dependence.py": ["--checkpoint", DEMO64, "--pairs", "4", "--", "paths.root_dir={work}",
+                              "data.root={work}/data_cache/demo64", "data.video.size=64",
+                              *SMALL_WORLD],
     "tokenize_shards.py": ["--workers", "0", "--read-repeats", "1", "--out", "{work}/scratch", "--",
                            "experiment=demo64", "paths.root_dir={work}", *SMALL_WORLD],
 }  # fmt: skip

@@ -33,7 +33,7 @@ def test_import_is_cheap_and_lists_every_metric():
     assert out.stdout.strip() == "[]"
     expected = {"psnr", "ssim", "fid", "fvd", "identity", "arcface", "lip_sync", "syncnet",
                 "voice_similarity", "dnsmos", "voice_activity", "wer",
-                "demo_lip_sync", "demo_identity", "demo_emotion"}  # fmt: skip
+                "demo_lip_sync", "demo_identity", "demo_emotion", "partner_dependence"}  # fmt: skip
     assert set(REGISTRY) == expected
     assert {n for n, m in REGISTRY.items() if m.scope == "dataset"} == {"fid", "fvd"}
 

@@ -31,7 +31,7 @@ from vidchat.data.records import ClipRecord, TurnPair, read_record
 from vidchat.errors import VidchatError
 from vidchat.eval.config import EvalConfig
 from vidchat.eval.metrics import EvalSample, MetricResult, get_metric
-from vidchat.eval.report import aggregate, markdown_table, write_report
+from vidchat.eval.report import aggregate, markdown_table, summarize, write_report
 from vidchat.inference.loading import load_pipeline
 from vidchat.inference.pipeline import ResponderPipeline, fit_audio
 from vidchat.media import read_image
@@ -256,6 +256,27 @@ def score_system(
     return {**result, "samples": rows, "unavailable": reasons}
 
 
+LM_SYSTEMS = ("model", "untrained")
+
+
+def score_model_metrics(system: str, pipe: ResponderPipeline, inputs: Sequence[PairInputs],
+                        result: dict[str, Any], sc: Scoring) -> None:  # fmt: skip
+    """Metrics that read the LM itself (scope `model`) into `result["overall"]`; the systems
+    without an LM get them as unavailable."""
+    for name in (m for m in sc.metrics if get_metric(m).scope == "model"):
+        if system not in LM_SYSTEMS:
+            res = MetricResult(name, None, reason=f"needs an LM (systems {list(LM_SYSTEMS)})")
+        else:
+            res = get_metric(name).fn(pipe, inputs, **metric_options(sc.cfg, name, sc.gallery))
+        per_pair = res.details.get("per_pair", [res.value] if res.available else [])
+        result["overall"][name] = summarize(per_pair)
+        if res.details:
+            result.setdefault("details", {})[name] = {k: v for k, v in res.details.items()
+                                                      if not k.endswith("per_pair")}  # fmt: skip
+        if not res.available:
+            result["unavailable"][name] = res.reason
+
+
 def run(cfg: DictConfig | EvalConfig) -> dict[str, Any]:
     """Hydra entry (`configs/eval.yaml`): generate, score, write `report.json` + `report.md`."""
     cfg = cfg if isinstance(cfg, EvalConfig) else EvalConfig.from_cfg(cfg)
@@ -279,9 +300,11 @@ def run(cfg: DictConfig | EvalConfig) -> dict[str, Any]:
     }
     for system in cfg.systems:
         system_pipe = untrained_copy(pipe, cfg.seed) if system == "untrained" else pipe
-        generated = responses(system, system_pipe, inputs, cfg, failures)
+        only_lm = all(get_metric(m).scope == "model" for m in metrics)  # nothing to generate
+        generated = iter(()) if only_lm else responses(system, system_pipe, inputs, cfg, failures)
         scoring = Scoring(cfg, metrics, pipe.fps, pipe.sample_rate, gallery, failures)
         report["systems"][system] = score_system(system, generated, scoring)
+        score_model_metrics(system, system_pipe, inputs, report["systems"][system], scoring)
     report["failures"] = failures
     out_dir = Path(cfg.output_dir)
     json_path, md_path = write_report(report, metrics, out_dir)

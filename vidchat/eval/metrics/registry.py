@@ -1,7 +1,9 @@
 """Name -> metric table used by the benchmark runner.
 
 Sample metrics are called as `fn(sample: EvalSample, **options)`, dataset metrics as
-`fn(samples: Sequence[EvalSample], **options)`; both return a `MetricResult`. Options come
+`fn(samples: Sequence[EvalSample], **options)`, model metrics (which read the LM itself, for the
+systems that have one) as `fn(pipeline, pairs: Sequence[PairInputs], **options)`; all return a
+`MetricResult`. Options come
 from the eval config; a callable option may be given as a `"package.module:function"` string.
 """
 
@@ -34,7 +36,7 @@ from vidchat.eval.metrics.sample import EvalSample
 @dataclass(frozen=True)
 class Metric:
     name: str
-    scope: Literal["sample", "dataset"]
+    scope: Literal["sample", "dataset", "model"]  # "model": fn(pipeline, decoded test pairs)
     fn: Callable[..., MetricResult]
     higher_is_better: bool
     summary: str
@@ -176,6 +178,12 @@ def _demo_emotion(
     return demo_oracle.emotion_agreement(sample.generated_frames, str(sample.labels[label]), fn)
 
 
+def _partner_dependence(pipe: Any, inputs: Sequence[Any], **opts: Any) -> MetricResult:
+    from vidchat.eval.metrics import partner
+
+    return partner.score_pipeline(pipe, inputs, **opts)
+
+
 def _split(samples: Sequence[EvalSample], name: str) -> tuple[list, list] | MetricResult:
     pairs = [(s.generated_frames, s.target_frames) for s in samples if s.target_frames is not None]
     if len(pairs) < 1:
@@ -233,6 +241,13 @@ REGISTRY: dict[str, Metric] = {
             _demo_identity,
             True,
             "demo world: nearest identity is the right one",
+        ),
+        Metric(
+            "partner_dependence",
+            "model",
+            _partner_dependence,
+            True,
+            "teacher-forced KL at the answer's first frame: true vs another partner",
         ),
         Metric(
             "demo_emotion",
