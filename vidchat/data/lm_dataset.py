@@ -166,7 +166,11 @@ def reference_picker(records: Sequence[Any], source: str = "image") -> Reference
 class LMSequenceDataset(Dataset):
     """`[i] -> LMItem`: codes from `store`, laid out by `layout`, cropped and truncated.
 
-    max_segment_seconds: crop each segment to its first N seconds (None = whole clip).
+    max_segment_seconds: crop each turn to N seconds (None = whole clip): the last turn (the one
+        being learnt) to its first N seconds, the turns before it to their last N seconds, the
+        part that leads into the next turn. Inference crops the partner's turn the same way
+        (`ResponderPipeline.partner_seconds`, recorded in the checkpoint), so that an answer
+        follows the context it was trained after.
     max_seq_len: hard cap on tokens (longer sequences are cut at the end).
     """
 
@@ -188,13 +192,13 @@ class LMSequenceDataset(Dataset):
     def __len__(self) -> int:
         return len(self.examples)
 
-    def _codes(self, clip_id: str) -> tuple[Tensor, Tensor]:
+    def _codes(self, clip_id: str, last: bool) -> tuple[Tensor, Tensor]:
+        """A turn's codes, cropped: its head when it is the sequence's last turn, else its tail."""
         clip = self.store[clip_id]
         video, audio = torch.as_tensor(_int64(clip.video)), torch.as_tensor(_int64(clip.audio))
         if self.max_segment_seconds is not None:
-            c = self.layout.cfg
-            video = video[: math.floor(self.max_segment_seconds * c.video_frame_rate)]
-            audio = audio[:, : math.floor(self.max_segment_seconds * c.audio_frame_rate)]
+            crop = head_codes if last else tail_codes
+            video, audio = crop(video, audio, self.max_segment_seconds, self.layout.cfg)
         return video.long(), audio.long()
 
     def _ref(self, ref: RefSource | None) -> Tensor | None:
@@ -208,12 +212,27 @@ class LMSequenceDataset(Dataset):
 
     def __getitem__(self, i: int) -> LMItem:
         ex = self.examples[i]
-        segments = [Segment(role, *self._codes(cid)) for role, cid in ex.segments]
+        n = len(ex.segments)
+        segments = [Segment(role, *self._codes(cid, k == n - 1))
+                    for k, (role, cid) in enumerate(ex.segments)]  # fmt: skip
         seq = self.layout.build(segments, ref=self._ref(ex.ref))
         mask = seq.loss_mask(ex.loss_mode)
         if len(seq) > self.max_seq_len:
             seq, mask = truncate(seq, self.max_seq_len), mask[: self.max_seq_len]
         return LMItem(seq, mask)
+
+
+def head_codes(video: Tensor, audio: Tensor, seconds: float, cfg) -> tuple[Tensor, Tensor]:
+    """The first `seconds` of a turn's codes: video `[T,h,w]`, audio `[K,Ta]`."""
+    return (video[: math.floor(seconds * cfg.video_frame_rate)],
+            audio[:, : math.floor(seconds * cfg.audio_frame_rate)])  # fmt: skip
+
+
+def tail_codes(video: Tensor, audio: Tensor, seconds: float, cfg) -> tuple[Tensor, Tensor]:
+    """The last `seconds` of a turn's codes (the same counts as `head_codes`, from the end)."""
+    nv = min(len(video), math.floor(seconds * cfg.video_frame_rate))
+    na = min(audio.shape[1], math.floor(seconds * cfg.audio_frame_rate))
+    return video[len(video) - nv :], audio[:, audio.shape[1] - na :]
 
 
 def _int64(codes: Any) -> Any:

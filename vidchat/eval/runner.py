@@ -61,6 +61,7 @@ def untrained_copy(pipe: ResponderPipeline, seed: int) -> ResponderPipeline:
         pipe.video_tokenizer,
         pipe.audio_tokenizer,
         reference=pipe.default_reference,
+        partner_seconds=pipe.partner_seconds,
     )
 
 

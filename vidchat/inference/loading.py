@@ -78,4 +78,5 @@ def load_pipeline(
     if meta.get("reference_image"):
         ref_path = resolve_existing(meta["reference_image"], stem.parent)
         reference = read_image(ref_path, size=tuple(video.spec.frame_size))
-    return ResponderPipeline(model, layout, video, audio, reference=reference)
+    return ResponderPipeline(model, layout, video, audio, reference=reference,
+                             partner_seconds=meta.get("partner_seconds"))  # fmt: skip

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vidchat.data.lm_dataset import tail_codes
 from vidchat.data.records import ClipRecord, read_record
 from vidchat.errors import VidchatError
 from vidchat.media import Clip, read_image
@@ -85,7 +86,10 @@ class ResponderPipeline:
         audio_tokenizer: AudioTokenizer,
         reference: np.ndarray | None = None,
         audio_context_seconds: float = 10.0,
+        partner_seconds: float | None = None,
     ) -> None:
+        """partner_seconds: the partner's turn is answered from its last N seconds, as the LM
+        was trained (`stage.max_segment_seconds`, recorded in the checkpoint); None = all."""
         check_compatible(layout, video_tokenizer, audio_tokenizer)
         self.model = model.eval()
         self.layout = layout
@@ -94,6 +98,7 @@ class ResponderPipeline:
         self.audio_tokenizer = self.codec.audio
         self.default_reference = reference
         self.audio_context_seconds = audio_context_seconds
+        self.partner_seconds = partner_seconds
 
     # ---- input side ---------------------------------------------------------------------
     @property
@@ -121,9 +126,13 @@ class ResponderPipeline:
         return read_image(path, size=self.frame_size)
 
     def encode_partner(self, clip: Clip) -> Segment:
-        """Partner clip -> its turn as codes: video `[T,h,w]`, audio `[K,Ta]`."""
+        """Partner clip -> its turn as codes: video `[T,h,w]`, audio `[K,Ta]` (the last
+        `partner_seconds`, cut from the codes as training cuts them)."""
         codes = self.codec.encode_clip(clip.frames, clip.audio)
-        return Segment(Role.PARTNER, codes.video, codes.audio)
+        video, audio = codes.video, codes.audio
+        if self.partner_seconds is not None:
+            video, audio = tail_codes(video, audio, self.partner_seconds, self.layout.cfg)
+        return Segment(Role.PARTNER, video, audio)
 
     def encode_reference(self, image: np.ndarray | None) -> torch.Tensor:
         """Reference face `[H,W,3]` (or the default one) -> codes `[h,w]`."""

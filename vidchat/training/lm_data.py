@@ -205,6 +205,7 @@ def prepare_data(job: LMJob) -> LMData:
         "tokenizer": job.tokenizer,
         "video_spec": reader.meta.get("video_spec"),
         "audio_spec": reader.meta.get("audio_spec"),
+        "partner_seconds": stage.max_segment_seconds,  # inference crops the partner alike
         "train_examples": len(train_ex),
         "val_examples": len(val_ex),
     }
