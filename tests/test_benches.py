@@ -32,6 +32,7 @@ SELF_CONTAINED = {
                            "--threads", "1"],
     "web_demo.py": ["--repeats", "1", "--threads", "1"],
     "curate.py": ["--sources", "1", "--workers", "1"],
+    "overfit_rung.py": ["--steps", "3", "--conversations", "4", "--work", "rung"],
 }  # fmt: skip
 ON_A_WORLD = {
     "copy_probe.py": ["--checkpoint", DEMO64, "--examples", "8", "--", "experiment=demo64",
