@@ -27,15 +27,16 @@ def test_inference_prompt_equals_the_training_context(demo_world, tmp_path):
     from vidchat.training.lm_data import prepare_data
     from vidchat.training.lm_stage import lm_job
 
-    data = [f"data.{k}={json.dumps(v)}" for k, v in DEMO_TEST_OVERRIDES.items()]
-    common = [f"paths.root_dir={tmp_path}", f"data.root={demo_world.root}", *data]
+    world = [f"data.{k}={json.dumps(v)}" for k, v in DEMO_TEST_OVERRIDES.items()]
+    common = [f"paths.root_dir={tmp_path}", f"data.root={demo_world.root}", *world]
     done = subprocess.run([sys.executable, str(REPO_ROOT / "train.py"), "stage=tokenize", *common],
                           capture_output=True, text=True, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     job, _ = lm_job(compose("train", ["stage=sft", "stage.max_segment_seconds=1.25",
                                       "stage.branches=[dialogue]", *common]))  # fmt: skip
-    train = prepare_data(job).train
-    assert prepare_data(job).meta["partner_seconds"] == 1.25  # what the export records
+    data = prepare_data(job)
+    assert data.meta["partner_seconds"] == 1.25  # what the export records
+    train = data.train
     # the shipped 32 px LM: the tokenizers of the demo world's default tokenize
     pipe = load_pipeline(REPO_ROOT / "checkpoints" / "demo" / "lm", device="cpu")
     pipe.partner_seconds = 1.25
