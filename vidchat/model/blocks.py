@@ -55,8 +55,6 @@ class ModelConfig:
     """`sdpa` (PyTorch) or `flash` (flash-attn, unpadded training passes; SDPA elsewhere)."""
     init_std: float = 0.02
     """Std of the normal init; residual output projections get std / sqrt(2 * n_layers)."""
-    spatial_layers: int = 0
-    """Spatial refinement transformer layers (paper); only 0 is implemented (use a depth head)."""
     max_group: int = 1
     """Most codes in one backbone step (set from the layout by `build_model`); above 1 the
     model has a depth transformer (`vidchat.model.depth`)."""
@@ -123,10 +121,6 @@ class ModelConfig:
         if self.partner_summary and self.max_group == 1:
             raise ConfigError("model.partner_summary needs a depth or frame head "
                               "(model.layout.video_head=depth or maskgit)")  # fmt: skip
-        if self.spatial_layers != 0:
-            raise ConfigError(
-                f"model.spatial_layers={self.spatial_layers} is not implemented; use 0"
-            )
 
 
 def compute_dtype(weight: Tensor) -> torch.dtype:

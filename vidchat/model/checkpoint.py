@@ -114,6 +114,25 @@ def read_config(path: str | os.PathLike) -> dict[str, Any]:
     return doc
 
 
+# Keys that older `lm.json` files carry and `ModelConfig` no longer has: runtime settings that
+# moved out of the model, and knobs removed because nothing read them.
+RETIRED_MODEL_KEYS = {
+    "grad_checkpointing": None,  # a training setting now
+    "init_from_hf": None,  # a training setting now
+    "spatial_layers": 0,  # never implemented (only 0 was accepted); use a depth or frame head
+}
+
+
+def migrate_model_keys(model: dict[str, Any]) -> dict[str, Any]:
+    """An older checkpoint's `model` section as `ModelConfig` takes it: retired keys dropped,
+    after checking that a retired knob held the only value that ever worked."""
+    for key, only in RETIRED_MODEL_KEYS.items():
+        if only is not None and model.get(key, only) != only:
+            raise VidchatError(f"lm.json: model.{key}={model[key]!r} is retired (only {only!r} "
+                               "was ever supported)")  # fmt: skip
+    return {k: v for k, v in model.items() if k not in RETIRED_MODEL_KEYS}
+
+
 def load_consolidated(
     path: str | os.PathLike,
     *,
@@ -132,9 +151,7 @@ def load_consolidated(
                            f"{stem.with_suffix('.json').name}; export the checkpoint again")  # fmt: skip
     # checkpoints written before `chunk_order` existed were all trained video-first
     layout = SequenceLayout(LayoutConfig(**{"chunk_order": "video_first", **doc["layout"]}))
-    # runtime settings that checkpoints written before they left ModelConfig still carry
-    arch = {k: v for k, v in doc["model"].items() if k not in ("grad_checkpointing", "init_from_hf")}
-    model = VidChatLM(ModelConfig(**arch))
+    model = VidChatLM(ModelConfig(**migrate_model_keys(doc["model"])))
     try:
         state = load_file(str(weights_path))
     except Exception as exc:  # safetensors raises its own SafetensorError for a damaged file
