@@ -16,7 +16,6 @@ from vidchat.data.records import BRANCHES
 from vidchat.utils.config import to_plain
 from vidchat.utils.typed import check, from_node
 
-KINDS = ("demo", "folder", "speakervid")
 SUBSETS = ("all", "sft", "pretrain")
 
 
@@ -91,7 +90,9 @@ class DataConfig:
     """The data cache (`${paths.data_dir}`), where a demo world may be generated unasked."""
 
     def __post_init__(self) -> None:
-        check("data.kind", self.kind in KINDS, f"one of {list(KINDS)}", self.kind)
+        from vidchat.data.manifest import SOURCES  # registers the built-in sources
+
+        check("data.kind", self.kind in SOURCES, f"one of {sorted(SOURCES)}", self.kind)
         check("data.subset", self.subset in SUBSETS, f"one of {list(SUBSETS)}", self.subset)
         for key in ("val_fraction", "test_fraction"):
             value = getattr(self, key)

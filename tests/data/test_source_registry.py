@@ -1,0 +1,39 @@
+"""Data sources are read by `data.kind` from a registry: a new source is one registered reader,
+which gets the pairing settings and whose manifest goes through the same subset and branch
+filters; an unregistered kind is one config error naming the known ones."""
+
+from __future__ import annotations
+
+import pytest
+
+from vidchat.data import manifest as manifests
+from vidchat.data.config import DataConfig
+from vidchat.data.records import ClipRecord, Manifest, TurnPair
+from vidchat.errors import ConfigError
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def test_an_unknown_kind_is_one_config_error_naming_the_known_kinds():
+    with pytest.raises(ConfigError, match=r"data.kind must be one of \['demo', 'folder', 'speakervid'\]"):
+        DataConfig(kind="webdataset", root="/data")
+
+
+def test_a_new_source_is_one_registered_reader(monkeypatch, tmp_path):
+    monkeypatch.setattr(manifests, "SOURCES", dict(manifests.SOURCES))
+    seen = {}
+
+    @manifests.register_source("two_clips")
+    def two_clips(data, history):
+        seen.update(root=data.root, **history)
+        a, b = (ClipRecord(f"c{i}", str(tmp_path / f"c{i}.mp4"), conversation="conv",
+                           speaker_id=f"s{i}") for i in range(2))  # fmt: skip
+        pairs = [TurnPair("p0", "dialogue", a, b), TurnPair("p1", "listening", a, b)]
+        return Manifest([a, b], pairs, {"conv": "train"})
+
+    data = DataConfig.from_cfg({"kind": "two_clips", "root": str(tmp_path),
+                                "pairs": {"branches": ["dialogue"], "history_turns": 1}})  # fmt: skip
+    got = manifests.load_manifest(data)
+    assert seen == {"root": str(tmp_path), "history_turns": 1, "history_seconds": 60.0,
+                    "max_gap_seconds": None}  # fmt: skip
+    assert [p.pair_id for p in got.pairs] == ["p0"]  # the branch filter applied to it too
