@@ -119,3 +119,20 @@ def test_the_runner_reports_it_for_lm_systems_only(demo_world, saved_responder, 
     assert "needs an LM" in tokenized["unavailable"]["partner_dependence"]
     assert not model["samples"]  # nothing generated: the metric reads the LM only
     assert json.loads((tmp_path / "eval" / "report.json").read_text())["systems"]["model"]
+
+
+@pytest.mark.slow
+def test_a_model_metric_that_fails_is_listed_not_fatal(demo_world, saved_responder, tmp_path,
+                                                       monkeypatch):  # fmt: skip
+    from tests.eval_runner.test_runner import eval_cfg
+    from vidchat.eval.metrics import partner
+    from vidchat.eval.runner import run
+
+    def broken(*_, **__):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(partner, "score_pipeline", broken)
+    report = run(eval_cfg(demo_world, saved_responder, tmp_path, "metrics=[partner_dependence]",
+                          "systems=[model]", "max_pairs=2"))  # fmt: skip
+    assert "out of memory" in report["systems"]["model"]["unavailable"]["partner_dependence"]
+    assert report["failures"][0]["metric"] == "partner_dependence"

@@ -268,7 +268,12 @@ def score_model_metrics(system: str, pipe: ResponderPipeline, inputs: Sequence[P
         if system not in LM_SYSTEMS:
             res = MetricResult(name, None, reason=f"needs an LM (systems {list(LM_SYSTEMS)})")
         else:
-            res = get_metric(name).fn(pipe, inputs, **metric_options(sc.cfg, name, sc.gallery))
+            try:
+                res = get_metric(name).fn(pipe, inputs, **metric_options(sc.cfg, name, sc.gallery))
+            except Exception as exc:  # noqa: BLE001 - as for sample metrics: listed, never fatal
+                sc.failures.append({"system": system, "metric": name,
+                                    "error": f"{type(exc).__name__}: {exc}"})  # fmt: skip
+                res = MetricResult(name, None, reason=f"failed: {type(exc).__name__}: {exc}")
         per_pair = res.details.get("per_pair", [res.value] if res.available else [])
         result["overall"][name] = summarize(per_pair)
         if res.details:
