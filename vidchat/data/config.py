@@ -13,6 +13,7 @@ from typing import Any
 
 from vidchat.data.demo.world import DemoWorldConfig
 from vidchat.data.records import BRANCHES
+from vidchat.data.sources.registry import SOURCES
 from vidchat.utils.config import to_plain
 from vidchat.utils.typed import check, from_node
 
@@ -90,8 +91,6 @@ class DataConfig:
     """The data cache (`${paths.data_dir}`), where a demo world may be generated unasked."""
 
     def __post_init__(self) -> None:
-        from vidchat.data.manifest import SOURCES  # registers the built-in sources
-
         check("data.kind", self.kind in SOURCES, f"one of {sorted(SOURCES)}", self.kind)
         check("data.subset", self.subset in SUBSETS, f"one of {list(SUBSETS)}", self.subset)
         for key in ("val_fraction", "test_fraction"):
