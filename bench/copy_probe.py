@@ -35,6 +35,7 @@ from vidchat.data.demo.face import MOUTH_BOX  # noqa: E402
 from vidchat.data.lm_dataset import item_row  # noqa: E402
 from vidchat.data.manifest import load_manifest  # noqa: E402
 from vidchat.errors import VidchatError  # noqa: E402
+from vidchat.eval.metrics.partner import box_cells  # noqa: E402
 from vidchat.model.checkpoint import load_consolidated  # noqa: E402
 from vidchat.model.frame_links import previous_frames  # noqa: E402
 from vidchat.model.vocab import Modality, Role  # noqa: E402
@@ -85,11 +86,7 @@ def frame_changes(frames: Frames, size: int) -> list[tuple]:
 
 def mouth_codes(h: int, w: int) -> torch.Tensor:
     """`[h*w]` bool: the code cells that overlap the demo face's mouth box."""
-    (r0, r1), (c0, c1) = MOUTH_BOX
-    rows, cols = torch.arange(h), torch.arange(w)
-    in_rows = (rows + 1 > r0 * h) & (rows < r1 * h)
-    in_cols = (cols + 1 > c0 * w) & (cols < c1 * w)
-    return (in_rows[:, None] & in_cols[None, :]).reshape(-1)
+    return box_cells(h, w, MOUTH_BOX)
 
 
 def answer_first_frame(frames: Frames, mouth: torch.Tensor) -> dict:

@@ -304,9 +304,9 @@ def run(cfg: DictConfig | EvalConfig) -> dict[str, Any]:
         "num_pairs": len(inputs),
         "systems": {},
     }
+    only_lm = all(get_metric(m).scope == "model" for m in metrics)  # nothing to generate
     for system in cfg.systems:
         system_pipe = untrained_copy(pipe, cfg.seed) if system == "untrained" else pipe
-        only_lm = all(get_metric(m).scope == "model" for m in metrics)  # nothing to generate
         generated = iter(()) if only_lm else responses(system, system_pipe, inputs, cfg, failures)
         scoring = Scoring(cfg, metrics, pipe.fps, pipe.sample_rate, gallery, failures)
         report["systems"][system] = score_system(system, generated, scoring)

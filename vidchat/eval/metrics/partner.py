@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from vidchat.data.lm_dataset import tail_codes
 from vidchat.eval.metrics.result import MetricResult
 from vidchat.model.layout import Segment, SequenceLayout
 from vidchat.model.vocab import Modality, Role
@@ -45,22 +46,14 @@ class Case:
     ref: Tensor | None  # [h,w]
 
 
-def _tail(seg: Segment, video_steps: int, audio_steps: int) -> Segment:
-    """The last `video_steps` frames and `audio_steps` audio steps of a turn."""
-    video, audio = torch.as_tensor(seg.video), torch.as_tensor(seg.audio)
-    return Segment(seg.role, video[video.shape[0] - video_steps :],
-                   audio[:, audio.shape[1] - audio_steps :])  # fmt: skip
-
-
 def same_length(a: Segment, b: Segment, layout: SequenceLayout) -> tuple[Segment, Segment]:
     """Both partner turns cut to the shorter one's duration, keeping their ends (the part
     just before the answer)."""
     cfg = layout.cfg
     seconds = min(a.video.shape[0] / cfg.video_frame_rate, b.video.shape[0] / cfg.video_frame_rate,
                   a.audio.shape[1] / cfg.audio_frame_rate, b.audio.shape[1] / cfg.audio_frame_rate)  # fmt: skip
-    frames = int(seconds * cfg.video_frame_rate)
-    steps = int(seconds * cfg.audio_frame_rate)
-    return _tail(a, frames, steps), _tail(b, frames, steps)
+    return tuple(Segment(s.role, *tail_codes(torch.as_tensor(s.video), torch.as_tensor(s.audio),
+                                             seconds, cfg)) for s in (a, b))  # fmt: skip
 
 
 def first_chunk(answer: Segment, layout: SequenceLayout) -> Segment:
