@@ -91,7 +91,8 @@ HEADS = {"flat": ("flat", "flat"), "depth": ("depth", "depth"), "maskgit": ("mas
          "maskgit-small": ("maskgit", "depth")}
 # per head: model overrides and frame-head passes (`maskgit-small`: a 96-wide, one-block frame
 # and depth head with 4 passes per frame)
-HEAD_OPTIONS = {"maskgit-small": (["model.depth_dim=96", "model.depth_layers=1"], 4)}
+HEAD_OPTIONS = {"maskgit-small": (["model.heads.maskgit.dim=96", "model.heads.maskgit.layers=1",
+                                   "model.heads.depth.dim=96", "model.heads.depth.layers=1"], 4)}
 
 
 def resolution_table(model_name: str, device: str, repeats: int,

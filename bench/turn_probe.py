@@ -35,12 +35,12 @@ from copy_probe import probe_args  # noqa: E402
 from expression_probe import held_out_accuracy  # noqa: E402
 
 from vidchat.cli import compose  # noqa: E402
-from vidchat.data.demo.speech import EMOTIONS  # noqa: E402
+from vidchat.data.demo_world.speech import EMOTIONS  # noqa: E402
 from vidchat.data.lm_dataset import item_row  # noqa: E402
 from vidchat.data.manifest import load_manifest  # noqa: E402
 from vidchat.errors import VidchatError  # noqa: E402
 from vidchat.model.checkpoint import load_consolidated  # noqa: E402
-from vidchat.model.depth import Steps, step_inputs  # noqa: E402
+from vidchat.model.steps import Steps  # noqa: E402
 from vidchat.model.vocab import Modality, Role  # noqa: E402
 from vidchat.training.lm_data import prepare_data  # noqa: E402
 from vidchat.training.lm_stage import lm_job  # noqa: E402
@@ -52,7 +52,7 @@ def turn_features(model, row: dict[str, torch.Tensor]) -> tuple[np.ndarray, np.n
     b = {k: v[None] for k, v in row.items()}
     steps = Steps.of(b["depth"])
     with torch.no_grad():
-        x = step_inputs(model, b["tokens"], b["roles"], b["next_slots"], steps, b["modality"])
+        x = model.step_inputs(b["tokens"], b["roles"], b["next_slots"], steps, b["modality"])
         hidden = model.backbone(x)[0]  # [S,D]
     video = b["modality"][0][steps.start] == int(Modality.VIDEO)  # [S]
     role = b["roles"][0][steps.start]

@@ -17,8 +17,8 @@ import torch
 from tests.conftest import REPO_ROOT
 from tests.inference.test_demo_identity_real import real_partner
 from vidchat.cli import compose
-from vidchat.data.demo.face import measure_mouth_opening, neutral_track, render_face
-from vidchat.data.demo.identities import make_identities
+from vidchat.data.demo_world.face import measure_mouth_opening, neutral_track, render_face
+from vidchat.data.demo_world.identities import make_identities
 from vidchat.eval.metrics.demo_oracle import identity_match
 from vidchat.inference.loading import load_pipeline
 from vidchat.model import Role, pad_batch
@@ -40,7 +40,7 @@ def _answer_inputs(pipe, prompt, answer: torch.Tensor) -> tuple[dict, torch.Tens
     seq = pipe.layout.build(split.segments, split.ref)
     batch = pad_batch([seq])
     inputs = {"tokens": batch["tokens"], "roles": batch["roles"], "slots": batch["next_slots"]}
-    if pipe.model.grouped:
+    if pipe.model.stepped:
         inputs.update(depth=batch["depth"], modality=batch["modality"])
     answering = (batch["roles"][0] == int(Role.RESPONDER))[1:]  # position i predicts token i+1
     return inputs, answering

@@ -7,7 +7,7 @@ from conftest import demo_layout, random_segment
 
 from vidchat.errors import ConfigError
 from vidchat.model import Modality, Role, build_model, pad_batch
-from vidchat.training.frame_mask import sample_copy_cut, sample_frame_mask
+from vidchat.model.heads.maskgit import sample_copy_cut, sample_frame_mask
 from vidchat.training.lm_module import LMTrainingModule
 from vidchat.training.noise import NoiseConfig
 from vidchat.training.optim import OptimConfig
@@ -17,16 +17,17 @@ def _setup(gen):
     layout = demo_layout(video_head="maskgit", audio_head="depth")
     torch.manual_seed(0)
     model = build_model({"dim": 64, "n_layers": 2, "n_heads": 4, "max_seq_len": 2048,
-                         "frame_prev": True}, layout)  # fmt: skip
+                         "heads": {"maskgit": {"prev": True}}}, layout)  # fmt: skip
     ref = torch.randint(0, 1024, (4, 4), generator=gen)
     turns = [random_segment(layout, Role.PARTNER, 0.5, gen),
              random_segment(layout, Role.RESPONDER, 1.0, gen)]  # fmt: skip
     return layout, model, pad_batch([layout.build(turns, ref=ref)], loss_mode="responder")
 
 
-def _nll(model, batch, hidden, **kw):
+def _nll(model, batch, hidden, cut=None):
+    inputs = {"video/frame_mask": hidden, **({} if cut is None else {"video/prev_cut": cut})}
     return model.nll(batch["tokens"], batch["tokens"], batch["roles"], batch["next_slots"],
-                     depth=batch["depth"], modality=batch["modality"], frame_mask=hidden, **kw)  # fmt: skip
+                     depth=batch["depth"], modality=batch["modality"], head_inputs=inputs)  # fmt: skip
 
 
 def test_cut_marks_frame_starts_only_and_zero_draws_nothing(gen):
@@ -45,9 +46,9 @@ def test_a_cut_frame_is_decoded_as_one_without_a_copy_path(gen):
     hidden = sample_frame_mask(batch["depth"], batch["modality"], torch.Generator().manual_seed(1))
     starts = (batch["modality"] == Modality.VIDEO) & (batch["depth"] == 0)
     with torch.no_grad():
-        cut = _nll(model, batch, hidden, prev_cut=starts)
+        cut = _nll(model, batch, hidden, cut=starts)
         kept = _nll(model, batch, hidden)
-        model.frame_head.embed_prev, model.frame_head.copy_gate = None, None
+        model.heads["video"].embed_prev, model.heads["video"].copy_gate = None, None
         without = _nll(model, batch, hidden)
     torch.testing.assert_close(cut, without)
     assert not torch.allclose(kept, without)  # the copy path does change the prediction

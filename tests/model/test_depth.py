@@ -9,7 +9,7 @@ from conftest import demo_layout, random_segment
 from vidchat.errors import ConfigError
 from vidchat.model import Modality, Role, build_model, pad_batch
 from vidchat.model.generate import SamplingConfig, generate, stream_chunks
-from vidchat.training.frame_mask import frame_loss_mask, sample_frame_mask
+from vidchat.model.heads.maskgit import sample_frame_mask
 from vidchat.training.lm_module import nll_loss
 
 HEADS = [("depth", "depth"), ("depth", "flat"), ("flat", "depth"), ("maskgit", "depth"),
@@ -20,11 +20,13 @@ GREEDY = SamplingConfig.from_dict(
 
 
 def depth_model(layout, seed=0, **kw):
-    """A small model with the layout's heads; a frame head reads the previous frame
-    (`frame_prev`) unless told otherwise."""
+    """A small model with the layout's heads; a frame head reads the previous frame (`prev`)
+    unless told otherwise, and `head` settings go to every head kind."""
     torch.manual_seed(seed)
-    kw.setdefault("frame_prev", layout.cfg.video_head == "maskgit")
-    return build_model({"dim": 64, "n_layers": 2, "n_heads": 4, "max_seq_len": 2048, **kw}, layout)
+    head = kw.pop("head", {})
+    heads = {"depth": dict(head), "maskgit": {"prev": kw.pop("prev", True), **head}}
+    return build_model({"dim": 64, "n_layers": 2, "n_heads": 4, "max_seq_len": 2048,
+                        "heads": heads, **kw}, layout)  # fmt: skip
 
 
 def prompts(layout, gen, seconds=(1.0, 0.6)):
@@ -42,28 +44,30 @@ def test_backbone_steps_once_per_frame_and_audio_step():
                          for v, a in [("flat", "flat"), ("depth", "flat"), ("depth", "depth")])  # fmt: skip
     assert flat.plan.steps_per_second() == flat.tokens_per_second == 8 * 16 + 25 * 2 + 2
     assert video.plan.steps_per_second() == 8 + 25 * 2 + 2
-    assert both.plan.steps_per_second() == 8 + 25 + 2 and both.plan.max_group == 16
+    assert both.plan.steps_per_second() == 8 + 25 + 2 and both.plan.step_size("video") == 16
     seq = both.build([random_segment(both, Role.RESPONDER, 1.0, torch.Generator().manual_seed(0))])
     video_codes = seq.modality == Modality.VIDEO
     assert torch.equal(seq.depth[video_codes], (seq.row * 4 + seq.col)[video_codes])
     assert torch.equal(seq.depth[seq.modality == Modality.AUDIO],
                        seq.codebook[seq.modality == Modality.AUDIO])  # fmt: skip
     model = depth_model(both)
-    assert model.depth is not None and model.cfg.max_group == 16
-    assert depth_model(flat).depth is None
+    assert {s: type(h).__name__ for s, h in model.heads.items()} == {"video": "DepthHead",
+                                                                     "audio": "DepthHead"}
+    assert model.stepped and model.heads["video"].size == 16 and model.heads["audio"].size == 2
+    assert not depth_model(flat).stepped and not list(depth_model(flat).heads.parameters())
 
 
 def test_kv_cache_generation_equals_full_forward(heads, gen):
-    _cached_equals_full(heads, gen, frame_prev=heads[0] == "maskgit")
+    _cached_equals_full(heads, gen, prev=True)
 
 
 def test_kv_cache_generation_equals_full_forward_without_the_copy_path(gen):
-    _cached_equals_full(("maskgit", "depth"), gen, frame_prev=False)
+    _cached_equals_full(("maskgit", "depth"), gen, prev=False)
 
 
-def _cached_equals_full(heads, gen, frame_prev: bool) -> None:
+def _cached_equals_full(heads, gen, prev: bool) -> None:
     layout = demo_layout(video_head=heads[0], audio_head=heads[1])
-    model = depth_model(layout, frame_prev=frame_prev).eval()
+    model = depth_model(layout, prev=prev).eval()
     batch = prompts(layout, gen)
     cached = generate(model, layout, batch, max_chunks=2, sampling=SamplingConfig(seed=5))
     full = generate(model, layout, batch, max_chunks=2, sampling=SamplingConfig(seed=5),
@@ -74,8 +78,8 @@ def _cached_equals_full(heads, gen, frame_prev: bool) -> None:
 @pytest.mark.parametrize("video_head", ["depth", "maskgit"])
 def test_a_narrow_head_generates_like_its_full_forward(video_head, gen):
     layout = demo_layout(video_head=video_head, audio_head="depth")
-    model = depth_model(layout, depth_dim=32).eval()
-    assert model.depth.cfg.dim == 32 and model.depth.out_proj is not None
+    model = depth_model(layout, head={"dim": 32}).eval()
+    assert all(h.cfg.dim == 32 and h.out_proj is not None for h in model.heads.values())
     batch = prompts(layout, gen)
     cached = generate(model, layout, batch, max_chunks=2, sampling=SamplingConfig(seed=4))
     full = generate(model, layout, batch, max_chunks=2, sampling=SamplingConfig(seed=4),
@@ -147,13 +151,13 @@ def test_loss_falls_on_a_tiny_overfit_run(heads, gen):
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     losses = []
     for step in range(40):
-        hidden, loss_mask = None, batch["loss_mask"]
-        if model.frame_head is not None:  # a frame head guesses a random share of each frame
-            g = torch.Generator().manual_seed(step)
-            hidden = sample_frame_mask(batch["depth"], batch["modality"], g)
-            loss_mask = frame_loss_mask(loss_mask, batch["modality"], hidden)
+        loss_mask, inputs = batch["loss_mask"], {}
+        for head in model.heads.values():  # a frame head guesses a random share of each frame
+            drawn, loss_mask = head.training_targets(batch, loss_mask,
+                                                     torch.Generator().manual_seed(step), {})
+            inputs.update(drawn)
         nll = model.nll(batch["tokens"], batch["tokens"], batch["roles"], batch["next_slots"],
-                        depth=batch["depth"], modality=batch["modality"], frame_mask=hidden)
+                        depth=batch["depth"], modality=batch["modality"], head_inputs=inputs)
         loss = nll_loss(nll, loss_mask, batch["modality"])["loss"]
         opt.zero_grad()
         loss.backward()
@@ -167,7 +171,7 @@ def test_depth_audio_needs_time_major_codebooks():
         demo_layout(audio_head="depth", audio_pattern="codebook_major")
     with pytest.raises(ConfigError, match="video_head"):
         demo_layout(video_head="diffusion")
-    with pytest.raises(ConfigError, match="maskgit is for video"):
+    with pytest.raises(ConfigError, match="serves video only"):
         demo_layout(audio_head="maskgit")
 
 
@@ -213,9 +217,10 @@ def test_nll_equals_the_cross_entropy_of_the_logits(video_head, audio_head, gen)
         layout.vocab.video_range[0]
     )
     extra = {}
-    if model.grouped:
+    if model.stepped:
         hidden = sample_frame_mask(batch["depth"], batch["modality"], gen)
-        extra = dict(depth=batch["depth"], modality=batch["modality"], frame_mask=hidden)
+        extra = dict(depth=batch["depth"], modality=batch["modality"],
+                     head_inputs={"video/frame_mask": hidden})
     logits = model(noised, batch["roles"], batch["next_slots"], **extra)
     expected = torch.nn.functional.cross_entropy(
         logits[:, :-1].transpose(1, 2), batch["tokens"][:, 1:], reduction="none"
@@ -274,19 +279,20 @@ def test_frame_links_stay_inside_each_packed_sequence(gen):
 def test_generation_reads_the_frames_training_reads(gen, monkeypatch):
     """The previous-frame codes a frame head is given while generating are the ones the
     teacher-forced pass gives it for the same sequence."""
-    import vidchat.model.steppers as steppers
     from vidchat.model.frame_links import frame_codes, previous_frames
 
     layout = demo_layout(video_head="maskgit", audio_head="depth")
     model = depth_model(layout).eval()
     seen = []
-    real = steppers.decode_frame
+    head = model.heads["video"]
+    real = head.previous
 
-    def spy(*args, **kw):
-        seen.append(args[-1].clone())
-        return real(*args, **kw)
+    def spy(history, size):
+        prev = real(history, size)
+        seen.append(prev.clone())
+        return prev
 
-    monkeypatch.setattr(steppers, "decode_frame", spy)
+    monkeypatch.setattr(head, "previous", spy)
     prompt = prompts(layout, gen)[0]
     out = generate(model, layout, prompt, max_chunks=2, sampling=SamplingConfig(seed=3))
     P = prompt.tokens.numel()

@@ -29,11 +29,10 @@ VARIANTS = {
     "flat": ("flat", "flat", {}),
     "depth": ("depth", "depth", {}),
     "depth-summary": ("depth", "depth", {"partner_summary": True}),
-    "maskgit-copy": ("maskgit", "depth", {"frame_prev": True}),
-    "maskgit-nocopy": ("maskgit", "depth", {"frame_prev": False}),
-    "maskgit-copy-summary-narrow": ("maskgit", "depth", {"frame_prev": True,
-                                                         "partner_summary": True,
-                                                         "depth_dim": 32}),  # fmt: skip
+    "maskgit-copy": ("maskgit", "depth", {"prev": True}),
+    "maskgit-nocopy": ("maskgit", "depth", {"prev": False}),
+    "maskgit-copy-summary-narrow": ("maskgit", "depth", {"prev": True, "partner_summary": True,
+                                                         "head": {"dim": 32}}),  # fmt: skip
 }
 # Everything that touches the inputs during training: token noise, a stranger partner, copy dropout
 NOISE = NoiseConfig(ratio=0.3, stranger_partner=0.5, copy_dropout=0.5)
@@ -125,7 +124,7 @@ def test_cached_generation_runs_and_its_logits_stay_close_to_fp32(name, mode):
 def _forward_inputs(layout, batch) -> dict[str, torch.Tensor]:
     inputs = {"tokens": batch["tokens"], "roles": batch["roles"], "slots": batch["next_slots"],
               "valid": batch["valid"]}  # fmt: skip
-    if layout.plan.max_group > 1:
+    if layout.cfg.grouped("video") or layout.cfg.grouped("audio"):
         inputs.update(depth=batch["depth"], modality=batch["modality"])
     return inputs
 
@@ -136,6 +135,6 @@ def test_the_kv_cache_holds_the_compute_dtype():
     _, model = variant_model("depth-summary", None)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert model.new_cache(1, 16).k.dtype == torch.bfloat16
-        assert model.depth.new_cache(1).k.dtype == torch.bfloat16
+        assert model.heads["audio"].new_cache(1).k.dtype == torch.bfloat16
     assert model.new_cache(1, 16).k.dtype == torch.float32
     assert model.to(torch.bfloat16).new_cache(1, 16).k.dtype == torch.bfloat16

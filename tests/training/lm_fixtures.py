@@ -17,7 +17,7 @@ from vidchat.data.lm_dataset import (
     reference_picker,
     single_examples,
 )
-from vidchat.model import LayoutConfig, ModelConfig, SequenceLayout, VidChatLM
+from vidchat.model import LayoutConfig, SequenceLayout, VidChatLM, build_model
 from vidchat.training.config import RunConfig
 from vidchat.training.lm_module import LMTrainingModule
 from vidchat.training.noise import NoiseConfig
@@ -83,13 +83,7 @@ def synthetic_pairs(records: list[Rec]) -> list[Pair]:
 
 def tiny_model(layout: SequenceLayout, seed: int = 0) -> VidChatLM:
     torch.manual_seed(seed)
-    return VidChatLM(ModelConfig(vocab_size=layout.vocab.size, num_slots=layout.num_slots, dim=32,
-                                 n_layers=2, n_heads=2, max_seq_len=512,
-                                 max_group=layout.plan.max_group,
-                                 frame_head=layout.cfg.video_head == "maskgit",
-                                 frame_prev=layout.cfg.video_head == "maskgit",
-                                 depth_head="depth" in (layout.cfg.video_head,
-                                                        layout.cfg.audio_head)))  # fmt: skip
+    return build_model({"dim": 32, "n_layers": 2, "n_heads": 2, "max_seq_len": 512}, layout)
 
 
 def make_datasets(layout: SequenceLayout, sft: bool = False):
@@ -185,6 +179,7 @@ def write_synthetic_world(
     (root / "manifest.jsonl").write_text("\n".join(lines) + "\n")
     return [
         "data=folder", f"data.root={root}", f"++data.tokens_dir={tokens}", "++data.name=synthetic",
+        f"data.video.fps={c.video_frame_rate:g}",  # the rate the shards' video spec records
         f"paths.checkpoint_dir={root / 'checkpoints'}", f"paths.demo_checkpoint_dir={root / 'demo'}",
         f"paths.output_dir={root / 'outputs'}", "logger=none", "trainer.enable_progress_bar=false",
         *TINY_MODEL,

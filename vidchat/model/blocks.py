@@ -1,11 +1,12 @@
-"""Transformer building blocks shared by the backbone and the depth head: `ModelConfig`, the KV
+"""Transformer building blocks shared by the backbone and the heads: `ModelConfig`, the KV
 cache, RMSNorm, RoPE, attention, the SwiGLU MLP and the decoder block (Llama-style). Parameter
 names follow Hugging Face Llama, so `vidchat.model.hf` maps checkpoints one to one."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -55,27 +56,13 @@ class ModelConfig:
     """`sdpa` (PyTorch) or `flash` (flash-attn, unpadded training passes; SDPA elsewhere)."""
     init_std: float = 0.02
     """Std of the normal init; residual output projections get std / sqrt(2 * n_layers)."""
-    max_group: int = 1
-    """Most codes in one backbone step (set from the layout by `build_model`); above 1 the
-    model has a depth transformer (`vidchat.model.depth`)."""
-    depth_layers: int = 2
-    """Blocks of the depth transformer (used when `max_group` > 1)."""
-    depth_dim: int | None = None
-    """Width of the depth / frame transformer; None = `dim`. A narrower head is cheaper per code
-    (its input and output are projected from and to `dim`)."""
-    frame_head: bool = False
-    """Video frames are decoded in parallel by a bidirectional frame transformer (MaskGIT) with
-    `depth_layers` blocks; set from `layout.video_head=maskgit` by `build_model`."""
-    frame_prev: bool = False
-    """The frame head also reads, at each position, the code of the frame before it (the same
-    role's previous frame, else the reference frame): a copy path from frame to frame, which
-    a single backbone state per frame cannot carry for many codes (`vidchat.model.frame`)."""
-    depth_head: bool | None = None
-    """Some steps hold several codes emitted one by one (a depth head); None = `max_group > 1`
-    without a frame head. Set from the layout by `build_model`."""
+    stream_heads: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Each stream's head as `{"video": {"kind", "stream", "size", ...settings}, "audio": ...}`
+    (`vidchat.model.heads`); filled by `build_model` from `model.layout.<stream>_head` and
+    `model.heads.<kind>`, never set in YAML. A stream left out has a flat head."""
     partner_summary: bool = False
     """Each responder turn's first step also reads a projection of the mean input of the
-    partner's video frames it answers (`vidchat.model.partner`); needs a depth or frame head."""
+    partner's video frames it answers (`vidchat.model.partner`); needs a grouped head."""
 
     def __post_init__(self) -> None:
         if self.n_kv_heads is None:
@@ -114,13 +101,6 @@ class ModelConfig:
             )
         if self.attn_impl == "flash" and flash_attn_func is None:
             raise ConfigError("model.attn_impl=flash needs flash-attn (pip install vidchat[gpu])")
-        if self.depth_head is None:
-            self.depth_head = self.max_group > 1 and not self.frame_head
-        if self.max_group < 1 or self.depth_layers < 0:
-            raise ConfigError("model.max_group must be >= 1 and model.depth_layers >= 0")
-        if self.partner_summary and self.max_group == 1:
-            raise ConfigError("model.partner_summary needs a depth or frame head "
-                              "(model.layout.video_head=depth or maskgit)")  # fmt: skip
 
 
 def compute_dtype(weight: Tensor) -> torch.dtype:

@@ -4,9 +4,10 @@
 - `build_model(model_cfg, layout) -> VidChatLM`
 
 `model_cfg` is the Hydra `model` node (or a dict): `ModelConfig` fields plus a `layout:` section
-(and an optional `name`). Vocabulary and slot sizes come from the layout, never from the model
-config. With `init_from_hf`, the architecture fields are read from the checkpoint's config.json
-(a differing yaml value is an error, so a config never silently means something else).
+(and an optional `name`) and `heads:` (settings per head kind, `model.heads.<kind>`). Vocabulary
+and slot sizes and each stream's head come from the layout, never from the model config. With
+`init_from_hf`, the architecture fields are read from the checkpoint's config.json (a differing
+yaml value is an error, so a config never silently means something else).
 """
 
 from __future__ import annotations
@@ -15,12 +16,18 @@ from dataclasses import fields
 from typing import Any
 
 from vidchat.errors import ConfigError
+from vidchat.model.heads.base import STREAMS
+from vidchat.model.heads.registry import HEADS, head_class
 from vidchat.model.layout import SequenceLayout
 from vidchat.model.plan import LayoutConfig
 from vidchat.model.transformer import ModelConfig, VidChatLM
 from vidchat.utils.config import to_plain
 
-_NOT_MODEL_FIELDS = ("layout", "name")
+_NOT_MODEL_FIELDS = ("layout", "name", "heads")
+MOVED = {"depth_layers": "model.heads.<kind>.layers", "depth_dim": "model.heads.<kind>.dim",
+         "frame_prev": "model.heads.<frame head kind>.prev"}  # fmt: skip
+"""Model keys of earlier releases and where their setting lives now (old checkpoints are
+migrated by `vidchat.model.checkpoint.migrate_model_keys`)."""
 RUNTIME_FIELDS = ("grad_checkpointing", "init_from_hf")
 """`model.*` settings that are not architecture: `build_model` applies `init_from_hf`, training
 applies `grad_checkpointing`; neither is part of `ModelConfig` or of a saved checkpoint."""
@@ -36,11 +43,13 @@ def model_config(model_cfg: Any, layout: SequenceLayout) -> ModelConfig:
     """`ModelConfig` from the `model` config node, sized for `layout`."""
     plain = dict(to_plain(model_cfg))
     cfg = {k: v for k, v in plain.items() if k not in (*_NOT_MODEL_FIELDS, *RUNTIME_FIELDS)}
+    for key in set(cfg) & set(MOVED):
+        raise ConfigError(f"model.{key} is now {MOVED[key]}")
     known = {f.name for f in fields(ModelConfig)}
     unknown = sorted(set(cfg) - known)
     if unknown:
         raise ConfigError(f"unknown model config keys {unknown}; known: {sorted(known)}")
-    for key in ("vocab_size", "num_slots", "max_group", "frame_head", "depth_head"):
+    for key in ("vocab_size", "num_slots", "stream_heads"):
         if key in cfg:
             raise ConfigError(
                 f"model.{key} comes from the tokenizers' layout; remove it from the config"
@@ -57,10 +66,23 @@ def model_config(model_cfg: Any, layout: SequenceLayout) -> ModelConfig:
                 )
             cfg[key] = value
     return ModelConfig(vocab_size=layout.vocab.size, num_slots=layout.num_slots,
-                       max_group=layout.plan.max_group,
-                       frame_head=layout.cfg.video_head == "maskgit",
-                       depth_head="depth" in (layout.cfg.video_head, layout.cfg.audio_head),
-                       **cfg)  # fmt: skip
+                       stream_heads=stream_heads(plain.get("heads"), layout), **cfg)  # fmt: skip
+
+
+def stream_heads(settings: Any, layout: SequenceLayout) -> dict[str, dict[str, Any]]:
+    """Each stream's resolved head spec (`ModelConfig.stream_heads`): the kind the layout names,
+    the codes per step, and `model.heads.<kind>`'s settings (shared by both streams of a kind)."""
+    settings = dict(to_plain(settings) or {})
+    unknown = sorted(set(settings) - set(HEADS))
+    if unknown:
+        raise ConfigError(f"model.heads has settings for unknown head kinds {unknown}; "
+                          f"known: {sorted(HEADS)}")  # fmt: skip
+    out = {}
+    for stream in STREAMS:
+        kind = getattr(layout.cfg, f"{stream}_head")
+        cls = head_class(kind, stream)
+        out[stream] = cls.resolve(stream, layout.plan.step_size(stream), settings.get(kind))
+    return out
 
 
 def build_model(model_cfg: Any, layout: SequenceLayout) -> VidChatLM:

@@ -23,6 +23,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from vidchat.errors import VidchatError
+from vidchat.model.heads.registry import head_class
 from vidchat.model.layout import SequenceLayout
 from vidchat.model.plan import LayoutConfig
 from vidchat.model.transformer import ModelConfig, VidChatLM
@@ -123,14 +124,51 @@ RETIRED_MODEL_KEYS = {
 }
 
 
-def migrate_model_keys(model: dict[str, Any]) -> dict[str, Any]:
+# Head keys of checkpoints saved before heads were one class each (`vidchat.model.heads`): the
+# layout's kinds plus these flags said which heads a model had; `stream_heads` says it now.
+HEAD_FLAGS = ("max_group", "frame_head", "depth_head", "depth_layers", "depth_dim", "frame_prev")
+
+
+def migrate_model_keys(model: dict[str, Any], layout: LayoutConfig | None = None) -> dict[str, Any]:
     """An older checkpoint's `model` section as `ModelConfig` takes it: retired keys dropped,
-    after checking that a retired knob held the only value that ever worked."""
+    after checking that a retired knob held the only value that ever worked, and the head flags
+    of a checkpoint without `stream_heads` turned into one spec per stream (`layout` needed):
+    `depth_layers` -> `layers`, `depth_dim` -> `dim` of every head, `frame_prev` -> `prev` of the
+    frame head."""
     for key, only in RETIRED_MODEL_KEYS.items():
         if only is not None and model.get(key, only) != only:
             raise VidchatError(f"lm.json: model.{key}={model[key]!r} is retired (only {only!r} "
                                "was ever supported)")  # fmt: skip
-    return {k: v for k, v in model.items() if k not in RETIRED_MODEL_KEYS}
+    out = {k: v for k, v in model.items() if k not in RETIRED_MODEL_KEYS and k not in HEAD_FLAGS}
+    if "stream_heads" not in model and layout is not None:
+        plan = SequenceLayout(layout).plan
+        old = {"layers": model.get("depth_layers", 2), "dim": model.get("depth_dim"),
+               "prev": bool(model.get("frame_prev", False))}  # fmt: skip
+        out["stream_heads"] = {}
+        for stream in ("video", "audio"):
+            cls = head_class(getattr(layout, f"{stream}_head"), stream)
+            given = {k: v for k, v in old.items() if k in cls.setting_names()}
+            out["stream_heads"][stream] = cls.resolve(stream, plan.step_size(stream), given)
+    return out
+
+
+def migrate_state(state: dict[str, torch.Tensor], layout: LayoutConfig) -> dict[str, torch.Tensor]:
+    """Weights of a checkpoint saved before `heads`: the frame head's `frame_head.*` become the
+    video head's `heads.video.*`, and the depth transformer's `depth.*` become those of every
+    stream with a depth head (one transformer served both, so each gets a copy)."""
+    if not any(k.startswith(("depth.", "frame_head.")) for k in state):
+        return state
+    depth_streams = [s for s in ("audio", "video") if getattr(layout, f"{s}_head") == "depth"]
+    out = {}
+    for name, t in state.items():
+        if name.startswith("frame_head."):
+            out["heads.video." + name.removeprefix("frame_head.")] = t
+        elif name.startswith("depth."):
+            for stream in depth_streams:
+                out[f"heads.{stream}." + name.removeprefix("depth.")] = t
+        else:
+            out[name] = t
+    return out
 
 
 def load_consolidated(
@@ -151,12 +189,12 @@ def load_consolidated(
                            f"{stem.with_suffix('.json').name}; export the checkpoint again")  # fmt: skip
     # checkpoints written before `chunk_order` existed were all trained video-first
     layout = SequenceLayout(LayoutConfig(**{"chunk_order": "video_first", **doc["layout"]}))
-    model = VidChatLM(ModelConfig(**migrate_model_keys(doc["model"])))
+    model = VidChatLM(ModelConfig(**migrate_model_keys(doc["model"], layout.cfg)))
     try:
         state = load_file(str(weights_path))
     except Exception as exc:  # safetensors raises its own SafetensorError for a damaged file
         raise VidchatError(f"{weights_path}: unreadable weights ({exc})") from exc
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing, unexpected = model.load_state_dict(migrate_state(state, layout.cfg), strict=False)
     if model.cfg.tie_embeddings:
         missing = [m for m in missing if m != "lm_head.weight"]
     if missing or unexpected:

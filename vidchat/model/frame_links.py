@@ -1,9 +1,9 @@
-"""Which frame a video frame follows, and the frame head's copy path from it.
+"""Which frame a video frame follows (the frame head's copy path reads it).
 
-`model.frame_prev` lets the frame head read, at each position, the code of the frame before
-(`vidchat.model.frame`) and favour it in its logits. Training (teacher-forced,
-`vidchat.model.depth`) and generation (`vidchat.model.steppers`) find that frame with the same
-rule, here: the latest earlier frame of the same role in the row, else the row's reference frame.
+A frame head's copy path (`vidchat.model.heads.maskgit`) reads, at each position, the code of
+the frame before and favours it in its logits. Training (teacher-forced) and generation
+(`vidchat.model.steppers`) find that frame with the same rule, here: the latest earlier frame
+of the same role in the row, else the row's reference frame.
 """
 
 from __future__ import annotations
@@ -44,19 +44,3 @@ def frame_codes(tokens: Tensor, starts: Tensor, size: int) -> Tensor:
     pos = starts.clamp(min=0)[:, None] + torch.arange(size, device=tokens.device)
     codes = tokens.reshape(-1)[pos.clamp(max=tokens.numel() - 1)]
     return torch.where(starts[:, None] >= 0, codes, torch.full_like(codes, -1))
-
-
-def frame_logits(model, hidden: Tensor, prev: Tensor | None, lo: int = 0,
-                 hi: int | None = None) -> Tensor:  # fmt: skip
-    """The frame head's output `[N,G,D]` -> logits `[N,G,V]` over token ids `[lo, hi)` (default
-    all). With `frame_prev` the code the previous frame had at a position gets a learned,
-    position-dependent bonus: a copy path that a still face needs from its first step, which an
-    embedding alone would take many steps to learn (as in pointer-generator networks)."""
-    weight = model.lm_head.weight if hi is None else model.lm_head.weight[lo:hi]
-    logits = hidden @ weight.T
-    gate = model.frame_head.copy_gate
-    if gate is None or prev is None:
-        return logits
-    bonus = gate(hidden)[..., 0] * (prev >= 0).to(hidden.dtype)  # [N,G]
-    where = (prev - lo).clamp(0, logits.shape[-1] - 1)[..., None]
-    return logits.scatter_add(-1, where, bonus[..., None].to(logits.dtype))

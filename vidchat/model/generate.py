@@ -65,7 +65,7 @@ class SamplingConfig:
     seed: int | None = 0
     """Seed of the sampling generator (None: nondeterministic)."""
     refine_steps: int = 8
-    """Passes over a frame with a MaskGIT frame head (`layout.video_head=maskgit`)."""
+    """Passes over a frame with a head that decides whole frames (the MaskGIT frame head)."""
     guidance: float = 1.0
     """Classifier-free guidance scale `s` (1 = off): every token is drawn from
     `u + s * (c - u)`, `c` the logits given the partner, `u` those of the same answer given only

@@ -49,11 +49,10 @@ import torch
 from torch import Tensor
 
 from vidchat.errors import ConfigError
+from vidchat.model.heads.registry import head_class
 from vidchat.model.vocab import Modality
 
 AUDIO_PATTERNS = ("time_major", "codebook_major")
-HEADS = ("flat", "depth", "maskgit")
-GROUPED = ("depth", "maskgit")
 CHUNK_ORDERS = ("frame_interleaved", "audio_first", "video_first")
 
 
@@ -85,13 +84,13 @@ class LayoutConfig:
     chunk_order: str = "frame_interleaved"
     """How video frames and audio steps interleave inside a chunk (see the module docstring)."""
     video_head: str = "flat"
-    """`flat`: every video code is one backbone step. `depth`: a video frame is one backbone
-    step, and the depth transformer emits its h*w codes one by one (see `vidchat.model.depth`).
-    `maskgit`: a frame is one backbone step, its codes decoded in parallel by a few refinement
-    passes of a bidirectional frame transformer (see `vidchat.model.frame`)."""
+    """The video head's kind in `vidchat.model.heads.registry`. `flat`: every video code is one
+    backbone step. `depth`: a video frame is one backbone step, and a depth transformer emits its
+    h*w codes one by one. The frame head decodes a frame's codes in parallel in a few passes
+    (`vidchat.model.heads.maskgit`)."""
     audio_head: str = "flat"
-    """`flat`: every audio code is one backbone step. `depth`: an audio step (K codebooks) is
-    one backbone step, its codebooks emitted by the depth transformer (needs `time_major`)."""
+    """The audio head's kind: `flat`, or `depth` (an audio step's K codebooks are one backbone
+    step; needs `time_major`)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "video_grid", tuple(int(g) for g in self.video_grid))
@@ -115,13 +114,12 @@ class LayoutConfig:
             raise ConfigError(
                 f"layout.chunk_order must be one of {CHUNK_ORDERS}, got {self.chunk_order!r}"
             )
-        for name in ("video_head", "audio_head"):
-            if getattr(self, name) not in HEADS:
-                raise ConfigError(f"layout.{name} must be one of {HEADS}, got {getattr(self, name)!r}")
-        if self.audio_head == "maskgit":
-            raise ConfigError("layout.audio_head must be flat or depth (maskgit is for video)")
-        if self.audio_head == "depth" and self.audio_pattern != "time_major":
-            raise ConfigError("layout.audio_head=depth needs layout.audio_pattern=time_major")
+        for stream in ("video", "audio"):
+            head_class(getattr(self, f"{stream}_head"), stream).check_layout(stream, self)
+
+    def grouped(self, stream: str) -> bool:
+        """Whether a frame (video) or time step (audio) of `stream` is one backbone step."""
+        return head_class(getattr(self, f"{stream}_head"), stream).grouped
 
     @classmethod
     def from_specs(cls, video_spec: Any, audio_spec: Any, **layout_cfg: Any) -> LayoutConfig:
@@ -193,18 +191,15 @@ class TokenPlan:
         """Size of the slot embedding: special + h*w video positions + K audio codebooks."""
         return 1 + self.h * self.w + self.K
 
-    @property
-    def max_group(self) -> int:
-        """The most tokens one backbone step holds (1 = every head flat)."""
-        video = self.h * self.w if self.cfg.video_head in GROUPED else 1
-        audio = self.K if self.cfg.audio_head == "depth" else 1
-        return max(video, audio)
+    def step_size(self, stream: str) -> int:
+        """Codes in one step of a grouped head of `stream`: h*w (video) or K (audio)."""
+        return self.h * self.w if stream == "video" else self.K
 
     def steps_per_second(self) -> float:
         """Backbone steps per second of media in a segment (one per `<chunk>` too)."""
         c = self.cfg
-        video = 1 if c.video_head in GROUPED else self.h * self.w
-        audio = 1 if c.audio_head == "depth" else self.K
+        video = 1 if c.grouped("video") else self.h * self.w
+        audio = 1 if c.grouped("audio") else self.K
         return c.video_frame_rate * video + c.audio_frame_rate * audio + 1.0 / c.chunk_seconds
 
     @property
@@ -272,7 +267,7 @@ class TokenPlan:
         return self._cache[key]
 
     def _video_rows(self, f0: int, f1: int) -> list[tuple[int, ...]]:
-        v, grouped = int(Modality.VIDEO), self.cfg.video_head in GROUPED
+        v, grouped = int(Modality.VIDEO), self.cfg.grouped("video")
         return [
             (v, f, r, c, -1, 1 + r * self.w + c, r * self.w + c if grouped else 0)
             for f in range(f0, f1)
@@ -286,5 +281,5 @@ class TokenPlan:
             if self.cfg.audio_pattern == "time_major"
             else [(f, k) for k in range(self.K) for f in range(f0, f1)]
         )
-        a, hw, grouped = int(Modality.AUDIO), self.h * self.w, self.cfg.audio_head == "depth"
+        a, hw, grouped = int(Modality.AUDIO), self.h * self.w, self.cfg.grouped("audio")
         return [(a, f, -1, -1, k, 1 + hw + k, k if grouped else 0) for f, k in steps]

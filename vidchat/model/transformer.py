@@ -4,9 +4,11 @@ Public API
 ----------
 - `ModelConfig` (dataclass, one docstring per field; build it with `vidchat.model.build_model`
   so that `vocab_size`/`num_slots` come from the sequence layout).
-- `VidChatLM(cfg)`:
+- `VidChatLM(cfg)`: the backbone plus one head per stream, `.heads["video"]` and
+  `.heads["audio"]` (`vidchat.model.heads`, kinds from `cfg.stream_heads`):
   - `forward(tokens [B,L], roles [B,L]=None, slots [B,L]=None, *, valid [B,L]=None,
-    cache=None) -> logits [B,L,V]`
+    cache=None, depth=None, modality=None, head_inputs=None) -> logits [B,L,V]`
+  - `nll(tokens, targets, ...)` the same arguments `-> [B,L-1]` (the training loss path)
   - `hidden(...)` same arguments `-> [B,L,D]` (after the final norm; for losses on a subset)
   - `new_cache(batch, max_len, device=None, dtype=None) -> KVCache`
   - `num_params(exclude_embeddings=False) -> int`
@@ -23,16 +25,22 @@ time). Parameter names follow Hugging Face Llama without the `model.` prefix, so
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from vidchat.errors import ConfigError
 from vidchat.model.blocks import Block, KVCache, ModelConfig, RMSNorm, compute_dtype, rope_table
-from vidchat.model.depth import DepthTransformer, grouped_logits, grouped_nll
-from vidchat.model.frame import FrameTransformer
+from vidchat.model.heads.base import STREAMS, Head, StepBatch
+from vidchat.model.heads.registry import build_head
 from vidchat.model.partner import PartnerSummary
+from vidchat.model.steps import Steps, own_slots
+from vidchat.model.vocab import Modality
+
+STREAM_OF = {int(Modality.VIDEO): "video", int(Modality.AUDIO): "audio"}
 
 
 class VidChatLM(nn.Module):
@@ -51,8 +59,13 @@ class VidChatLM(nn.Module):
         self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.norm = RMSNorm(cfg.dim, cfg.norm_eps)
         self.lm_head = nn.Linear(cfg.dim, cfg.vocab_size, bias=False)
-        self.depth = DepthTransformer(cfg) if cfg.depth_head else None
-        self.frame_head = FrameTransformer(cfg) if cfg.frame_head else None
+        # audio first: the parameter order (and so a fresh model's init) of earlier releases
+        specs = {s: cfg.stream_heads.get(s, {"kind": "flat", "stream": s, "size": 1})
+                 for s in reversed(STREAMS)}  # fmt: skip
+        self.heads = nn.ModuleDict({s: build_head(cfg, spec) for s, spec in specs.items()})
+        if cfg.partner_summary and not self.stepped:
+            raise ConfigError("model.partner_summary needs a grouped head "
+                              "(model.layout.video_head or audio_head other than flat)")  # fmt: skip
         self.partner_summary = PartnerSummary(cfg.dim) if cfg.partner_summary else None
         if cfg.tie_embeddings:
             self.lm_head.weight = self.embed_tokens.weight
@@ -64,7 +77,7 @@ class VidChatLM(nn.Module):
     def reset_parameters(self) -> None:
         std = self.cfg.init_std
         for name, p in self.named_parameters():
-            if name.endswith("norm.weight"):  # every RMSNorm, the depth head's included
+            if name.endswith("norm.weight"):  # every RMSNorm, the heads' included
                 nn.init.ones_(p)
             elif name.endswith(("o_proj.weight", "down_proj.weight")):
                 nn.init.normal_(p, std=std / math.sqrt(2 * self.cfg.n_layers))
@@ -83,53 +96,140 @@ class VidChatLM(nn.Module):
                        dtype or compute_dtype(w))  # fmt: skip
 
     @property
-    def step_head(self):
-        """The head that predicts codes of steps other than video frames of a frame head: the
-        depth transformer, or the frame head's blocks when only single-code steps are left."""
-        return self.depth if self.depth is not None else self.frame_head
+    def stepped(self) -> bool:
+        """Some stream is grouped: the backbone reads one summed input per frame or time step,
+        and the heads predict the codes inside it (`vidchat.model.heads`)."""
+        return any(h.grouped for h in self.heads.values())
 
     @property
-    def grouped(self) -> bool:
-        """Some backbone steps hold several codes (a depth or a frame head)."""
-        return self.depth is not None or self.frame_head is not None
+    def single_head(self) -> Head:
+        """The head that predicts single-code steps (special tokens, a flat stream's codes) of a
+        stepped model: the audio head when it is grouped, else the video head."""
+        return next(self.heads[s] for s in reversed(STREAMS) if self.heads[s].grouped)
+
+    def own_head(self, modality: int) -> Head | None:
+        """The grouped head whose steps hold codes of this modality; None for single-code steps
+        (special tokens, a flat stream's codes), which `single_head` predicts."""
+        stream = STREAM_OF.get(int(modality))
+        head = self.heads[stream] if stream is not None else None
+        return head if head is not None and head.grouped else None
 
     def forward(self, tokens, roles=None, slots=None, *, valid=None, cache=None, depth=None,
-                modality=None, frame_mask=None) -> Tensor:  # fmt: skip
+                modality=None, head_inputs=None) -> Tensor:  # fmt: skip
         """tokens/roles/slots/valid `[B,L]` -> logits `[B,L,V]`.
 
-        `depth` `[B,L]` (the layout's place of each token within its backbone step) is needed by
-        a model with a depth head; such a model runs teacher-forced here, without a cache
-        (generation drives its steps itself, see `vidchat.model.steppers`). A frame head also
-        reads `modality` `[B,L]` (which steps are video frames) and `frame_mask` `[B,L]` (which
-        video codes it must guess; default all).
+        A stepped model also needs `depth` and `modality` `[B,L]` (the layout's place of each
+        token within its backbone step, and its stream) and runs teacher-forced here, without a
+        cache (generation drives its steps itself, `vidchat.model.steppers`); `head_inputs` are
+        what the heads' `training_targets` drew (default: a frame head guesses every code).
         """
-        if self.grouped:
-            self._check_grouped(depth, cache, modality)
-            slots = torch.zeros_like(tokens) if slots is None else slots
-            return grouped_logits(self, tokens, roles, slots, depth, valid, modality, frame_mask)
+        if self.stepped:
+            B, L = tokens.shape
+            logits = None
+            for where, out in self.step_outputs(tokens, roles, slots, depth, valid, modality,
+                                                head_inputs, cache):  # fmt: skip
+                if logits is None:
+                    logits = out.new_zeros(B * L, out.shape[-1])
+                logits[where] = out
+            return logits.view(B, L, -1)
         return self.lm_head(self.hidden(tokens, roles, slots, valid=valid, cache=cache))
 
     def nll(self, tokens, targets, roles=None, slots=None, *, valid=None, depth=None,
-            modality=None, frame_mask=None, prev_cut=None) -> Tensor:  # fmt: skip
+            modality=None, head_inputs=None) -> Tensor:  # fmt: skip
         """Teacher-forced next-token NLL `[B,L-1]`: position i scores `targets[:, i+1]` given
         input `tokens` `[B,L]` up to i (inputs may be noised, targets are clean). Arguments as
-        `forward`, and `prev_cut` `[B,L]` (True at a frame's first code: that frame's head runs
-        without its copy path, as for a frame that follows none); a model with a head never
-        holds `[B,L,V]` logits here."""
-        if self.grouped:
-            self._check_grouped(depth, None, modality)
-            slots = torch.zeros_like(tokens) if slots is None else slots
-            return grouped_nll(self, tokens, targets, roles, slots, depth, valid, modality,
-                               frame_mask, prev_cut)  # fmt: skip
-        logits = self.lm_head(self.hidden(tokens, roles, slots, valid=valid))  # [B,L,V]
-        return F.cross_entropy(logits[:, :-1].float().transpose(1, 2), targets[:, 1:],
-                               reduction="none")  # fmt: skip
+        `forward`. A stepped model never holds `[B,L,V]` logits here: the full-vocabulary logits
+        of a 256-code frame at every position are most of a training step's memory and,
+        scattered into one buffer, a third of its CPU time."""
+        if not self.stepped:
+            logits = self.lm_head(self.hidden(tokens, roles, slots, valid=valid))  # [B,L,V]
+            return F.cross_entropy(logits[:, :-1].float().transpose(1, 2), targets[:, 1:],
+                                   reduction="none")  # fmt: skip
+        B, L = tokens.shape
+        nll = torch.zeros(B * L, device=tokens.device)
+        flat_targets = targets.reshape(-1)
+        for where, out in self.step_outputs(tokens, roles, slots, depth, valid, modality,
+                                            head_inputs):  # fmt: skip
+            inside = (where % L) < L - 1  # a row's last position has no target in the row
+            where = where[inside]
+            nll[where] = F.cross_entropy(out[inside].float(), flat_targets[where + 1],
+                                         reduction="none")  # fmt: skip
+        return nll.view(B, L)[:, :-1]
 
-    def _check_grouped(self, depth, cache, modality) -> None:
-        if depth is None or cache is not None:
-            raise ValueError("a depth-head model's forward needs `depth` and takes no cache")
-        if self.frame_head is not None and modality is None:
-            raise ValueError("a frame-head model's forward needs `modality`")
+    def step_outputs(self, tokens, roles, slots, depth, valid, modality, head_inputs=None,
+                     cache=None) -> Iterator[tuple[Tensor, Tensor]]:  # fmt: skip
+        """Teacher-forced predictions of a stepped model, one group of equal steps at a time:
+        yields (flat logit positions `[M]`, logits `[M,V]`), where logit position i (= b*L + t)
+        predicts token t+1 of row b, the flat convention."""
+        if depth is None or modality is None or cache is not None:
+            raise ValueError("a stepped model's forward needs `depth` and `modality` and takes "
+                             "no cache")  # fmt: skip
+        B, L = tokens.shape
+        slots = torch.zeros_like(tokens) if slots is None else slots
+        steps = Steps.of(depth)
+        hidden = self.backbone(self.step_inputs(tokens, roles, slots, steps, modality),
+                               valid=steps.valid(valid, B))  # fmt: skip
+        # the context of step s is the backbone's state after step s-1 (zeros before the first)
+        context = torch.cat([hidden.new_zeros(B, 1, hidden.shape[-1]), hidden], 1)  # [B,S+1,D]
+        batch = StepBatch(tokens, roles, own_slots(slots), depth, modality, valid,
+                          dict(head_inputs or {}))  # fmt: skip
+        kinds = modality.reshape(-1)[steps.start]  # [M] the modality of each step
+        for n, kind in torch.unique(torch.stack([steps.size, kinds]), dim=1).T.tolist():
+            pick = ((steps.size == n) & (kinds == kind)).nonzero()[:, 0]
+            pos = steps.start[pick, None] + torch.arange(n, device=tokens.device)  # [N,n]
+            ctx = context[steps.row[pick], steps.index[pick]]  # [N,D]
+            head = self.own_head(kind)
+            if head is not None:
+                out = head.step_logits(self.lm_head, batch, pos, ctx)  # [N,n,V]
+            else:  # single-code steps
+                slot = batch.own_slots.reshape(-1)[pos]  # [N,1]
+                out = self.single_head.single_logits(self.lm_head, ctx, slot)[:, None]
+            keep = (pos % L) > 0  # a row's first token is never predicted
+            yield pos[keep] - 1, out[keep]
+        # each row's last position predicts the first token of a step that has not begun yet
+        last = context[torch.arange(B, device=tokens.device), steps.index[steps.row_last(B)] + 1]
+        rows_last = torch.arange(B, device=tokens.device) * L + L - 1
+        yield rows_last, self.single_head.single_logits(self.lm_head, last, slots[:, -1:])
+
+    def code_embedding(self, tokens: Tensor, own: Tensor) -> Tensor:
+        """What one code adds to its backbone step: its token embedding plus its own slot's, any
+        shape `[...]` -> `[..., D]` (training sums these per step; generation adds them as it
+        goes)."""
+        emb = self.embed_tokens(tokens)
+        return emb + self.embed_slots(own) if self.embed_slots is not None else emb
+
+    def step_inputs(self, tokens: Tensor, roles: Tensor | None, slots: Tensor, steps: Steps,
+                    modality: Tensor) -> Tensor:  # fmt: skip
+        """The backbone's input per step `[B,S,D]`: the sum of its tokens' embeddings, each with
+        its own slot, plus the step's role (and, with `partner_summary`, the partner's frames
+        summed up at each responder turn's start)."""
+        B, L = tokens.shape
+        emb = self.code_embedding(tokens, own_slots(slots))
+        step_of = torch.repeat_interleave(steps.row * steps.per_row + steps.index, steps.size)
+        x = emb.new_zeros(B * steps.per_row, emb.shape[-1])
+        x.index_add_(0, step_of, emb.reshape(B * L, -1))
+        x = x.view(B, steps.per_row, -1)
+        if roles is None:
+            return x
+        step_roles = torch.zeros(B, steps.per_row, dtype=torch.long, device=tokens.device)
+        step_roles[steps.row, steps.index] = roles.reshape(-1)[steps.start]
+        if self.partner_summary is not None:
+            step_video = torch.zeros_like(step_roles, dtype=torch.bool)
+            step_video[steps.row, steps.index] = modality.reshape(-1)[steps.start] == int(
+                Modality.VIDEO)  # fmt: skip
+            x = x + self.partner_summary(x, step_roles, step_video)
+        if self.embed_roles is not None:
+            x = x + self.embed_roles(step_roles)
+        return x
+
+    @torch.no_grad()
+    def prefill(self, tokens: Tensor, roles: Tensor, slots: Tensor, depth: Tensor,
+                valid: Tensor | None, modality: Tensor, cache: KVCache | None) -> Tensor:  # fmt: skip
+        """Run a left-padded prompt `[B,P]` of a stepped model through the backbone (into
+        `cache`), step by step; -> the context of the step after it `[B,D]`."""
+        steps = Steps.of(depth, align_end=True)
+        x = self.step_inputs(tokens, roles, slots, steps, modality)
+        return self.backbone(x, valid=steps.valid(valid, tokens.shape[0]), cache=cache)[:, -1]
 
     def hidden(self, tokens, roles=None, slots=None, *, valid=None, cache=None) -> Tensor:
         """tokens/roles/slots/valid `[B,L]` -> final hidden states `[B,L,D]` (normed)."""

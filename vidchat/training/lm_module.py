@@ -21,7 +21,6 @@ from torch import Tensor, nn
 from vidchat.model.layout import SequenceLayout
 from vidchat.model.vocab import Modality, Vocab
 from vidchat.training.export import CKPT_LAYOUT, CKPT_META, CKPT_MODEL_CONFIG
-from vidchat.training.frame_mask import frame_loss_mask, sample_copy_cut, sample_frame_mask
 from vidchat.training.noise import NoiseConfig, inject_noise
 from vidchat.training.optim import OptimConfig, configure_adamw
 from vidchat.training.turn_weight import turn_start_weights
@@ -103,22 +102,20 @@ class LMTrainingModule(L.LightningModule):
     # ---- loss ----------------------------------------------------------------------------
     def losses(self, batch: dict[str, Tensor], tokens: Tensor | None, g: torch.Generator,
                training: bool = False) -> dict[str, Tensor]:  # fmt: skip
-        """`nll_loss` of `batch` given input `tokens` (default: the batch's own, clean); a
-        frame-head model guesses a random share of each frame (drawn from `g`) and is scored
-        on those codes. `training`: `loss` weighs turn-start frames by `turn_start_weight`, and
-        `noise.copy_dropout` of the frames lose their copy path."""
-        mask, hidden, cut, extra = batch["loss_mask"], None, None, {}
-        if getattr(self.model, "frame_head", None) is not None:
-            hidden = sample_frame_mask(batch["depth"], batch["modality"], g)
-            mask = frame_loss_mask(mask, batch["modality"], hidden)
-            share = self.noise_cfg.copy_dropout if training else 0.0
-            cut = sample_copy_cut(batch["depth"], batch["modality"], share, g)
-        if getattr(self.model, "grouped", False):
-            extra = {"depth": batch["depth"], "modality": batch["modality"], "frame_mask": hidden}
-            if cut is not None:
-                extra["prev_cut"] = cut
+        """`nll_loss` of `batch` given input `tokens` (default: the batch's own, clean). Each of
+        the model's heads draws its training targets from `g` (a frame head guesses a random
+        share of each frame and is scored on those codes; in training steps it cuts
+        `noise.copy_dropout` of the frames off their copy path). `training`: `loss` weighs
+        turn-start frames by `turn_start_weight`."""
+        mask, head_inputs = batch["loss_mask"], {}
+        options = {**dataclasses.asdict(self.noise_cfg), "training": training}
+        for head in self.model.heads.values():
+            inputs, mask = head.training_targets(batch, mask, g, options)
+            head_inputs.update(inputs)
         inputs = batch["tokens"] if tokens is None else tokens
-        nll = self.model.nll(inputs, batch["tokens"], batch["roles"], batch["next_slots"], **extra)
+        nll = self.model.nll(inputs, batch["tokens"], batch["roles"], batch["next_slots"],
+                             depth=batch["depth"], modality=batch["modality"],
+                             head_inputs=head_inputs)  # fmt: skip
         weight = None
         if training and self.turn_start_weight != 1.0:
             weight = turn_start_weights(batch, self.turn_start_weight)

@@ -41,7 +41,7 @@ class NoiseConfig:
     own frames, not from the partner's (identity on real partners, issue #11)."""
     copy_dropout: float = 0.0
     """Share of video frames a frame head trains without its copy path from the previous frame
-    (`vidchat.training.frame_mask.sample_copy_cut`): the backbone must then know the face."""
+    (`vidchat.model.heads.maskgit.sample_copy_cut`): the backbone must then know the face."""
 
     def __post_init__(self) -> None:
         for name in ("ratio", "stranger_partner", "copy_dropout"):

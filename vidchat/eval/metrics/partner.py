@@ -77,8 +77,9 @@ def lm_scorer(model: torch.nn.Module, layout: SequenceLayout) -> FrameScorer:
         device = next(model.parameters()).device
         b = {k: v[None].to(device) for k, v in (("tokens", seq.tokens), ("roles", seq.roles),
              ("slots", seq.next_slots), ("depth", seq.depth), ("modality", seq.modality))}  # fmt: skip
+        # no head inputs: a frame head guesses every code, as its first pass does
         logits = model(b["tokens"], b["roles"], b["slots"], depth=b["depth"],
-                       modality=b["modality"], frame_mask=torch.ones_like(b["tokens"], dtype=torch.bool))[0]  # fmt: skip
+                       modality=b["modality"])[0]  # fmt: skip
         at = ((seq.segment == 1) & (seq.roles == int(Role.RESPONDER)) & (seq.frame == 0)
               & (seq.modality == int(Modality.VIDEO))).nonzero()[:, 0]  # fmt: skip
         at = at[torch.argsort(seq.row[at] * layout.w + seq.col[at])]  # row-major cells
