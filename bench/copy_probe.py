@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from any folder
 
 from vidchat.cli import compose  # noqa: E402
-from vidchat.data.demo.face import MOUTH_BOX  # noqa: E402
+from vidchat.data.demo_world.face import MOUTH_BOX  # noqa: E402
 from vidchat.data.lm_dataset import item_row  # noqa: E402
 from vidchat.data.manifest import load_manifest  # noqa: E402
 from vidchat.errors import VidchatError  # noqa: E402
@@ -57,8 +57,9 @@ def responder_frames(model, row: dict[str, torch.Tensor]) -> Frames:
     """The model's one forward pass over `row`, with what both reports read from it."""
     b = {k: v[None] for k, v in row.items()}
     with torch.no_grad():
+        # no head inputs: the frame head guesses every code, as its first pass does
         logits = model(b["tokens"], b["roles"], b["next_slots"], depth=b["depth"],
-                       modality=b["modality"], frame_mask=torch.ones_like(b["valid"]))[0]  # fmt: skip
+                       modality=b["modality"])[0]  # fmt: skip
     probs = logits.float().softmax(-1)  # [L,V]: position t predicts token t+1
     tokens, links = b["tokens"][0], previous_frames(b["roles"], b["modality"], b["depth"])[0]
     video_starts = (b["modality"][0] == int(Modality.VIDEO)) & (b["depth"][0] == 0)
@@ -149,8 +150,9 @@ def main() -> None:
     job, _ = lm_job(compose("train", args.overrides))
     data = prepare_data(job)
     model, layout, _ = load_consolidated(args.checkpoint)
-    if model.frame_head is None:
-        raise SystemExit(f"error: {args.checkpoint} has no frame head (layout.video_head=maskgit)")
+    if not model.heads["video"].whole_step:
+        raise SystemExit(f"error: {args.checkpoint} has no frame head (one that decides whole "
+                         "frames, e.g. layout.video_head=maskgit)")  # fmt: skip
     size, mouth = layout.h * layout.w, mouth_codes(layout.h, layout.w)
     records = load_manifest(job.data).records
     emotion_of = {r.clip_id: r.labels["emotion"] for r in records if r.labels.get("emotion")}

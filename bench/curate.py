@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from vidchat.data.demo.raw import RawSourceConfig, generate_raw_sources  # noqa: E402
+from vidchat.data.demo_world.raw import RawSourceConfig, generate_raw_sources  # noqa: E402
 
 STAGES = ("shots", "speech", "people")
 

@@ -29,7 +29,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from any folder
 
-from vidchat.data.demo.speech import EMOTIONS  # noqa: E402
+from vidchat.data.demo_world.speech import EMOTIONS  # noqa: E402
 from vidchat.data.shards import ShardReader  # noqa: E402
 from vidchat.errors import VidchatError  # noqa: E402
 from vidchat.model.checkpoint import load_consolidated  # noqa: E402

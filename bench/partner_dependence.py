@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from vidchat.cli import compose  # noqa: E402
-from vidchat.data.demo.face import MOUTH_BOX  # noqa: E402
+from vidchat.data.demo_world.face import MOUTH_BOX  # noqa: E402
 from vidchat.data.manifest import load_manifest  # noqa: E402
 from vidchat.errors import VidchatError  # noqa: E402
 from vidchat.eval.config import EvalConfig  # noqa: E402

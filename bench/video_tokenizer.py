@@ -31,9 +31,9 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from any folder
 
-from vidchat.data.demo.face import render_face  # noqa: E402
-from vidchat.data.demo.identities import make_identities  # noqa: E402
-from vidchat.data.demo.script import face_track  # noqa: E402
+from vidchat.data.demo_world.face import render_face  # noqa: E402
+from vidchat.data.demo_world.identities import make_identities  # noqa: E402
+from vidchat.data.demo_world.script import face_track  # noqa: E402
 from vidchat.tokenizers.video_vq import VQVideoConfig, VQVideoTokenizer  # noqa: E402
 from vidchat.training.tokenizer_eval import evaluate_video_tokenizer  # noqa: E402
 from vidchat.training.tokenizer_modules import VideoTokenizerModule  # noqa: E402

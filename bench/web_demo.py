@@ -3,7 +3,7 @@ pipeline's own first-chunk latency, side by side in one run.
 
     python bench/web_demo.py [--repeats 3] [--threads 1]
 
-Starts `python -m vidchat.demo`'s server in this process on a free local port (the shipped
+Starts `python -m vidchat.webapp`'s server in this process on a free local port (the shipped
 demo LM), then alternates, `--repeats` times: (a) the request logic alone (`session.answer` on
 a demo partner turn: time to its first chunk) and (b) the same request through the server with
 `gradio_client` (time from submit until the first streamed update reaches the client). Medians.
@@ -30,11 +30,11 @@ import torch  # noqa: E402
 from vidchat.data.records import read_record  # noqa: E402
 from vidchat.data.sources.demo import ensure_demo_world  # noqa: E402
 from vidchat.data.speakervid import load_speakervid  # noqa: E402
-from vidchat.demo import session  # noqa: E402
-from vidchat.demo.app import launch  # noqa: E402
-from vidchat.demo.config import DemoConfig  # noqa: E402
 from vidchat.inference.loading import load_pipeline  # noqa: E402
 from vidchat.media import write_clip  # noqa: E402
+from vidchat.webapp import session  # noqa: E402
+from vidchat.webapp.app import launch  # noqa: E402
+from vidchat.webapp.config import DemoConfig  # noqa: E402
 
 
 def partner_clip(work: Path) -> Path:

@@ -139,9 +139,9 @@ def test_bad_config_value_is_one_line_before_any_work(override, tmp_path):
 
 def test_a_bad_weight_dtype_is_one_config_error_in_eval_and_the_web_demo():
     from vidchat.cli import compose as compose_config
-    from vidchat.demo.config import DemoConfig
     from vidchat.errors import ConfigError
     from vidchat.eval.config import EvalConfig
+    from vidchat.webapp.config import DemoConfig
 
     with pytest.raises(ConfigError, match="dtype must be one of auto, float32, bfloat16, float16"):
         EvalConfig.from_cfg(compose_config("eval", ["dtype=fp8"]))
@@ -159,8 +159,8 @@ def test_a_bad_decode_timeout_is_one_config_error(timeout):
         TokenizeStageConfig(decode_timeout=timeout)
 
 
-@pytest.mark.parametrize("module", ["infer.py", "-m vidchat.demo", "-m vidchat.data.speakervid",
-                                    "-m vidchat.data.demo.raw", "-m vidchat.training.release"])
+@pytest.mark.parametrize("module", ["infer.py", "-m vidchat.webapp", "-m vidchat.data.speakervid",
+                                    "-m vidchat.data.demo_world.raw", "-m vidchat.training.release"])
 def test_a_bad_command_line_is_one_error_line(module):
     """argparse's own errors too: no usage block before the error (`--help` prints it)."""
     root = Path(__file__).resolve().parents[1]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from vidchat.curate.config import CurateConfig
-from vidchat.data.demo.raw import RawSourceConfig, generate_raw_sources
+from vidchat.data.demo_world.raw import RawSourceConfig, generate_raw_sources
 
 pytest.importorskip("ray")
 pytest.importorskip("scenedetect")

@@ -11,8 +11,8 @@ pytest.importorskip("pocketsphinx")
 def test_asr_confidence_tells_real_speech_from_vowels_and_noise():
     from tests.real_media import RealMediaError, librivox_wavs
     from vidchat.curate.asr import turn_scores
-    from vidchat.data.demo.identities import make_identities
-    from vidchat.data.demo.speech import synthesize_turn
+    from vidchat.data.demo_world.identities import make_identities
+    from vidchat.data.demo_world.speech import synthesize_turn
     from vidchat.media import read_clip
 
     try:

@@ -7,7 +7,7 @@ import pytest
 
 from tests.curate.conftest import curate_config
 from vidchat.curate.quality import clarity_floor
-from vidchat.data.demo.raw import RawSourceConfig, generate_raw_sources
+from vidchat.data.demo_world.raw import RawSourceConfig, generate_raw_sources
 from vidchat.media import read_clip, write_clip
 
 

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from vidchat.data.demo.face import classify_emotion, render_face
-from vidchat.data.demo.identities import make_identities
-from vidchat.data.demo.script import face_track
+from vidchat.data.demo_world.face import classify_emotion, render_face
+from vidchat.data.demo_world.identities import make_identities
+from vidchat.data.demo_world.script import face_track
 from vidchat.media.frames import crop_resize
 
 

@@ -4,10 +4,10 @@ corners; the default (`mouth`) keeps every pixel and the hash of the worlds made
 import numpy as np
 import pytest
 
-from vidchat.data.demo.face import HEAD_Y, classify_emotion, render_face
-from vidchat.data.demo.identities import make_identities
-from vidchat.data.demo.script import face_track
-from vidchat.data.demo.world import DemoWorldConfig
+from vidchat.data.demo_world.face import HEAD_Y, classify_emotion, render_face
+from vidchat.data.demo_world.identities import make_identities
+from vidchat.data.demo_world.script import face_track
+from vidchat.data.demo_world.world import DemoWorldConfig
 from vidchat.errors import ConfigError
 
 MOUTH = np.linspace(0, 1, 8)

@@ -8,10 +8,10 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 
-from vidchat.data.demo.face import render_face
-from vidchat.data.demo.identities import make_identities
-from vidchat.data.demo.script import face_track
-from vidchat.data.demo.world import GENERATOR_VERSION, DemoWorldConfig
+from vidchat.data.demo_world.face import render_face
+from vidchat.data.demo_world.identities import make_identities
+from vidchat.data.demo_world.script import face_track
+from vidchat.data.demo_world.world import GENERATOR_VERSION, DemoWorldConfig
 from vidchat.errors import ConfigError
 
 

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 from tests.conftest import make_demo_cfg
-from vidchat.data.demo.face import measure_mouth_opening
-from vidchat.data.demo.speech import audio_envelope
-from vidchat.data.demo.world import MARKER
+from vidchat.data.demo_world.face import measure_mouth_opening
+from vidchat.data.demo_world.speech import audio_envelope
+from vidchat.data.demo_world.world import MARKER
 from vidchat.data.records import read_record
 from vidchat.data.sources.demo import ensure_demo_world
 from vidchat.data.speakervid.archive import iter_members
 from vidchat.media import probe, read_image
-from vidchat.utils.signal import pearson
+from vidchat.perception.signal import pearson
 
 
 def test_clips_decode_with_declared_rates(demo_world):

@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-from vidchat.eval.metrics.frames import resize_frames
 from vidchat.eval.metrics.identity import (
     ARCFACE_TEMPLATE,
     arcface_similarity,
@@ -11,6 +10,7 @@ from vidchat.eval.metrics.identity import (
     similarity_transform,
     warp_affine,
 )
+from vidchat.perception.frames import resize_frames
 
 
 def test_similarity_transform_recovers_a_known_transform():

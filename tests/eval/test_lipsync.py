@@ -87,7 +87,7 @@ def test_too_few_mouths_is_unavailable():
 def test_real_face_landmarks_find_the_shift_of_a_derived_voice(carphone_frames):
     """Carphone clip: dlib mouth landmarks against a voice whose loudness is derived from them."""
     pytest.importorskip("dlib")
-    from vidchat.eval.metrics.faces import dlib_mouth_opening
+    from vidchat.perception.faces import dlib_mouth_opening
 
     frames = carphone_frames
     fps = 30000 / 1001

@@ -124,8 +124,8 @@ def test_the_runner_reports_it_for_lm_systems_only(demo_world, saved_responder, 
 @pytest.mark.slow
 def test_a_model_metric_that_fails_is_listed_not_fatal(demo_world, saved_responder, tmp_path,
                                                        monkeypatch):  # fmt: skip
+    import vidchat.eval.metrics.partner as partner
     from tests.eval_runner.test_runner import eval_cfg
-    from vidchat.eval.metrics import partner
     from vidchat.eval.runner import run
 
     def broken(*_, **__):

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from vidchat.errors import VidchatError
-from vidchat.eval.metrics.frames import align_frames
 from vidchat.eval.metrics.pixel import PSNR_CAP_DB, psnr, ssim
+from vidchat.perception.frames import align_frames
 
 
 def _video(seed: int = 0, t: int = 3, h: int = 32, w: int = 40) -> np.ndarray:

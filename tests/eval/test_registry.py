@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 
 from vidchat.errors import VidchatError
-from vidchat.eval.metrics import REGISTRY, EvalSample, MetricResult, get_metric, resolve_callable
 from vidchat.eval.metrics.demo_oracle import colour_grid_features, emotion_agreement, identity_match
+from vidchat.eval.metrics.registry import REGISTRY, get_metric, resolve_callable
+from vidchat.eval.metrics.result import MetricResult
+from vidchat.eval.metrics.sample import EvalSample
 
 
 def _person(skin, shirt, bg, t=4, mouth=0):
@@ -112,8 +114,8 @@ def test_demo_lip_sync_with_a_pixel_extractor():
 def test_demo_oracles_on_rendered_demo_faces(tmp_path):
     """Real demo-world renders: right identity out of 8, emotion read from the mouth curvature,
     lip sync found at the right lag with the default pixel oracle."""
-    face = pytest.importorskip("vidchat.data.demo.face")
-    from vidchat.data.demo.identities import make_identities
+    face = pytest.importorskip("vidchat.data.demo_world.face")
+    from vidchat.data.demo_world.identities import make_identities
     from vidchat.media import write_image
 
     people = make_identities(8)

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from vidchat.eval.metrics.mfcc import mfcc
-from vidchat.eval.metrics.syncnet import sync_offsets, syncnet_confidence
+from vidchat.eval.metrics.syncnet import syncnet_confidence
+from vidchat.perception.mfcc import mfcc
+from vidchat.perception.syncnet import sync_offsets
 
 
 def test_sync_offsets_find_a_known_shift():

@@ -13,8 +13,8 @@ import pytest
 
 from tests.real_media import RealMediaError, carphone_path, librivox_wavs
 from vidchat.cli import compose
-from vidchat.data.demo.face import neutral_track, render_face
-from vidchat.data.demo.identities import make_identities
+from vidchat.data.demo_world.face import neutral_track, render_face
+from vidchat.data.demo_world.identities import make_identities
 from vidchat.eval.metrics.demo_oracle import identity_match
 from vidchat.media import centre_square, probe, read_clip
 from vidchat.media.clip import Clip

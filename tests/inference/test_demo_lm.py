@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO_ROOT, make_demo_cfg
-from vidchat.data.demo.face import measure_mouth_opening
+from vidchat.data.demo_world.face import measure_mouth_opening
 from vidchat.data.manifest import load_manifest
 from vidchat.data.sources.demo import ensure_demo_world
 from vidchat.eval.metrics.demo_oracle import identity_match, load_gallery

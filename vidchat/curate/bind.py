@@ -13,7 +13,7 @@ from itertools import permutations
 
 import numpy as np
 
-from vidchat.utils.signal import pearson
+from vidchat.perception.signal import pearson
 
 
 def speaker_frames(turns: list[dict], start: int, end: int, fps: float) -> dict[str, np.ndarray]:

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from vidchat.curate.faces import crop_box, spread_frames
-from vidchat.eval.metrics.frames import resize_frames
 from vidchat.media.frames import bbox_to_pixels
+from vidchat.perception.frames import resize_frames
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from vidchat.eval.metrics.faces import face_models
-from vidchat.utils.image import luma
+from vidchat.perception.faces import face_models
+from vidchat.perception.ssim import luma
 
 
 @dataclass(frozen=True)

@@ -102,7 +102,7 @@ def _people_models(opts: StageOptions, device: str) -> PeopleModels:
     """dlib's models (CPU), and each TorchScript network the user gave (None for the others),
     on `device`."""
     from vidchat.curate.faces import load_models
-    from vidchat.eval.metrics.features import load_torchscript
+    from vidchat.perception.features import load_torchscript
 
     def load(path: str) -> Any:
         net = load_torchscript(path)

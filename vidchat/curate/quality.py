@@ -20,7 +20,7 @@ import av
 import numpy as np
 
 from vidchat.media.frames import bbox_to_pixels
-from vidchat.utils.image import luma
+from vidchat.perception.ssim import luma
 
 SHARPNESS_SIDE = 64
 _LAPLACIAN = np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], np.float32)

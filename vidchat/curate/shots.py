@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vidchat.utils.image import luma
+from vidchat.perception.ssim import luma
 
 
 @dataclass(frozen=True)

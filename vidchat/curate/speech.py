@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from vidchat.eval.metrics.vad import VAD_RATE, WINDOW, speech_probabilities
+from vidchat.perception.vad import VAD_RATE, WINDOW, speech_probabilities
 
 STEP = 0.01  # s: the time grid of labels
 _PARTIAL_RATE = 4.0  # partial windows per second (Resemblyzer: 1.6 s each)

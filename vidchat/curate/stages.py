@@ -19,7 +19,7 @@ from vidchat.curate.shots import ShotOptions, detect_cuts, mean_luma, select_sho
 from vidchat.curate.speech import SpeechOptions, diarise, read_rttm, turns_from_rttm
 from vidchat.curate.syncnet_bind import SyncOptions, syncnet_scores
 from vidchat.media import MediaError, probe, read_clip
-from vidchat.utils.signal import frame_rms
+from vidchat.perception.signal import frame_rms
 
 SAMPLE_RATE = 16000
 

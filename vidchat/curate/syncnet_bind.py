@@ -2,7 +2,7 @@
 
 The default binding (`vidchat.curate.bind.correlations`) follows each face's mouth opening
 against the loudness envelope. With a TorchScript SyncNet (the evaluation's contract,
-`vidchat.eval.metrics.syncnet`), the score of speaker X and face k is instead SyncNet's
+`vidchat.perception.syncnet`), the score of speaker X and face k is instead SyncNet's
 confidence (median minus minimum mean distance over audio offsets of ±`vshift` frames) on the
 stretches where X talks, from face k's crops around its stable box, as the paper's pipeline
 binds a diarised voice to a face. Features are computed once per face and shot at SyncNet's
@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from vidchat.eval.metrics.syncnet import SYNC_FPS, box_crops, sync_features, sync_offsets
+from vidchat.perception.syncnet import SYNC_FPS, box_crops, sync_features, sync_offsets
 
 
 @dataclass(frozen=True)

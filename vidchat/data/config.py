@@ -2,8 +2,8 @@
 
 One dataclass for every source: the keys all sources share, then the few that one source reads
 (`manifest` for folders; `video_dir`, `video_pattern`, `audio_pattern`, `cut`, `check_files`,
-`score_keys` for the SpeakerVid-5M release; the
-demo world's generator settings, kept as `generate`).
+`score_keys` for the SpeakerVid-5M release; and the settings a source registers as its own, kept as `options`: the demo world's generator
+settings).
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from vidchat.data.demo.world import DemoWorldConfig
 from vidchat.data.records import BRANCHES
-from vidchat.data.sources.registry import SOURCES
+from vidchat.data.sources.registry import SOURCE_OPTIONS, SOURCES
+from vidchat.errors import ConfigError
 from vidchat.utils.config import to_plain
 from vidchat.utils.typed import check, from_node
 
@@ -30,6 +30,20 @@ class VideoRead:
     def __post_init__(self) -> None:
         check("data.video.fps", self.fps > 0, "positive", self.fps)
         check("data.video.size", self.size >= 8, ">= 8", self.size)
+
+    def check_tokenizer(self, spec: dict[str, Any], what: str) -> None:
+        """Tokenize and the LM stages see the clips at the video tokenizer's frame size and rate
+        (`spec`: its `TokenizerSpec` as a dict, from `what`); a `data.video` that says otherwise
+        would be silently ignored, so it is a `ConfigError`."""
+        size = spec.get("frame_size")
+        fps = float(spec["frame_rate"]) * int(spec.get("temporal_stride") or 1)
+        if size and tuple(size) != (self.size, self.size):
+            raise ConfigError(f"data.video.size={self.size} but the video tokenizer ({what}) reads "
+                              f"{size[0]}x{size[1]} frames; set data.video.size={size[0]}, or "
+                              "train a video tokenizer at this size")  # fmt: skip
+        if abs(fps - self.fps) > 1e-6:
+            raise ConfigError(f"data.video.fps={self.fps:g} but the video tokenizer ({what}) reads "
+                              f"{fps:g} frames/s; set data.video.fps={fps:g}")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -82,8 +96,9 @@ class DataConfig:
     check_files: bool = True
     score_keys: dict | None = None
     """SpeakerVid-5M `raw_labels` score mapping (`vidchat.data.speakervid.lists`)."""
-    generate: dict = field(default_factory=dict)
-    """The demo world's generator settings (`DemoWorldConfig` fields)."""
+    options: dict = field(default_factory=dict)
+    """Settings only this source reads (the keys it registered with `register_source`, e.g.
+    the demo world's generator settings), gathered from the top level of the data config."""
     generate_world: bool = False
     """Generate the demo world into a `root` outside `cache_dir` (a folder of your choosing);
     under the data cache it is generated on first use without asking."""
@@ -99,18 +114,16 @@ class DataConfig:
 
     @classmethod
     def from_cfg(cls, node: Any) -> DataConfig:
-        """From the `data` node. For `kind: demo`, every `DemoWorldConfig` key at the top level
-        (seed, num_identities, ...) is a generator setting."""
+        """From the `data` node. The keys the source registered as its own (for the demo world:
+        seed, num_identities, ...) move from the top level into `options`."""
         if isinstance(node, DataConfig):
             return node
         data = dict(to_plain(node) or {})
-        generator = {f.name for f in fields(DemoWorldConfig)}
         own = {f.name for f in fields(cls)}
-        if data.get("kind") == "demo":
-            extra = {k: data[k] for k in generator if k in data}
-            for k in set(extra) - own:
-                data.pop(k)
-            data["generate"] = {**extra, **dict(data.get("generate") or {})}
+        extra = {k: data[k] for k in SOURCE_OPTIONS.get(data.get("kind"), ()) if k in data}
+        for k in set(extra) - own:
+            data.pop(k)
+        data["options"] = {**extra, **dict(data.get("options") or {})}
         check("data.root", bool(data.get("root")), "set (data.root=/path/to/data)",
               data.get("root"))  # fmt: skip
         return from_node(cls, data, "data")

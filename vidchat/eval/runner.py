@@ -30,7 +30,9 @@ from vidchat.data.manifest import load_manifest
 from vidchat.data.records import ClipRecord, TurnPair, read_record
 from vidchat.errors import VidchatError
 from vidchat.eval.config import EvalConfig
-from vidchat.eval.metrics import EvalSample, MetricResult, get_metric
+from vidchat.eval.metrics.registry import get_metric
+from vidchat.eval.metrics.result import MetricResult
+from vidchat.eval.metrics.sample import EvalSample
 from vidchat.eval.report import aggregate, markdown_table, summarize, write_report
 from vidchat.inference.loading import load_pipeline
 from vidchat.inference.pipeline import ResponderPipeline, fit_audio

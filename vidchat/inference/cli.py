@@ -27,11 +27,11 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+import vidchat.inference.options as options
 from vidchat.cli import ArgumentParser, exit_on_user_error, stop_on_sigterm
 from vidchat.data.pairs_jsonl import read_pairs_jsonl
 from vidchat.data.records import ClipRecord
 from vidchat.errors import VidchatError
-from vidchat.inference import options
 from vidchat.inference.loading import load_pipeline
 from vidchat.inference.pipeline import ResponderPipeline, StreamStats
 from vidchat.media import Clip, crop_resize, probe, write_clip
@@ -82,7 +82,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--refine-steps", type=int, default=8,
-        help="passes per video frame of a MaskGIT frame head (layout.video_head=maskgit)",
+        help="passes per video frame of a head that decides whole frames in passes (the frame "
+        "head)",
     )  # fmt: skip
     p.add_argument(
         "--guidance", type=float, default=1.0,

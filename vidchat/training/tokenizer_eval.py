@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from vidchat.perception.ssim import ssim_frames
 from vidchat.tokenizers.base import AudioTokenizer, VideoTokenizer
 from vidchat.tokenizers.codec import decode_audio, decode_frames, encode_audio, encode_frames
 from vidchat.training.tokenizer_metrics import (
@@ -16,7 +17,6 @@ from vidchat.training.tokenizer_metrics import (
     psnr,
     si_snr,
 )
-from vidchat.utils.image import ssim_frames
 
 
 @torch.no_grad()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from vidchat.utils.signal import mel_filterbank
+from vidchat.perception.signal import mel_filterbank
 
 
 def image_gradient_loss(reference: torch.Tensor, estimate: torch.Tensor) -> torch.Tensor:

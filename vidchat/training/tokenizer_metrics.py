@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vidchat.utils.signal import frame_rms, mel_filterbank, pearson
+from vidchat.perception.signal import frame_rms, mel_filterbank, pearson
 
 
 def psnr(reference: torch.Tensor, estimate: torch.Tensor, peak: float = 1.0) -> float:

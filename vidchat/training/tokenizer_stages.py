@@ -25,12 +25,12 @@ from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 from transformers import EncodecConfig
 
+import vidchat.training.safe_load as safe_load
 from vidchat.data.config import DataConfig
 from vidchat.errors import ConfigError, VidchatError
 from vidchat.tokenizers.audio_codec import EncodecAudioTokenizer
 from vidchat.tokenizers.checkpoint import metrics_path
 from vidchat.tokenizers.video_vq import VQVideoConfig, VQVideoTokenizer
-from vidchat.training import safe_load
 from vidchat.training.config import LM_ONLY_KEYS, RunConfig, TokenizerStageConfig
 from vidchat.training.tokenizer_data import (
     AudioSegmentDataset,

@@ -16,7 +16,7 @@ from typing import Any
 
 from filelock import FileLock
 
-from vidchat.data.demo.world import (
+from vidchat.data.demo_world.world import (
     GENERATOR_VERSION,
     MANIFEST_FILE,
     MARKER,

@@ -9,9 +9,11 @@ against this table) and the pairing settings every source passes on (`history_tu
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import fields
 from typing import Any
 
+from vidchat.data.demo_world.world import DemoWorldConfig
 from vidchat.data.records import Manifest
 from vidchat.data.sources.demo import ensure_demo_world
 from vidchat.data.sources.folder import load_folder
@@ -21,22 +23,27 @@ from vidchat.data.speakervid.lists import DEFAULT_SCORE_KEYS
 # kind -> reader of a data config's records and pairs (before the subset and branch filters)
 SourceReader = Callable[[Any, dict[str, Any]], Manifest]
 SOURCES: dict[str, SourceReader] = {}
+SOURCE_OPTIONS: dict[str, frozenset[str]] = {}
+"""kind -> the keys of a data config that only that source reads (`DataConfig.options`)."""
 
 
-def register_source(kind: str) -> Callable[[SourceReader], SourceReader]:
-    """Register `reader(data: DataConfig, history: dict) -> Manifest` as `data.kind=<kind>`."""
+def register_source(kind: str, options: Iterable[str] = ()) -> Callable[[SourceReader], SourceReader]:
+    """Register `reader(data: DataConfig, history: dict) -> Manifest` as `data.kind=<kind>`;
+    `options`: keys of its data config that are its own (`DataConfig.from_cfg` gathers them
+    into `data.options` for the reader)."""
 
     def add(reader: SourceReader) -> SourceReader:
         SOURCES[kind] = reader
+        SOURCE_OPTIONS[kind] = frozenset(options)
         return reader
 
     return add
 
 
-@register_source("demo")
+@register_source("demo", options=[f.name for f in fields(DemoWorldConfig)])
 def _demo(data: Any, history: dict[str, Any]) -> Manifest:
     """The demo world, generated on first use under the data cache (or when asked)."""
-    root = ensure_demo_world(data.root, data.generate, allowed=data.generate_world,
+    root = ensure_demo_world(data.root, data.options, allowed=data.generate_world,
                              cache_dir=data.cache_dir).parent  # fmt: skip
     return load_speakervid(root, **history)
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from vidchat.errors import VidchatError
-from vidchat.eval.metrics.frames import check_frames
 from vidchat.eval.metrics.result import MetricResult
+from vidchat.perception.frames import check_frames
 
 Features = Callable[[np.ndarray], np.ndarray]  # [T,H,W,3] uint8 -> [D]
 Classifier = Callable[[np.ndarray], str]  # [T,H,W,3] uint8 -> label

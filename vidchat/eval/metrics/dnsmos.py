@@ -6,9 +6,9 @@ import importlib.util
 
 import numpy as np
 
-from vidchat.eval.metrics.audio import check_audio, resample
 from vidchat.eval.metrics.result import MetricResult
-from vidchat.eval.metrics.weights import missing_extra
+from vidchat.perception.audio import check_audio, resample
+from vidchat.perception.weights import missing_extra
 
 DNSMOS_RATE = 16000
 

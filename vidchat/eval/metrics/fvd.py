@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from vidchat.eval.metrics.features import clip_features, load_torchscript
 from vidchat.eval.metrics.frechet import frechet_distance_of_features
 from vidchat.eval.metrics.result import MetricResult
-from vidchat.eval.metrics.weights import user_weights
+from vidchat.perception.features import clip_features, load_torchscript
+from vidchat.perception.weights import user_weights
 
 
 def fvd(

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from vidchat.eval.metrics.frames import check_frames
 from vidchat.eval.metrics.result import MetricResult
-from vidchat.eval.metrics.weights import missing_extra, user_weights
+from vidchat.perception.frames import check_frames
+from vidchat.perception.weights import missing_extra, user_weights
 
 Embedder = Callable[[np.ndarray], "np.ndarray | None"]  # [H,W,3] uint8 -> [D] or None (no face)
 
@@ -48,7 +48,7 @@ def identity_similarity(
     frames: np.ndarray, reference_image: np.ndarray, stride: int = 1
 ) -> MetricResult:
     """dlib ResNet identity similarity of generated `[T,H,W,3]` frames to a `[H,W,3]` reference."""
-    from vidchat.eval.metrics.faces import face_embedding, faces_unavailable_reason
+    from vidchat.perception.faces import face_embedding, faces_unavailable_reason
 
     reason = faces_unavailable_reason()
     if reason:
@@ -102,7 +102,7 @@ def arcface_embedder(weights: Path) -> Embedder:
     """Embedder for an insightface-style ArcFace ONNX: RGB 112x112, (x-127.5)/127.5, NCHW."""
     import onnxruntime as ort
 
-    from vidchat.eval.metrics.faces import detect_face, five_points
+    from vidchat.perception.faces import detect_face, five_points
 
     session = ort.InferenceSession(str(weights), providers=["CPUExecutionProvider"])
     input_name = session.get_inputs()[0].name
@@ -128,7 +128,7 @@ def arcface_similarity(
     """ArcFace cosine similarity with user-given ONNX weights (skipped when none are given)."""
     import importlib.util
 
-    from vidchat.eval.metrics.faces import faces_unavailable_reason
+    from vidchat.perception.faces import faces_unavailable_reason
 
     path = user_weights(weights, "arcface")
     if path is None:

@@ -13,9 +13,9 @@ from collections.abc import Callable
 import numpy as np
 
 from vidchat.errors import VidchatError
-from vidchat.eval.metrics.frames import check_frames
 from vidchat.eval.metrics.result import MetricResult
-from vidchat.utils.signal import frame_rms, pearson
+from vidchat.perception.frames import check_frames
+from vidchat.perception.signal import frame_rms, pearson
 
 MouthOpening = Callable[[np.ndarray], np.ndarray]
 
@@ -66,7 +66,7 @@ def lip_sync(
     """
     frames = check_frames(frames, "generated frames")
     if mouth_opening is None:
-        from vidchat.eval.metrics.faces import dlib_mouth_opening, faces_unavailable_reason
+        from vidchat.perception.faces import dlib_mouth_opening, faces_unavailable_reason
 
         reason = faces_unavailable_reason()
         if reason:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from vidchat.eval.metrics.frames import align_frames
 from vidchat.eval.metrics.result import MetricResult
-from vidchat.utils.image import ssim_frames
+from vidchat.perception.frames import align_frames
+from vidchat.perception.ssim import ssim_frames
 
 PSNR_CAP_DB = 100.0  # reported for identical frames (MSE 0), where PSNR is infinite
 

@@ -15,20 +15,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import vidchat.eval.metrics.asr as asr
+import vidchat.eval.metrics.demo_oracle as demo_oracle
+import vidchat.eval.metrics.dnsmos as dnsmos
+import vidchat.eval.metrics.fid as fid
+import vidchat.eval.metrics.fvd as fvd
+import vidchat.eval.metrics.identity as identity
+import vidchat.eval.metrics.lipsync as lipsync
+import vidchat.eval.metrics.pixel as pixel
+import vidchat.eval.metrics.syncnet as syncnet
+import vidchat.eval.metrics.vad as vad
+import vidchat.eval.metrics.voice as voice
 from vidchat.errors import VidchatError
-from vidchat.eval.metrics import (
-    asr,
-    demo_oracle,
-    dnsmos,
-    fid,
-    fvd,
-    identity,
-    lipsync,
-    pixel,
-    syncnet,
-    vad,
-    voice,
-)
 from vidchat.eval.metrics.result import MetricResult
 from vidchat.eval.metrics.sample import EvalSample
 
@@ -134,9 +132,9 @@ def _wer(sample: EvalSample) -> MetricResult:
     return asr.asr_wer(sample.generated_audio, sample.sample_rate, sample.transcript)
 
 
-# The demo world's pixel oracles (vidchat/data/demo/face.py); overridable per metric option.
-DEMO_MOUTH_OPENING = "vidchat.data.demo.face:measure_mouth_opening"
-DEMO_CLASSIFY_EMOTION = "vidchat.data.demo.face:classify_emotion"
+# The demo world's pixel oracles (vidchat/data/demo_world/face.py); overridable per metric option.
+DEMO_MOUTH_OPENING = "vidchat.data.demo_world.face:measure_mouth_opening"
+DEMO_CLASSIFY_EMOTION = "vidchat.data.demo_world.face:classify_emotion"
 
 
 def _demo_lip_sync(
@@ -179,7 +177,7 @@ def _demo_emotion(
 
 
 def _partner_dependence(pipe: Any, inputs: Sequence[Any], **opts: Any) -> MetricResult:
-    from vidchat.eval.metrics import partner
+    import vidchat.eval.metrics.partner as partner
 
     return partner.score_pipeline(pipe, inputs, **opts)
 

@@ -1,48 +1,15 @@
-"""Voice activity with Silero VAD: the ONNX file inside the `silero-vad` wheel, run directly
-with onnxruntime (the package's own loaders want torchaudio)."""
+"""Voice activity: the share of 32 ms windows Silero VAD calls speech
+(`vidchat.perception.vad`)."""
 
 from __future__ import annotations
 
 import importlib.util
-from functools import lru_cache
-from typing import Any
 
 import numpy as np
 
-from vidchat.eval.metrics.audio import check_audio, resample
 from vidchat.eval.metrics.result import MetricResult
-from vidchat.eval.metrics.weights import missing_extra, package_dir
-
-VAD_RATE = 16000
-WINDOW = 512  # samples per decision at 16 kHz (32 ms)
-CONTEXT = 64  # samples of the previous window the model also sees
-
-
-@lru_cache(maxsize=1)
-def _session() -> Any:
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.inter_op_num_threads = opts.intra_op_num_threads = 1
-    path = package_dir("silero_vad") / "data" / "silero_vad.onnx"  # type: ignore[operator]
-    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-
-
-def speech_probabilities(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """[S] float audio -> [N] speech probability per 32 ms window (16 kHz)."""
-    wav = resample(check_audio(audio, sample_rate, "audio"), sample_rate, VAD_RATE)
-    wav = np.pad(wav, (0, -len(wav) % WINDOW))
-    session = _session()
-    state = np.zeros((2, 1, 128), np.float32)
-    context = np.zeros((1, CONTEXT), np.float32)
-    sr = np.array(VAD_RATE, dtype=np.int64)
-    probs = []
-    for start in range(0, len(wav), WINDOW):
-        x = np.concatenate([context, wav[None, start : start + WINDOW]], axis=1)
-        out, state = session.run(None, {"input": x, "state": state, "sr": sr})
-        probs.append(float(out.reshape(-1)[0]))
-        context = x[:, -CONTEXT:]
-    return np.asarray(probs)
+from vidchat.perception.vad import speech_probabilities
+from vidchat.perception.weights import missing_extra
 
 
 def voice_activity(audio: np.ndarray, sample_rate: int, threshold: float = 0.5) -> MetricResult:

@@ -1,34 +1,14 @@
-"""Voice similarity: Resemblyzer speaker embeddings (GE2E, weights shipped in the package)."""
+"""Voice similarity: the cosine of Resemblyzer speaker embeddings (`vidchat.perception.voice`)."""
 
 from __future__ import annotations
 
 import importlib.util
-from functools import lru_cache
-from typing import Any
 
 import numpy as np
 
-from vidchat.eval.metrics.audio import check_audio
 from vidchat.eval.metrics.result import MetricResult
-from vidchat.eval.metrics.weights import missing_extra
-
-
-@lru_cache(maxsize=1)
-def _encoder() -> Any:
-    from resemblyzer import VoiceEncoder
-
-    return VoiceEncoder("cpu", verbose=False)
-
-
-def speaker_embedding(audio: np.ndarray, sample_rate: int) -> np.ndarray | None:
-    """[S] float audio -> unit-norm [256] speaker embedding, or None if no speech is left
-    after Resemblyzer's silence trimming."""
-    from resemblyzer import preprocess_wav
-
-    wav = preprocess_wav(check_audio(audio, sample_rate, "audio"), source_sr=sample_rate)
-    if len(wav) < sample_rate // 10:
-        return None
-    return np.asarray(_encoder().embed_utterance(wav), dtype=np.float64)
+from vidchat.perception.voice import speaker_embedding
+from vidchat.perception.weights import missing_extra
 
 
 def speaker_similarity(

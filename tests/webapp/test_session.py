@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vidchat.demo import session
 from vidchat.media import probe, write_clip
+from vidchat.webapp import session
 
 LIMITS = session.Limits(max_upload_mb=1, max_input_seconds=3, max_answer_seconds=2)
 

@@ -28,9 +28,9 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def demo_server(demo_world):
     pytest.importorskip("gradio")
-    from vidchat.demo.app import launch
-    from vidchat.demo.config import DemoConfig
     from vidchat.inference.loading import load_pipeline
+    from vidchat.webapp.app import launch
+    from vidchat.webapp.config import DemoConfig
 
     cfg = DemoConfig(port=free_port(), demo_data=str(demo_world.root), max_input_seconds=10,
                      max_upload_mb=5, max_answer_seconds=3)  # fmt: skip

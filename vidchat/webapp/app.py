@@ -13,11 +13,11 @@ from typing import Any  # noqa: E402
 
 import gradio as gr  # noqa: E402
 
-from vidchat.demo import session  # noqa: E402
-from vidchat.demo.config import DemoConfig  # noqa: E402
-from vidchat.demo.workdirs import WorkDirs  # noqa: E402
+import vidchat.webapp.session as session  # noqa: E402
 from vidchat.errors import VidchatError  # noqa: E402
 from vidchat.inference.pipeline import ResponderPipeline  # noqa: E402
+from vidchat.webapp.config import DemoConfig  # noqa: E402
+from vidchat.webapp.workdirs import WorkDirs  # noqa: E402
 
 CSS = "#live img { image-rendering: pixelated; }"
 

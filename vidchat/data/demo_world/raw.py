@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from vidchat.data.demo.face import render_face
-from vidchat.data.demo.identities import Identity, make_identities
-from vidchat.data.demo.script import face_track
-from vidchat.data.demo.speech import (
+from vidchat.data.demo_world.face import render_face
+from vidchat.data.demo_world.identities import Identity, make_identities
+from vidchat.data.demo_world.script import face_track
+from vidchat.data.demo_world.speech import (
     EMOTIONS,
     audio_envelope,
     mouth_from_envelope,
@@ -210,12 +210,12 @@ def generate_raw_sources(root: str | Path, cfg: RawSourceConfig, progress: bool 
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m vidchat.data.demo.raw ROOT [--sources N] [--seed S]`."""
+    """`python -m vidchat.data.demo_world.raw ROOT [--sources N] [--seed S]`."""
     import argparse
 
     from vidchat.cli import ArgumentParser, exit_on_user_error
 
-    parser = ArgumentParser(prog="python -m vidchat.data.demo.raw", description=__doc__,
+    parser = ArgumentParser(prog="python -m vidchat.data.demo_world.raw", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("root", help="folder to write the sources into (existing sources are kept)")
     parser.add_argument("--sources", type=int, default=4)

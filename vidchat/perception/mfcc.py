@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vidchat.utils.signal import mel_filterbank
+from vidchat.perception.signal import mel_filterbank
 
 
 def _dct_ortho(x: np.ndarray, n: int) -> np.ndarray:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from vidchat.errors import VidchatError
-from vidchat.eval.metrics.frames import check_frames, resize_frames
+from vidchat.perception.frames import check_frames, resize_frames
 
 
 @lru_cache(maxsize=4)

@@ -34,10 +34,10 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from vidchat.data.demo.face import measure_mouth_opening, neutral_track, render_face
-from vidchat.data.demo.identities import Identity, make_identities
-from vidchat.data.demo.script import ConversationPlan, face_track, plan_conversation
-from vidchat.data.demo.speech import audio_envelope, mouth_from_envelope, synthesize_turn
+from vidchat.data.demo_world.face import measure_mouth_opening, neutral_track, render_face
+from vidchat.data.demo_world.identities import Identity, make_identities
+from vidchat.data.demo_world.script import ConversationPlan, face_track, plan_conversation
+from vidchat.data.demo_world.speech import audio_envelope, mouth_from_envelope, synthesize_turn
 from vidchat.data.pairing import SFT_THRESHOLDS
 from vidchat.data.speakervid.archive import write_tar_batch
 from vidchat.data.speakervid.names import clip_stem
@@ -82,9 +82,9 @@ class DemoWorldConfig:
 
     @classmethod
     def from_cfg(cls, cfg: Any) -> DemoWorldConfig:
-        """From a data config (DictConfig or dict); keys under `generate` override top-level ones."""
+        """From a data config (DictConfig or dict); keys under `options` override top-level ones."""
         data = dict(to_plain(cfg))
-        data = {**data, **dict(to_plain(data.get("generate", {})))}
+        data = {**data, **dict(to_plain(data.get("options", {})))}
         known = {f.name for f in fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in known}
         if "turn_seconds" in kwargs:

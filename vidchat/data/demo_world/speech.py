@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vidchat.data.demo.identities import Identity
-from vidchat.utils.signal import frame_rms
+from vidchat.data.demo_world.identities import Identity
+from vidchat.perception.signal import frame_rms
 
 EMOTIONS = ("happy", "neutral", "sad")
 # Vowel formants (F1, F2, F3) in Hz for an adult male tract; bandwidths ~80/100/140 Hz.

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vidchat.data.demo.identities import Identity
-from vidchat.utils.image import luma
+from vidchat.data.demo_world.identities import Identity
+from vidchat.perception.ssim import luma
 
 SUPERSAMPLE = 2  # render at 2x and average 2x2 blocks: anti-aliased edges
 HEAD_Y = 0.45  # head centre (fraction of the frame height)

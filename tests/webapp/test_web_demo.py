@@ -143,7 +143,7 @@ def test_two_requests_at_once_both_complete(demo_server, partner_upload):
 def test_a_demo_partner_turn_and_a_demo_face_can_be_picked(demo_server, demo_world):
     from gradio_client import Client
 
-    from vidchat.demo.session import demo_choices
+    from vidchat.webapp.session import demo_choices
 
     clips, faces, _ = demo_choices(demo_world.root)
     client = Client(demo_server.url, verbose=False)

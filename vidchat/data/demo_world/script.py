@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vidchat.data.demo.face import CURVATURE, UPPER_FACE, FaceTrack
-from vidchat.data.demo.speech import EMOTIONS
+from vidchat.data.demo_world.face import CURVATURE, UPPER_FACE, FaceTrack
+from vidchat.data.demo_world.speech import EMOTIONS
 
 
 @dataclass

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from vidchat.demo.workdirs import OWNER, PREFIX, WorkDirs, remove_abandoned
+from vidchat.webapp.workdirs import OWNER, PREFIX, WorkDirs, remove_abandoned
 
 from .conftest import free_port
 
@@ -54,7 +54,7 @@ def test_only_roots_of_servers_that_are_gone_are_removed(tmp_path):
 def _start_server(tmp: Path, demo_world) -> tuple[subprocess.Popen, str]:
     env = {k: v for k, v in os.environ.items() if k != "GRADIO_TEMP_DIR"} | {"TMPDIR": str(tmp)}
     port = free_port()
-    cmd = [sys.executable, "-m", "vidchat.demo", "--port", str(port), "--demo-data",
+    cmd = [sys.executable, "-m", "vidchat.webapp", "--port", str(port), "--demo-data",
            str(demo_world.root), "--max-answer-seconds", "1", "--device", "cpu"]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
     deadline = time.time() + 120

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from vidchat.errors import VidchatError
-from vidchat.eval.metrics.weights import missing_extra, package_dir
+from vidchat.perception.weights import missing_extra, package_dir
 
 
 @dataclass(frozen=True)

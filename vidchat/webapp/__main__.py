@@ -1,4 +1,4 @@
-"""`python -m vidchat.demo [--checkpoint STEM] [--host H] [--port P] [--share]`: the web demo."""
+"""`python -m vidchat.webapp [--checkpoint STEM] [--host H] [--port P] [--share]`: the web demo."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ import signal
 import sys
 
 from vidchat.cli import ArgumentParser, exit_on_user_error
-from vidchat.demo.config import DemoConfig
-from vidchat.demo.workdirs import WorkDirs
 from vidchat.errors import VidchatError
+from vidchat.webapp.config import DemoConfig
+from vidchat.webapp.workdirs import WorkDirs
 
 
 def parse_args(argv: list[str] | None = None) -> DemoConfig:
     d = DemoConfig()
-    p = ArgumentParser(prog="python -m vidchat.demo", description=__doc__)
+    p = ArgumentParser(prog="python -m vidchat.webapp", description=__doc__)
     p.add_argument("--checkpoint", default=None, help="LM stem (default: SFT export or demo LM)")
     p.add_argument("--host", default=d.host, help="interface to serve on (default: local only)")
     p.add_argument("--port", type=int, default=d.port)
@@ -36,7 +36,7 @@ def _serve(cfg: DemoConfig) -> None:
     try:
         work.hand_to_gradio()
         try:
-            from vidchat.demo.app import launch
+            from vidchat.webapp.app import launch
         except ModuleNotFoundError as exc:
             raise VidchatError(f"the web demo needs {exc.name}: pip install 'vidchat[demo]'") from exc
         from vidchat.inference.loading import load_pipeline

@@ -1,2 +1,0 @@
-"""The web demo: `python -m vidchat.demo` serves a page where a person talks to a responder
-(Gradio, local only). `session` holds the work (no Gradio import); `app` builds the page."""
