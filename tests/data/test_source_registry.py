@@ -38,3 +38,18 @@ def test_a_new_source_is_one_registered_reader(monkeypatch, tmp_path):
     assert seen == {"root": str(tmp_path), "history_turns": 1, "history_seconds": 60.0,
                     "max_gap_seconds": None}  # fmt: skip
     assert [p.pair_id for p in got.pairs] == ["p0"]  # the branch filter applied to it too
+
+
+def test_a_source_registers_its_own_keys_and_gets_them_as_options(monkeypatch, tmp_path):
+    """Keys a source registered as its own (the demo world's generator settings, here a new
+    source's `depth_of_field`) move from the data config's top level into `data.options`; no
+    kind is special-cased, and an unregistered key stays an error."""
+    monkeypatch.setitem(registry.SOURCES, "rendered", None)
+    monkeypatch.setitem(registry.SOURCE_OPTIONS, "rendered", frozenset())
+    registry.register_source("rendered", options=["depth_of_field"])(lambda data, history: None)
+    data = DataConfig.from_cfg({"kind": "rendered", "root": str(tmp_path), "depth_of_field": 2})
+    assert data.options == {"depth_of_field": 2}
+    demo = DataConfig.from_cfg({"kind": "demo", "root": str(tmp_path), "num_identities": 5})
+    assert demo.options == {"num_identities": 5}
+    with pytest.raises(ConfigError, match="depth_of_field"):
+        DataConfig.from_cfg({"kind": "demo", "root": str(tmp_path), "depth_of_field": 2})

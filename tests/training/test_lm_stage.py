@@ -52,6 +52,28 @@ def test_pretrain_then_sft_write_checkpoints_exports_and_reports(world):
     assert diff < 0.5 * pre_model.embed_tokens.weight.abs().mean()
 
 
+def test_tokenize_settings_that_would_be_ignored_are_errors(world, tmp_path):
+    """`data.video.size` must be the video tokenizer's (the LM stages see clips at its size),
+    and the stage's own tokenize run cannot split over machines."""
+    from vidchat.errors import ConfigError
+
+    root, overrides = world
+    from vidchat.data.config import VideoRead
+
+    with pytest.raises(ConfigError, match=r"data.video.fps=25 but the video tokenizer \(.*meta"
+                                          r"\.json\) reads 4 frames/s; set data.video.fps=4"):  # fmt: skip
+        run(compose_train([*overrides, "stage=pretrain", "debug=default", "data.video.fps=25"]))
+    spec = {"frame_rate": 8.0, "frame_size": [64, 64]}
+    VideoRead(fps=8, size=64).check_tokenizer(spec, "demo64")
+    with pytest.raises(ConfigError, match=r"data.video.size=256 but the video tokenizer \(demo64\)"
+                                          r" reads 64x64 frames; set data.video.size=64"):  # fmt: skip
+        VideoRead(fps=8, size=256).check_tokenizer(spec, "demo64")
+    fresh = [*overrides, f"data.tokens_dir={tmp_path / 'tokens'}", "stage=pretrain",
+             "debug=default", "stage.tokenize.num_shards=2"]  # fmt: skip
+    with pytest.raises(ConfigError, match=r"stage.tokenize.num_shards=2 splits tokenize"):
+        run(compose_train(fresh))
+
+
 def test_sft_without_any_pretrained_lm_is_one_clear_error(tmp_path):
     overrides = write_synthetic_world(tmp_path, n_conversations=2)
     with pytest.raises(
@@ -80,7 +102,8 @@ def test_grouped_heads_train_export_and_answer(world, video_head):
                                 f"run_name={video_head}", "stage.max_steps=2"]))  # fmt: skip
     assert report["step"] == 2 and torch.isfinite(torch.tensor(report["val_loss"]))
     model, layout, _ = load_consolidated(root / "checkpoints" / video_head / "lm")
-    assert model.depth is not None and (model.frame_head is not None) == (video_head == "maskgit")
+    assert type(model.heads["audio"]).__name__ == "DepthHead"
+    assert model.heads["video"].kind == video_head
     assert layout.cfg.video_head == video_head and layout.cfg.audio_head == "depth"
     h, w = layout.cfg.video_grid
     partner = Segment(Role.PARTNER, torch.zeros(4, h, w, dtype=torch.long),
@@ -101,11 +124,14 @@ def test_demo_run_tokenizes_clips_its_shards_lack(demo_world, tmp_path):
 
     data = [f"data.{k}={_json.dumps(v)}" for k, v in DEMO_TEST_OVERRIDES.items()]
     overrides = [f"paths.root_dir={tmp_path}", f"data.root={demo_world.root}", *data,
-                 "stage=pretrain", "debug=default", "stage.max_steps=1"]  # fmt: skip
+                 "stage=pretrain", "debug=default", "stage.max_steps=1",
+                 "stage.tokenize.clips_per_shard=5"]  # fmt: skip
     run(compose_train(overrides))
     (shards,) = (tmp_path / "data_cache" / "tokens").iterdir()
     total = len(ShardReader(shards))
     assert total == len(demo_world.manifest.records)
+    # the stage's own tokenize run took the user's stage.tokenize settings
+    assert len(list(shards.glob("shard-*.index.json"))) == -(-total // 5)
     first = sorted(shards.glob("shard-*.index.json"))[0]
     first.unlink()  # some clips lost
     assert len(ShardReader(shards)) < total

@@ -23,10 +23,10 @@ from vidchat.data.lm_dataset import (
 )
 from vidchat.data.records import source_signature
 from vidchat.data.shards import META_NAME, ShardReader
-from vidchat.errors import VidchatError
+from vidchat.errors import ConfigError, VidchatError
 from vidchat.model import Modality, SequenceLayout, build_layout
 from vidchat.training.config import LMStageConfig, TokenizeStageConfig
-from vidchat.training.tokenize import shard_dir, tokenize_data
+from vidchat.training.tokenize import run_tokenize, shard_dir
 from vidchat.utils.paths import CONFIG_DIR
 from vidchat.utils.typed import from_node
 
@@ -52,6 +52,9 @@ class LMJob:
     tokenizer: dict[str, Any]
     data_dir: str
     seed: int = 0
+    tokenize: TokenizeStageConfig | None = None
+    """How to tokenize when the shards are missing or stale (`stage.tokenize`, the tokenize
+    stage's keys; None: `stage=tokenize`'s defaults)."""
 
     @property
     def shard_root(self) -> Path:
@@ -80,10 +83,14 @@ def ensure_shards(job: LMJob, wait_s: float = 4 * 3600, manifest: Any = None) ->
             log.info("token shards in %s missing or incomplete: running stage=tokenize", root)
             from omegaconf import OmegaConf
 
-            tok = from_node(TokenizeStageConfig, OmegaConf.load(CONFIG_DIR / "stage" / "tokenize.yaml"),
-                            "stage")  # fmt: skip
+            tok = job.tokenize or from_node(
+                TokenizeStageConfig, OmegaConf.load(CONFIG_DIR / "stage" / "tokenize.yaml"), "stage")
+            if tok.num_shards > 1:
+                raise ConfigError(f"stage.tokenize.num_shards={tok.num_shards} splits tokenize "
+                                  "over machines: run `python train.py stage=tokenize "
+                                  "stage.shard_index=k stage.num_shards=N` on each first")  # fmt: skip
             marker.unlink(missing_ok=True)
-            tokenize_data(tok, job.data, job.tokenizer, job.data_dir)
+            run_tokenize(tok, job.data, job.tokenizer, job.data_dir)
             marker.write_text("written by the LM stage after stage=tokenize finished\n")
         else:
             deadline = time.monotonic() + wait_s
@@ -182,6 +189,8 @@ def prepare_data(job: LMJob) -> LMData:
     stage = job.stage
     manifest = load_manifest(job.data)  # (a demo world is generated here, before tokenize)
     reader = ensure_shards(job, manifest=manifest)
+    if reader.meta.get("video_spec"):
+        job.data.video.check_tokenizer(reader.meta["video_spec"], f"{job.shard_root}/meta.json")
     layout = layout_from_shards(reader, job.model.get("layout"))
     train_ex = _subsample(_available(build_examples(stage, manifest, "train"), reader, "train"),
                           stage.max_examples, job.seed)  # fmt: skip

@@ -27,13 +27,13 @@ import lightning as L
 import torch
 from omegaconf import DictConfig
 
+import vidchat.training.safe_load as safe_load
 from vidchat.data.config import DataConfig
 from vidchat.data.datamodule import LMDataModule
 from vidchat.data.lm_dataset import LMCollator
 from vidchat.errors import ConfigError, VidchatError
 from vidchat.model import SequenceLayout, build_model
 from vidchat.model.checkpoint import export_consolidated, load_consolidated, stem_of
-from vidchat.training import safe_load
 from vidchat.training.callbacks import ThroughputMonitor
 from vidchat.training.checkpoint_io import LAST_NAME, checkpoint_dir, last_checkpoint
 from vidchat.training.config import (
@@ -41,6 +41,7 @@ from vidchat.training.config import (
     LMStageConfig,
     PathsConfig,
     RunConfig,
+    TokenizeStageConfig,
 )
 from vidchat.training.export import export_from_checkpoint
 from vidchat.training.lm_data import LMData, LMJob, is_main_process, prepare_data, unigram_baseline
@@ -166,11 +167,14 @@ def write_report(root: Path, module: LMTrainingModule, baseline: dict[str, float
 def lm_job(cfg: DictConfig) -> tuple[LMJob, RunConfig]:
     """A composed config -> the typed job of an LM stage and its run settings (also for scripts
     that read an LM stage's data, such as `bench/copy_probe.py`)."""
-    stage = from_node(LMStageConfig, cfg.stage, "stage", ignore=TOKENIZER_ONLY_KEYS)
+    stage = from_node(LMStageConfig, cfg.stage, "stage", ignore=(*TOKENIZER_ONLY_KEYS, "tokenize"))
     run_cfg = RunConfig.from_cfg(cfg, stage.name)
+    tokenize = cfg.stage.get("tokenize")
+    if tokenize is not None:  # the tokenize run this stage starts by itself
+        tokenize = from_node(TokenizeStageConfig, tokenize, "stage.tokenize")
     job = LMJob(stage=stage, data=DataConfig.from_cfg(cfg.data), model=to_plain(cfg.model),
                 tokenizer=to_plain(cfg.tokenizer), data_dir=run_cfg.paths.data_dir,
-                seed=run_cfg.seed)  # fmt: skip
+                seed=run_cfg.seed, tokenize=tokenize)  # fmt: skip
     return job, run_cfg
 
 

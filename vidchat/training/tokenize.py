@@ -92,13 +92,19 @@ def tokenize(cfg: DictConfig) -> dict[str, Any]:
     """Stage entry (`stage=tokenize`): this worker's share of the manifest -> its shard folder."""
     stage = from_node(TokenizeStageConfig, cfg.stage, "stage",
                       ignore=LM_ONLY_KEYS + TOKENIZER_ONLY_KEYS + ("max_steps", "batch_size"))
-    data = DataConfig.from_cfg(cfg.data)
-    tokenizer = to_plain(cfg.tokenizer)
+    return run_tokenize(stage, DataConfig.from_cfg(cfg.data), to_plain(cfg.tokenizer),
+                        str(cfg.paths.data_dir))  # fmt: skip
+
+
+def run_tokenize(stage: TokenizeStageConfig, data: DataConfig, tokenizer: dict[str, Any],
+                 data_dir: str) -> dict[str, Any]:  # fmt: skip
+    """Tokenize here, or on Ray with `stage.ray_workers` (the stage and the LM stages' own
+    tokenize run alike)."""
     if stage.ray_workers:
         from vidchat.training.tokenize_ray import tokenize_on_ray
 
-        return tokenize_on_ray(tokenize_data, stage, data, tokenizer, str(cfg.paths.data_dir))
-    return tokenize_data(stage, data, tokenizer, str(cfg.paths.data_dir))
+        return tokenize_on_ray(tokenize_data, stage, data, tokenizer, data_dir)
+    return tokenize_data(stage, data, tokenizer, data_dir)
 
 
 def tokenize_device(setting: str) -> str:
@@ -122,6 +128,7 @@ def tokenize_data(
 
     device = tokenize_device(stage.device)
     video_tok = build_video_tokenizer(tokenizer["video"]).to(device)
+    data.video.check_tokenizer(video_tok.spec.to_dict(), "tokenizer.video")
     audio_tok = build_audio_tokenizer(tokenizer["audio"]).to(device)
     names = {"data": data.display_name, "tokenizer": str(tokenizer.get("name"))}
     root = shard_dir(data_dir, names["data"], names["tokenizer"], data.tokens_dir)
