@@ -169,9 +169,12 @@ def default_steps(work: Path, device: str, steps: int, real: str | None) -> list
                           "--grids", "8,16" if gpu else "4,8", "--repeats", "2"], table),  # fmt: skip
         Step("train_step", [py, str(ROOT / "bench" / "train_step.py"), "--device", device,
                             *(["--dim", "1024", "--layers", "24", "--heads", "16", "--seq", "4096",
-                               "--batch", "8"] if gpu else [])],
+                               "--batch", "8", "--vocab", "73735"] if gpu else [])],
              {"step ms ours": r"^train step ours ms: ([0-9.]+)",
-              "step ms hf": r"^train step hf ms: ([0-9.]+)"}),  # fmt: skip
+              "step ms hf": r"^train step hf ms: ([0-9.]+)",
+              "step ms ours chunked": r"^train step ours chunked ms: ([0-9.]+)",
+              "peak GiB plain": r"^peak memory GiB ours plain \w+: ([0-9.]+)",
+              "peak GiB chunked": r"^peak memory GiB ours chunked \w+: ([0-9.]+)"}),  # fmt: skip
     ]
     return sorted(steps, key=lambda step: ORDER.index(step.name))
 

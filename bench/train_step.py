@@ -1,17 +1,23 @@
 """Benchmark: one training step of VidChatLM vs. transformers' LlamaForCausalLM of the same shape.
 
     python bench/train_step.py [--dim 256] [--layers 4] [--heads 4] [--seq 1024] [--batch 2]
+                               [--loss-chunk 1024]
 
 A step = forward, next-token cross entropy, backward, AdamW step. Both models have the same width,
 depth, heads, SwiGLU width, vocabulary (the demo layout's) and sequence length; ours also adds its
 role and slot embeddings, as in training. Steps alternate between the two models (so a busy
-machine slows both alike); the medians are compared. Ends with `name: value` lines.
+machine slows both alike); the medians are compared. Ours also runs with its chunked output
+head + cross-entropy (`model.loss_chunk`): its step time, and the peak memory of two steps
+either way (CUDA's allocator peak; on CPU the peak RSS of a child process that runs only those
+steps, so both figures include the same interpreter and weights). Ends with `name: value` lines.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,7 +26,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from any folder
 
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 
 from vidchat.model import LayoutConfig, ModelConfig, SequenceLayout, VidChatLM  # noqa: E402
 
@@ -34,6 +39,11 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--seq", type=int, default=1024)
     parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--vocab", type=int, default=0,
+                        help="vocabulary size (0: the demo layout's; `base` on SpeakerVid: 73735)")
+    parser.add_argument("--loss-chunk", type=int, default=1024,
+                        help="positions per pass of the chunked output head + cross-entropy")
+    parser.add_argument("--peak-only", choices=["plain", "chunked"], help=argparse.SUPPRESS)
     parser.add_argument("--repeats", type=int, default=5, help="timed steps per model")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -85,24 +95,74 @@ def _time(runs: dict, device: torch.device, warmup: int, repeats: int) -> dict[s
     return times
 
 
+def _ours_step(ours, tokens: torch.Tensor, roles: torch.Tensor, slots: torch.Tensor, chunk):
+    """One training step of ours through `nll` (the training loss path) with `loss_chunk`."""
+
+    def step(opt):
+        ours.loss_chunk = chunk
+        opt.zero_grad(set_to_none=True)
+        ours.nll(tokens, tokens, roles, slots).mean().backward()
+        opt.step()
+
+    return step
+
+
+def _peak_gib(args: argparse.Namespace, mode: str) -> float:
+    """Peak memory (GiB) of two of our training steps, plain or chunked (see the docstring)."""
+    if args.device.startswith("cuda"):
+        return _peak_here(args, mode)
+    argv = [a for a in sys.argv[1:] if not a.startswith("--peak-only")]
+    out = subprocess.run([sys.executable, __file__, *argv, "--peak-only", mode],
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    return float(out.strip().splitlines()[-1])
+
+
+def _peak_here(args: argparse.Namespace, mode: str) -> float:
+    layout = SequenceLayout(LayoutConfig(8, (4, 4), 1024, 25, 2, 1024))
+    V, device = args.vocab or layout.vocab.size, torch.device(args.device)
+    cfg = ModelConfig(vocab_size=V, num_slots=layout.num_slots, dim=args.dim, n_layers=args.layers,
+                      n_heads=args.heads, max_seq_len=args.seq)  # fmt: skip
+    torch.manual_seed(0)
+    ours = VidChatLM(cfg).to(device).train()
+    tokens = torch.randint(0, V, (args.batch, args.seq), device=device)
+    opt = torch.optim.AdamW(ours.parameters(), lr=1e-4)
+    step = _ours_step(ours, tokens, torch.zeros_like(tokens), torch.zeros_like(tokens),
+                      args.loss_chunk if mode == "chunked" else None)  # fmt: skip
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    for _ in range(2):
+        step(opt)
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**30
+    return _peak_rss_kib() / 2**20
+
+
+def _peak_rss_kib() -> float:
+    """This process's peak resident memory (KiB). Linux's VmHWM: `ru_maxrss` would carry the
+    parent's peak over the exec that started this child."""
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return float(line.split()[1])
+    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
 def main() -> None:
     args = _args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.peak_only:
+        print(f"{_peak_here(args, args.peak_only):.4f}")
+        return
     layout = SequenceLayout(LayoutConfig(8, (4, 4), 1024, 25, 2, 1024))  # the demo tokenizers
-    V = layout.vocab.size
+    V = args.vocab or layout.vocab.size
     ours, hf = _models(args, V, layout.num_slots)
     device = torch.device(args.device)
     tokens = torch.randint(0, V, (args.batch, args.seq), device=device)
     roles = torch.randint(0, 4, (args.batch, args.seq), device=device)
     slots = torch.randint(0, layout.num_slots, (args.batch, args.seq), device=device)
-
-    def step_ours(opt):
-        opt.zero_grad(set_to_none=True)
-        h = ours.hidden(tokens, roles, slots)[:, :-1]  # [B,L-1,D]: position i predicts token i+1
-        loss = F.cross_entropy(ours.lm_head(h).flatten(0, 1), tokens[:, 1:].flatten())
-        loss.backward()
-        opt.step()
+    step_ours = _ours_step(ours, tokens, roles, slots, None)
 
     def step_hf(opt):
         opt.zero_grad(set_to_none=True)
@@ -110,8 +170,10 @@ def main() -> None:
         loss.backward()
         opt.step()
 
+    opt_ours = torch.optim.AdamW(ours.parameters(), lr=1e-4)
     runs = {
-        "ours": (step_ours, torch.optim.AdamW(ours.parameters(), lr=1e-4)),
+        "ours": (step_ours, opt_ours),
+        "ours_chunked": (_ours_step(ours, tokens, roles, slots, args.loss_chunk), opt_ours),
         "hf": (step_hf, torch.optim.AdamW(hf.parameters(), lr=1e-4)),
     }
     times = _time(runs, device, args.warmup, args.repeats)
@@ -127,6 +189,10 @@ def main() -> None:
     print(f"train step ours ms: {med['ours']:.1f}")
     print(f"train step hf ms: {med['hf']:.1f}")
     print(f"train step ratio ours/hf: {med['ours'] / med['hf']:.3f}")
+    kind = "cuda" if device.type == "cuda" else "cpu"
+    print(f"train step ours chunked ms: {med['ours_chunked']:.1f}")
+    print(f"peak memory GiB ours plain {kind}: {_peak_gib(args, 'plain'):.3f}")
+    print(f"peak memory GiB ours chunked {kind}: {_peak_gib(args, 'chunked'):.3f}")
 
 
 if __name__ == "__main__":

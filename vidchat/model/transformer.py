@@ -34,6 +34,7 @@ from torch.utils.checkpoint import checkpoint
 
 from vidchat.errors import ConfigError
 from vidchat.model.blocks import Block, KVCache, ModelConfig, RMSNorm, compute_dtype, rope_table
+from vidchat.model.chunked_ce import linear_cross_entropy
 from vidchat.model.heads.base import STREAMS, Head, StepBatch
 from vidchat.model.heads.registry import build_head
 from vidchat.model.partner import PartnerSummary
@@ -49,6 +50,10 @@ class VidChatLM(nn.Module):
     grad_checkpointing: bool = False
     """Recompute each block in the backward pass (saves activation memory). A runtime switch,
     not architecture: training sets it from `model.grad_checkpointing`; it is never saved."""
+    loss_chunk: int | None = None
+    """Positions per pass of the output head + cross-entropy in a flat model's `nll` (None: all
+    at once); only one chunk's logits exist at a time (`vidchat.model.chunked_ce`). A runtime
+    switch: training sets it from `model.loss_chunk`; it is never saved."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -142,9 +147,9 @@ class VidChatLM(nn.Module):
         of a 256-code frame at every position are most of a training step's memory and,
         scattered into one buffer, a third of its CPU time."""
         if not self.stepped:
-            logits = self.lm_head(self.hidden(tokens, roles, slots, valid=valid))  # [B,L,V]
-            return F.cross_entropy(logits[:, :-1].float().transpose(1, 2), targets[:, 1:],
-                                   reduction="none")  # fmt: skip
+            hidden = self.hidden(tokens, roles, slots, valid=valid)[:, :-1]  # [B,L-1,D]
+            return linear_cross_entropy(hidden, self.lm_head.weight, targets[:, 1:],
+                                        self.loss_chunk)  # fmt: skip
         B, L = tokens.shape
         nll = torch.zeros(B * L, device=tokens.device)
         flat_targets = targets.reshape(-1)

@@ -89,7 +89,7 @@ def resolve_init(stage: LMStageConfig, paths: PathsConfig, run_name: str = "") -
 
 def build_lm(job: LMJob, run: RunConfig, layout: SequenceLayout) -> torch.nn.Module:
     """The LM to train: fresh (`build_model`) or from `stage.init_from`, with the runtime
-    setting `model.grad_checkpointing` applied."""
+    settings `model.grad_checkpointing` and `model.loss_chunk` applied."""
     init = resolve_init(job.stage, run.paths, run.run_name)
     if init is None:
         model = build_model(job.model, layout)
@@ -104,6 +104,10 @@ def build_lm(job: LMJob, run: RunConfig, layout: SequenceLayout) -> torch.nn.Mod
         log.info("initialised from %s", init)
         model = model.float().train()
     model.grad_checkpointing = bool(job.model.get("grad_checkpointing", False))
+    chunk = job.model.get("loss_chunk")
+    if chunk is not None and (not isinstance(chunk, int) or chunk < 1):
+        raise ConfigError(f"model.loss_chunk must be null or a positive integer, got {chunk!r}")
+    model.loss_chunk = chunk
     return model
 
 
