@@ -75,3 +75,27 @@ def test_the_shipped_64px_lm_is_in_the_old_format_and_loads():
     assert specs["video"] == {"kind": "maskgit", "stream": "video", "size": 64, "layers": 2,
                               "dim": 96, "prev": True}  # fmt: skip
     assert specs["audio"] == {"kind": "depth", "stream": "audio", "size": 2, "layers": 2, "dim": 96}
+
+
+def test_a_training_checkpoint_from_before_heads_resumes(gen):
+    """Lightning's resume loads `state_dict` after `on_load_checkpoint`, which renames the old
+    `depth.*` / `frame_head.*` weights."""
+    from vidchat.training.lm_module import LMTrainingModule
+    from vidchat.training.noise import NoiseConfig
+    from vidchat.training.optim import OptimConfig
+
+    layout = demo_layout(video_head="maskgit", audio_head="depth")
+    module = LMTrainingModule(depth_model(layout), layout, optim=OptimConfig(), noise=NoiseConfig(),
+                              total_steps=1)  # fmt: skip
+    old = {}
+    for name, t in module.state_dict().items():
+        for new, was in (("model.heads.video.", "model.frame_head."), ("model.heads.audio.", "model.depth.")):
+            name = name.replace(new, was)
+        old[name] = t.clone()
+    checkpoint = {"state_dict": old, "vidchat_layout": dataclasses.asdict(layout.cfg)}
+    fresh = LMTrainingModule(depth_model(layout, seed=1), layout, optim=OptimConfig(),
+                             noise=NoiseConfig(), total_steps=1)  # fmt: skip
+    fresh.on_load_checkpoint(checkpoint)
+    fresh.load_state_dict(checkpoint["state_dict"])  # strict: every weight found
+    for name, t in module.state_dict().items():
+        assert torch.equal(fresh.state_dict()[name], t), name

@@ -18,7 +18,9 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
+from vidchat.model.checkpoint import migrate_state
 from vidchat.model.layout import SequenceLayout
+from vidchat.model.plan import LayoutConfig
 from vidchat.model.vocab import Modality, Vocab
 from vidchat.training.export import CKPT_LAYOUT, CKPT_META, CKPT_MODEL_CONFIG
 from vidchat.training.noise import NoiseConfig, inject_noise
@@ -186,4 +188,15 @@ class LMTrainingModule(L.LightningModule):
         checkpoint[CKPT_META] = self.meta
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Restore the validation history, and rename the weights of a checkpoint saved before
+        heads were classes (`migrate_state`), so that such a run resumes (Lightning loads the
+        state dict after this hook)."""
         self.val_history = list(checkpoint.get("vidchat_val_history", []))
+        state, layout = checkpoint.get("state_dict"), checkpoint.get(CKPT_LAYOUT)
+        if state is None or not layout:
+            return
+        inner = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
+        migrated = migrate_state(inner, LayoutConfig(**layout))
+        if migrated is not inner:
+            rest = {k: v for k, v in state.items() if not k.startswith("model.")}
+            checkpoint["state_dict"] = {**rest, **{f"model.{k}": v for k, v in migrated.items()}}
