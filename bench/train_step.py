@@ -7,7 +7,8 @@ A step = forward, next-token cross entropy, backward, AdamW step. Both models ha
 depth, heads, SwiGLU width, vocabulary (the demo layout's) and sequence length; ours also adds its
 role and slot embeddings, as in training. Steps alternate between the two models (so a busy
 machine slows both alike); the medians are compared. Ours also runs with its chunked output
-head + cross-entropy (`model.loss_chunk`): its step time, and the peak memory of two steps
+head + cross-entropy (`model.loss_chunk`), and with `--compile BACKEND` with its blocks compiled
+(`model.compile`): their step times, and the peak memory of two steps
 either way (CUDA's allocator peak; on CPU the peak RSS of a child process that runs only those
 steps, so both figures include the same interpreter and weights). Ends with `name: value` lines.
 """
@@ -43,6 +44,8 @@ def _args() -> argparse.Namespace:
                         help="vocabulary size (0: the demo layout's; `base` on SpeakerVid: 73735)")
     parser.add_argument("--loss-chunk", type=int, default=1024,
                         help="positions per pass of the chunked output head + cross-entropy")
+    parser.add_argument("--compile", default=None, metavar="BACKEND",
+                        help="also time ours with its blocks compiled (model.compile=BACKEND)")
     parser.add_argument("--peak-only", choices=["plain", "chunked"], help=argparse.SUPPRESS)
     parser.add_argument("--repeats", type=int, default=5, help="timed steps per model")
     parser.add_argument("--warmup", type=int, default=1)
@@ -176,6 +179,15 @@ def main() -> None:
         "ours_chunked": (_ours_step(ours, tokens, roles, slots, args.loss_chunk), opt_ours),
         "hf": (step_hf, torch.optim.AdamW(hf.parameters(), lr=1e-4)),
     }
+    if args.compile:  # a copy, so that the eager runs stay eager
+        import copy
+
+        from vidchat.training.lm_stage import compile_blocks
+
+        twin = copy.deepcopy(ours)
+        compile_blocks(twin, args.compile)
+        runs["ours_compiled"] = (_ours_step(twin, tokens, roles, slots, None),
+                                 torch.optim.AdamW(twin.parameters(), lr=1e-4))  # fmt: skip
     times = _time(runs, device, args.warmup, args.repeats)
     med = {name: statistics.median(t) for name, t in times.items()}
     print(f"device: {args.device}, threads: {torch.get_num_threads()}")
@@ -191,6 +203,8 @@ def main() -> None:
     print(f"train step ratio ours/hf: {med['ours'] / med['hf']:.3f}")
     kind = "cuda" if device.type == "cuda" else "cpu"
     print(f"train step ours chunked ms: {med['ours_chunked']:.1f}")
+    if args.compile:
+        print(f"train step ours compiled {args.compile} ms: {med['ours_compiled']:.1f}")
     print(f"peak memory GiB ours plain {kind}: {_peak_gib(args, 'plain'):.3f}")
     print(f"peak memory GiB ours chunked {kind}: {_peak_gib(args, 'chunked'):.3f}")
 

@@ -27,7 +27,7 @@ SELF_CONTAINED = {
                     "--grids", "4", "--device", "cpu"],
     "long_input.py": ["--minutes", "0.1", "--threads", "1"],
     "train_step.py": ["--dim", "32", "--layers", "1", "--heads", "2", "--seq", "64", "--batch", "1",
-                      "--repeats", "1", "--warmup", "0", "--threads", "1"],
+                      "--repeats", "1", "--warmup", "0", "--threads", "1", "--compile", "aot_eager"],
     "video_tokenizer.py": ["--sizes", "64", "--variants", "s8-fsq1k", "--steps", "2", "--batch", "2",
                            "--threads", "1"],
     "web_demo.py": ["--repeats", "1", "--threads", "1"],

@@ -28,10 +28,10 @@ MOVED = {"depth_layers": "model.heads.<kind>.layers", "depth_dim": "model.heads.
          "frame_prev": "model.heads.<frame head kind>.prev"}  # fmt: skip
 """Model keys of earlier releases and where their setting lives now (old checkpoints are
 migrated by `vidchat.model.checkpoint.migrate_model_keys`)."""
-RUNTIME_FIELDS = ("grad_checkpointing", "loss_chunk", "init_from_hf")
+RUNTIME_FIELDS = ("grad_checkpointing", "loss_chunk", "compile", "init_from_hf")
 """`model.*` settings that are not architecture: `build_model` applies `init_from_hf`, training
-applies `grad_checkpointing` and `loss_chunk`; none is part of `ModelConfig` or of a saved
-checkpoint."""
+applies `grad_checkpointing`, `loss_chunk` and `compile`; none is part of `ModelConfig` or of a
+saved checkpoint."""
 
 
 def build_layout(video_spec: Any, audio_spec: Any, layout_cfg: Any = None) -> SequenceLayout:

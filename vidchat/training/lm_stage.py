@@ -89,7 +89,7 @@ def resolve_init(stage: LMStageConfig, paths: PathsConfig, run_name: str = "") -
 
 def build_lm(job: LMJob, run: RunConfig, layout: SequenceLayout) -> torch.nn.Module:
     """The LM to train: fresh (`build_model`) or from `stage.init_from`, with the runtime
-    settings `model.grad_checkpointing` and `model.loss_chunk` applied."""
+    settings `model.grad_checkpointing`, `model.loss_chunk` and `model.compile` applied."""
     init = resolve_init(job.stage, run.paths, run.run_name)
     if init is None:
         model = build_model(job.model, layout)
@@ -108,7 +108,23 @@ def build_lm(job: LMJob, run: RunConfig, layout: SequenceLayout) -> torch.nn.Mod
     if chunk is not None and (not isinstance(chunk, int) or chunk < 1):
         raise ConfigError(f"model.loss_chunk must be null or a positive integer, got {chunk!r}")
     model.loss_chunk = chunk
+    compile_blocks(model, job.model.get("compile"))
     return model
+
+
+def compile_blocks(model: torch.nn.Module, backend: str | None) -> None:
+    """`model.compile`: compile each backbone block in place with `torch.compile`'s `backend`
+    (None: eager). Applied from outside the model, per block (the blocks share one shape, so
+    one graph serves them all); parameter names, and so checkpoints, do not change."""
+    if backend is None:
+        return
+    import torch._dynamo
+
+    if backend not in torch._dynamo.list_backends(exclude_tags=()):
+        raise ConfigError(f"model.compile={backend!r} is not a torch.compile backend; known: "
+                          f"{sorted(torch._dynamo.list_backends(exclude_tags=()))}")  # fmt: skip
+    for block in model.layers:
+        block.compile(backend=backend)
 
 
 def _set_aside(root: Path) -> Path | None:
