@@ -182,7 +182,7 @@ def main() -> None:
     if args.compile:  # a copy, so that the eager runs stay eager
         import copy
 
-        from vidchat.training.lm_stage import compile_blocks
+        from vidchat.training.runtime import compile_blocks
 
         twin = copy.deepcopy(ours)
         compile_blocks(twin, args.compile)

@@ -66,19 +66,28 @@ def test_left_padding_matches_unpadded_with_and_without_cache(layout, gen):
     torch.testing.assert_close(cached[:, -n:], padded[:, -n:], atol=1e-5, rtol=1e-4)
 
 
-def test_gradient_checkpointing_same_gradients(layout, gen):
+def test_gradient_checkpointing_same_gradients_and_names(layout, gen):
+    """`model.grad_checkpointing`, applied from outside the model (training's `apply_runtime`):
+    each block recomputes in backward (fewer saved tensors), with the same gradients and the
+    same state-dict names."""
+    from vidchat.training.runtime import apply_runtime
+
     b = batch_inputs(layout, gen, seconds=(0.5, 0.5))
-    grads = []
+    grads, saved, names = [], [], []
     for ckpt in (False, True):
-        model = tiny_model(layout).train()
-        model.grad_checkpointing = ckpt
-        logits = model(b["tokens"], b["roles"], b["next_slots"])
+        model = apply_runtime(tiny_model(layout).train(), {"grad_checkpointing": ckpt})
+        count = []
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: count.append(1) or t, lambda t: t):
+            logits = model(b["tokens"], b["roles"], b["next_slots"])
         torch.nn.functional.cross_entropy(
             logits[:, :-1].flatten(0, 1), b["tokens"][:, 1:].flatten()
         ).backward()
         grads.append({n: p.grad for n, p in model.named_parameters()})
-    for name, g in grads[0].items():
-        torch.testing.assert_close(grads[1][name], g, msg=name)
+        saved.append(len(count))
+        names.append(list(model.state_dict()))
+    assert saved[1] < saved[0] and names[1] == names[0]
+    for (name, g), other in zip(grads[0].items(), grads[1].values(), strict=True):
+        torch.testing.assert_close(other, g, msg=name)
 
 
 def test_matches_hf_llama(layout, tmp_path):

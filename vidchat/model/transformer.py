@@ -30,7 +30,6 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.checkpoint import checkpoint
 
 from vidchat.errors import ConfigError
 from vidchat.model.blocks import Block, KVCache, ModelConfig, RMSNorm, compute_dtype, rope_table
@@ -47,9 +46,6 @@ STREAM_OF = {int(Modality.VIDEO): "video", int(Modality.AUDIO): "audio"}
 class VidChatLM(nn.Module):
     """Decoder-only LM over the shared audio-visual vocabulary (see the module docstring)."""
 
-    grad_checkpointing: bool = False
-    """Recompute each block in the backward pass (saves activation memory). A runtime switch,
-    not architecture: training sets it from `model.grad_checkpointing`; it is never saved."""
     loss_chunk: int | None = None
     """Positions per pass of the output head + cross-entropy in a flat model's `nll` (None: all
     at once); only one chunk's logits exist at a time (`vidchat.model.chunked_ce`). A runtime
@@ -248,12 +244,8 @@ class VidChatLM(nn.Module):
     def backbone(self, x: Tensor, *, valid=None, cache=None) -> Tensor:
         """Input embeddings `[B,L,D]` (one per backbone step) -> final hidden states `[B,L,D]`."""
         cos, sin, mask, is_causal = self._positions(x[..., 0], valid, cache)
-        checkpointing = self.grad_checkpointing and self.training and torch.is_grad_enabled()
         for i, layer in enumerate(self.layers):
-            if checkpointing:
-                x = checkpoint(layer, x, cos, sin, mask, is_causal, cache, i, use_reentrant=False)
-            else:
-                x = layer(x, cos, sin, mask, is_causal, cache, i)
+            x = layer(x, cos, sin, mask, is_causal, cache, i)
         if cache is not None:
             cache.length += x.shape[1]
         return self.norm(x)

@@ -46,6 +46,7 @@ from vidchat.training.config import (
 from vidchat.training.export import export_from_checkpoint
 from vidchat.training.lm_data import LMData, LMJob, is_main_process, prepare_data, unigram_baseline
 from vidchat.training.lm_module import LMTrainingModule
+from vidchat.training.runtime import apply_runtime
 from vidchat.training.trainer import build_trainer
 from vidchat.utils.config import to_plain
 from vidchat.utils.typed import from_node
@@ -103,28 +104,7 @@ def build_lm(job: LMJob, run: RunConfig, layout: SequenceLayout) -> torch.nn.Mod
             )
         log.info("initialised from %s", init)
         model = model.float().train()
-    model.grad_checkpointing = bool(job.model.get("grad_checkpointing", False))
-    chunk = job.model.get("loss_chunk")
-    if chunk is not None and (not isinstance(chunk, int) or chunk < 1):
-        raise ConfigError(f"model.loss_chunk must be null or a positive integer, got {chunk!r}")
-    model.loss_chunk = chunk
-    compile_blocks(model, job.model.get("compile"))
-    return model
-
-
-def compile_blocks(model: torch.nn.Module, backend: str | None) -> None:
-    """`model.compile`: compile each backbone block in place with `torch.compile`'s `backend`
-    (None: eager). Applied from outside the model, per block (the blocks share one shape, so
-    one graph serves them all); parameter names, and so checkpoints, do not change."""
-    if backend is None:
-        return
-    import torch._dynamo
-
-    if backend not in torch._dynamo.list_backends(exclude_tags=()):
-        raise ConfigError(f"model.compile={backend!r} is not a torch.compile backend; known: "
-                          f"{sorted(torch._dynamo.list_backends(exclude_tags=()))}")  # fmt: skip
-    for block in model.layers:
-        block.compile(backend=backend)
+    return apply_runtime(model, job.model)
 
 
 def _set_aside(root: Path) -> Path | None:
