@@ -231,7 +231,7 @@ def train_lm(job: LMJob, run: RunConfig) -> dict[str, Any]:
         # Final state: a resumable checkpoint (all ranks take part under DeepSpeed), then the
         # export.
         last = checkpoint_dir(root) / LAST_NAME
-        trainer.save_checkpoint(str(last))
+        trainer.save_checkpoint(str(last), weights_only=False)  # with the optimiser: resumable
         trainer.strategy.barrier()
     except BaseException:
         _put_back(root, aside)
