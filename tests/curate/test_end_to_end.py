@@ -7,7 +7,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from vidchat.cli import CONFIG_DIR
-from vidchat.training.lm_stage import run as run_lm
+from vidchat.training.lm_entry import run as run_lm
 from vidchat.training.tokenize import tokenize
 
 

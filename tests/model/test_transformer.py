@@ -76,8 +76,13 @@ def test_gradient_checkpointing_same_gradients_and_names(layout, gen):
     grads, saved, names = [], [], []
     for ckpt in (False, True):
         model = apply_runtime(tiny_model(layout).train(), {"grad_checkpointing": ckpt})
-        count = []
-        with torch.autograd.graph.saved_tensors_hooks(lambda t: count.append(1) or t, lambda t: t):
+        count: list[int] = []
+
+        def pack(t, count=count):
+            count.append(1)
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
             logits = model(b["tokens"], b["roles"], b["next_slots"])
         torch.nn.functional.cross_entropy(
             logits[:, :-1].flatten(0, 1), b["tokens"][:, 1:].flatten()

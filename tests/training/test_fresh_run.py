@@ -10,7 +10,7 @@ import pytest
 from lm_fixtures import compose_train, write_synthetic_world
 
 from vidchat.errors import VidchatError
-from vidchat.training.lm_stage import run
+from vidchat.training.lm_entry import run
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -13,7 +13,7 @@ from tests.release_sample import real_release_or_skip
 from vidchat.cli import CONFIG_DIR
 from vidchat.data.speakervid.cut import run_cut
 from vidchat.eval.runner import run as run_eval
-from vidchat.training.lm_stage import run as run_lm
+from vidchat.training.lm_entry import run as run_lm
 from vidchat.training.tokenize import tokenize
 
 

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vidchat.data.config import DataConfig
 from vidchat.data.lm_dataset import REFERENCE_SOURCES
+from vidchat.errors import ConfigError
 from vidchat.training.noise import NoiseConfig
 from vidchat.training.optim import OptimConfig
 from vidchat.utils.config import to_plain
@@ -229,3 +231,36 @@ class TokenizerStageConfig:
         check("stage.ema_decay", 0 <= self.ema_decay < 1, "in [0, 1)", self.ema_decay)
         t = self.torch_threads
         check("stage.torch_threads", t is None or t >= 1, ">= 1 or null", t)
+
+
+@dataclass(frozen=True)
+class LMJob:
+    """Everything an LM stage reads, typed at its entry point."""
+
+    stage: LMStageConfig
+    data: DataConfig
+    model: dict[str, Any]
+    """The `model` node as a plain dict (`vidchat.model.build_model` types and checks it)."""
+    tokenizer: dict[str, Any]
+    data_dir: str
+    seed: int = 0
+    tokenize: TokenizeStageConfig | None = None
+    """How to tokenize when the shards are missing or stale (`stage.tokenize`, the tokenize
+    stage's keys; None: `stage=tokenize`'s defaults)."""
+
+    @property
+    def shard_root(self) -> Path:
+        names = (self.data.display_name, str(self.tokenizer.get("name")))
+        return shard_dir(self.data_dir, *names, self.data.tokens_dir)
+
+
+def shard_dir(
+    data_dir: str | Path, data_name: str, tokenizer_name: str, tokens_dir: str | None = None
+) -> Path:
+    """Where the token shards of one data + tokenizer pair live: `tokens_dir` when set, else
+    `<data_dir>/tokens/<data name>-<tokenizer name>`."""
+    if tokens_dir:
+        return Path(tokens_dir)
+    if not data_name or not tokenizer_name:
+        raise ConfigError("data.name and tokenizer.name must be set to locate the token shards")
+    return Path(data_dir) / "tokens" / f"{data_name}-{tokenizer_name}"

@@ -7,13 +7,11 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import torch
 
-from vidchat.data.config import DataConfig
 from vidchat.data.lm_dataset import (
     LMExample,
     LMSequenceDataset,
@@ -25,8 +23,8 @@ from vidchat.data.records import source_signature
 from vidchat.data.shards import META_NAME, ShardReader
 from vidchat.errors import ConfigError, VidchatError
 from vidchat.model import Modality, SequenceLayout, build_layout
-from vidchat.training.config import LMStageConfig, TokenizeStageConfig
-from vidchat.training.tokenize import run_tokenize, shard_dir
+from vidchat.training.config import LMJob, LMStageConfig, TokenizeStageConfig
+from vidchat.training.tokenize import run_tokenize
 from vidchat.utils.paths import CONFIG_DIR
 from vidchat.utils.typed import from_node
 
@@ -39,27 +37,6 @@ PAIR_BRANCHES = ("dialogue", "listening", "multi_turn")
 def is_main_process() -> bool:
     """True outside the worker processes that Lightning/torchrun start (LOCAL_RANK > 0)."""
     return int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("RANK", "0")) == 0
-
-
-@dataclass(frozen=True)
-class LMJob:
-    """Everything an LM stage reads, typed at its entry point."""
-
-    stage: LMStageConfig
-    data: DataConfig
-    model: dict[str, Any]
-    """The `model` node as a plain dict (`vidchat.model.build_model` types and checks it)."""
-    tokenizer: dict[str, Any]
-    data_dir: str
-    seed: int = 0
-    tokenize: TokenizeStageConfig | None = None
-    """How to tokenize when the shards are missing or stale (`stage.tokenize`, the tokenize
-    stage's keys; None: `stage=tokenize`'s defaults)."""
-
-    @property
-    def shard_root(self) -> Path:
-        names = (self.data.display_name, str(self.tokenizer.get("name")))
-        return shard_dir(self.data_dir, *names, self.data.tokens_dir)
 
 
 def ensure_shards(job: LMJob, wait_s: float = 4 * 3600, manifest: Any = None) -> ShardReader:

@@ -25,10 +25,8 @@ from typing import Any
 
 import lightning as L
 import torch
-from omegaconf import DictConfig
 
 import vidchat.training.safe_load as safe_load
-from vidchat.data.config import DataConfig
 from vidchat.data.datamodule import LMDataModule
 from vidchat.data.lm_dataset import LMCollator
 from vidchat.errors import ConfigError, VidchatError
@@ -37,19 +35,16 @@ from vidchat.model.checkpoint import export_consolidated, load_consolidated, ste
 from vidchat.training.callbacks import ThroughputMonitor
 from vidchat.training.checkpoint_io import LAST_NAME, checkpoint_dir, last_checkpoint
 from vidchat.training.config import (
-    TOKENIZER_ONLY_KEYS,
+    LMJob,
     LMStageConfig,
     PathsConfig,
     RunConfig,
-    TokenizeStageConfig,
 )
 from vidchat.training.export import export_from_checkpoint
-from vidchat.training.lm_data import LMData, LMJob, is_main_process, prepare_data, unigram_baseline
+from vidchat.training.lm_data import LMData, is_main_process, prepare_data, unigram_baseline
 from vidchat.training.lm_module import LMTrainingModule
 from vidchat.training.runtime import apply_runtime
 from vidchat.training.trainer import build_trainer
-from vidchat.utils.config import to_plain
-from vidchat.utils.typed import from_node
 
 log = logging.getLogger("vidchat")
 
@@ -162,25 +157,6 @@ def write_report(root: Path, module: LMTrainingModule, baseline: dict[str, float
             w.writerow([int(row["step"]), f"{row['loss']:.4f}", f"{row['video_loss']:.4f}",
                         f"{row['audio_loss']:.4f}", f"{baseline['unigram_loss']:.4f}"])  # fmt: skip
     return report
-
-
-def lm_job(cfg: DictConfig) -> tuple[LMJob, RunConfig]:
-    """A composed config -> the typed job of an LM stage and its run settings (also for scripts
-    that read an LM stage's data, such as `bench/copy_probe.py`)."""
-    stage = from_node(LMStageConfig, cfg.stage, "stage", ignore=(*TOKENIZER_ONLY_KEYS, "tokenize"))
-    run_cfg = RunConfig.from_cfg(cfg, stage.name)
-    tokenize = cfg.stage.get("tokenize")
-    if tokenize is not None:  # the tokenize run this stage starts by itself
-        tokenize = from_node(TokenizeStageConfig, tokenize, "stage.tokenize")
-    job = LMJob(stage=stage, data=DataConfig.from_cfg(cfg.data), model=to_plain(cfg.model),
-                tokenizer=to_plain(cfg.tokenizer), data_dir=run_cfg.paths.data_dir,
-                seed=run_cfg.seed, tokenize=tokenize)  # fmt: skip
-    return job, run_cfg
-
-
-def run(cfg: DictConfig) -> dict[str, Any]:
-    """Stage entry (`stage.entry: vidchat.training.lm_stage:run`): type the config, then train."""
-    return train_lm(*lm_job(cfg))
 
 
 def _resume_point(run: RunConfig, root: Path) -> tuple[Path | None, Path | None]:

@@ -24,7 +24,7 @@ from vidchat.data.config import DataConfig
 from vidchat.data.decode import DecodeDataset, DecodedClip, DecodeStalled, decode_in_workers
 from vidchat.data.records import source_signature
 from vidchat.data.shards import ShardWriter
-from vidchat.errors import ConfigError, VidchatError
+from vidchat.errors import VidchatError
 from vidchat.media import read_image
 from vidchat.tokenizers import (
     AudioTokenizer,
@@ -33,23 +33,16 @@ from vidchat.tokenizers import (
     build_video_tokenizer,
 )
 from vidchat.tokenizers.codec import ClipCodec, encode_frames
-from vidchat.training.config import LM_ONLY_KEYS, TOKENIZER_ONLY_KEYS, TokenizeStageConfig
+from vidchat.training.config import (
+    LM_ONLY_KEYS,
+    TOKENIZER_ONLY_KEYS,
+    TokenizeStageConfig,
+    shard_dir,
+)
 from vidchat.utils.config import to_plain
 from vidchat.utils.typed import from_node
 
 log = logging.getLogger("vidchat")
-
-
-def shard_dir(
-    data_dir: str | Path, data_name: str, tokenizer_name: str, tokens_dir: str | None = None
-) -> Path:
-    """Where the token shards of one data + tokenizer pair live: `tokens_dir` when set, else
-    `<data_dir>/tokens/<data name>-<tokenizer name>`."""
-    if tokens_dir:
-        return Path(tokens_dir)
-    if not data_name or not tokenizer_name:
-        raise ConfigError("data.name and tokenizer.name must be set to locate the token shards")
-    return Path(data_dir) / "tokens" / f"{data_name}-{tokenizer_name}"
 
 
 def shard_dir_for(cfg: Any) -> Path:
