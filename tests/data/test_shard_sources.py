@@ -91,6 +91,7 @@ def test_a_stale_set_the_user_made_is_refused_in_one_line(tmp_path, tiny_tokeniz
     """The LM stage checks the set against the data before training: a set made from folder A
     is refused for folder B (the stage never silently trains on A's tokens)."""
     from vidchat.cli import compose
+    from vidchat.data.config import DataConfig
     from vidchat.errors import VidchatError
     from vidchat.training import lm_data
 
@@ -100,7 +101,7 @@ def test_a_stale_set_the_user_made_is_refused_in_one_line(tmp_path, tiny_tokeniz
     job_for = {}
     for name in ("A", "B"):
         data = compose("train", ["data=folder", f"data.root={tmp_path / name}"]).data
-        job_for[name] = lm_data.DataConfig.from_cfg(data)
+        job_for[name] = DataConfig.from_cfg(data)
     job = type("Job", (), {})()
     job.data = job_for["A"]
     assert lm_data._stale_clip(job, reader, missing=True) is None

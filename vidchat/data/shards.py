@@ -1,6 +1,6 @@
 """Token shards: codes of every clip written once (`stage=tokenize`), read back without decoding video.
 
-Layout of one shard set (a folder, see `vidchat.training.tokenize.shard_dir`):
+Layout of one shard set (a folder, see `vidchat.training.config.shard_dir`):
 
     meta.json                          tokenizer specs + code dtype (the set's identity)
     shard-<w>-<n>.npy                  all codes of up to `clips_per_shard` clips, one flat array
