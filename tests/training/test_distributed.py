@@ -42,9 +42,11 @@ MASKGIT = ["model.layout.video_head=maskgit", "model.layout.audio_head=depth"]
     (2, 2, ["model.layout.video_head=flat", "model.layout.audio_head=flat"]),
     # DeepSpeed's bf16 holds bf16 weights: RoPE once promoted q and k to fp32 beside a bf16 v
     (2, 2, [*MASKGIT, "trainer.precision=bf16-mixed", "model.partner_summary=true"]),
-    # one process, as on one GPU (`trainer.devices=1`, no torchrun)
-    (3, 1, [*MASKGIT, "trainer.precision=bf16-mixed", "model.partner_summary=true"]),
-], ids=["zero2-flat-fp32", "zero2-maskgit+depth-bf16-summary", "zero3-1proc-bf16-summary"])  # fmt: skip
+    # one process, as on one GPU (`trainer.devices=1`, no torchrun); activation checkpointing
+    # wraps the blocks, whose parameters zero_to_fp32 then names with the wrapper's prefix
+    (3, 1, [*MASKGIT, "trainer.precision=bf16-mixed", "model.partner_summary=true",
+            "model.grad_checkpointing=true"]),
+], ids=["zero2-flat-fp32", "zero2-maskgit+depth-bf16-summary", "zero3-1proc-bf16-summary-ac"])  # fmt: skip
 def test_deepspeed_on_cpu_saves_a_checkpoint_that_consolidates(tmp_path, stage, processes, options):
     overrides = write_synthetic_world(tmp_path)
     torchrun = Path(sys.executable).with_name("torchrun")

@@ -34,8 +34,15 @@ def _deepspeed_client_state(folder: Path) -> dict[str, Any]:
     return load_checkpoint_file(files[0])
 
 
+WRAPPED = "_checkpoint_wrapped_module."
+"""What `model.grad_checkpointing`'s `checkpoint_wrapper` adds to a block's parameter names.
+A module's `state_dict` leaves it out, but DeepSpeed's zero_to_fp32 names parameters as the
+engine saw them, with it."""
+
+
 def _model_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The `VidChatLM` part of a LightningModule state dict (keys under `model.`)."""
+    """The `VidChatLM` part of a LightningModule state dict (keys under `model.`), with the
+    names the model itself has."""
     out = {k[len(MODEL_PREFIX) :]: v for k, v in state.items() if k.startswith(MODEL_PREFIX)}
     # DeepSpeed's zero_to_fp32 keeps the engine's `module.` prefix off, Lightning's wrapper on.
     if not out:
@@ -44,7 +51,7 @@ def _model_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             for k, v in state.items()
             if k.startswith("_forward_module." + MODEL_PREFIX)
         }
-    return out
+    return {k.replace(WRAPPED, ""): v for k, v in out.items()}
 
 
 def export_from_checkpoint(
