@@ -8,9 +8,9 @@ depth, heads, SwiGLU width, vocabulary (the demo layout's) and sequence length; 
 role and slot embeddings, as in training. Steps alternate between the two models (so a busy
 machine slows both alike); the medians are compared. Ours also runs with its chunked output
 head + cross-entropy (`model.loss_chunk`), and with `--compile BACKEND` with its blocks compiled
-(`model.compile`): their step times, and the peak memory of two steps
-either way (CUDA's allocator peak; on CPU the peak RSS of a child process that runs only those
-steps, so both figures include the same interpreter and weights). Ends with `name: value` lines.
+(`model.compile`): their step times, and the peak memory of two steps either way, each measured
+in a child process that runs only those steps (CUDA's allocator peak; on CPU the peak RSS, so
+both figures include the same interpreter and weights). Ends with `name: value` lines.
 """
 
 from __future__ import annotations
@@ -56,14 +56,27 @@ def _args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def _models(args: argparse.Namespace, vocab: int, num_slots: int):
-    """Ours and `LlamaForCausalLM` with the same shape, in training mode."""
-    from transformers import LlamaConfig, LlamaForCausalLM
+def _vocab(args: argparse.Namespace) -> tuple[int, int]:
+    """(vocabulary size, slots): `--vocab` or the demo tokenizers' layout's, and its slots."""
+    layout = SequenceLayout(LayoutConfig(8, (4, 4), 1024, 25, 2, 1024))  # the demo tokenizers
+    return args.vocab or layout.vocab.size, layout.num_slots
 
+
+def _ours(args: argparse.Namespace) -> VidChatLM:
+    """Our model of the asked shape, seeded, in training mode on `--device`."""
+    vocab, num_slots = _vocab(args)
     cfg = ModelConfig(vocab_size=vocab, num_slots=num_slots, dim=args.dim, n_layers=args.layers,
                       n_heads=args.heads, max_seq_len=args.seq)  # fmt: skip
     torch.manual_seed(0)
-    ours = VidChatLM(cfg).to(args.device).train()
+    return VidChatLM(cfg).to(args.device).train()
+
+
+def _models(args: argparse.Namespace):
+    """Ours and `LlamaForCausalLM` with the same shape, in training mode."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    ours = _ours(args)
+    cfg, vocab = ours.cfg, ours.cfg.vocab_size
     hf_cfg = LlamaConfig(
         vocab_size=vocab,
         hidden_size=args.dim,
@@ -111,9 +124,8 @@ def _ours_step(ours, tokens: torch.Tensor, roles: torch.Tensor, slots: torch.Ten
 
 
 def _peak_gib(args: argparse.Namespace, mode: str) -> float:
-    """Peak memory (GiB) of two of our training steps, plain or chunked (see the docstring)."""
-    if args.device.startswith("cuda"):
-        return _peak_here(args, mode)
+    """Peak memory (GiB) of two of our training steps, plain or chunked, each in a child process
+    of its own (so that nothing this process holds counts; see the docstring)."""
     argv = [a for a in sys.argv[1:] if not a.startswith("--peak-only")]
     out = subprocess.run([sys.executable, __file__, *argv, "--peak-only", mode],
                          capture_output=True, text=True, check=True).stdout  # fmt: skip
@@ -121,13 +133,9 @@ def _peak_gib(args: argparse.Namespace, mode: str) -> float:
 
 
 def _peak_here(args: argparse.Namespace, mode: str) -> float:
-    layout = SequenceLayout(LayoutConfig(8, (4, 4), 1024, 25, 2, 1024))
-    V, device = args.vocab or layout.vocab.size, torch.device(args.device)
-    cfg = ModelConfig(vocab_size=V, num_slots=layout.num_slots, dim=args.dim, n_layers=args.layers,
-                      n_heads=args.heads, max_seq_len=args.seq)  # fmt: skip
-    torch.manual_seed(0)
-    ours = VidChatLM(cfg).to(device).train()
-    tokens = torch.randint(0, V, (args.batch, args.seq), device=device)
+    device = torch.device(args.device)
+    ours = _ours(args)
+    tokens = torch.randint(0, ours.cfg.vocab_size, (args.batch, args.seq), device=device)
     opt = torch.optim.AdamW(ours.parameters(), lr=1e-4)
     step = _ours_step(ours, tokens, torch.zeros_like(tokens), torch.zeros_like(tokens),
                       args.loss_chunk if mode == "chunked" else None)  # fmt: skip
@@ -158,13 +166,12 @@ def main() -> None:
     if args.peak_only:
         print(f"{_peak_here(args, args.peak_only):.4f}")
         return
-    layout = SequenceLayout(LayoutConfig(8, (4, 4), 1024, 25, 2, 1024))  # the demo tokenizers
-    V = args.vocab or layout.vocab.size
-    ours, hf = _models(args, V, layout.num_slots)
+    V, num_slots = _vocab(args)
+    ours, hf = _models(args)
     device = torch.device(args.device)
     tokens = torch.randint(0, V, (args.batch, args.seq), device=device)
     roles = torch.randint(0, 4, (args.batch, args.seq), device=device)
-    slots = torch.randint(0, layout.num_slots, (args.batch, args.seq), device=device)
+    slots = torch.randint(0, num_slots, (args.batch, args.seq), device=device)
     step_ours = _ours_step(ours, tokens, roles, slots, None)
 
     def step_hf(opt):

@@ -2,8 +2,8 @@
 
 One dataclass for every source: the keys all sources share, then the few that one source reads
 (`manifest` for folders; `video_dir`, `video_pattern`, `audio_pattern`, `cut`, `check_files`,
-`score_keys` for the SpeakerVid-5M release; and the settings a source registers as its own, kept as `options`: the demo world's generator
-settings).
+`score_keys` for the SpeakerVid-5M release), and the settings a source registers as its own,
+kept as `options` (the demo world's generator settings).
 """
 
 from __future__ import annotations

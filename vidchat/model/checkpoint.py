@@ -23,7 +23,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from vidchat.errors import VidchatError
-from vidchat.model.heads.registry import head_class
+from vidchat.model.build import stream_heads
+from vidchat.model.heads.registry import HEADS
 from vidchat.model.layout import SequenceLayout
 from vidchat.model.plan import LayoutConfig
 from vidchat.model.transformer import ModelConfig, VidChatLM
@@ -129,7 +130,7 @@ RETIRED_MODEL_KEYS = {
 HEAD_FLAGS = ("max_group", "frame_head", "depth_head", "depth_layers", "depth_dim", "frame_prev")
 
 
-def migrate_model_keys(model: dict[str, Any], layout: LayoutConfig | None = None) -> dict[str, Any]:
+def migrate_model_keys(model: dict[str, Any], layout: SequenceLayout | None = None) -> dict[str, Any]:
     """An older checkpoint's `model` section as `ModelConfig` takes it: retired keys dropped,
     after checking that a retired knob held the only value that ever worked, and the head flags
     of a checkpoint without `stream_heads` turned into one spec per stream (`layout` needed):
@@ -141,14 +142,11 @@ def migrate_model_keys(model: dict[str, Any], layout: LayoutConfig | None = None
                                "was ever supported)")  # fmt: skip
     out = {k: v for k, v in model.items() if k not in RETIRED_MODEL_KEYS and k not in HEAD_FLAGS}
     if "stream_heads" not in model and layout is not None:
-        plan = SequenceLayout(layout).plan
         old = {"layers": model.get("depth_layers", 2), "dim": model.get("depth_dim"),
                "prev": bool(model.get("frame_prev", False))}  # fmt: skip
-        out["stream_heads"] = {}
-        for stream in ("video", "audio"):
-            cls = head_class(getattr(layout, f"{stream}_head"), stream)
-            given = {k: v for k, v in old.items() if k in cls.setting_names()}
-            out["stream_heads"][stream] = cls.resolve(stream, plan.step_size(stream), given)
+        settings = {kind: {k: v for k, v in old.items() if k in cls.setting_names()}
+                    for kind, cls in HEADS.items()}  # fmt: skip
+        out["stream_heads"] = stream_heads(settings, layout)
     return out
 
 
@@ -189,7 +187,7 @@ def load_consolidated(
                            f"{stem.with_suffix('.json').name}; export the checkpoint again")  # fmt: skip
     # checkpoints written before `chunk_order` existed were all trained video-first
     layout = SequenceLayout(LayoutConfig(**{"chunk_order": "video_first", **doc["layout"]}))
-    model = VidChatLM(ModelConfig(**migrate_model_keys(doc["model"], layout.cfg)))
+    model = VidChatLM(ModelConfig(**migrate_model_keys(doc["model"], layout)))
     try:
         state = load_file(str(weights_path))
     except Exception as exc:  # safetensors raises its own SafetensorError for a damaged file

@@ -21,7 +21,7 @@ from vidchat.data.lm_dataset import (
 )
 from vidchat.data.records import source_signature
 from vidchat.data.shards import META_NAME, ShardReader
-from vidchat.errors import ConfigError, VidchatError
+from vidchat.errors import VidchatError
 from vidchat.model import Modality, SequenceLayout, build_layout
 from vidchat.training.config import LMJob, LMStageConfig, TokenizeStageConfig
 from vidchat.training.tokenize import run_tokenize
@@ -62,10 +62,6 @@ def ensure_shards(job: LMJob, wait_s: float = 4 * 3600, manifest: Any = None) ->
 
             tok = job.tokenize or from_node(
                 TokenizeStageConfig, OmegaConf.load(CONFIG_DIR / "stage" / "tokenize.yaml"), "stage")
-            if tok.num_shards > 1:
-                raise ConfigError(f"stage.tokenize.num_shards={tok.num_shards} splits tokenize "
-                                  "over machines: run `python train.py stage=tokenize "
-                                  "stage.shard_index=k stage.num_shards=N` on each first")  # fmt: skip
             marker.unlink(missing_ok=True)
             run_tokenize(tok, job.data, job.tokenizer, job.data_dir)
             marker.write_text("written by the LM stage after stage=tokenize finished\n")
