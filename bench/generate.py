@@ -11,18 +11,23 @@ about `--context` tokens (reference frame + a partner turn), and times
 `use_cache=True` and `use_cache=False`, alternating, medians.
 Real-time factor = seconds of compute per second of media = media tokens/s ÷ generated tokens/s
 (< 1: faster than real time), the same definition `infer.py` reports.
-On a machine with CUDA the cached run is repeated on the GPU.
 
 Part 2, resolution: for 4x4, 8x8, 16x16 and 32x32 video codes per frame (8 fps, audio 2 x 1024
-codes at 25 Hz), with the `flat` layout, with depth heads (`depth`: video and audio) and with a frame head, times
-one 0.5 s chunk after a 1 s partner turn (prefill included, KV cache, random weights; `maskgit`:
-a MaskGIT frame head with 8 refinement passes per frame, audio depth) and
-reports the real-time factor (compute seconds per media second) and the backbone steps per
-media second. With CUDA the same table runs on the GPU.
+codes at 25 Hz), with the `flat` layout, with depth heads (`depth`: video and audio) and with a
+frame head, times one 0.5 s chunk after a 1 s partner turn (prefill included, KV cache, random
+weights; `maskgit`: a MaskGIT frame head with 8 refinement passes per frame, audio depth), each
+with the eager decode steps and with the fast ones (`vidchat.model.runner`: compiled once by
+`--backend`, CUDA graphs on a GPU; the first round warms up and compiles), and reports the
+real-time factor (compute seconds per media second) and the backbone steps per media second.
 
-Ends with `name: value` lines; the table's are `rtf <head> <H>x<W>: <value>`,
-`steps/s <head> <H>x<W>: <value>` and `ratio <head> 16x16 / flat 4x4: <value>` (side by side in
-the same run, so the machine's load cancels).
+Part 3: the shipped demo responder's first-chunk latency through `ResponderPipeline.stream`,
+eager and fast (`--no-first-chunk` skips it).
+
+Parts 2 and 3 run on the CPU and, with CUDA, on the GPU (`--device`). Ends with `name: value`
+lines: `rtf <head> <H>x<W> <device> eager|fast`, `fast speedup <head> <H>x<W> <device>`,
+`compile s <head> <H>x<W> <device>` (the first fast call), `steps/s <head> <H>x<W>`,
+`ratio <head> 16x16 / flat 4x4 <device>` and `first chunk s <device> eager|fast` (side by side
+in the same run, so the machine's load cancels).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import argparse
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,6 +47,7 @@ import torch  # noqa: E402
 from vidchat.cli import compose  # noqa: E402
 from vidchat.model import LayoutConfig, Role, Segment, SequenceLayout, build_model  # noqa: E402
 from vidchat.model.generate import SamplingConfig, generate  # noqa: E402
+from vidchat.model.runner import EAGER, StepRunner  # noqa: E402
 
 
 def _args() -> argparse.Namespace:
@@ -61,6 +68,13 @@ def _args() -> argparse.Namespace:
                         help="video codes per side for the resolution table, e.g. 8,16")  # fmt: skip
     parser.add_argument("--dtype", default="float32",
                         help="weights, cast once (as infer.py --dtype): float32, bfloat16")  # fmt: skip
+    parser.add_argument("--backend", default="inductor",
+                        help="torch.compile backend of the fast runner (aot_eager: quick to "
+                             "compile, for smoke runs)")  # fmt: skip
+    parser.add_argument("--heads", default=",".join(HEADS),
+                        help=f"heads of the resolution table, comma-separated: {', '.join(HEADS)}")  # fmt: skip
+    parser.add_argument("--no-first-chunk", dest="first_chunk", action="store_false",
+                        help="skip the shipped demo model's first-chunk latency")  # fmt: skip
     args = parser.parse_args()
     if args.device not in ("all", "cpu", "cuda") or args.dtype not in ("float32", "bfloat16"):
         sys.exit(f"error: --device {args.device} / --dtype {args.dtype}: see --help")
@@ -69,6 +83,9 @@ def _args() -> argparse.Namespace:
         args.grids = tuple(int(g) for g in args.grids.split(","))
     except ValueError:
         sys.exit(f"error: --grids {args.grids}: codes per side, comma-separated, e.g. 8,16")
+    args.heads = tuple(args.heads.split(","))
+    if not set(args.heads) <= set(HEADS):
+        sys.exit(f"error: --heads {','.join(args.heads)}: choose from {', '.join(HEADS)}")
     return args
 
 
@@ -96,31 +113,48 @@ HEAD_OPTIONS = {"maskgit-small": (["model.heads.maskgit.dim=96", "model.heads.ma
 
 
 def resolution_table(model_name: str, device: str, repeats: int,
-                     dtype: torch.dtype = torch.float32,
-                     grids: tuple[int, ...] = GRIDS) -> dict[str, str]:  # fmt: skip
-    """`rtf` and backbone `steps/s` lines for every grid and head (see the module docstring);
-    within a grid the heads alternate, repeat by repeat, and each reports its median."""
+                     dtype: torch.dtype = torch.float32, grids: tuple[int, ...] = GRIDS,
+                     backend: str = "inductor", heads: tuple[str, ...] = tuple(HEADS)
+                     ) -> dict[str, str]:  # fmt: skip
+    """`rtf <head> <H>x<W> <device> eager|fast` and backbone `steps/s` lines for every grid and
+    head (see the module docstring); within a grid the heads and both runners alternate, repeat
+    by repeat, and each reports its median. The first round warms up (and compiles)."""
     lines = {}
-    suffix = "" if device == "cpu" else f" {device}"
     for grid in grids:
-        runs = {head: _head_run(model_name, device, grid, heads,
+        runs = {head: _head_run(model_name, device, grid, HEADS[head],
                                 HEAD_OPTIONS.get(head, ([], 8))[0], dtype)
-                for head, heads in HEADS.items()}  # fmt: skip
-        times: dict[str, list[float]] = {head: [] for head in runs}
-        for r in range(1 + (repeats if grid <= 16 else 1)):  # the first round warms up
+                for head in heads}  # fmt: skip
+        runners = {head: {"eager": EAGER, "fast": _fast(backend, device)} for head in runs}
+        times: dict[str, list[float]] = {f"{h} {r}": [] for h in runs for r in ("eager", "fast")}
+        for r in range(1 + (repeats if grid <= 16 else 1)):
             for head, (model, layout, prompt) in runs.items():
                 sampling = SamplingConfig(seed=0, refine_steps=HEAD_OPTIONS.get(head, ([], 8))[1])
-                _sync(device)
-                t0 = time.perf_counter()
-                generate(model, layout, prompt, max_chunks=1, sampling=sampling)
-                _sync(device)
-                if r:
-                    times[head].append(time.perf_counter() - t0)
+                for name, runner in runners[head].items():
+                    dt = _timed(device, partial(generate, model, layout, prompt, max_chunks=1,
+                                                sampling=sampling, runner=runner))  # fmt: skip
+                    if r:
+                        times[f"{head} {name}"].append(dt)
+                    elif name == "fast":
+                        lines[f"compile s {head} {grid}x{grid} {device}"] = f"{dt:.1f}"
         for head, (_, layout, _) in runs.items():
-            rtf = statistics.median(times[head]) / float(layout.cfg.chunk_seconds)
-            lines[f"rtf {head} {grid}x{grid}{suffix}"] = f"{rtf:.2f}"
-            lines[f"steps/s {head} {grid}x{grid}{suffix}"] = f"{layout.plan.steps_per_second():.0f}"
+            for name in ("eager", "fast"):
+                rtf = statistics.median(times[f"{head} {name}"]) / float(layout.cfg.chunk_seconds)
+                lines[f"rtf {head} {grid}x{grid} {device} {name}"] = f"{rtf:.3f}"
+            lines[f"steps/s {head} {grid}x{grid}"] = f"{layout.plan.steps_per_second():.0f}"
     return lines
+
+
+def _fast(backend: str, device: str) -> StepRunner:
+    """The fast runner: `backend`, with CUDA graphs (`reduce-overhead`) on a GPU."""
+    return StepRunner(backend, "reduce-overhead" if device == "cuda" else None)
+
+
+def _timed(device: str, call) -> float:
+    _sync(device)
+    t0 = time.perf_counter()
+    call()
+    _sync(device)
+    return time.perf_counter() - t0
 
 
 def _head_run(model_name: str, device: str, grid: int, heads: tuple[str, str],
@@ -174,6 +208,35 @@ def _cache_lines(run, repeats: int, prompt_len: int, media_tps: float) -> dict[s
     }
 
 
+def first_chunk(device: str, backend: str, repeats: int) -> dict[str, str]:
+    """`first chunk s <device> eager|fast`: the shipped demo responder through
+    `ResponderPipeline.stream` on a 1 s random partner clip (tokenizers, prompt, prefill, first
+    chunk, its decoding), medians after a warm-up (which compiles)."""
+    import numpy as np
+
+    from vidchat.inference.loading import load_pipeline
+    from vidchat.inference.pipeline import StreamStats
+    from vidchat.media import Clip
+
+    pipe = load_pipeline(None, device=device, dtype="auto", decode="eager")
+    g = np.random.default_rng(0)
+    fps, (h, w) = pipe.fps, pipe.frame_size
+    clip = Clip(g.integers(0, 255, (int(fps), h, w, 3), dtype=np.uint8),
+                g.standard_normal(pipe.sample_rate).astype(np.float32) * 0.1, fps,
+                pipe.sample_rate, 1.0)  # fmt: skip
+    runners = {"eager": EAGER, "fast": _fast(backend, device)}
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    for r in range(1 + repeats):
+        for name, runner in runners.items():
+            pipe.runner, stats = runner, StreamStats()
+            next(iter(pipe.stream(clip, max_seconds=0.5, sampling=SamplingConfig(seed=0),
+                                  stats=stats)))  # fmt: skip
+            if r:
+                times[name].append(stats.first_chunk_s)
+    return {f"first chunk s {device} {name}": f"{statistics.median(t):.3f}"
+            for name, t in times.items()}  # fmt: skip
+
+
 def main() -> None:
     args = _args()
     if args.threads:
@@ -204,19 +267,22 @@ def main() -> None:
     print(f"model: {args.model} ({model.num_params() / 1e6:.2f}M params, {heads}, "
           f"{args.dtype}), threads: {torch.get_num_threads()}")  # fmt: skip
     lines = _cache_lines(run, args.repeats, len(prompt), media_tps) if "cpu" in devices else {}
-    if cuda:
-        run(True, "cuda")
-        gpu = [run(True, "cuda") for _ in range(args.repeats)]
-        gpu_tps = gpu[0][1] / statistics.median(t for t, _ in gpu)
-        lines["generate gpu tokens/s cache"] = f"{gpu_tps:.1f}"
-        lines["generate gpu real-time factor (cache)"] = f"{media_tps / gpu_tps:.2f}"
     for device in devices:
-        table = resolution_table(args.model, device, args.repeats, args.dtype, args.grids)
-        suffix = "" if device == "cpu" else f" {device}"
-        for head in HEADS if {4, 16} <= set(args.grids) else ():  # a head at 16x16 vs flat 4x4
-            ratio = float(table[f"rtf {head} 16x16{suffix}"]) / float(table[f"rtf flat 4x4{suffix}"])
-            table[f"ratio {head} 16x16 / flat 4x4{suffix}"] = f"{ratio:.2f}"
+        table = resolution_table(args.model, device, args.repeats, args.dtype, args.grids,
+                                 args.backend, args.heads)  # fmt: skip
+        compared = args.heads if {4, 16} <= set(args.grids) and "flat" in args.heads else ()
+        for head in compared:  # a head at 16x16 vs flat 4x4
+            ratio = (float(table[f"rtf {head} 16x16 {device} eager"])
+                     / float(table[f"rtf flat 4x4 {device} eager"]))  # fmt: skip
+            table[f"ratio {head} 16x16 / flat 4x4 {device}"] = f"{ratio:.2f}"
+        for head in args.heads:
+            for grid in args.grids:
+                at = f"{head} {grid}x{grid} {device}"
+                speedup = float(table[f"rtf {at} eager"]) / float(table[f"rtf {at} fast"])
+                table[f"fast speedup {at}"] = f"{speedup:.2f}"
         lines.update(table)
+        if args.first_chunk:
+            lines.update(first_chunk(device, args.backend, args.repeats))
     for name, value in lines.items():
         print(f"{name}: {value}")
 

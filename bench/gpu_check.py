@@ -15,7 +15,8 @@ scratch folder under DIR, `TQDM_DISABLE=1`):
 | demo64_summary_bf16 | `experiment=demo64` pretraining with the partner summary, bf16-mixed |
 | deepspeed_zero2_bf16 / deepspeed_zero3_bf16 | `trainer=deepspeed_zero2|3`, bf16, one GPU |
 | infer_demo / infer_real | `infer.py --dtype bfloat16` on a demo clip / on `--real` |
-| generate | `bench/generate.py --model base`: the decoding table (RTF per head and size) |
+| generate | `bench/generate.py --model base`: the decoding table (RTF per head and size, eager and fast; the demo model's first chunk) |
+| generate_32 | the same at 32x32 codes per frame, frame and depth heads |
 | train_step | `bench/train_step.py` at the `base` shape: MFU, ours and Hugging Face's |
 
 The budget is total wall time: a step gets what is left (less a reserve for the summary), is
@@ -46,7 +47,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RESERVE_S = 10.0  # kept back from the budget for the summary
 ORDER = ("quickstart", "demo64_summary_bf16", "deepspeed_zero2_bf16", "deepspeed_zero3_bf16",
-         "tokenize_device", "infer_demo", "infer_real", "generate", "tokenize_ray", "train_step")
+         "tokenize_device", "infer_demo", "infer_real", "generate", "tokenize_ray", "train_step",
+         "generate_32")
 """Correctness first (what crashed or hung on the first GPU), then speed: a short budget cuts
 the tail."""
 
@@ -145,8 +147,14 @@ def default_steps(work: Path, device: str, steps: int, real: str | None) -> list
     tokenize = [py, train, "stage=tokenize", f"stage.device={'cuda' if gpu else 'cpu'}"]
     infer = [py, str(ROOT / "infer.py"), "--dtype", "bfloat16" if gpu else "float32",
              "--overwrite", "--device", device]  # fmt: skip
-    table = {f"rtf {h} {s} {device}": rf"^rtf {h} {s}(?: cuda)?: ([0-9.]+)"
-             for h in ("maskgit", "depth", "flat") for s in ("4x4", "8x8", "16x16")}  # fmt: skip
+    table = {f"rtf {h} {s} {r}": rf"^rtf {h} {s} \w+ {r}: ([0-9.]+)"
+             for h in ("maskgit", "depth", "flat") for s in ("4x4", "8x8", "16x16", "32x32")
+             for r in ("eager", "fast")}  # fmt: skip
+    table.update({f"first chunk s {r}": rf"^first chunk s \w+ {r}: ([0-9.]+)"
+                  for r in ("eager", "fast")})  # fmt: skip
+    bench = [py, str(ROOT / "bench" / "generate.py"), "--device", device, "--model",
+             "base" if gpu else "tiny", "--dtype", "bfloat16" if gpu else "float32",
+             "--repeats", "2"]  # fmt: skip
     steps = [
         Step("quickstart", [py, train, "stage=pretrain", trainer], loss, max_s=900),
         Step("tokenize_device", [*tokenize, f"data.tokens_dir={work}/tokens_device"], clips),
@@ -164,9 +172,9 @@ def default_steps(work: Path, device: str, steps: int, real: str | None) -> list
                             str(work / "answer_demo.mp4")], answer),  # fmt: skip
         Step("infer_real", [*infer, "--input", real or str(work / "no-real-clip-given.mp4"),
                             "--output", str(work / "answer_real.mp4")], answer),  # fmt: skip
-        Step("generate", [py, str(ROOT / "bench" / "generate.py"), "--device", device, "--model",
-                          "base" if gpu else "tiny", "--dtype", "bfloat16" if gpu else "float32",
-                          "--grids", "8,16" if gpu else "4,8", "--repeats", "2"], table),  # fmt: skip
+        Step("generate", [*bench, "--grids", "8,16" if gpu else "4,8"], table),
+        Step("generate_32", [*bench, "--grids", "32" if gpu else "8", "--heads", "maskgit,depth",
+                             "--no-first-chunk"], table),  # fmt: skip
         Step("train_step", [py, str(ROOT / "bench" / "train_step.py"), "--device", device,
                             *(["--dim", "1024", "--layers", "24", "--heads", "16", "--seq", "4096",
                                "--batch", "8", "--vocab", "73735"] if gpu else [])],

@@ -37,6 +37,7 @@ from vidchat.inference.pipeline import ResponderPipeline, StreamStats
 from vidchat.media import Clip, crop_resize, probe, write_clip
 from vidchat.media.stream_writer import ClipStreamWriter
 from vidchat.model.generate import SamplingConfig
+from vidchat.model.runner import DECODE_CHOICES
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -89,15 +90,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--guidance", type=float, default=1.0,
         help="classifier-free guidance scale over the partner (1 = off; costs a second pass)",
     )  # fmt: skip
+    add_runtime_options(p)
+    return p.parse_args(argv)
+
+
+def add_runtime_options(p: argparse.ArgumentParser) -> None:
+    """Where and how the LM runs: batch size, device, dtype, decode steps, cache."""
     p.add_argument("--batch-size", type=int, default=4, help="batch mode: pairs generated together")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:i]")
     p.add_argument("--dtype", default="auto",
                    help="LM weights: auto (bfloat16 on a GPU, float32 on a CPU), float32, "
                         "bfloat16 or float16")  # fmt: skip
+    p.add_argument("--decode", default="auto", choices=DECODE_CHOICES,
+                   help="decode steps: eager, or fast (compiled once with torch.compile and "
+                        "replayed, CUDA graphs on a GPU: the same tokens, after a compilation "
+                        "of a minute or so); auto = fast for a --manifest on a GPU, else eager")  # fmt: skip
     p.add_argument(
         "--no-cache", action="store_true", help="recompute the full forward each step (slow)"
     )
-    return p.parse_args(argv)
 
 
 def sampling_from_args(args: argparse.Namespace) -> SamplingConfig:
@@ -243,7 +253,10 @@ def main(argv: list[str] | None = None) -> None:
             args.output = args.output or args.input.with_name(f"{args.input.stem}.response.mp4")
             options.check_output_file(args.output, args.input, args.overwrite)
         started = time.perf_counter()
-        pipe = load_pipeline(args.checkpoint, device=args.device, dtype=args.dtype)
+        # one clip does not pay back the compilation; a manifest's many pairs do
+        decode = "eager" if args.decode == "auto" and pairs is None else args.decode
+        pipe = load_pipeline(args.checkpoint, device=args.device, dtype=args.dtype,
+                             decode=decode)  # fmt: skip
         options.check_capacity(args.max_seconds, pipe.model.cfg.max_seq_len,
                                pipe.layout.tokens_per_second)  # fmt: skip
         args.context_seconds = options.check_context(

@@ -12,6 +12,7 @@ from vidchat.inference.options import check_dtype
 from vidchat.inference.pipeline import ResponderPipeline
 from vidchat.media import read_image
 from vidchat.model.checkpoint import load_consolidated, stem_of
+from vidchat.model.runner import StepRunner
 from vidchat.tokenizers import build_audio_tokenizer, build_video_tokenizer
 from vidchat.utils.paths import resolve, resolve_existing
 
@@ -65,10 +66,12 @@ def _tokenizer_cfg(meta: dict[str, Any], which: str, stem: Path) -> dict[str, An
 
 
 def load_pipeline(
-    checkpoint: str | Path | None = None, device: str = "auto", dtype: str = "auto"
+    checkpoint: str | Path | None = None, device: str = "auto", dtype: str = "auto",
+    decode: str = "auto",
 ) -> ResponderPipeline:
     """Load the LM at `checkpoint` (a consolidated stem; default: `default_checkpoint()`) with
-    its weights in `dtype` (`resolve_dtype`); the tokenizers stay float32."""
+    its weights in `dtype` (`resolve_dtype`); the tokenizers stay float32. `decode`: how its
+    decode steps run (`vidchat.model.runner.DECODE_CHOICES`)."""
     stem = stem_of(checkpoint) if checkpoint else default_checkpoint()
     dev = resolve_device(device)
     model, layout, meta = load_consolidated(stem, device=dev, dtype=resolve_dtype(dtype, dev))
@@ -79,4 +82,5 @@ def load_pipeline(
         ref_path = resolve_existing(meta["reference_image"], stem.parent)
         reference = read_image(ref_path, size=tuple(video.spec.frame_size))
     return ResponderPipeline(model, layout, video, audio, reference=reference,
-                             partner_seconds=meta.get("partner_seconds"))  # fmt: skip
+                             partner_seconds=meta.get("partner_seconds"),
+                             runner=StepRunner.for_device(decode, dev))  # fmt: skip

@@ -28,6 +28,7 @@ from vidchat.errors import VidchatError
 from vidchat.media import Clip, read_image
 from vidchat.model.generate import SamplingConfig, generate, stream_chunks
 from vidchat.model.layout import Segment, SequenceLayout
+from vidchat.model.runner import EAGER, StepRunner
 from vidchat.model.transformer import VidChatLM
 from vidchat.model.vocab import Role
 from vidchat.tokenizers.base import AudioTokenizer, VideoTokenizer
@@ -87,9 +88,11 @@ class ResponderPipeline:
         reference: np.ndarray | None = None,
         audio_context_seconds: float = 10.0,
         partner_seconds: float | None = None,
+        runner: StepRunner = EAGER,
     ) -> None:
         """partner_seconds: the partner's turn is answered from its last N seconds, as the LM
-        was trained (`stage.max_segment_seconds`, recorded in the checkpoint); None = all."""
+        was trained (`stage.max_segment_seconds`, recorded in the checkpoint); None = all.
+        runner: how the decode steps run (`--decode`: eager, or compiled once and replayed)."""
         check_compatible(layout, video_tokenizer, audio_tokenizer)
         self.model = model.eval()
         self.layout = layout
@@ -99,6 +102,7 @@ class ResponderPipeline:
         self.default_reference = reference
         self.audio_context_seconds = audio_context_seconds
         self.partner_seconds = partner_seconds
+        self.runner = runner
 
     # ---- input side ---------------------------------------------------------------------
     @property
@@ -186,7 +190,7 @@ class ResponderPipeline:
         tick = time.perf_counter()
         for chunk in stream_chunks(
             self.model, self.layout, prompt, self.max_chunks(max_seconds), sampling, use_cache,
-            self.unconditional([reference], sampling),
+            self.unconditional([reference], sampling), self.runner,
         ):
             frames = self.decode_video(chunk.video[0])
             new = chunk.audio[0]  # [K,ta]
@@ -222,6 +226,7 @@ class ResponderPipeline:
             sampling,
             use_cache,
             self.unconditional([reference], sampling),
+            self.runner,
         )
         return self._response(
             result.video[0], result.audio[0], {"compute_s": time.perf_counter() - started}
@@ -239,7 +244,8 @@ class ResponderPipeline:
         started = time.perf_counter()
         prompts = [self.prompt(c, r) for c, r in zip(clips, references, strict=True)]
         result = generate(self.model, self.layout, prompts, self.max_chunks(max_seconds), sampling,
-                          unconditional=self.unconditional(references, sampling))  # fmt: skip
+                          unconditional=self.unconditional(references, sampling),
+                          runner=self.runner)  # fmt: skip
         per_row = (time.perf_counter() - started) / max(1, len(clips))
         return [
             self._response(v, a, {"compute_s": per_row}) for v, a in zip(result.video, result.audio)

@@ -18,7 +18,9 @@ list of them (left-padded into a batch). Every sampled token lies in the range t
 grammar allows at its position, so the output always splits and decodes. Rows stop at `<eot>`
 (afterwards they are fed `<pad>`, which no row attends to differently); the loop stops when every
 row has ended or `max_chunks` chunks are done. `use_cache=False` recomputes the whole sequence
-every step (for benchmarks and equality tests): same seed, same tokens.
+every step (for benchmarks and equality tests): same seed, same tokens. `runner` runs the
+static-shape decode steps: `EAGER` (the reference) or a compiled `StepRunner`
+(`vidchat.model.runner`; same tokens, `tests/model/test_fast_decode.py`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from torch import Tensor
 
 from vidchat.errors import ConfigError
 from vidchat.model.layout import LaidOutSequence, SequenceLayout, pad_batch
+from vidchat.model.runner import EAGER, StepRunner
 from vidchat.model.steppers import FrameSampling, make_stepper
 from vidchat.model.transformer import VidChatLM
 from vidchat.model.vocab import Modality, Vocab
@@ -187,10 +190,11 @@ def stream_chunks(
     sampling: SamplingConfig | None = None,
     use_cache: bool = True,
     unconditional: Prompts | None = None,
+    runner: StepRunner = EAGER,
 ) -> Iterator[ResponderChunk]:
     """Yield each responder chunk's codes as soon as it is complete (see the module docstring)."""
     for _, chunk in _decode(model, layout, prompt, max_chunks, sampling, use_cache,
-                            unconditional):  # fmt: skip
+                            unconditional, runner):  # fmt: skip
         if chunk is not None:
             yield chunk
 
@@ -204,12 +208,13 @@ def generate(
     sampling: SamplingConfig | None = None,
     use_cache: bool = True,
     unconditional: Prompts | None = None,
+    runner: StepRunner = EAGER,
 ) -> GenerationResult:
     """Generate whole responder turns; the concatenation of `stream_chunks`' chunks."""
     chunks: list[ResponderChunk] = []
     tokens = None
     for generated, chunk in _decode(model, layout, prompt, max_chunks, sampling, use_cache,
-                                    unconditional):  # fmt: skip
+                                    unconditional, runner):  # fmt: skip
         tokens = generated  # [B,n]: the latest view of the generated tokens
         if chunk is not None:
             chunks.append(chunk)
@@ -226,7 +231,8 @@ def generate(
     return GenerationResult(tokens, video, audio, counts)
 
 
-def _decode(model, layout, prompt, max_chunks, sampling, use_cache, unconditional=None):
+def _decode(model, layout, prompt, max_chunks, sampling, use_cache, unconditional=None,
+            runner=EAGER):  # fmt: skip
     """Yield `(generated tokens [B,n], completed chunk or None)` after every sampled token."""
     sampling = sampling or SamplingConfig()
     device = model.embed_tokens.weight.device
@@ -243,6 +249,7 @@ def _decode(model, layout, prompt, max_chunks, sampling, use_cache, unconditiona
         lambda logits: sample(logits, sampling.video, generator, gumbel=True),
         sampling.refine_steps,
         combine if sampling.guided else None,
+        runner,
     )
     stepper = make_stepper(model, batch, grammar, use_cache, frames)
     # python-side schedule: no tensor -> int syncs inside the loop

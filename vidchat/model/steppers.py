@@ -2,24 +2,30 @@
 frame or time step of a grouped stream, its head inside it (`vidchat.model.heads`).
 
 A stepper owns the preallocated sequence (prompt, then the generated tokens the loop writes) and
-answers `first()` (the logits after the prompt) and `next(n)` (after generated token n). With
-`use_cache=False` it recomputes the whole prefix every time: slow, and the reference that the
-cached path must equal (same seed, same tokens).
+answers `first()` (the logits after the prompt) and `next(n)` (after generated token n). The
+prompt is prefilled in one batched forward; every later step is a static-shape step on a
+`StaticKVCache` (`vidchat.model.static_cache`), run as `frames.run` says: eagerly, or compiled
+once and replayed (`vidchat.model.runner`). With `use_cache=False` it recomputes the whole
+prefix every time: slow, and the reference that the cached path must equal (same seed, same
+tokens).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from vidchat.errors import ConfigError
+from vidchat.model.frame_links import previous_frames
 from vidchat.model.grammar import ResponderGrammar
 from vidchat.model.heads.base import FrameSampling, Head, History
+from vidchat.model.runner import StepRunner, cache_length
 from vidchat.model.transformer import VidChatLM
-from vidchat.model.vocab import Role, Vocab
+from vidchat.model.vocab import Modality, Role, Vocab
 
 __all__ = ["FlatStepper", "FrameSampling", "Running", "StepStepper", "make_stepper"]
 
@@ -65,29 +71,38 @@ class Running:
                 "valid": self.valid[:, s] if self.padded else None}  # fmt: skip
 
 
+def dense(x: Tensor) -> Tensor:
+    """A copy of `x` with the standard strides of its shape: a compiled step is specialised to
+    its inputs' strides, which a slice of the growing sequence (or of the prefill's output)
+    would change from one answer to the next."""
+    return x.clone(memory_format=torch.contiguous_format)
+
+
 class FlatStepper:
     """Every token is one backbone step."""
 
     def forced(self, n: int) -> None:
         return None
 
-    def __init__(self, model: Any, seq: Running, use_cache: bool) -> None:
-        self.model, self.seq = model, seq
-        B, total = seq.tokens.shape
-        self.cache = model.new_cache(B, total) if use_cache else None
+    def __init__(self, model: Any, seq: Running, use_cache: bool, run: StepRunner,
+                 length: int) -> None:  # fmt: skip
+        self.model, self.seq, self.run = model, seq, run
+        new = partial(model.new_cache, static=True)
+        self.cache = run.cache(new, model, seq.tokens.shape[0], length) if use_cache else None
 
     def first(self) -> Tensor:
-        return self.model.lm_head(self.model.hidden(**self.seq.upto(self.seq.prompt_len),
-                                                    cache=self.cache)[:, -1])  # fmt: skip
+        h = self.model.hidden(**self.seq.upto(self.seq.prompt_len), cache=self.cache)
+        if self.cache is not None:
+            self.cache.start_static()
+        return self.model.lm_head(h[:, -1])
 
     def next(self, n: int) -> Tensor:
         i, s = self.seq.prompt_len + n, self.seq
-        if self.cache is not None:
-            t = slice(i, i + 1)
-            h = self.model.hidden(s.tokens[:, t], s.roles[:, t], s.slots[:, t], cache=self.cache)
-        else:
-            h = self.model.hidden(**s.upto(i + 1))
-        return self.model.lm_head(h[:, -1])
+        if self.cache is None:
+            return self.model.lm_head(self.model.hidden(**s.upto(i + 1))[:, -1])
+        t = slice(i, i + 1)
+        step = (dense(x[:, t]) for x in (s.tokens, s.roles, s.slots))
+        return self.run(self.model.decode_token)(*step, self.cache)
 
 
 class StepStepper:
@@ -95,10 +110,12 @@ class StepStepper:
     codes: code by code (`Head.begin` / `advance`) or all at once (`Head.decide`)."""
 
     def __init__(self, model: VidChatLM, seq: Running, use_cache: bool, grammar: ResponderGrammar,
-                 frames: FrameSampling) -> None:  # fmt: skip
+                 frames: FrameSampling, length: int) -> None:  # fmt: skip
         self.model, self.seq, self.use_cache = model, seq, use_cache
-        self.grammar, self.frames = grammar, frames
+        self.grammar, self.frames, self.run = grammar, frames, frames.run
         self.grammar_depth = seq.depth[0, seq.prompt_len :].tolist()
+        self.grammar_video = (grammar.modality == int(Modality.VIDEO)).tolist()
+        self.ranges = list(zip(grammar.lo.tolist(), grammar.hi.tolist(), strict=True))
         # python-side schedule: at each generated position that starts a step, its head
         self.heads: dict[int, tuple[Head, bool]] = {}
         for n, (d, m) in enumerate(zip(self.grammar_depth, grammar.modality.tolist(), strict=True)):
@@ -108,12 +125,26 @@ class StepStepper:
                 self.heads[n] = (own if own is not None else model.single_head, whole)
         self.decided: Tensor | None = None  # [B,G] the current step's codes, decided at once
         self.decided_at = -1  # grammar position of that step's first code
-        B, total = seq.tokens.shape
-        self.cache = model.new_cache(B, total) if use_cache else None
+        new = partial(model.new_cache, static=True)
+        self.cache = self.run.cache(new, model, seq.tokens.shape[0], length) if use_cache else None
         self.context: Tensor | None = None  # [B,D] backbone state before the current step
         self.step_sum: Tensor | None = None  # [B,D] summed embeddings of the current step
         self.current: Head | None = None  # the current step's head
-        self.head_state = None  # and its state (code-by-code heads)
+        self.head_states: dict[str, Any] = {}  # code-by-code heads' states, by stream
+        self.follows = self._first_follows()  # [B] the frame the next video frame follows
+
+    def _first_follows(self) -> Tensor:
+        """`[B]`: the column of the frame the first generated video frame follows (-1: none),
+        by `frame_links`' rule; later frames follow the frame generated before them."""
+        s = self.seq
+        first = next((n for n, (d, v) in enumerate(zip(self.grammar_depth, self.grammar_video,
+                                                      strict=True)) if d == 0 and v), None)  # fmt: skip
+        if first is None:
+            return torch.full_like(s.tokens[:, 0], -1)
+        end = s.prompt_len + first + 1
+        links = previous_frames(s.roles[:, :end], s.modality[:, :end], s.depth[:, :end],
+                                s.valid[:, :end])[:, -1]  # fmt: skip
+        return torch.where(links >= 0, links % end, -1)
 
     def _full(self, end: int) -> Tensor:
         """Reference path: logits for token `end` from a full teacher-forced forward of the
@@ -127,7 +158,10 @@ class StepStepper:
         s, P = self.seq, self.seq.prompt_len
         if self.use_cache:
             self.context = self.model.prefill(**s.upto(P), depth=s.depth[:, :P],
-                                              modality=s.modality[:, :P], cache=self.cache)  # fmt: skip
+                                              modality=s.modality[:, :P],
+                                              cache=self.cache)  # fmt: skip
+            self.context = dense(self.context)
+            self.cache.start_static()
         return self._start(0)
 
     def next(self, n: int) -> Tensor | None:
@@ -140,13 +174,14 @@ class StepStepper:
         if self.use_cache and self.grammar_depth[following] == 0:  # token n closed its step
             roles = self.model.embed_roles
             x = self.step_sum + (roles(s.roles[:, i]) if roles is not None else 0)
-            self.context = self.model.backbone(x[:, None], cache=self.cache)[:, -1]
+            self.context = self.run(self.model.decode_step)(x, self.cache)
         if following in self.heads:
             return self._start(following)
         if not self.use_cache:
             return self._full(i + 1)
-        return self.current.advance(self.model.lm_head, self.head_state, s.tokens[:, i : i + 1],
-                            s.slots[:, i : i + 1])  # fmt: skip
+        return self.current.advance(self.model.lm_head, self.head_states[self.current.stream],
+                                    dense(s.tokens[:, i : i + 1]), dense(s.slots[:, i : i + 1]),
+                                    run=self.run)  # fmt: skip
 
     def forced(self, n: int) -> Tensor | None:
         """Generated token n `[B]` when its step's head has already decided it, else None."""
@@ -161,12 +196,17 @@ class StepStepper:
         head, whole = self.heads[n]
         s, i = self.seq, self.seq.prompt_len + n
         self.current = head
+        logits = None
         if whole:
             self._decide(head, n)
-            return None
-        if not self.use_cache:
-            return self._full(i)
-        logits, self.head_state = head.begin(self.model.lm_head, self.context, s.slots[:, i - 1 : i])
+        elif not self.use_cache:
+            logits = self._full(i)
+        else:
+            logits, self.head_states[head.stream] = head.begin(
+                self.model.lm_head, self.context, dense(s.slots[:, i - 1 : i]),
+                self.head_states.get(head.stream), run=self.run)  # fmt: skip
+        if self.grammar_video[n]:  # the next video frame follows this one
+            self.follows = torch.full_like(self.follows, i)
         return logits
 
     def _decide(self, head: Head, n: int) -> None:
@@ -177,11 +217,11 @@ class StepStepper:
             self.context = m.prefill(**s.upto(i), depth=s.depth[:, :i], modality=s.modality[:, :i],
                                      cache=None)  # fmt: skip
         size = next(d for d, v in enumerate(self.grammar_depth[n + 1 :] + [0], 1) if v == 0)
-        slots = s.slots[:, i - 1 : i - 1 + size]  # [B,G] the slots the step's codes take
-        lo, hi = int(self.grammar.lo[n]), int(self.grammar.hi[n])
+        slots = dense(s.slots[:, i - 1 : i - 1 + size])  # [B,G] the slots the step's codes take
+        lo, hi = self.ranges[n]
         end = i + 1
         history = History(s.tokens[:, :end], s.roles[:, :end], s.modality[:, :end],
-                          s.depth[:, :end], s.valid[:, :end])  # fmt: skip
+                          s.depth[:, :end], s.valid[:, :end], self.follows)  # fmt: skip
         self.decided = head.decide(m.lm_head, self.context, slots, lo, hi, self.frames, history)
         self.decided_at = n
         if self.use_cache:
@@ -202,13 +242,16 @@ def make_stepper(model: Any, batch: dict[str, Tensor], grammar: ResponderGrammar
     seq = Running.of(batch, grammar)
     P, N = seq.prompt_len, len(grammar)
     if model.stepped:  # the backbone's context counts steps
-        steps = int((seq.depth[:, :P] == 0).sum(1).max()) + int((grammar.depth == 0).sum())
-        need, unit, stepper = steps, "steps", StepStepper(model, seq, use_cache, grammar, frames)
+        need = int((seq.depth[:, :P] == 0).sum(1).max()) + int((grammar.depth == 0).sum())
+        unit = "steps"
     else:
-        need, unit, stepper = P + N, "tokens", FlatStepper(model, seq, use_cache)
+        need, unit = P + N, "tokens"
     if need > model.cfg.max_seq_len:
         raise ConfigError(
             f"prompt + {N} generated tokens need {need} backbone {unit}, more than "
             f"model.max_seq_len={model.cfg.max_seq_len}"
         )
-    return stepper
+    length = cache_length(need, model.cfg.max_seq_len)
+    if model.stepped:
+        return StepStepper(model, seq, use_cache, grammar, frames, length)
+    return FlatStepper(model, seq, use_cache, frames.run, length)

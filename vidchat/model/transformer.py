@@ -10,7 +10,10 @@ Public API
     cache=None, depth=None, modality=None, head_inputs=None) -> logits [B,L,V]`
   - `nll(tokens, targets, ...)` the same arguments `-> [B,L-1]` (the training loss path)
   - `hidden(...)` same arguments `-> [B,L,D]` (after the final norm; for losses on a subset)
-  - `new_cache(batch, max_len, device=None, dtype=None) -> KVCache`
+  - `new_cache(batch, max_len, device=None, dtype=None, static=False) -> KVCache`
+  - `decode_token(tokens [B,1], roles, slots, cache) -> [B,V]` (flat) and
+    `decode_step(x [B,D], cache) -> [B,D]` (stepped): static-shape decode steps on a
+    `StaticKVCache`, which generation may compile (`vidchat.model.runner`)
   - `num_params(exclude_embeddings=False) -> int`
 - `KVCache`: preallocated keys/values `[n_layers, B, n_kv_heads, max_len, head_dim]`.
 
@@ -37,6 +40,7 @@ from vidchat.model.chunked_ce import linear_cross_entropy
 from vidchat.model.heads.base import STREAMS, Head, StepBatch
 from vidchat.model.heads.registry import build_head
 from vidchat.model.partner import PartnerSummary
+from vidchat.model.static_cache import StaticKVCache, static_step
 from vidchat.model.steps import Steps, own_slots
 from vidchat.model.vocab import Modality
 
@@ -91,10 +95,14 @@ class VidChatLM(nn.Module):
             n -= self.embed_tokens.weight.numel()
         return n
 
-    def new_cache(self, batch: int, max_len: int | None = None, device=None, dtype=None) -> KVCache:
+    def new_cache(self, batch: int, max_len: int | None = None, device=None, dtype=None,
+                  static: bool = False) -> KVCache:  # fmt: skip
+        """A KV cache for `batch` rows; `static`: one whose decode steps keep their shapes
+        (`vidchat.model.static_cache`, for `decode_step` / `decode_token`)."""
         w = self.embed_tokens.weight
-        return KVCache(self.cfg, batch, max_len or self.cfg.max_seq_len, device or w.device,
-                       dtype or compute_dtype(w))  # fmt: skip
+        kind = StaticKVCache if static else KVCache
+        return kind(self.cfg, batch, max_len or self.cfg.max_seq_len, device or w.device,
+                    dtype or compute_dtype(w))  # fmt: skip
 
     @property
     def stepped(self) -> bool:
@@ -234,12 +242,30 @@ class VidChatLM(nn.Module):
 
     def hidden(self, tokens, roles=None, slots=None, *, valid=None, cache=None) -> Tensor:
         """tokens/roles/slots/valid `[B,L]` -> final hidden states `[B,L,D]` (normed)."""
+        return self.backbone(self.embed(tokens, roles, slots), valid=valid, cache=cache)
+
+    def embed(self, tokens: Tensor, roles: Tensor | None, slots: Tensor | None) -> Tensor:
+        """A flat model's input embeddings `[B,L,D]`: token plus role plus (next) slot."""
         x = self.embed_tokens(tokens)  # [B,L,D]
         if roles is not None and self.embed_roles is not None:
             x = x + self.embed_roles(roles)
         if slots is not None and self.embed_slots is not None:
             x = x + self.embed_slots(slots)
-        return self.backbone(x, valid=valid, cache=cache)
+        return x
+
+    def decode_token(self, tokens: Tensor, roles: Tensor, slots: Tensor,
+                     cache: StaticKVCache) -> Tensor:  # fmt: skip
+        """A flat model's static decode step: one token `[B,1]` (with its role and next slot)
+        -> the next token's logits `[B,V]`."""
+        rope = (self.rope_cos, self.rope_sin)
+        return self.lm_head(static_step(self.layers, self.norm, rope,
+                                        self.embed(tokens, roles, slots), cache)[:, -1])  # fmt: skip
+
+    def decode_step(self, x: Tensor, cache: StaticKVCache) -> Tensor:
+        """A stepped model's static backbone step: the step's input `[B,D]` -> the backbone's
+        state after it `[B,D]`."""
+        rope = (self.rope_cos, self.rope_sin)
+        return static_step(self.layers, self.norm, rope, x[:, None], cache)[:, 0]
 
     def backbone(self, x: Tensor, *, valid=None, cache=None) -> Tensor:
         """Input embeddings `[B,L,D]` (one per backbone step) -> final hidden states `[B,L,D]`."""

@@ -9,6 +9,7 @@ from typing import Any
 from torch import nn
 
 from vidchat.errors import ConfigError
+from vidchat.model.runner import check_backend
 
 
 def apply_runtime(model: nn.Module, model_cfg: dict[str, Any]) -> nn.Module:
@@ -28,12 +29,7 @@ def compile_blocks(model: nn.Module, backend: str | None) -> None:
     (None: eager). Per block: the blocks share one shape, so one graph serves them all."""
     if backend is None:
         return
-    import torch._dynamo
-
-    known = torch._dynamo.list_backends(exclude_tags=())
-    if backend not in known:
-        raise ConfigError(f"model.compile={backend!r} is not a torch.compile backend; known: "
-                          f"{sorted(known)}")  # fmt: skip
+    check_backend(backend, "model.compile")
     for block in model.layers:
         block.compile(backend=backend)
 

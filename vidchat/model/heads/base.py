@@ -31,6 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from vidchat.errors import ConfigError
+from vidchat.model.runner import EAGER, StepRunner
 
 STREAMS = ("video", "audio")
 
@@ -53,23 +54,28 @@ class StepBatch:
 @dataclass
 class FrameSampling:
     """How a head that decides whole steps samples them: `sample(logits [N,n]) -> [N]`, its
-    passes, and with classifier-free guidance `guide(logits [2B,...]) -> [B,...]`."""
+    passes, with classifier-free guidance `guide(logits [2B,...]) -> [B,...]`, and how its
+    static-shape passes run (`run`)."""
 
     sample: Callable[[Tensor], Tensor]
     refine_steps: int = 8
     guide: Callable[[Tensor], Tensor] | None = None
+    run: StepRunner = EAGER
 
 
 @dataclass
 class History:
     """The sequence generated so far, up to and including the first position of the step a
-    head decides: tokens, roles, modality, depth, valid `[B,T]`."""
+    head decides: tokens, roles, modality, depth, valid `[B,T]`; and `follows` `[B]`: the
+    column of the first code of the video frame this step follows by `frame_links`' rule (-1:
+    none), which generation keeps as it goes instead of searching the history every frame."""
 
     tokens: Tensor
     roles: Tensor
     modality: Tensor
     depth: Tensor
     valid: Tensor
+    follows: Tensor
 
 
 @dataclass(frozen=True)
@@ -149,11 +155,14 @@ class Head(nn.Module):
         return {}, loss_mask
 
     # ---- generation -------------------------------------------------------------------------
-    def begin(self, lm_head: nn.Linear, context: Tensor, slot: Tensor) -> tuple[Tensor, Any]:
-        """The first code's logits `[B,V]` of a step decoded code by code, and its state."""
+    def begin(self, lm_head: nn.Linear, context: Tensor, slot: Tensor, state: Any = None,
+              run: StepRunner = EAGER) -> tuple[Tensor, Any]:  # fmt: skip
+        """The first code's logits `[B,V]` of a step decoded code by code, and its state;
+        `state`: what the previous step of this head returned, to reuse (None at the first)."""
         raise NotImplementedError(f"the {self.kind} head does not decode code by code")
 
-    def advance(self, lm_head: nn.Linear, state: Any, token: Tensor, slot: Tensor) -> Tensor:
+    def advance(self, lm_head: nn.Linear, state: Any, token: Tensor, slot: Tensor,
+                run: StepRunner = EAGER) -> Tensor:  # fmt: skip
         """The next code's logits `[B,V]` given the last code `[B,1]` and the next slot `[B,1]`."""
         raise NotImplementedError(f"the {self.kind} head does not decode code by code")
 

@@ -21,8 +21,10 @@ import torch
 from torch import Tensor, nn
 
 from vidchat.errors import ConfigError
-from vidchat.model.blocks import Block, KVCache, ModelConfig, RMSNorm, compute_dtype, rope_table
+from vidchat.model.blocks import Block, ModelConfig, RMSNorm, compute_dtype, rope_table
 from vidchat.model.heads.base import Head, StepBatch
+from vidchat.model.runner import EAGER, StepRunner
+from vidchat.model.static_cache import StaticKVCache, static_step
 
 
 @dataclass(frozen=True)
@@ -78,30 +80,37 @@ class TransformerHead(Head):
         rest = self.embed_tokens(prev_tokens)  # [N,n-1,Dh]
         return torch.cat([first, rest], 1) + self.embed_slots(slots)
 
-    def forward(self, x: Tensor, cache: KVCache | None = None) -> Tensor:
-        """Inputs `[N,n,Dh]` (or the next one with a cache) -> hidden `[N,n,D]` (normed, at the
-        backbone's width, for its output head)."""
-        start = 0 if cache is None else cache.length
+    def forward(self, x: Tensor) -> Tensor:
+        """Inputs `[N,n,Dh]` -> hidden `[N,n,D]` (normed, at the backbone's width, for its
+        output head)."""
         n = x.shape[1]
-        cos, sin = self.rope_cos[start : start + n], self.rope_sin[start : start + n]
+        cos, sin = self.rope_cos[:n], self.rope_sin[:n]
         for i, layer in enumerate(self.layers):
-            x = layer(x, cos, sin, None, self.causal and cache is None and n > 1, cache, i)
-        if cache is not None:
-            cache.length += n
-        h = self.norm(x)
+            x = layer(x, cos, sin, None, self.causal and n > 1, None, i)
+        return self.widen(self.norm(x))
+
+    def widen(self, h: Tensor) -> Tensor:
         return self.out_proj(h) if self.out_proj is not None else h
 
-    def new_cache(self, batch: int) -> KVCache:
+    def new_cache(self, batch: int) -> StaticKVCache:
+        """A static cache for one step's codes (`decode_logits`), emptied by `reset`."""
         w = self.embed_tokens.weight
-        return KVCache(self.cfg, batch, self.cfg.max_seq_len, w.device, compute_dtype(w))
+        return StaticKVCache(self.cfg, batch, self.cfg.max_seq_len, w.device, compute_dtype(w))
+
+    def decode_logits(self, lm_head: nn.Linear, x: Tensor, cache: StaticKVCache) -> Tensor:
+        """One static step inside a backbone step: input `[B,1,Dh]` -> next code's logits
+        `[B,V]`."""
+        rope = (self.rope_cos, self.rope_sin)
+        return lm_head(self.widen(static_step(self.layers, self.norm, rope, x, cache)))[:, -1]
 
     def single_logits(self, lm_head: nn.Linear, context: Tensor, slot: Tensor) -> Tensor:
         x = self.inputs(context, slot.new_zeros(slot.shape[0], 0), slot)
         return lm_head(self(x))[:, 0]
 
-    def begin(self, lm_head: nn.Linear, context: Tensor, slot: Tensor) -> tuple[Tensor, Any]:
+    def begin(self, lm_head: nn.Linear, context: Tensor, slot: Tensor, state: Any = None,
+              run: StepRunner = EAGER) -> tuple[Tensor, Any]:  # fmt: skip
         """A single-code step (no state: nothing follows it in the step)."""
-        return self.single_logits(lm_head, context, slot), None
+        return run(self.single_logits)(lm_head, context, slot), None
 
 
 class DepthHead(TransformerHead):
@@ -121,11 +130,26 @@ class DepthHead(TransformerHead):
         x = self.inputs(context, flat_tokens[pos[:, :-1]], flat_slots[pos])
         return lm_head(self(x))  # [N,n,V]: out[:, d] predicts pos[:, d]
 
-    def begin(self, lm_head: nn.Linear, context: Tensor, slot: Tensor) -> tuple[Tensor, Any]:
-        cache = self.new_cache(context.shape[0])
-        x = self.inputs(context, slot.new_zeros(slot.shape[0], 0), slot)
-        return lm_head(self(x, cache=cache)[:, -1]), cache
+    def begin(self, lm_head: nn.Linear, context: Tensor, slot: Tensor, state: Any = None,
+              run: StepRunner = EAGER) -> tuple[Tensor, Any]:  # fmt: skip
+        """The step's first code from the context; the state is the step's static cache,
+        emptied and reused from one step to the next."""
+        cache = state if state is not None else run.cache(lambda batch, _: self.new_cache(batch), self,
+                                   context.shape[0], self.cfg.max_seq_len)  # fmt: skip
+        cache.reset()
+        return run(self.first_logits)(lm_head, context, slot, cache), cache
 
-    def advance(self, lm_head: nn.Linear, state: Any, token: Tensor, slot: Tensor) -> Tensor:
-        x = self.embed_tokens(token) + self.embed_slots(slot)
-        return lm_head(self(x, cache=state)[:, -1])
+    def advance(self, lm_head: nn.Linear, state: Any, token: Tensor, slot: Tensor,
+                run: StepRunner = EAGER) -> Tensor:  # fmt: skip
+        return run(self.next_logits)(lm_head, token, slot, state)
+
+    def first_logits(self, lm_head: nn.Linear, context: Tensor, slot: Tensor,
+                     cache: StaticKVCache) -> Tensor:  # fmt: skip
+        """Static step: the context `[B,D]` and first slot `[B,1]` -> first code's logits."""
+        x = self.inputs(context, slot.new_zeros(slot.shape[0], 0), slot)
+        return self.decode_logits(lm_head, x, cache)
+
+    def next_logits(self, lm_head: nn.Linear, token: Tensor, slot: Tensor,
+                    cache: StaticKVCache) -> Tensor:  # fmt: skip
+        """Static step: the last code `[B,1]` and next slot `[B,1]` -> next code's logits."""
+        return self.decode_logits(lm_head, self.embed_tokens(token) + self.embed_slots(slot), cache)

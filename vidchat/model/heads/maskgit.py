@@ -132,11 +132,11 @@ class MaskGITHead(TransformerHead):
         tokens = torch.full((B, G), lo, dtype=torch.long, device=slots.device)
         masked = torch.ones(B, G, dtype=torch.bool, device=slots.device)
         rows = N // B
+        step_logits = sampling.run(self.pass_logits)
         for step in range(sampling.refine_steps):
-            x = self.frame_inputs(context, tokens.repeat(rows, 1), slots, masked.repeat(rows, 1),
-                                  prev)  # fmt: skip
-            # only the video codes' rows of the output head: [N,G,D] @ [D,n] -> [N,G,n]
-            logits = self.frame_logits(lm_head, self(x), prev, lo, hi).float()
+            # [N,G,n]: only the video codes' rows of the output head
+            logits = step_logits(lm_head, context, tokens.repeat(rows, 1), slots,
+                                 masked.repeat(rows, 1), prev, lo, hi)  # fmt: skip
             if sampling.guide is not None:
                 logits = sampling.guide(logits)  # [B,G,n]
             picked = sampling.sample(logits.reshape(B * G, -1)).view(B, G)  # [B,G]
@@ -150,14 +150,22 @@ class MaskGITHead(TransformerHead):
             masked = remask
         return tokens.repeat(rows, 1)
 
+    def pass_logits(self, lm_head: nn.Linear, context: Tensor, tokens: Tensor, slots: Tensor,
+                    masked: Tensor, prev: Tensor | None, lo: int, hi: int) -> Tensor:  # fmt: skip
+        """One refinement pass (static shapes): the frame's inputs `[N,G]` -> fp32 logits
+        `[N,G,hi-lo]`."""
+        x = self.frame_inputs(context, tokens, slots, masked, prev)
+        return self.frame_logits(lm_head, self(x), prev, lo, hi).float()
+
     def previous(self, history: History, size: int) -> Tensor | None:
         """The codes `[B,G]` of the frame that the one starting at the history's last position
-        follows, by the rule training uses; None without the copy path."""
+        follows (`history.follows`, by the rule training uses); None without the copy path."""
         if self.embed_prev is None:
             return None
-        h = history
-        links = previous_frames(h.roles, h.modality, h.depth, h.valid)
-        return frame_codes(h.tokens, links[:, -1], size)
+        B, T = history.tokens.shape
+        rows = torch.arange(B, device=history.tokens.device) * T
+        starts = torch.where(history.follows >= 0, rows + history.follows, -1)
+        return frame_codes(history.tokens, starts, size)
 
 
 def still_masked(step: int, steps: int, size: int) -> int:

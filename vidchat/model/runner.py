@@ -1,0 +1,128 @@
+"""How generation runs its static-shape steps: eagerly, or compiled once and replayed.
+
+Generation (`vidchat.model.steppers`) calls a handful of pure, static-shape step functions per
+token: the backbone's decode step (`VidChatLM.decode_step` / `decode_token`), a depth head's
+code step, a frame head's refinement pass. Sampling, which draws from a `torch.Generator`, stays
+between them, so a compiled run draws exactly what an eager one does.
+
+`StepRunner()` (eager) calls them as they are: the reference. `StepRunner(backend="inductor")`
+wraps each with `torch.compile(fullgraph=True, dynamic=False)` the first time it runs and
+replays that afterwards; `fullgraph` makes a host synchronisation or a data-dependent branch
+inside a step an error rather than a silent graph break. With `mode="reduce-overhead"` on CUDA,
+inductor captures each step as a CUDA graph; the caches then come from a pool
+(`cache`), so that a graph replays on the same buffers from one answer to the next.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from vidchat.errors import ConfigError
+from vidchat.model.static_cache import StaticKVCache
+
+DECODE_CHOICES = ("eager", "fast", "auto")
+"""`--decode` values: `fast` compiles the steps (`mode=reduce-overhead` on CUDA: CUDA graphs),
+`auto` is `fast` on CUDA and `eager` on a CPU (where compiling takes longer than one answer)."""
+
+
+class StepRunner:
+    """Runs static-shape step functions eagerly (`backend=None`) or compiled (see the module
+    docstring). One runner belongs to one loaded model: it keeps the compiled steps and the
+    pooled caches for the model's lifetime."""
+
+    def __init__(self, backend: str | None = None, mode: str | None = None) -> None:
+        if backend is not None:
+            check_backend(backend, "the decode steps' backend")
+            # a step compiles once per shape it meets (batch size, guidance's doubled rows,
+            # each head's width): more than dynamo's default 8 in a long benchmark or server
+            torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+        self.backend, self.mode = backend, mode
+        self._compiled: dict[tuple[int, str], Callable] = {}
+        self._caches: dict[tuple, StaticKVCache] = {}
+
+    @classmethod
+    def for_device(cls, decode: str, device: torch.device | str) -> StepRunner:
+        """The runner `--decode` names (`DECODE_CHOICES`) on `device`."""
+        if decode not in DECODE_CHOICES:
+            raise ConfigError(f"--decode must be one of {', '.join(DECODE_CHOICES)}, "
+                              f"got {decode!r}")  # fmt: skip
+        cuda = torch.device(device).type == "cuda"
+        if decode == "eager" or (decode == "auto" and not cuda):
+            return cls()
+        return cls("inductor", "reduce-overhead" if cuda else None)
+
+    @property
+    def compiled(self) -> bool:
+        return self.backend is not None
+
+    def __call__(self, step: Callable) -> Callable:
+        """`step` (a bound method of a module) as this runner runs it."""
+        if self.backend is None:
+            return step
+        key = (id(step.__self__), step.__func__.__name__)
+        if key not in self._compiled:
+            compiled = torch.compile(step, fullgraph=True, dynamic=False, backend=self.backend,
+                                     mode=self.mode)  # fmt: skip
+            self._compiled[key] = self._first_call_guard(key, step, compiled)
+        return self._compiled[key]
+
+    def _first_call_guard(self, key: tuple[int, str], step: Callable, compiled: Callable
+                          ) -> Callable:  # fmt: skip
+        """`compiled`, except that if its first call fails to compile (a step that cannot be
+        captured whole, a backend missing on this machine), the step runs eagerly from then on,
+        with one warning. Compilation fails before the step runs, so nothing ran twice."""
+
+        def first(*args: Any, **kwargs: Any) -> Any:
+            try:
+                out = compiled(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - any compiler failure: fall back
+                warnings.warn(f"decode step {key[1]} could not be compiled "
+                              f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+                              "it runs eagerly", RuntimeWarning, stacklevel=2)  # fmt: skip
+                self._compiled[key] = step
+                return step(*args, **kwargs)
+            self._compiled[key] = compiled
+            return out
+
+        return first
+
+    def cache(self, new: Callable[..., StaticKVCache], owner: Any, batch: int, length: int
+              ) -> StaticKVCache:  # fmt: skip
+        """A static cache from `new(batch, length)`; a compiled runner reuses (empties) the one
+        it made before for the same owner and shape, so that captured steps see the same
+        buffers."""
+        if not self.compiled:
+            return new(batch, length)
+        key = (id(owner), batch, length)
+        cache = self._caches.get(key)
+        if cache is None:
+            cache = self._caches[key] = new(batch, length)
+            for buffer in (*cache.k, *cache.v, cache.valid, cache.next_pos, cache.slot):
+                torch._dynamo.mark_static_address(buffer)
+        cache.reset(static=False)
+        return cache
+
+
+def check_backend(backend: str, option: str) -> None:
+    """Raise `ConfigError` naming `option` unless `torch.compile` knows `backend` (debug
+    backends such as `aot_eager` included)."""
+    import torch._dynamo  # only compiled runs need it (a slow import)
+
+    known = torch._dynamo.list_backends(exclude_tags=())
+    if backend not in known:
+        raise ConfigError(f"{option}={backend!r} is not a torch.compile backend; known: "
+                          f"{sorted(known)}")  # fmt: skip
+
+
+EAGER = StepRunner()
+"""The reference runner."""
+
+
+def cache_length(needed: int, limit: int, bucket: int = 256) -> int:
+    """A cache's length: `needed` positions rounded up to a multiple of `bucket` (at most
+    `limit`), so that prompts of similar length share one compiled step."""
+    return min(limit, -(-needed // bucket) * bucket)
