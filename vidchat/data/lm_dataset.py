@@ -5,7 +5,8 @@
 - `LMSequenceDataset[i] -> LMItem` (a `LaidOutSequence` + its `[L]` loss mask), read from a
   `CodeStore` (`ShardReader` in practice, a dict in tests).
 - `LMCollator`: right padding (`pad`) or greedy packing of whole sequences into rows (`pack`),
-  giving the `pad_batch` keys plus a per-sequence `loss_mask`.
+  giving the `pad_batch` keys plus a per-sequence `loss_mask` (and, packed, `documents`: which
+  sequence each position belongs to, for block-causal attention).
 - `ResumableSampler`: the index order is a pure function of (seed, epoch, position), so a
   resumed run skips exactly the samples it consumed and continues with the same order.
 
@@ -35,6 +36,7 @@ from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
 from vidchat.errors import ConfigError
+from vidchat.model.documents import pack_documents
 from vidchat.model.layout import LOSS_MODES, LaidOutSequence, Segment, SequenceLayout
 from vidchat.model.vocab import Role
 
@@ -42,7 +44,7 @@ BATCH_KEYS = (
     "tokens", "next_slots", "roles", "modality", "slots", "segment", "chunk", "frame", "row",
     "col", "codebook", "depth",
 )  # fmt: skip
-_FILL_MINUS_ONE = {"segment", "chunk", "frame", "row", "col", "codebook"}
+_FILL_MINUS_ONE = {"segment", "chunk", "frame", "row", "col", "codebook", "documents"}
 BATCHING_MODES = ("pad", "pack")
 REFERENCE_SOURCES = ("image", "other_clip")
 
@@ -271,7 +273,9 @@ def stack_rows(rows: Sequence[dict[str, Tensor]]) -> dict[str, Tensor]:
 
 def pack_rows(rows: Sequence[dict[str, Tensor]], max_len: int) -> list[dict[str, Tensor]]:
     """Greedily concatenate whole sequences into rows of at most `max_len` tokens (first fit,
-    in order). Packed sequences attend to earlier ones in the row; each starts with `<bos>`."""
+    in order). Each row gets `documents` `[L]`, the index of the sequence at each position: the
+    model attends block-causally within each one (`vidchat.model.documents`), so a packed
+    sequence is computed as it would be alone."""
     packed: list[list[dict[str, Tensor]]] = []
     lengths: list[int] = []
     for r in rows:
@@ -284,7 +288,9 @@ def pack_rows(rows: Sequence[dict[str, Tensor]], max_len: int) -> list[dict[str,
         else:
             packed.append([r])
             lengths.append(n)
-    return [{k: torch.cat([r[k] for r in group]) for k in group[0]} for group in packed]
+    return [{**{k: torch.cat([r[k] for r in group]) for k in group[0]},
+             "documents": pack_documents([r["tokens"].numel() for r in group])}
+            for group in packed]  # fmt: skip
 
 
 @dataclass

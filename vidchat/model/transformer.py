@@ -37,6 +37,7 @@ from torch import Tensor, nn
 from vidchat.errors import ConfigError
 from vidchat.model.blocks import Block, KVCache, ModelConfig, RMSNorm, compute_dtype, rope_table
 from vidchat.model.chunked_ce import linear_cross_entropy
+from vidchat.model.documents import document_attention, step_documents
 from vidchat.model.heads.base import STREAMS, Head, StepBatch
 from vidchat.model.heads.registry import build_head
 from vidchat.model.partner import PartnerSummary
@@ -124,41 +125,45 @@ class VidChatLM(nn.Module):
         return head if head is not None and head.grouped else None
 
     def forward(self, tokens, roles=None, slots=None, *, valid=None, cache=None, depth=None,
-                modality=None, head_inputs=None) -> Tensor:  # fmt: skip
+                modality=None, head_inputs=None, documents=None) -> Tensor:  # fmt: skip
         """tokens/roles/slots/valid `[B,L]` -> logits `[B,L,V]`.
 
         A stepped model also needs `depth` and `modality` `[B,L]` (the layout's place of each
         token within its backbone step, and its stream) and runs teacher-forced here, without a
         cache (generation drives its steps itself, `vidchat.model.steppers`); `head_inputs` are
         what the heads' `training_targets` drew (default: a frame head guesses every code).
+        `documents` `[B,L]`: packed rows' sequence ids (`vidchat.model.documents`; None: one
+        sequence per row).
         """
         if self.stepped:
             B, L = tokens.shape
             logits = None
             for where, out in self.step_outputs(tokens, roles, slots, depth, valid, modality,
-                                                head_inputs, cache):  # fmt: skip
+                                                head_inputs, cache, documents):  # fmt: skip
                 if logits is None:
                     logits = out.new_zeros(B * L, out.shape[-1])
                 logits[where] = out
             return logits.view(B, L, -1)
-        return self.lm_head(self.hidden(tokens, roles, slots, valid=valid, cache=cache))
+        return self.lm_head(self.hidden(tokens, roles, slots, valid=valid, cache=cache,
+                                        documents=documents))  # fmt: skip
 
     def nll(self, tokens, targets, roles=None, slots=None, *, valid=None, depth=None,
-            modality=None, head_inputs=None) -> Tensor:  # fmt: skip
+            modality=None, head_inputs=None, documents=None) -> Tensor:  # fmt: skip
         """Teacher-forced next-token NLL `[B,L-1]`: position i scores `targets[:, i+1]` given
         input `tokens` `[B,L]` up to i (inputs may be noised, targets are clean). Arguments as
         `forward`. A stepped model never holds `[B,L,V]` logits here: the full-vocabulary logits
         of a 256-code frame at every position are most of a training step's memory and,
         scattered into one buffer, a third of its CPU time."""
         if not self.stepped:
-            hidden = self.hidden(tokens, roles, slots, valid=valid)[:, :-1]  # [B,L-1,D]
+            hidden = self.hidden(tokens, roles, slots, valid=valid,
+                                 documents=documents)[:, :-1]  # [B,L-1,D]  # fmt: skip
             return linear_cross_entropy(hidden, self.lm_head.weight, targets[:, 1:],
                                         self.loss_chunk)  # fmt: skip
         B, L = tokens.shape
         nll = torch.zeros(B * L, device=tokens.device)
         flat_targets = targets.reshape(-1)
         for where, out in self.step_outputs(tokens, roles, slots, depth, valid, modality,
-                                            head_inputs):  # fmt: skip
+                                            head_inputs, documents=documents):  # fmt: skip
             inside = (where % L) < L - 1  # a row's last position has no target in the row
             where = where[inside]
             nll[where] = F.cross_entropy(out[inside].float(), flat_targets[where + 1],
@@ -166,7 +171,7 @@ class VidChatLM(nn.Module):
         return nll.view(B, L)[:, :-1]
 
     def step_outputs(self, tokens, roles, slots, depth, valid, modality, head_inputs=None,
-                     cache=None) -> Iterator[tuple[Tensor, Tensor]]:  # fmt: skip
+                     cache=None, documents=None) -> Iterator[tuple[Tensor, Tensor]]:  # fmt: skip
         """Teacher-forced predictions of a stepped model, one group of equal steps at a time:
         yields (flat logit positions `[M]`, logits `[M,V]`), where logit position i (= b*L + t)
         predicts token t+1 of row b, the flat convention."""
@@ -176,8 +181,11 @@ class VidChatLM(nn.Module):
         B, L = tokens.shape
         slots = torch.zeros_like(tokens) if slots is None else slots
         steps = Steps.of(depth)
+        if documents is not None:
+            documents = step_documents(documents, steps.start, steps.row, steps.index,
+                                       steps.per_row)  # fmt: skip
         hidden = self.backbone(self.step_inputs(tokens, roles, slots, steps, modality),
-                               valid=steps.valid(valid, B))  # fmt: skip
+                               valid=steps.valid(valid, B), documents=documents)  # fmt: skip
         # the context of step s is the backbone's state after step s-1 (zeros before the first)
         context = torch.cat([hidden.new_zeros(B, 1, hidden.shape[-1]), hidden], 1)  # [B,S+1,D]
         batch = StepBatch(tokens, roles, own_slots(slots), depth, modality, valid,
@@ -240,9 +248,11 @@ class VidChatLM(nn.Module):
         x = self.step_inputs(tokens, roles, slots, steps, modality)
         return self.backbone(x, valid=steps.valid(valid, tokens.shape[0]), cache=cache)[:, -1]
 
-    def hidden(self, tokens, roles=None, slots=None, *, valid=None, cache=None) -> Tensor:
-        """tokens/roles/slots/valid `[B,L]` -> final hidden states `[B,L,D]` (normed)."""
-        return self.backbone(self.embed(tokens, roles, slots), valid=valid, cache=cache)
+    def hidden(self, tokens, roles=None, slots=None, *, valid=None, cache=None,
+               documents=None) -> Tensor:  # fmt: skip
+        """tokens/roles/slots/valid/documents `[B,L]` -> final hidden states `[B,L,D]`."""
+        return self.backbone(self.embed(tokens, roles, slots), valid=valid, cache=cache,
+                             documents=documents)  # fmt: skip
 
     def embed(self, tokens: Tensor, roles: Tensor | None, slots: Tensor | None) -> Tensor:
         """A flat model's input embeddings `[B,L,D]`: token plus role plus (next) slot."""
@@ -267,9 +277,17 @@ class VidChatLM(nn.Module):
         rope = (self.rope_cos, self.rope_sin)
         return static_step(self.layers, self.norm, rope, x[:, None], cache)[:, 0]
 
-    def backbone(self, x: Tensor, *, valid=None, cache=None) -> Tensor:
-        """Input embeddings `[B,L,D]` (one per backbone step) -> final hidden states `[B,L,D]`."""
-        cos, sin, mask, is_causal = self._positions(x[..., 0], valid, cache)
+    def backbone(self, x: Tensor, *, valid=None, cache=None, documents=None) -> Tensor:
+        """Input embeddings `[B,L,D]` (one per backbone step) -> final hidden states `[B,L,D]`;
+        with `documents` (packed rows, no cache) attention is block-causal."""
+        if documents is not None:
+            if cache is not None:
+                raise ValueError("packed rows (documents) are a training input; no cache")
+            pos, mask = document_attention(documents, valid)
+            cos, sin = self.rope_cos[pos].unsqueeze(1), self.rope_sin[pos].unsqueeze(1)
+            is_causal = False
+        else:
+            cos, sin, mask, is_causal = self._positions(x[..., 0], valid, cache)
         for i, layer in enumerate(self.layers):
             x = layer(x, cos, sin, mask, is_causal, cache, i)
         if cache is not None:

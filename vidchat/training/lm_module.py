@@ -117,7 +117,8 @@ class LMTrainingModule(L.LightningModule):
         inputs = batch["tokens"] if tokens is None else tokens
         nll = self.model.nll(inputs, batch["tokens"], batch["roles"], batch["next_slots"],
                              depth=batch["depth"], modality=batch["modality"],
-                             head_inputs=head_inputs)  # fmt: skip
+                             head_inputs=head_inputs,
+                             documents=batch.get("documents"))  # fmt: skip
         weight = None
         if training and self.turn_start_weight != 1.0:
             weight = turn_start_weights(batch, self.turn_start_weight)
