@@ -179,8 +179,10 @@ def default_steps(work: Path, device: str, steps: int, real: str | None) -> list
                             *(["--dim", "1024", "--layers", "24", "--heads", "16", "--seq", "4096",
                                "--batch", "8", "--vocab", "73735"] if gpu else [])],
              {"step ms ours": r"^train step ours ms: ([0-9.]+)",
+              "mfu ours": r"^mfu ours: ([0-9.]+)", "mfu hf": r"^mfu hf: ([0-9.]+)",
               "step ms hf": r"^train step hf ms: ([0-9.]+)",
               "step ms ours chunked": r"^train step ours chunked ms: ([0-9.]+)",
+              "step ms ours packed": r"^train step ours packed ms: ([0-9.]+)",
               "peak GiB plain": r"^peak memory GiB ours plain \w+: ([0-9.]+)",
               "peak GiB chunked": r"^peak memory GiB ours chunked \w+: ([0-9.]+)"}),  # fmt: skip
     ]

@@ -7,10 +7,13 @@ A step = forward, next-token cross entropy, backward, AdamW step. Both models ha
 depth, heads, SwiGLU width, vocabulary (the demo layout's) and sequence length; ours also adds its
 role and slot embeddings, as in training. Steps alternate between the two models (so a busy
 machine slows both alike); the medians are compared. Ours also runs with its chunked output
-head + cross-entropy (`model.loss_chunk`), and with `--compile BACKEND` with its blocks compiled
+head + cross-entropy (`model.loss_chunk`), on rows packed from 4 sequences each (block-causal
+attention, `stage.batching=pack`), and with `--compile BACKEND` with its blocks compiled
 (`model.compile`): their step times, and the peak memory of two steps either way, each measured
 in a child process that runs only those steps (CUDA's allocator peak; on CPU the peak RSS, so
-both figures include the same interpreter and weights). Ends with `name: value` lines.
+both figures include the same interpreter and weights). On a GPU the steps run under bf16
+autocast with fused AdamW (`--precision`), and `mfu ours` / `mfu hf` follow the tokens/s.
+Ends with `name: value` lines.
 """
 
 from __future__ import annotations
@@ -50,6 +53,9 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=5, help="timed steps per model")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
+                        help="bf16: steps under bf16 autocast (as trainer=gpu trains); auto: "
+                             "bf16 on a GPU, fp32 on a CPU")  # fmt: skip
     parser.add_argument(
         "--threads", type=int, default=0, help="torch CPU threads (0: torch's default)"
     )
@@ -111,16 +117,56 @@ def _time(runs: dict, device: torch.device, warmup: int, repeats: int) -> dict[s
     return times
 
 
-def _ours_step(ours, tokens: torch.Tensor, roles: torch.Tensor, slots: torch.Tensor, chunk):
-    """One training step of ours through `nll` (the training loss path) with `loss_chunk`."""
+def _ours_step(ours, tokens: torch.Tensor, roles: torch.Tensor, slots: torch.Tensor, chunk,
+               documents: torch.Tensor | None = None):  # fmt: skip
+    """One training step of ours through `nll` (the training loss path) with `loss_chunk` (and
+    packed rows' `documents`)."""
 
     def step(opt):
         ours.loss_chunk = chunk
         opt.zero_grad(set_to_none=True)
-        ours.nll(tokens, tokens, roles, slots).mean().backward()
+        with _autocast(tokens.device):
+            loss = ours.nll(tokens, tokens, roles, slots, documents=documents).mean()
+        loss.backward()
         opt.step()
 
     return step
+
+
+def _documents(tokens: torch.Tensor, per_row: int) -> torch.Tensor:
+    """`[B,L]`: every row packed from `per_row` sequences of equal length."""
+    B, L = tokens.shape
+    return (torch.arange(L, device=tokens.device) * per_row // L).expand(B, L)
+
+
+BF16 = False
+"""Steps run under bf16 autocast (`--precision`; set once in `main`)."""
+
+
+def _autocast(device: torch.device):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=BF16)
+
+
+def _adamw(params) -> torch.optim.AdamW:
+    """AdamW as training builds it; fused on a GPU."""
+    params = list(params)
+    return torch.optim.AdamW(params, lr=1e-4, fused=params[0].is_cuda)
+
+
+def _throughput_lines(ours: VidChatLM, args: argparse.Namespace, med: dict[str, float],
+                      kind: str) -> None:  # fmt: skip
+    """Tokens/s of each model and, where the device's peak is known (a GPU in
+    `vidchat.training.callbacks`' table), MFU by the 6N estimate (N without the embedding, the
+    same for both models, attention left out)."""
+    from vidchat.training.callbacks import peak_tflops_for
+
+    n, tokens = ours.num_params(exclude_embeddings=True), args.batch * args.seq
+    peak = peak_tflops_for(torch.cuda.get_device_name()) if kind == "cuda" else None
+    for name in ("ours", "hf"):
+        tps = tokens / (med[name] / 1000)
+        print(f"tokens/s {name} {kind}: {tps:.0f}")
+        if peak:
+            print(f"mfu {name}: {6 * n * tps / (peak * 1e12):.3f}")
 
 
 def _peak_gib(args: argparse.Namespace, mode: str) -> float:
@@ -136,7 +182,7 @@ def _peak_here(args: argparse.Namespace, mode: str) -> float:
     device = torch.device(args.device)
     ours = _ours(args)
     tokens = torch.randint(0, ours.cfg.vocab_size, (args.batch, args.seq), device=device)
-    opt = torch.optim.AdamW(ours.parameters(), lr=1e-4)
+    opt = _adamw(ours.parameters())
     step = _ours_step(ours, tokens, torch.zeros_like(tokens), torch.zeros_like(tokens),
                       args.loss_chunk if mode == "chunked" else None)  # fmt: skip
     if device.type == "cuda":
@@ -163,6 +209,8 @@ def main() -> None:
     args = _args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    global BF16
+    BF16 = args.precision == "bf16" or (args.precision == "auto" and args.device != "cpu")
     if args.peak_only:
         print(f"{_peak_here(args, args.peak_only):.4f}")
         return
@@ -176,15 +224,19 @@ def main() -> None:
 
     def step_hf(opt):
         opt.zero_grad(set_to_none=True)
-        loss = hf(input_ids=tokens, labels=tokens).loss  # shifts labels inside
+        with _autocast(device):
+            loss = hf(input_ids=tokens, labels=tokens).loss  # shifts labels inside
         loss.backward()
         opt.step()
 
-    opt_ours = torch.optim.AdamW(ours.parameters(), lr=1e-4)
+    opt_ours = _adamw(ours.parameters())
     runs = {
         "ours": (step_ours, opt_ours),
         "ours_chunked": (_ours_step(ours, tokens, roles, slots, args.loss_chunk), opt_ours),
-        "hf": (step_hf, torch.optim.AdamW(hf.parameters(), lr=1e-4)),
+        "hf": (step_hf, _adamw(hf.parameters())),
+        # rows packed from 4 sequences each: block-causal attention under an explicit mask
+        "ours_packed": (_ours_step(ours, tokens, roles, slots, None, _documents(tokens, 4)),
+                        opt_ours),  # fmt: skip
     }
     if args.compile:  # a copy, so that the eager runs stay eager
         import copy
@@ -194,7 +246,7 @@ def main() -> None:
         twin = copy.deepcopy(ours)
         compile_blocks(twin, args.compile)
         runs["ours_compiled"] = (_ours_step(twin, tokens, roles, slots, None),
-                                 torch.optim.AdamW(twin.parameters(), lr=1e-4))  # fmt: skip
+                                 _adamw(twin.parameters()))  # fmt: skip
     times = _time(runs, device, args.warmup, args.repeats)
     med = {name: statistics.median(t) for name, t in times.items()}
     print(f"device: {args.device}, threads: {torch.get_num_threads()}")
@@ -210,8 +262,10 @@ def main() -> None:
     print(f"train step ratio ours/hf: {med['ours'] / med['hf']:.3f}")
     kind = "cuda" if device.type == "cuda" else "cpu"
     print(f"train step ours chunked ms: {med['ours_chunked']:.1f}")
+    print(f"train step ours packed ms: {med['ours_packed']:.1f}")
     if args.compile:
         print(f"train step ours compiled {args.compile} ms: {med['ours_compiled']:.1f}")
+    _throughput_lines(ours, args, med, kind)
     print(f"peak memory GiB ours plain {kind}: {_peak_gib(args, 'plain'):.3f}")
     print(f"peak memory GiB ours chunked {kind}: {_peak_gib(args, 'chunked'):.3f}")
 

@@ -148,6 +148,9 @@ def test_a_bad_weight_dtype_is_one_config_error_in_eval_and_the_web_demo():
     with pytest.raises(ConfigError, match="--dtype must be one of auto, float32, bfloat16"):
         DemoConfig(dtype="fp8")
     assert EvalConfig.from_cfg(compose_config("eval", ["dtype=bfloat16"])).dtype == "bfloat16"
+    with pytest.raises(ConfigError, match="decode must be one of"):
+        EvalConfig.from_cfg(compose_config("eval", ["decode=turbo"]))
+    assert EvalConfig.from_cfg(compose_config("eval", ["decode=fast"])).decode == "fast"
 
 
 @pytest.mark.parametrize("timeout", [0, -1])

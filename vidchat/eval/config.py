@@ -8,6 +8,7 @@ from typing import Any
 from vidchat.data.config import DataConfig
 from vidchat.inference.options import check_dtype
 from vidchat.model.generate import SamplingConfig
+from vidchat.model.runner import DECODE_CHOICES
 from vidchat.utils.config import to_plain
 from vidchat.utils.typed import check, from_node
 
@@ -23,6 +24,8 @@ class EvalConfig:
     device: str = "auto"
     dtype: str = "auto"
     """The LM's weights: auto (bfloat16 on a GPU, float32 on a CPU), float32, bfloat16, float16."""
+    decode: str = "auto"
+    """Decode steps: eager, fast (compiled once and replayed), auto (fast on a GPU)."""
     split: str = "test"
     branches: tuple[str, ...] = ("dialogue", "multi_turn")
     max_pairs: int | None = None
@@ -41,6 +44,8 @@ class EvalConfig:
         bad = sorted(set(self.systems) - set(SYSTEMS))
         check("systems", not bad, f"some of {list(SYSTEMS)}", list(self.systems))
         check_dtype(self.dtype, "dtype")
+        check("decode", self.decode in DECODE_CHOICES, f"one of {list(DECODE_CHOICES)}",
+              self.decode)  # fmt: skip
         check("batch_size", self.batch_size >= 1, ">= 1", self.batch_size)
         check("max_pairs", self.max_pairs is None or self.max_pairs >= 1, ">= 1 or null",
               self.max_pairs)  # fmt: skip

@@ -289,7 +289,7 @@ def run(cfg: DictConfig | EvalConfig) -> dict[str, Any]:
     """Hydra entry (`configs/eval.yaml`): generate, score, write `report.json` + `report.md`."""
     cfg = cfg if isinstance(cfg, EvalConfig) else EvalConfig.from_cfg(cfg)
     metrics = [get_metric(m).name for m in cfg.metrics]  # unknown names fail here, before any work
-    pipe = load_pipeline(cfg.checkpoint, device=cfg.device, dtype=cfg.dtype)
+    pipe = load_pipeline(cfg.checkpoint, device=cfg.device, dtype=cfg.dtype, decode=cfg.decode)
     manifest = load_manifest(cfg.data)
     pairs = manifest.pairs_for(cfg.split, list(cfg.branches))
     pairs = [p for p in pairs if p.responder is not None][: cfg.max_pairs or None]

@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> None:
             args.output = args.output or args.input.with_name(f"{args.input.stem}.response.mp4")
             options.check_output_file(args.output, args.input, args.overwrite)
         started = time.perf_counter()
-        # one clip does not pay back the compilation; a manifest's many pairs do
+        # one clip does not pay back the compilation; a manifest's many pairs do (auto: on a GPU)
         decode = "eager" if args.decode == "auto" and pairs is None else args.decode
         pipe = load_pipeline(args.checkpoint, device=args.device, dtype=args.dtype,
                              decode=decode)  # fmt: skip

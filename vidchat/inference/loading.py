@@ -67,7 +67,7 @@ def _tokenizer_cfg(meta: dict[str, Any], which: str, stem: Path) -> dict[str, An
 
 def load_pipeline(
     checkpoint: str | Path | None = None, device: str = "auto", dtype: str = "auto",
-    decode: str = "auto",
+    decode: str = "eager",
 ) -> ResponderPipeline:
     """Load the LM at `checkpoint` (a consolidated stem; default: `default_checkpoint()`) with
     its weights in `dtype` (`resolve_dtype`); the tokenizers stay float32. `decode`: how its
