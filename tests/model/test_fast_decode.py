@@ -98,18 +98,32 @@ def host_reads_per_chunk(model, layout, ps, sampling) -> list[int]:
     return per_chunk
 
 
-def test_a_step_that_reads_the_host_is_refused_and_runs_eagerly():
-    """`fullgraph` makes a host read inside a step a capture error; the runner warns once and
-    runs that step eagerly."""
+class Reads(torch.nn.Module):
+    def step(self, x: torch.Tensor) -> torch.Tensor:
+        return x * 2 if x.sum().item() > 0 else x  # a host read and a data-dependent branch
 
-    class Reads(torch.nn.Module):
-        def step(self, x: torch.Tensor) -> torch.Tensor:
-            return x * 2 if x.sum().item() > 0 else x  # a data-dependent branch
+    def plain(self, x: torch.Tensor) -> torch.Tensor:
+        return x + 1
 
+
+def test_a_step_that_reads_the_host_is_refused_and_the_runner_turns_eager():
+    """`fullgraph` makes a host read inside a step a capture error. Before any compiled step
+    has run, the runner warns once and decodes eagerly from then on."""
     runner, m = StepRunner("aot_eager"), Reads()
     with pytest.warns(RuntimeWarning, match="step could not be compiled"):
         assert torch.equal(runner(m.step)(torch.ones(2)), torch.full((2,), 2.0))
-    assert runner(m.step).__func__ is Reads.step  # from then on, eagerly
+    assert not runner.compiled and runner(m.plain).__func__ is Reads.plain
+
+
+def test_a_step_that_fails_after_compiled_steps_ran_is_an_error():
+    """Mixing compiled and eager steps in one generation would desynchronise the caches'
+    bookkeeping: a late failure says what to do instead."""
+    from vidchat.errors import VidchatError
+
+    runner, m = StepRunner("aot_eager"), Reads()
+    assert torch.equal(runner(m.plain)(torch.ones(2)), torch.full((2,), 2.0))
+    with pytest.raises(VidchatError, match="--decode eager"):
+        runner(m.step)(torch.ones(2))
 
 
 def test_the_copy_path_follows_the_frame_the_training_rule_names(monkeypatch):

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from vidchat.errors import ConfigError
+from vidchat.errors import ConfigError, VidchatError
 from vidchat.model.static_cache import StaticKVCache
 
 DECODE_CHOICES = ("eager", "fast", "auto")
@@ -42,6 +42,7 @@ class StepRunner:
             torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
         self.backend, self.mode = backend, mode
         self._compiled: dict[tuple[int, str], Callable] = {}
+        self._ran_compiled = False
         self._caches: dict[tuple, StaticKVCache] = {}
 
     @classmethod
@@ -72,19 +73,26 @@ class StepRunner:
 
     def _first_call_guard(self, key: tuple[int, str], step: Callable, compiled: Callable
                           ) -> Callable:  # fmt: skip
-        """`compiled`, except that if its first call fails to compile (a step that cannot be
-        captured whole, a backend missing on this machine), the step runs eagerly from then on,
-        with one warning. Compilation fails before the step runs, so nothing ran twice."""
+        """`compiled`, except when its first call fails to compile (a step that cannot be
+        captured whole, a compiler missing on this machine). Before any compiled step has run,
+        the runner then turns eager for every step, with one warning: compilation fails before
+        the step runs, so nothing ran twice. After that, a half-compiled generation would mix
+        the two paths' cache bookkeeping (`StaticKVCache.visible`), so the failure is raised."""
 
         def first(*args: Any, **kwargs: Any) -> Any:
             try:
                 out = compiled(*args, **kwargs)
-            except Exception as exc:  # noqa: BLE001 - any compiler failure: fall back
-                warnings.warn(f"decode step {key[1]} could not be compiled "
-                              f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
-                              "it runs eagerly", RuntimeWarning, stacklevel=2)  # fmt: skip
-                self._compiled[key] = step
+            except Exception as exc:
+                reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+                if self._ran_compiled:
+                    raise VidchatError(f"decode step {key[1]} could not be compiled ({reason}); "
+                                       "decode eagerly (--decode eager)") from exc  # fmt: skip
+                warnings.warn(f"decode step {key[1]} could not be compiled ({reason}); "
+                              "decoding eagerly", RuntimeWarning, stacklevel=2)  # fmt: skip
+                self.backend, self.mode = None, None
+                self._compiled.clear()
                 return step(*args, **kwargs)
+            self._ran_compiled = True
             self._compiled[key] = compiled
             return out
 
