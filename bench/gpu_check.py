@@ -183,6 +183,8 @@ def default_steps(work: Path, device: str, steps: int, real: str | None) -> list
               "step ms hf": r"^train step hf ms: ([0-9.]+)",
               "step ms ours chunked": r"^train step ours chunked ms: ([0-9.]+)",
               "step ms ours packed": r"^train step ours packed ms: ([0-9.]+)",
+              "step ms ours liger": r"^train step ours liger ms: ([0-9.]+)",
+              "peak GiB liger": r"^peak memory GiB ours liger \w+: ([0-9.]+)",
               "peak GiB plain": r"^peak memory GiB ours plain \w+: ([0-9.]+)",
               "peak GiB chunked": r"^peak memory GiB ours chunked \w+: ([0-9.]+)"}),  # fmt: skip
     ]

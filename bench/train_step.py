@@ -12,7 +12,8 @@ attention, `stage.batching=pack`), and with `--compile BACKEND` with its blocks 
 (`model.compile`): their step times, and the peak memory of two steps either way, each measured
 in a child process that runs only those steps (CUDA's allocator peak; on CPU the peak RSS, so
 both figures include the same interpreter and weights). On a GPU the steps run under bf16
-autocast with fused AdamW (`--precision`), and `mfu ours` / `mfu hf` follow the tokens/s.
+autocast with fused AdamW (`--precision`), and `mfu ours` / `mfu hf` follow the tokens/s; where
+liger-kernel is installed, ours also runs with its fused linear + cross-entropy (time and peak).
 Ends with `name: value` lines.
 """
 
@@ -49,7 +50,8 @@ def _args() -> argparse.Namespace:
                         help="positions per pass of the chunked output head + cross-entropy")
     parser.add_argument("--compile", default=None, metavar="BACKEND",
                         help="also time ours with its blocks compiled (model.compile=BACKEND)")
-    parser.add_argument("--peak-only", choices=["plain", "chunked"], help=argparse.SUPPRESS)
+    parser.add_argument("--peak-only", choices=["plain", "chunked", "liger"],
+                        help=argparse.SUPPRESS)  # fmt: skip
     parser.add_argument("--repeats", type=int, default=5, help="timed steps per model")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -133,6 +135,32 @@ def _ours_step(ours, tokens: torch.Tensor, roles: torch.Tensor, slots: torch.Ten
     return step
 
 
+def _liger_step(ours, tokens: torch.Tensor, roles: torch.Tensor, slots: torch.Tensor):
+    """One training step of ours with liger-kernel's fused linear + cross-entropy (Triton, so
+    CUDA only) in place of the output head and its loss: the maintained library our chunked
+    loss is weighed against."""
+    from liger_kernel.transformers import LigerFusedLinearCrossEntropyLoss
+
+    loss_fn = LigerFusedLinearCrossEntropyLoss()
+
+    def step(opt):
+        opt.zero_grad(set_to_none=True)
+        with _autocast(tokens.device):
+            hidden = ours.hidden(tokens, roles, slots)[:, :-1]
+            loss = loss_fn(ours.lm_head.weight, hidden.reshape(-1, hidden.shape[-1]),
+                           tokens[:, 1:].reshape(-1))  # fmt: skip
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def _liger_available(device: torch.device) -> bool:
+    import importlib.util
+
+    return device.type == "cuda" and importlib.util.find_spec("liger_kernel") is not None
+
+
 def _documents(tokens: torch.Tensor, per_row: int) -> torch.Tensor:
     """`[B,L]`: every row packed from `per_row` sequences of equal length."""
     B, L = tokens.shape
@@ -183,8 +211,11 @@ def _peak_here(args: argparse.Namespace, mode: str) -> float:
     ours = _ours(args)
     tokens = torch.randint(0, ours.cfg.vocab_size, (args.batch, args.seq), device=device)
     opt = _adamw(ours.parameters())
-    step = _ours_step(ours, tokens, torch.zeros_like(tokens), torch.zeros_like(tokens),
-                      args.loss_chunk if mode == "chunked" else None)  # fmt: skip
+    zeros = torch.zeros_like(tokens)
+    if mode == "liger":
+        step = _liger_step(ours, tokens, zeros, zeros)
+    else:
+        step = _ours_step(ours, tokens, zeros, zeros, args.loss_chunk if mode == "chunked" else None)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     for _ in range(2):
@@ -238,6 +269,14 @@ def main() -> None:
         "ours_packed": (_ours_step(ours, tokens, roles, slots, None, _documents(tokens, 4)),
                         opt_ours),  # fmt: skip
     }
+    liger = _liger_available(device)
+    if liger:
+        try:  # untested off a GPU: one trial step, so that a failure costs only its own lines
+            _liger_step(ours, tokens, roles, slots)(opt_ours)
+            runs["ours_liger"] = (_liger_step(ours, tokens, roles, slots), opt_ours)
+        except Exception as exc:  # noqa: BLE001
+            print(f"liger-kernel step failed: {type(exc).__name__}: {exc}")
+            liger = False
     if args.compile:  # a copy, so that the eager runs stay eager
         import copy
 
@@ -268,6 +307,9 @@ def main() -> None:
     _throughput_lines(ours, args, med, kind)
     print(f"peak memory GiB ours plain {kind}: {_peak_gib(args, 'plain'):.3f}")
     print(f"peak memory GiB ours chunked {kind}: {_peak_gib(args, 'chunked'):.3f}")
+    if liger:
+        print(f"train step ours liger ms: {med['ours_liger']:.1f}")
+        print(f"peak memory GiB ours liger {kind}: {_peak_gib(args, 'liger'):.3f}")
 
 
 if __name__ == "__main__":

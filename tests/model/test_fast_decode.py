@@ -169,7 +169,7 @@ def test_a_compiled_runner_reuses_its_caches():
     assert len(fast._caches) == 2  # the backbone's and the audio depth head's
 
 
-def test_another_prompt_length_replays_without_recompiling(monkeypatch):
+def test_another_prompt_length_replays_without_recompiling():
     """Slices of the growing sequence are handed to the steps with standard strides and the
     caches come in buckets of 256 positions, so a prompt of another length (one row, as
     `infer.py` runs) replays the steps compiled for the first."""
@@ -178,7 +178,8 @@ def test_another_prompt_length_replays_without_recompiling(monkeypatch):
     generate(model, layout, ps[:1], max_chunks=1, sampling=SEEDED, runner=fast)
     import torch._dynamo
 
-    monkeypatch.setattr(torch._dynamo.config, "error_on_recompile", True)
     want = generate(model, layout, ps[1:], max_chunks=1, sampling=SEEDED)
-    got = generate(model, layout, ps[1:], max_chunks=1, sampling=SEEDED, runner=fast)
+    # (monkeypatch would delete the config key on undo: the config's own patch restores it)
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        got = generate(model, layout, ps[1:], max_chunks=1, sampling=SEEDED, runner=fast)
     assert ps[0].tokens.shape != ps[1].tokens.shape and torch.equal(got.tokens, want.tokens)
