@@ -190,3 +190,17 @@ def test_another_prompt_length_replays_without_recompiling():
     with torch._dynamo.config.patch(error_on_recompile=True):
         got = generate(model, layout, ps[1:], max_chunks=1, sampling=SEEDED, runner=fast)
     assert ps[0].tokens.shape != ps[1].tokens.shape and torch.equal(got.tokens, want.tokens)
+
+
+def test_a_replayed_step_hands_out_its_own_copy(monkeypatch):
+    """With CUDA graphs each call marks a new graph generation and clones its output out of
+    the graph's pool (checked here without CUDA: the wrapper's contract)."""
+    from vidchat.model import runner as runner_module
+
+    marks = []
+    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: marks.append(1))
+    pool = torch.zeros(3)
+    step = runner_module.replayed(lambda x: pool.add_(x))
+    out = step(torch.ones(3))
+    pool.fill_(7)  # the next replay overwrites the pool
+    assert marks == [1] and torch.equal(out, torch.ones(3))

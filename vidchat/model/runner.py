@@ -68,6 +68,8 @@ class StepRunner:
         if key not in self._compiled:
             compiled = torch.compile(step, fullgraph=True, dynamic=False, backend=self.backend,
                                      mode=self.mode)  # fmt: skip
+            if self.mode == "reduce-overhead":
+                compiled = replayed(compiled)
             self._compiled[key] = self._first_call_guard(key, step, compiled)
         return self._compiled[key]
 
@@ -113,6 +115,20 @@ class StepRunner:
                 torch._dynamo.mark_static_address(buffer)
         cache.reset(static=False)
         return cache
+
+
+def replayed(compiled: Callable) -> Callable:
+    """A CUDA-graph step as gpt-fast calls one: each call starts a new graph generation and
+    its output is cloned out of the graph's memory pool, so that the next replay (of this step
+    or another) cannot overwrite a tensor generation still holds (the backbone's state, say,
+    which the heads read after the next step has run)."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        torch.compiler.cudagraph_mark_step_begin()
+        out = compiled(*args, **kwargs)
+        return out.clone() if isinstance(out, torch.Tensor) else out
+
+    return call
 
 
 def check_backend(backend: str, option: str) -> None:

@@ -134,8 +134,10 @@ class DepthHead(TransformerHead):
               run: StepRunner = EAGER) -> tuple[Tensor, Any]:  # fmt: skip
         """The step's first code from the context; the state is the step's static cache,
         emptied and reused from one step to the next."""
-        cache = state if state is not None else run.cache(lambda batch, _: self.new_cache(batch), self,
-                                   context.shape[0], self.cfg.max_seq_len)  # fmt: skip
+        cache = state
+        if cache is None:
+            cache = run.cache(lambda batch, _: self.new_cache(batch), self, context.shape[0],
+                              self.cfg.max_seq_len)  # fmt: skip
         cache.reset()
         return run(self.first_logits)(lm_head, context, slot, cache), cache
 
