@@ -60,6 +60,13 @@ class StepRunner:
     def compiled(self) -> bool:
         return self.backend is not None
 
+    def dense(self, x: torch.Tensor) -> torch.Tensor:
+        """`x` as a compiled step should get it: a copy with the standard strides of its shape
+        (a compiled step is specialised to its inputs' strides, which a slice of the growing
+        sequence, or of the prefill's output, would change from one answer to the next); eager
+        steps take `x` as it is."""
+        return x.clone(memory_format=torch.contiguous_format) if self.compiled else x
+
     def __call__(self, step: Callable) -> Callable:
         """`step` (a bound method of a module) as this runner runs it."""
         if self.backend is None:

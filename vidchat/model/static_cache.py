@@ -62,19 +62,35 @@ class StaticKVCache(KVCache):
             self.k[layer][:, :, start:end] = k
             self.v[layer][:, :, start:end] = v
             return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
-        where = self.slot.view(1)  # index_put: compiled, it writes in place
+        # compiled: an index_put at the device-side slot, which inductor writes in place;
+        # eager: a slice at `length` (the same place, kept Python-side), cheaper to launch
+        compiling = torch.compiler.is_compiling()
+        where = self.slot.view(1) if compiling else slice(self.length, self.length + 1)
         self.k[layer][:, :, where] = k  # k `[B,Hkv,1,hd]`
         self.v[layer][:, :, where] = v
-        return self.k[layer], self.v[layer]  # `[B,Hkv,S,hd]`, masked by `step_mask`  # `[B,Hkv,S,hd]`, masked by `step_mask`
+        end = self.visible()
+        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]  # masked by `step_mask`
 
-    def step_mask(self) -> Tensor:
-        """`[B,1,1,S]` bool: the keys a static step's query sees (filled, valid, itself
-        included)."""
-        return (self.valid & (self.places <= self.slot))[:, None, None]
+    def visible(self) -> int:
+        """How many cached positions a static step reads: the whole buffer when compiled (one
+        shape for every step), the filled ones when eager (`length` is kept Python-side then;
+        the rest would be masked anyway, so both compute the same)."""
+        return self.max_len if torch.compiler.is_compiling() else self.length + 1
+
+    def step_mask(self) -> Tensor | None:
+        """`[B,1,1,S']` bool: the keys a static step's query sees (filled, valid, itself
+        included) among the `visible()` ones; None when eager and no row is padded (every
+        visible key is then seen)."""
+        if not torch.compiler.is_compiling() and not self.has_padding:
+            return None
+        end = self.visible()
+        return (self.valid[:, :end] & (self.places[:end] <= self.slot))[:, None, None]
 
     def advance(self) -> None:
         self.slot += 1
         self.next_pos += 1
+        if not torch.compiler.is_compiling():  # a compiled step must not read a Python int
+            self.length += 1
 
 
 def static_step(layers: nn.ModuleList, norm: nn.Module, rope: tuple[Tensor, Tensor],

@@ -71,13 +71,6 @@ class Running:
                 "valid": self.valid[:, s] if self.padded else None}  # fmt: skip
 
 
-def dense(x: Tensor) -> Tensor:
-    """A copy of `x` with the standard strides of its shape: a compiled step is specialised to
-    its inputs' strides, which a slice of the growing sequence (or of the prefill's output)
-    would change from one answer to the next."""
-    return x.clone(memory_format=torch.contiguous_format)
-
-
 class FlatStepper:
     """Every token is one backbone step."""
 
@@ -101,7 +94,7 @@ class FlatStepper:
         if self.cache is None:
             return self.model.lm_head(self.model.hidden(**s.upto(i + 1))[:, -1])
         t = slice(i, i + 1)
-        step = (dense(x[:, t]) for x in (s.tokens, s.roles, s.slots))
+        step = (self.run.dense(x[:, t]) for x in (s.tokens, s.roles, s.slots))
         return self.run(self.model.decode_token)(*step, self.cache)
 
 
@@ -160,7 +153,7 @@ class StepStepper:
             self.context = self.model.prefill(**s.upto(P), depth=s.depth[:, :P],
                                               modality=s.modality[:, :P],
                                               cache=self.cache)  # fmt: skip
-            self.context = dense(self.context)
+            self.context = self.run.dense(self.context)
             self.cache.start_static()
         return self._start(0)
 
@@ -179,9 +172,9 @@ class StepStepper:
             return self._start(following)
         if not self.use_cache:
             return self._full(i + 1)
+        token, slot = (self.run.dense(x[:, i : i + 1]) for x in (s.tokens, s.slots))
         return self.current.advance(self.model.lm_head, self.head_states[self.current.stream],
-                                    dense(s.tokens[:, i : i + 1]), dense(s.slots[:, i : i + 1]),
-                                    run=self.run)  # fmt: skip
+                                    token, slot, run=self.run)  # fmt: skip
 
     def forced(self, n: int) -> Tensor | None:
         """Generated token n `[B]` when its step's head has already decided it, else None."""
@@ -203,7 +196,7 @@ class StepStepper:
             logits = self._full(i)
         else:
             logits, self.head_states[head.stream] = head.begin(
-                self.model.lm_head, self.context, dense(s.slots[:, i - 1 : i]),
+                self.model.lm_head, self.context, self.run.dense(s.slots[:, i - 1 : i]),
                 self.head_states.get(head.stream), run=self.run)  # fmt: skip
         if self.grammar_video[n]:  # the next video frame follows this one
             self.follows = torch.full_like(self.follows, i)
@@ -217,7 +210,7 @@ class StepStepper:
             self.context = m.prefill(**s.upto(i), depth=s.depth[:, :i], modality=s.modality[:, :i],
                                      cache=None)  # fmt: skip
         size = next(d for d, v in enumerate(self.grammar_depth[n + 1 :] + [0], 1) if v == 0)
-        slots = dense(s.slots[:, i - 1 : i - 1 + size])  # [B,G] the slots the step's codes take
+        slots = self.run.dense(s.slots[:, i - 1 : i - 1 + size])  # [B,G] its codes' slots
         lo, hi = self.ranges[n]
         end = i + 1
         history = History(s.tokens[:, :end], s.roles[:, :end], s.modality[:, :end],
