@@ -7,12 +7,14 @@ every step pays Python's and the launcher's overhead (about 15 kernels per layer
 GPU is most of the time (see `bench/generate.py`).
 
 `StaticKVCache` keeps the prompt's prefill as it is (one batched forward with the eager
-semantics) and then switches to *static* steps: each step writes its key and value at a
-device-side slot (`index_copy_`), attends over the whole buffer under a mask of the filled,
-valid positions, and reads RoPE at each row's device-side position. Every step then has the same
-shapes and reads no Python int that changes, so `torch.compile(fullgraph=True)` captures it
-once (`vidchat.model.runner`). The masked keys get probability exactly 0, so the step computes
-what the eager one does (`tests/model/test_fast_decode.py` compares tokens).
+semantics) and then switches to *static* steps. Compiled, each step writes its key and value
+at a device-side slot (an `index_put` that inductor does in place), attends over the whole
+buffer under a mask of the filled, valid positions, and reads RoPE at each row's device-side
+position: every step has the same shapes and reads no Python int that changes, so
+`torch.compile(fullgraph=True)` captures it once (`vidchat.model.runner`). Eager, the same step
+writes at the Python-side `length` and reads only the filled positions, which is as cheap as
+the dynamic cache was. The keys the compiled step masks get probability exactly 0, so both
+compute the same (`tests/model/test_fast_decode.py` compares tokens).
 
 Shapes: keys/values `[B,Hkv,S,hd]` per layer; `slot` `[]` (the next cache position, the same for
 every row); `next_pos` `[B]` (each row's next RoPE position, which left padding makes differ).
