@@ -181,6 +181,29 @@ def _adamw(params) -> torch.optim.AdamW:
     return torch.optim.AdamW(params, lr=1e-4, fused=params[0].is_cuda)
 
 
+def _add_optional_runs(runs: dict, args: argparse.Namespace, ours: VidChatLM,
+                       batch: tuple[torch.Tensor, ...], opt) -> bool:  # fmt: skip
+    """Add liger-kernel's step (where installed; True if it runs) and, with `--compile`, a
+    compiled copy of ours (a copy, so that the eager runs stay eager)."""
+    liger = _liger_available(batch[0].device)
+    if liger:
+        try:  # untested off a GPU: one trial step, so that a failure costs only its own lines
+            _liger_step(ours, *batch)(opt)
+            runs["ours_liger"] = (_liger_step(ours, *batch), opt)
+        except Exception as exc:  # noqa: BLE001
+            print(f"liger-kernel step failed: {type(exc).__name__}: {exc}")
+            liger = False
+    if args.compile:
+        import copy
+
+        from vidchat.training.runtime import compile_blocks
+
+        twin = copy.deepcopy(ours)
+        compile_blocks(twin, args.compile)
+        runs["ours_compiled"] = (_ours_step(twin, *batch, None), _adamw(twin.parameters()))
+    return liger
+
+
 def _throughput_lines(ours: VidChatLM, args: argparse.Namespace, med: dict[str, float],
                       kind: str) -> None:  # fmt: skip
     """Tokens/s of each model and, where the device's peak is known (a GPU in
@@ -269,23 +292,7 @@ def main() -> None:
         "ours_packed": (_ours_step(ours, tokens, roles, slots, None, _documents(tokens, 4)),
                         opt_ours),  # fmt: skip
     }
-    liger = _liger_available(device)
-    if liger:
-        try:  # untested off a GPU: one trial step, so that a failure costs only its own lines
-            _liger_step(ours, tokens, roles, slots)(opt_ours)
-            runs["ours_liger"] = (_liger_step(ours, tokens, roles, slots), opt_ours)
-        except Exception as exc:  # noqa: BLE001
-            print(f"liger-kernel step failed: {type(exc).__name__}: {exc}")
-            liger = False
-    if args.compile:  # a copy, so that the eager runs stay eager
-        import copy
-
-        from vidchat.training.runtime import compile_blocks
-
-        twin = copy.deepcopy(ours)
-        compile_blocks(twin, args.compile)
-        runs["ours_compiled"] = (_ours_step(twin, tokens, roles, slots, None),
-                                 _adamw(twin.parameters()))  # fmt: skip
+    liger = _add_optional_runs(runs, args, ours, (tokens, roles, slots), opt_ours)
     times = _time(runs, device, args.warmup, args.repeats)
     med = {name: statistics.median(t) for name, t in times.items()}
     print(f"device: {args.device}, threads: {torch.get_num_threads()}")

@@ -24,7 +24,8 @@ NAME_VALUE = re.compile(r"^[^:#]+: \S")
 SELF_CONTAINED = {
     "context.py": [],
     "generate.py": ["--model", "tiny", "--context", "60", "--repeats", "1", "--threads", "1",
-                    "--grids", "4", "--device", "cpu", "--backend", "aot_eager"],
+                    "--grids", "4", "--device", "cpu", "--backend", "aot_eager",
+                    "--heads", "flat,maskgit"],
     "long_input.py": ["--minutes", "0.1", "--threads", "1"],
     "train_step.py": ["--dim", "32", "--layers", "1", "--heads", "2", "--seq", "64", "--batch", "1",
                       "--repeats", "1", "--warmup", "0", "--threads", "1", "--compile", "aot_eager"],

@@ -20,8 +20,8 @@ from vidchat.model.runner import EAGER, StepRunner, cache_length
 
 pytestmark = pytest.mark.timeout(300)
 
-HEADS = [("flat", "flat"), ("depth", "depth"), ("depth", "flat"), ("flat", "depth"),
-         ("maskgit", "depth"), ("maskgit", "flat")]  # fmt: skip
+# every kind of head (flat and depth as video and as audio heads; the frame head beside both)
+HEADS = [("flat", "flat"), ("depth", "depth"), ("maskgit", "depth"), ("maskgit", "flat")]
 SEEDED = SamplingConfig(seed=3)
 
 
