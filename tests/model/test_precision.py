@@ -134,7 +134,7 @@ def test_the_kv_cache_holds_the_compute_dtype():
     dtype: half the memory, and one dtype beside the queries."""
     _, model = variant_model("depth-summary", None)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert model.new_cache(1, 16).k.dtype == torch.bfloat16
+        assert model.new_cache(1, 16).k[0].dtype == torch.bfloat16
         assert model.heads["audio"].new_cache(1).k[0].dtype == torch.bfloat16
-    assert model.new_cache(1, 16).k.dtype == torch.float32
-    assert model.to(torch.bfloat16).new_cache(1, 16).k.dtype == torch.bfloat16
+    assert model.new_cache(1, 16).k[0].dtype == torch.float32
+    assert model.to(torch.bfloat16).new_cache(1, 16).k[0].dtype == torch.bfloat16

@@ -113,14 +113,16 @@ def compute_dtype(weight: Tensor) -> torch.dtype:
 
 
 class KVCache:
-    """Preallocated keys/values for every layer, plus which cached positions are real tokens.
+    """Preallocated keys/values for every layer, `k[layer]` `[B,Hkv,S,hd]` (a tensor of its own
+    per layer: a compiled step writing into a view of one shared buffer would copy the whole
+    buffer, `vidchat.model.static_cache`), plus which cached positions are real tokens.
     `dtype` must be the keys' compute dtype (`compute_dtype`): attention reads them beside the
     queries, and SDPA wants one dtype for both."""
 
     def __init__(self, cfg: ModelConfig, batch: int, max_len: int, device, dtype):
-        shape = (cfg.n_layers, batch, cfg.n_kv_heads, max_len, cfg.head_dim)
-        self.k = torch.zeros(shape, device=device, dtype=dtype)
-        self.v = torch.zeros(shape, device=device, dtype=dtype)
+        shape = (batch, cfg.n_kv_heads, max_len, cfg.head_dim)
+        self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layers)]
+        self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layers)]
         self.valid = torch.ones(batch, max_len, dtype=torch.bool, device=device)  # [B,S]
         self.next_pos = torch.zeros(batch, dtype=torch.long, device=device)  # [B] RoPE position
         self.length = 0  # filled cache slots (same for every row)
@@ -130,9 +132,9 @@ class KVCache:
     def update(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Store `[B,Hkv,L,hd]` keys/values after the cached ones; return all `[B,Hkv,S,hd]`."""
         start, end = self.length, self.length + k.shape[2]
-        self.k[layer, :, :, start:end] = k
-        self.v[layer, :, :, start:end] = v
-        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+        self.k[layer][:, :, start:end] = k
+        self.v[layer][:, :, start:end] = v
+        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
 
 
 class RMSNorm(nn.Module):

@@ -29,18 +29,10 @@ from vidchat.model.blocks import KVCache, ModelConfig
 
 
 class StaticKVCache(KVCache):
-    """`KVCache` that, after `start_static()`, takes one token per call at a device-side slot.
-    Each layer's keys and values are a tensor of their own, `k[layer]` `[B,Hkv,S,hd]`: a step
-    that wrote into a view of one shared buffer is compiled (functionalised) into a copy of the
-    buffer, which made a compiled flat step slower than eager (`bench/generate.py`)."""
+    """`KVCache` that, after `start_static()`, takes one token per call at a device-side slot."""
 
     def __init__(self, cfg: ModelConfig, batch: int, max_len: int, device, dtype) -> None:
-        shape = (batch, cfg.n_kv_heads, max_len, cfg.head_dim)
-        self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layers)]
-        self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layers)]
-        self.valid = torch.ones(batch, max_len, dtype=torch.bool, device=device)  # [B,S]
-        self.next_pos = torch.zeros(batch, dtype=torch.long, device=device)  # [B] RoPE position
-        self.length, self.has_padding, self.max_len = 0, False, max_len
+        super().__init__(cfg, batch, max_len, device, dtype)
         self.slot = torch.zeros((), dtype=torch.long, device=device)
         self.places = torch.arange(max_len, device=device)  # [S]
         self.static = False
@@ -59,11 +51,8 @@ class StaticKVCache(KVCache):
         self.length, self.has_padding, self.static = 0, False, static
 
     def update(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        if not self.static:  # a prefill: `length` Python-side, as `KVCache` does
-            start, end = self.length, self.length + k.shape[2]
-            self.k[layer][:, :, start:end] = k
-            self.v[layer][:, :, start:end] = v
-            return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
+        if not self.static:  # a prefill: `length` Python-side
+            return super().update(layer, k, v)
         # compiled: an index_put at the device-side slot, which inductor writes in place;
         # eager: a slice at `length` (the same place, kept Python-side), cheaper to launch
         compiling = torch.compiler.is_compiling()

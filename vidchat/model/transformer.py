@@ -15,7 +15,7 @@ Public API
     `decode_step(x [B,D], cache) -> [B,D]` (stepped): static-shape decode steps on a
     `StaticKVCache`, which generation may compile (`vidchat.model.runner`)
   - `num_params(exclude_embeddings=False) -> int`
-- `KVCache`: preallocated keys/values `[n_layers, B, n_kv_heads, max_len, head_dim]`.
+- `KVCache`: preallocated keys/values, per layer `[B, n_kv_heads, max_len, head_dim]`.
 
 Inputs: `roles` and `slots` come from `LaidOutSequence.model_inputs()` (`slots` are the *next*
 slots: what each position predicts). `valid` is False on (left) padding; positions restart at 0
