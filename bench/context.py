@@ -44,13 +44,24 @@ def main() -> None:
     max_len = int(compose("train", [f"model={args.model}"]).model.max_seq_len)
     grid = args.size // args.stride
     ref_steps = 2  # <bos>, <ref> (+ the reference frame: one step with a video head)
-    print(f"model: {args.model}, max_seq_len: {max_len}; {args.size} px at stride {args.stride} "
-          f"-> {grid}x{grid} codes per frame at {args.fps:g} fps; audio {args.codebooks} "
-          f"codebooks at {args.audio_rate:g} Hz")  # fmt: skip
+    print(
+        f"model: {args.model}, max_seq_len: {max_len}; {args.size} px at stride {args.stride} "
+        f"-> {grid}x{grid} codes per frame at {args.fps:g} fps; audio {args.codebooks} "
+        f"codebooks at {args.audio_rate:g} Hz"
+    )
     for name, (video_head, audio_head) in HEADS.items():
-        layout = SequenceLayout(LayoutConfig(args.fps, (grid, grid), 65536, args.audio_rate,
-                                             args.codebooks, 1024, video_head=video_head,
-                                             audio_head=audio_head))  # fmt: skip
+        layout = SequenceLayout(
+            LayoutConfig(
+                args.fps,
+                (grid, grid),
+                65536,
+                args.audio_rate,
+                args.codebooks,
+                1024,
+                video_head=video_head,
+                audio_head=audio_head,
+            )
+        )
         steps = layout.plan.steps_per_second()
         ref = ref_steps + (1 if video_head == "depth" else grid * grid)
         seconds = (max_len - ref - 2) / steps  # minus the two role markers

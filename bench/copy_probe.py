@@ -58,8 +58,9 @@ def responder_frames(model, row: dict[str, torch.Tensor]) -> Frames:
     b = {k: v[None] for k, v in row.items()}
     with torch.no_grad():
         # no head inputs: the frame head guesses every code, as its first pass does
-        logits = model(b["tokens"], b["roles"], b["next_slots"], depth=b["depth"],
-                       modality=b["modality"])[0]  # fmt: skip
+        logits = model(
+            b["tokens"], b["roles"], b["next_slots"], depth=b["depth"], modality=b["modality"]
+        )[0]
     probs = logits.float().softmax(-1)  # [L,V]: position t predicts token t+1
     tokens, links = b["tokens"][0], previous_frames(b["roles"], b["modality"], b["depth"])[0]
     video_starts = (b["modality"][0] == int(Modality.VIDEO)) & (b["depth"][0] == 0)
@@ -151,8 +152,10 @@ def main() -> None:
     data = prepare_data(job)
     model, layout, _ = load_consolidated(args.checkpoint)
     if not model.heads["video"].whole_step:
-        raise SystemExit(f"error: {args.checkpoint} has no frame head (one that decides whole "
-                         "frames, e.g. layout.video_head=maskgit)")  # fmt: skip
+        raise SystemExit(
+            f"error: {args.checkpoint} has no frame head (one that decides whole "
+            "frames, e.g. layout.video_head=maskgit)"
+        )
     size, mouth = layout.h * layout.w, mouth_codes(layout.h, layout.w)
     records = load_manifest(job.data).records
     emotion_of = {r.clip_id: r.labels["emotion"] for r in records if r.labels.get("emotion")}

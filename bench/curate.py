@@ -32,8 +32,16 @@ STAGES = ("shots", "speech", "people")
 
 def run_once(raw: Path, out: Path, workers: int) -> dict:
     shutil.rmtree(out, ignore_errors=True)
-    cmd = [sys.executable, "-m", "vidchat.curate", f"input={raw}", f"output={out}",
-           f"workers={workers}", "progress=false", f"paths.root_dir={out.parent}"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "vidchat.curate",
+        f"input={raw}",
+        f"output={out}",
+        f"workers={workers}",
+        "progress=false",
+        f"paths.root_dir={out.parent}",
+    ]
     start, start_epoch = time.perf_counter(), time.time()
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - start
@@ -73,15 +81,21 @@ def known_answers(out: Path, raw: Path) -> dict:
     plan = plan_release(store, list(truths), ClipOptions(), QualityOptions())
     rows = []
     for ytid, truth in truths.items():
-        rows.append({
-            "cuts within 2 frames": cut_accuracy(truth["cuts"], store.load("shots", ytid)["cuts"]),
-            "DER": diarisation_error_rate(truth["speech"], store.load("speech", ytid)["turns"]),
-            "DER (0.25 s collar)": diarisation_error_rate(
-                truth["speech"], store.load("speech", ytid)["turns"], collar=0.25),
-            "voice-face binding": binding_accuracy(plan.clips.get(ytid, []), truth),
-            "clips as the truth defines them": clip_match(
-                plan.clips.get(ytid, []), truth_clips(truth, ShotOptions(), ClipOptions())),
-        })  # fmt: skip
+        rows.append(
+            {
+                "cuts within 2 frames": cut_accuracy(
+                    truth["cuts"], store.load("shots", ytid)["cuts"]
+                ),
+                "DER": diarisation_error_rate(truth["speech"], store.load("speech", ytid)["turns"]),
+                "DER (0.25 s collar)": diarisation_error_rate(
+                    truth["speech"], store.load("speech", ytid)["turns"], collar=0.25
+                ),
+                "voice-face binding": binding_accuracy(plan.clips.get(ytid, []), truth),
+                "clips as the truth defines them": clip_match(
+                    plan.clips.get(ytid, []), truth_clips(truth, ShotOptions(), ClipOptions())
+                ),
+            }
+        )
     return {k: round(sum(r[k] for r in rows) / len(rows), 3) for k in rows[0]}
 
 

@@ -51,15 +51,20 @@ def code_bags(
         conversations.append(str(meta.get("conversation", clip_id)))
     if not bags:
         raise SystemExit(f"error: {reader.roots[0]} holds no talking clips with an emotion label")
-    return (torch.tensor(np.array(bags), dtype=torch.float32), torch.tensor(labels),
-            np.array(conversations))  # fmt: skip
+    return (
+        torch.tensor(np.array(bags), dtype=torch.float32),
+        torch.tensor(labels),
+        np.array(conversations),
+    )
 
 
 def held_out_accuracy(x: torch.Tensor, y: torch.Tensor, train: torch.Tensor) -> float:
     """Fit a weight-decayed softmax classifier on `x[train]` (standardised), score the rest."""
     if train.sum() < 2 or train.all():
-        raise SystemExit(f"error: {int(train.sum())} examples to fit and {int((~train).sum())} "
-                         "held out: too few conversations for a probe (need 2+ to fit, 1+ held out)")  # fmt: skip
+        raise SystemExit(
+            f"error: {int(train.sum())} examples to fit and {int((~train).sum())} "
+            "held out: too few conversations for a probe (need 2+ to fit, 1+ held out)"
+        )
     mu, sd = x[train].mean(0), x[train].std(0) + 1e-6
     x = (x - mu) / sd
     weight = torch.zeros(x.shape[1], len(EMOTIONS), requires_grad=True)
@@ -92,8 +97,10 @@ def main() -> None:
     order = {c: i for i, c in enumerate(sorted(set(conversations)))}
     train = torch.tensor([order[c] % 4 != 0 for c in conversations])
     print(f"{len(labels)} talking clips, {int(train.sum())} to fit, {int((~train).sum())} held out")
-    results = {"codes": held_out_accuracy(bags, labels, train),
-               "random": held_out_accuracy(bags @ torch.randn(size, args.dims), labels, train)}  # fmt: skip
+    results = {
+        "codes": held_out_accuracy(bags, labels, train),
+        "random": held_out_accuracy(bags @ torch.randn(size, args.dims), labels, train),
+    }
     for path in args.checkpoint:
         model, layout, _ = load_consolidated(path)
         lo, hi = layout.vocab.video_range

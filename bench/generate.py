@@ -62,19 +62,36 @@ def _args() -> argparse.Namespace:
     parser.add_argument(
         "--threads", type=int, default=0, help="torch CPU threads (0: torch's default)"
     )
-    parser.add_argument("--device", default="all",
-                        help="cpu, cuda, or all (the CPU, and CUDA when available)")  # fmt: skip
-    parser.add_argument("--grids", default=",".join(map(str, GRIDS)),
-                        help="video codes per side for the resolution table, e.g. 8,16")  # fmt: skip
-    parser.add_argument("--dtype", default="float32",
-                        help="weights, cast once (as infer.py --dtype): float32, bfloat16")  # fmt: skip
-    parser.add_argument("--backend", default="inductor",
-                        help="torch.compile backend of the fast runner (aot_eager: quick to "
-                             "compile, for smoke runs)")  # fmt: skip
-    parser.add_argument("--heads", default=",".join(HEADS),
-                        help=f"heads of the resolution table, comma-separated: {', '.join(HEADS)}")  # fmt: skip
-    parser.add_argument("--no-first-chunk", dest="first_chunk", action="store_false",
-                        help="skip the shipped demo model's first-chunk latency")  # fmt: skip
+    parser.add_argument(
+        "--device", default="all", help="cpu, cuda, or all (the CPU, and CUDA when available)"
+    )
+    parser.add_argument(
+        "--grids",
+        default=",".join(map(str, GRIDS)),
+        help="video codes per side for the resolution table, e.g. 8,16",
+    )
+    parser.add_argument(
+        "--dtype",
+        default="float32",
+        help="weights, cast once (as infer.py --dtype): float32, bfloat16",
+    )
+    parser.add_argument(
+        "--backend",
+        default="inductor",
+        help="torch.compile backend of the fast runner (aot_eager: quick to "
+        "compile, for smoke runs)",
+    )
+    parser.add_argument(
+        "--heads",
+        default=",".join(HEADS),
+        help=f"heads of the resolution table, comma-separated: {', '.join(HEADS)}",
+    )
+    parser.add_argument(
+        "--no-first-chunk",
+        dest="first_chunk",
+        action="store_false",
+        help="skip the shipped demo model's first-chunk latency",
+    )
     args = parser.parse_args()
     if args.device not in ("all", "cpu", "cuda") or args.dtype not in ("float32", "bfloat16"):
         sys.exit(f"error: --device {args.device} / --dtype {args.dtype}: see --help")
@@ -104,34 +121,65 @@ def _prompt(layout: SequenceLayout, context: int):
 
 
 GRIDS = (4, 8, 16, 32)
-HEADS = {"flat": ("flat", "flat"), "depth": ("depth", "depth"), "maskgit": ("maskgit", "depth"),
-         "maskgit-small": ("maskgit", "depth")}
+HEADS = {
+    "flat": ("flat", "flat"),
+    "depth": ("depth", "depth"),
+    "maskgit": ("maskgit", "depth"),
+    "maskgit-small": ("maskgit", "depth"),
+}
 # per head: model overrides and frame-head passes (`maskgit-small`: a 96-wide, one-block frame
 # and depth head with 4 passes per frame)
-HEAD_OPTIONS = {"maskgit-small": (["model.heads.maskgit.dim=96", "model.heads.maskgit.layers=1",
-                                   "model.heads.depth.dim=96", "model.heads.depth.layers=1"], 4)}
+HEAD_OPTIONS = {
+    "maskgit-small": (
+        [
+            "model.heads.maskgit.dim=96",
+            "model.heads.maskgit.layers=1",
+            "model.heads.depth.dim=96",
+            "model.heads.depth.layers=1",
+        ],
+        4,
+    )
+}
 
 
-def resolution_table(model_name: str, device: str, repeats: int,
-                     dtype: torch.dtype = torch.float32, grids: tuple[int, ...] = GRIDS,
-                     backend: str = "inductor", heads: tuple[str, ...] = tuple(HEADS)
-                     ) -> dict[str, str]:  # fmt: skip
+def resolution_table(
+    model_name: str,
+    device: str,
+    repeats: int,
+    dtype: torch.dtype = torch.float32,
+    grids: tuple[int, ...] = GRIDS,
+    backend: str = "inductor",
+    heads: tuple[str, ...] = tuple(HEADS),
+) -> dict[str, str]:
     """`rtf <head> <H>x<W> <device> eager|fast` and backbone `steps/s` lines for every grid and
     head (see the module docstring); within a grid the heads and both runners alternate, repeat
     by repeat, and each reports its median. The first round warms up (and compiles)."""
     lines = {}
     for grid in grids:
-        runs = {head: _head_run(model_name, device, grid, HEADS[head],
-                                HEAD_OPTIONS.get(head, ([], 8))[0], dtype)
-                for head in heads}  # fmt: skip
+        runs = {
+            head: _head_run(
+                model_name, device, grid, HEADS[head], HEAD_OPTIONS.get(head, ([], 8))[0], dtype
+            )
+            for head in heads
+        }
         runners = {head: {"eager": EAGER, "fast": _fast(backend, device)} for head in runs}
         times: dict[str, list[float]] = {f"{h} {r}": [] for h in runs for r in ("eager", "fast")}
         for r in range(1 + (repeats if grid <= 16 else 1)):
             for head, (model, layout, prompt) in runs.items():
                 sampling = SamplingConfig(seed=0, refine_steps=HEAD_OPTIONS.get(head, ([], 8))[1])
                 for name, runner in runners[head].items():
-                    dt = _timed(device, partial(generate, model, layout, prompt, max_chunks=1,
-                                                sampling=sampling, runner=runner))  # fmt: skip
+                    dt = _timed(
+                        device,
+                        partial(
+                            generate,
+                            model,
+                            layout,
+                            prompt,
+                            max_chunks=1,
+                            sampling=sampling,
+                            runner=runner,
+                        ),
+                    )
                     if r:
                         times[f"{head} {name}"].append(dt)
                     elif name == "fast":
@@ -157,11 +205,18 @@ def _timed(device: str, call) -> float:
     return time.perf_counter() - t0
 
 
-def _head_run(model_name: str, device: str, grid: int, heads: tuple[str, str],
-              extra: list[str] = (), dtype: torch.dtype = torch.float32):  # fmt: skip
+def _head_run(
+    model_name: str,
+    device: str,
+    grid: int,
+    heads: tuple[str, str],
+    extra: list[str] = (),
+    dtype: torch.dtype = torch.float32,
+):
     """(model, layout, prompt) for one grid and head pair, random weights."""
-    layout = SequenceLayout(LayoutConfig(8, (grid, grid), 1024, 25, 2, 1024,
-                                         video_head=heads[0], audio_head=heads[1]))  # fmt: skip
+    layout = SequenceLayout(
+        LayoutConfig(8, (grid, grid), 1024, 25, 2, 1024, video_head=heads[0], audio_head=heads[1])
+    )
     torch.manual_seed(0)
     overrides = [f"model={model_name}", "model.max_seq_len=16384", *extra]
     model = build_model(compose("train", overrides).model, layout).eval().to(device, dtype)
@@ -179,8 +234,11 @@ def _partner_prompt(layout: SequenceLayout, seconds: float):
     h, w = c.video_grid
     g = torch.Generator().manual_seed(0)
     T, Ta = round(seconds * c.video_frame_rate), round(seconds * c.audio_frame_rate)
-    partner = Segment(Role.PARTNER, torch.randint(0, 1024, (T, h, w), generator=g),
-                      torch.randint(0, 1024, (2, Ta), generator=g))  # fmt: skip
+    partner = Segment(
+        Role.PARTNER,
+        torch.randint(0, 1024, (T, h, w), generator=g),
+        torch.randint(0, 1024, (2, Ta), generator=g),
+    )
     return layout.prompt([partner], ref=torch.randint(0, 1024, (h, w), generator=g))
 
 
@@ -195,8 +253,10 @@ def _cache_lines(run, repeats: int, prompt_len: int, media_tps: float) -> dict[s
             dt, n_tokens = run(name == "cache")
             times[name].append(dt)
     tps = {name: n_tokens / statistics.median(t) for name, t in times.items()}
-    print(f"prompt tokens: {prompt_len}, generated tokens per run: {n_tokens}, "
-          f"media tokens/s: {media_tps:.0f}")  # fmt: skip
+    print(
+        f"prompt tokens: {prompt_len}, generated tokens per run: {n_tokens}, "
+        f"media tokens/s: {media_tps:.0f}"
+    )
     for name, t in times.items():
         print(f"{name} s: " + " ".join(f"{x:.3f}" for x in t))
     return {
@@ -221,20 +281,28 @@ def first_chunk(device: str, backend: str, repeats: int) -> dict[str, str]:
     pipe = load_pipeline(None, device=device, dtype="auto", decode="eager")
     g = np.random.default_rng(0)
     fps, (h, w) = pipe.fps, pipe.frame_size
-    clip = Clip(g.integers(0, 255, (int(fps), h, w, 3), dtype=np.uint8),
-                g.standard_normal(pipe.sample_rate).astype(np.float32) * 0.1, fps,
-                pipe.sample_rate, 1.0)  # fmt: skip
+    clip = Clip(
+        g.integers(0, 255, (int(fps), h, w, 3), dtype=np.uint8),
+        g.standard_normal(pipe.sample_rate).astype(np.float32) * 0.1,
+        fps,
+        pipe.sample_rate,
+        1.0,
+    )
     runners = {"eager": EAGER, "fast": _fast(backend, device)}
     times: dict[str, list[float]] = {name: [] for name in runners}
     for r in range(1 + repeats):
         for name, runner in runners.items():
             pipe.runner, stats = runner, StreamStats()
-            next(iter(pipe.stream(clip, max_seconds=0.5, sampling=SamplingConfig(seed=0),
-                                  stats=stats)))  # fmt: skip
+            next(
+                iter(
+                    pipe.stream(clip, max_seconds=0.5, sampling=SamplingConfig(seed=0), stats=stats)
+                )
+            )
             if r:
                 times[name].append(stats.first_chunk_s)
-    return {f"first chunk s {device} {name}": f"{statistics.median(t):.3f}"
-            for name, t in times.items()}  # fmt: skip
+    return {
+        f"first chunk s {device} {name}": f"{statistics.median(t):.3f}" for name, t in times.items()
+    }
 
 
 def main() -> None:
@@ -264,16 +332,20 @@ def main() -> None:
     if not devices:
         sys.exit("error: --device cuda, but CUDA is not available here")
     media_tps = layout.tokens_per_second
-    print(f"model: {args.model} ({model.num_params() / 1e6:.2f}M params, {heads}, "
-          f"{args.dtype}), threads: {torch.get_num_threads()}")  # fmt: skip
+    print(
+        f"model: {args.model} ({model.num_params() / 1e6:.2f}M params, {heads}, "
+        f"{args.dtype}), threads: {torch.get_num_threads()}"
+    )
     lines = _cache_lines(run, args.repeats, len(prompt), media_tps) if "cpu" in devices else {}
     for device in devices:
-        table = resolution_table(args.model, device, args.repeats, args.dtype, args.grids,
-                                 args.backend, args.heads)  # fmt: skip
+        table = resolution_table(
+            args.model, device, args.repeats, args.dtype, args.grids, args.backend, args.heads
+        )
         compared = args.heads if {4, 16} <= set(args.grids) and "flat" in args.heads else ()
         for head in compared:  # a head at 16x16 vs flat 4x4
-            ratio = (float(table[f"rtf {head} 16x16 {device} eager"])
-                     / float(table[f"rtf flat 4x4 {device} eager"]))  # fmt: skip
+            ratio = float(table[f"rtf {head} 16x16 {device} eager"]) / float(
+                table[f"rtf flat 4x4 {device} eager"]
+            )
             table[f"ratio {head} 16x16 / flat 4x4 {device}"] = f"{ratio:.2f}"
         for head in args.heads:
             for grid in args.grids:

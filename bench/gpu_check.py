@@ -46,9 +46,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESERVE_S = 10.0  # kept back from the budget for the summary
-ORDER = ("quickstart", "demo64_summary_bf16", "deepspeed_zero2_bf16", "deepspeed_zero3_bf16",
-         "tokenize_device", "infer_demo", "infer_real", "generate", "tokenize_ray", "train_step",
-         "generate_32")
+ORDER = (
+    "quickstart",
+    "demo64_summary_bf16",
+    "deepspeed_zero2_bf16",
+    "deepspeed_zero3_bf16",
+    "tokenize_device",
+    "infer_demo",
+    "infer_real",
+    "generate",
+    "tokenize_ray",
+    "train_step",
+    "generate_32",
+)
 """Correctness first (what crashed or hung on the first GPU), then speed: a short budget cuts
 the tail."""
 
@@ -98,8 +108,9 @@ def run_step(step: Step, logs: Path, cwd: Path, limit: float) -> Result:
     with log.open("w") as out:
         out.write(f"$ {command}\n")
         out.flush()
-        proc = subprocess.Popen(argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-                                env=env, start_new_session=True)  # fmt: skip
+        proc = subprocess.Popen(
+            argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
         try:
             code = proc.wait(timeout=max(limit, 1.0))
             status = "ok" if code == 0 else f"failed (exit {code})"
@@ -108,8 +119,9 @@ def run_step(step: Step, logs: Path, cwd: Path, limit: float) -> Result:
             proc.wait()
             status = f"timeout ({limit:.0f} s)"
     seconds = time.monotonic() - start
-    return Result(step.name, status, seconds, _figures(step, log.read_text(errors="replace")),
-                  command)  # fmt: skip
+    return Result(
+        step.name, status, seconds, _figures(step, log.read_text(errors="replace")), command
+    )
 
 
 def run_steps(steps: list[Step], out: Path, budget: float, cwd: Path) -> list[Result]:
@@ -134,61 +146,131 @@ def demo_clip(work: Path) -> str:
     return str(clips[-1]) if clips else str(work / "no-demo-world-yet.mp4")
 
 
-def default_steps(work: Path, device: str, steps: int, real: str | None) -> list[Step]:
+def _training_steps(work: Path, device: str, steps: int) -> list[Step]:
+    """The quickstart, tokenization and the LM stages (bf16, DeepSpeed ZeRO-2/3)."""
     py, train = sys.executable, str(ROOT / "train.py")
     gpu = device != "cpu"
     trainer = "trainer=gpu" if gpu else "trainer=cpu"
-    short = [f"stage.max_steps={steps}", "trainer.val_check_interval=20", "trainer.limit_val_batches=2"]
+    short = [
+        f"stage.max_steps={steps}",
+        "trainer.val_check_interval=20",
+        "trainer.limit_val_batches=2",
+    ]
     demo64 = [py, train, "experiment=demo64", "stage=pretrain", *short]
     loss = {"val loss": r"val loss ([0-9.]+) vs unigram"}
     clips = {"clips per s": r"'clips_per_s': ([0-9.]+)"}
-    answer = {"first chunk s": r"first chunk latency s: ([0-9.]+)",
-              "rtf": r"real-time factor: ([0-9.]+)"}  # fmt: skip
     tokenize = [py, train, "stage=tokenize", f"stage.device={'cuda' if gpu else 'cpu'}"]
-    infer = [py, str(ROOT / "infer.py"), "--dtype", "bfloat16" if gpu else "float32",
-             "--overwrite", "--device", device]  # fmt: skip
-    table = {f"rtf {h} {s} {r}": rf"^rtf {h} {s} \w+ {r}: ([0-9.]+)"
-             for h in ("maskgit", "depth", "flat") for s in ("4x4", "8x8", "16x16", "32x32")
-             for r in ("eager", "fast")}  # fmt: skip
-    table.update({f"first chunk s {r}": rf"^first chunk s \w+ {r}: ([0-9.]+)"
-                  for r in ("eager", "fast")})  # fmt: skip
-    bench = [py, str(ROOT / "bench" / "generate.py"), "--device", device, "--model",
-             "base" if gpu else "tiny", "--dtype", "bfloat16" if gpu else "float32",
-             "--repeats", "2"]  # fmt: skip
-    steps = [
+    bf16 = "trainer.precision=bf16-mixed"
+    return [
         Step("quickstart", [py, train, "stage=pretrain", trainer], loss, max_s=900),
         Step("tokenize_device", [*tokenize, f"data.tokens_dir={work}/tokens_device"], clips),
-        Step("tokenize_ray", [*tokenize, "stage.ray_workers=2", f"data.tokens_dir={work}/tokens_ray"],
-             clips, needs="ray"),  # fmt: skip
-        Step("demo64_summary_bf16", [*demo64, trainer, "trainer.precision=bf16-mixed",
-                                     "model.partner_summary=true", "run_name=gc-summary"], loss),  # fmt: skip
-        Step("deepspeed_zero2_bf16", [*demo64, "trainer=deepspeed_zero2", "trainer.devices=1",
-                                      "trainer.precision=bf16-mixed", "run_name=gc-zero2"], loss,
-             needs="deepspeed"),  # fmt: skip
-        Step("deepspeed_zero3_bf16", [*demo64, "trainer=deepspeed_zero3", "trainer.devices=1",
-                                      "trainer.precision=bf16-mixed", "run_name=gc-zero3"], loss,
-             needs="deepspeed"),  # fmt: skip
-        Step("infer_demo", [*infer, "--input", lambda: demo_clip(work), "--output",
-                            str(work / "answer_demo.mp4")], answer),  # fmt: skip
-        Step("infer_real", [*infer, "--input", real or str(work / "no-real-clip-given.mp4"),
-                            "--output", str(work / "answer_real.mp4")], answer),  # fmt: skip
-        Step("generate", [*bench, "--grids", "8,16" if gpu else "4,8"], table),
-        Step("generate_32", [*bench, "--grids", "32" if gpu else "8", "--heads", "maskgit,depth",
-                             "--no-first-chunk"], table),  # fmt: skip
-        Step("train_step", [py, str(ROOT / "bench" / "train_step.py"), "--device", device,
-                            *(["--dim", "1024", "--layers", "24", "--heads", "16", "--seq", "4096",
-                               "--batch", "8", "--vocab", "73735"] if gpu else [])],
-             {"step ms ours": r"^train step ours ms: ([0-9.]+)",
-              "mfu ours": r"^mfu ours: ([0-9.]+)", "mfu hf": r"^mfu hf: ([0-9.]+)",
-              "step ms hf": r"^train step hf ms: ([0-9.]+)",
-              "step ms ours chunked": r"^train step ours chunked ms: ([0-9.]+)",
-              "step ms ours packed": r"^train step ours packed ms: ([0-9.]+)",
-              "step ms ours liger": r"^train step ours liger ms: ([0-9.]+)",
-              "peak GiB liger": r"^peak memory GiB ours liger \w+: ([0-9.]+)",
-              "peak GiB plain": r"^peak memory GiB ours plain \w+: ([0-9.]+)",
-              "peak GiB chunked": r"^peak memory GiB ours chunked \w+: ([0-9.]+)"}),  # fmt: skip
+        Step(
+            "tokenize_ray",
+            [*tokenize, "stage.ray_workers=2", f"data.tokens_dir={work}/tokens_ray"],
+            clips,
+            needs="ray",
+        ),
+        Step(
+            "demo64_summary_bf16",
+            [*demo64, trainer, bf16, "model.partner_summary=true", "run_name=gc-summary"],
+            loss,
+        ),
+        *(
+            Step(
+                f"deepspeed_{zero}_bf16",
+                [
+                    *demo64,
+                    f"trainer=deepspeed_{zero}",
+                    "trainer.devices=1",
+                    bf16,
+                    f"run_name=gc-{zero}",
+                ],
+                loss,
+                needs="deepspeed",
+            )
+            for zero in ("zero2", "zero3")
+        ),
     ]
-    return sorted(steps, key=lambda step: ORDER.index(step.name))
+
+
+def _inference_steps(work: Path, device: str, real: str | None) -> list[Step]:
+    """`infer.py` on a demo clip and on a real one."""
+    dtype = "bfloat16" if device != "cpu" else "float32"
+    infer = [
+        sys.executable,
+        str(ROOT / "infer.py"),
+        "--dtype",
+        dtype,
+        "--overwrite",
+        "--device",
+        device,
+    ]
+    answer = {
+        "first chunk s": r"first chunk latency s: ([0-9.]+)",
+        "rtf": r"real-time factor: ([0-9.]+)",
+    }
+    real_clip = real or str(work / "no-real-clip-given.mp4")
+    return [
+        Step(
+            "infer_demo",
+            [*infer, "--input", lambda: demo_clip(work), "--output", str(work / "answer_demo.mp4")],
+            answer,
+        ),
+        Step(
+            "infer_real",
+            [*infer, "--input", real_clip, "--output", str(work / "answer_real.mp4")],
+            answer,
+        ),
+    ]
+
+
+TRAIN_STEP_FIGURES = {
+    "step ms ours": r"^train step ours ms: ([0-9.]+)",
+    "mfu ours": r"^mfu ours: ([0-9.]+)",
+    "mfu hf": r"^mfu hf: ([0-9.]+)",
+    "step ms hf": r"^train step hf ms: ([0-9.]+)",
+    "step ms ours chunked": r"^train step ours chunked ms: ([0-9.]+)",
+    "step ms ours packed": r"^train step ours packed ms: ([0-9.]+)",
+    "step ms ours liger": r"^train step ours liger ms: ([0-9.]+)",
+    "peak GiB liger": r"^peak memory GiB ours liger \w+: ([0-9.]+)",
+    "peak GiB plain": r"^peak memory GiB ours plain \w+: ([0-9.]+)",
+    "peak GiB chunked": r"^peak memory GiB ours chunked \w+: ([0-9.]+)",
+}
+BASE_SHAPE = ["--dim", "1024", "--layers", "24", "--heads", "16", "--seq", "4096", "--batch", "8"]
+
+
+def _bench_steps(device: str) -> list[Step]:
+    """The decoding table (`bench/generate.py`) and the training step (`bench/train_step.py`)."""
+    py, gpu = sys.executable, device != "cpu"
+    table = {
+        f"rtf {h} {s} {r}": rf"^rtf {h} {s} \w+ {r}: ([0-9.]+)"
+        for h in ("maskgit", "depth", "flat")
+        for s in ("4x4", "8x8", "16x16", "32x32")
+        for r in ("eager", "fast")
+    }
+    table.update(
+        {f"first chunk s {r}": rf"^first chunk s \w+ {r}: ([0-9.]+)" for r in ("eager", "fast")}
+    )
+    bench = [py, str(ROOT / "bench" / "generate.py"), "--device", device]
+    bench += ["--model", "base" if gpu else "tiny", "--dtype", "bfloat16" if gpu else "float32"]
+    bench += ["--repeats", "2"]
+    grids_32 = ["--grids", "32" if gpu else "8", "--heads", "maskgit,depth", "--no-first-chunk"]
+    shape = [*BASE_SHAPE, "--vocab", "73735"] if gpu else []
+    train_step = [py, str(ROOT / "bench" / "train_step.py"), "--device", device, *shape]
+    return [
+        Step("generate", [*bench, "--grids", "8,16" if gpu else "4,8"], table),
+        Step("generate_32", [*bench, *grids_32], table),
+        Step("train_step", train_step, TRAIN_STEP_FIGURES),
+    ]
+
+
+def default_steps(work: Path, device: str, steps: int, real: str | None) -> list[Step]:
+    every = [
+        *_training_steps(work, device, steps),
+        *_inference_steps(work, device, real),
+        *_bench_steps(device),
+    ]
+    return sorted(every, key=lambda step: ORDER.index(step.name))
 
 
 def write_summary(results: list[Result], out: Path, device: str) -> None:
@@ -225,7 +307,9 @@ def main() -> None:
         wanted = args.only.split(",")
         unknown = sorted(set(wanted) - {s.name for s in steps})
         if unknown:
-            sys.exit(f"error: --only names unknown steps {unknown}; known: {[s.name for s in steps]}")
+            sys.exit(
+                f"error: --only names unknown steps {unknown}; known: {[s.name for s in steps]}"
+            )
         steps = [s for s in steps if s.name in wanted]
     results = run_steps(steps, args.out, args.budget, work)
     write_summary(results, args.out, args.device)

@@ -58,8 +58,17 @@ def main() -> None:
     for minutes in args.minutes:
         clip = partner_clip(cache / f"partner_{minutes:g}min.mp4", minutes)
         with tempfile.TemporaryDirectory() as tmp:
-            cmd = [sys.executable, "-c", RUN, "--input", str(clip), "--output",
-                   str(Path(tmp) / "answer.mp4"), "--max-seconds", "2"]  # fmt: skip
+            cmd = [
+                sys.executable,
+                "-c",
+                RUN,
+                "--input",
+                str(clip),
+                "--output",
+                str(Path(tmp) / "answer.mp4"),
+                "--max-seconds",
+                "2",
+            ]
             env = {"OMP_NUM_THREADS": str(args.threads), "PATH": "/usr/bin:/bin"}
             start = time.perf_counter()
             done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
@@ -73,7 +82,9 @@ def main() -> None:
         print(f"peak rss mb {minutes:g} min: {rss:.0f}")
         print(f"wall s {minutes:g} min: {wall:.1f}")
     lo, hi = min(results), max(results)
-    print(f"peak rss growth {lo:g} -> {hi:g} min: {100 * (results[hi][0] / results[lo][0] - 1):.1f}%")
+    print(
+        f"peak rss growth {lo:g} -> {hi:g} min: {100 * (results[hi][0] / results[lo][0] - 1):.1f}%"
+    )
 
 
 if __name__ == "__main__":

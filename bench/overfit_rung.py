@@ -45,26 +45,53 @@ def last_train_loss(run: Path) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--conversations", type=int, default=6)
     parser.add_argument("--work", type=Path, default=ROOT / "data_cache" / "overfit_rung")
     args = parser.parse_args()
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
-    world = ["experiment=demo64", f"paths.root_dir={work}",
-             f"data.num_conversations={args.conversations}"]  # fmt: skip
-    _run([str(ROOT / "train.py"), *world, "stage=sft", "stage.branches=[dialogue]",
-          "stage.noise.ratio=0", "stage.noise.stranger_partner=0", "stage.init_from=null",
-          f"stage.max_steps={args.steps}", "stage.optim.lr=2e-3", "stage.optim.warmup_steps=20",
-          "run_name=overfit", "trainer.val_check_interval=100"], work)  # fmt: skip
+    world = [
+        "experiment=demo64",
+        f"paths.root_dir={work}",
+        f"data.num_conversations={args.conversations}",
+    ]
+    _run(
+        [
+            str(ROOT / "train.py"),
+            *world,
+            "stage=sft",
+            "stage.branches=[dialogue]",
+            "stage.noise.ratio=0",
+            "stage.noise.stranger_partner=0",
+            "stage.init_from=null",
+            f"stage.max_steps={args.steps}",
+            "stage.optim.lr=2e-3",
+            "stage.optim.warmup_steps=20",
+            "run_name=overfit",
+            "trainer.val_check_interval=100",
+        ],
+        work,
+    )
     print(f"steps: {args.steps}")
     print(f"train loss at the end: {last_train_loss(work / 'checkpoints' / 'overfit'):.4f}")
-    evaluate = ["-m", "vidchat.eval", f"checkpoint={work}/checkpoints/overfit/lm", "split=train",
-                "branches=[dialogue]", f"data.root={work}/data_cache/demo64", "data.video.size=64",
-                "data.num_identities=32", f"data.num_conversations={args.conversations}",
-                f"paths.root_dir={work}", f"metrics={METRICS}", "device=cpu"]  # fmt: skip
+    evaluate = [
+        "-m",
+        "vidchat.eval",
+        f"checkpoint={work}/checkpoints/overfit/lm",
+        "split=train",
+        "branches=[dialogue]",
+        f"data.root={work}/data_cache/demo64",
+        "data.video.size=64",
+        "data.num_identities=32",
+        f"data.num_conversations={args.conversations}",
+        f"paths.root_dir={work}",
+        f"metrics={METRICS}",
+        "device=cpu",
+    ]
     for name, extra in (("sampled", []), ("greedy", GREEDY)):
         out = work / f"eval_{name}"
         _run([*evaluate, f"output_dir={out}", "systems=[model,tokenized]", *extra], ROOT)
@@ -75,7 +102,9 @@ def main() -> None:
                 print(f"{metric} train {system} {name}: {_fmt(overall[metric]['mean'])}")
     pd = report["systems"]["model"]
     print(f"partner_dependence train model: {_fmt(pd['overall']['partner_dependence']['mean'])}")
-    print(f"partner gain train model: {_fmt(pd.get('details', {}).get('partner_dependence', {}).get('gain'))}")
+    print(
+        f"partner gain train model: {_fmt(pd.get('details', {}).get('partner_dependence', {}).get('gain'))}"
+    )
 
 
 if __name__ == "__main__":

@@ -36,8 +36,9 @@ from vidchat.inference.loading import load_pipeline  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--checkpoint", default=None, help="LM stem (default: the demo responder)")
     parser.add_argument("--pairs", type=int, default=60, help="test dialogue pairs to read")
     parser.add_argument("overrides", nargs="*", help="python -m vidchat.eval overrides (data)")

@@ -59,8 +59,12 @@ def _mp4_decode_rate(records, meta: dict) -> float:
     sample = records[: min(len(records), 40)]
     start = time.perf_counter()
     for rec in sample:
-        read_record(rec, fps=video_spec["frame_rate"], size=tuple(video_spec["frame_size"]),
-                    sample_rate=audio_spec["sample_rate"])  # fmt: skip
+        read_record(
+            rec,
+            fps=video_spec["frame_rate"],
+            size=tuple(video_spec["frame_size"]),
+            sample_rate=audio_spec["sample_rate"],
+        )
     return len(sample) / (time.perf_counter() - start)
 
 
@@ -73,8 +77,16 @@ def main() -> None:
     out = args.out or Path(tempfile.mkdtemp(prefix="vidchat-bench-tokenize-"))
     tokens = out / "tokens"
     shutil.rmtree(tokens, ignore_errors=True)
-    cfg = compose("train", ["stage=tokenize", f"paths.root_dir={ROOT}",
-                            f"++data.tokens_dir={tokens}", f"stage.num_workers={args.workers}", *args.overrides])  # fmt: skip
+    cfg = compose(
+        "train",
+        [
+            "stage=tokenize",
+            f"paths.root_dir={ROOT}",
+            f"++data.tokens_dir={tokens}",
+            f"stage.num_workers={args.workers}",
+            *args.overrides,
+        ],
+    )
     records = load_manifest(cfg.data).records  # generates the demo world once if needed
 
     start = time.perf_counter()

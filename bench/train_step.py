@@ -44,20 +44,37 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--seq", type=int, default=1024)
     parser.add_argument("--batch", type=int, default=2)
-    parser.add_argument("--vocab", type=int, default=0,
-                        help="vocabulary size (0: the demo layout's; `base` on SpeakerVid: 73735)")
-    parser.add_argument("--loss-chunk", type=int, default=1024,
-                        help="positions per pass of the chunked output head + cross-entropy")
-    parser.add_argument("--compile", default=None, metavar="BACKEND",
-                        help="also time ours with its blocks compiled (model.compile=BACKEND)")
-    parser.add_argument("--peak-only", choices=["plain", "chunked", "liger"],
-                        help=argparse.SUPPRESS)  # fmt: skip
+    parser.add_argument(
+        "--vocab",
+        type=int,
+        default=0,
+        help="vocabulary size (0: the demo layout's; `base` on SpeakerVid: 73735)",
+    )
+    parser.add_argument(
+        "--loss-chunk",
+        type=int,
+        default=1024,
+        help="positions per pass of the chunked output head + cross-entropy",
+    )
+    parser.add_argument(
+        "--compile",
+        default=None,
+        metavar="BACKEND",
+        help="also time ours with its blocks compiled (model.compile=BACKEND)",
+    )
+    parser.add_argument(
+        "--peak-only", choices=["plain", "chunked", "liger"], help=argparse.SUPPRESS
+    )
     parser.add_argument("--repeats", type=int, default=5, help="timed steps per model")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
-                        help="bf16: steps under bf16 autocast (as trainer=gpu trains); auto: "
-                             "bf16 on a GPU, fp32 on a CPU")  # fmt: skip
+    parser.add_argument(
+        "--precision",
+        choices=["auto", "bf16", "fp32"],
+        default="auto",
+        help="bf16: steps under bf16 autocast (as trainer=gpu trains); auto: "
+        "bf16 on a GPU, fp32 on a CPU",
+    )
     parser.add_argument(
         "--threads", type=int, default=0, help="torch CPU threads (0: torch's default)"
     )
@@ -73,8 +90,14 @@ def _vocab(args: argparse.Namespace) -> tuple[int, int]:
 def _ours(args: argparse.Namespace) -> VidChatLM:
     """Our model of the asked shape, seeded, in training mode on `--device`."""
     vocab, num_slots = _vocab(args)
-    cfg = ModelConfig(vocab_size=vocab, num_slots=num_slots, dim=args.dim, n_layers=args.layers,
-                      n_heads=args.heads, max_seq_len=args.seq)  # fmt: skip
+    cfg = ModelConfig(
+        vocab_size=vocab,
+        num_slots=num_slots,
+        dim=args.dim,
+        n_layers=args.layers,
+        n_heads=args.heads,
+        max_seq_len=args.seq,
+    )
     torch.manual_seed(0)
     return VidChatLM(cfg).to(args.device).train()
 
@@ -119,8 +142,14 @@ def _time(runs: dict, device: torch.device, warmup: int, repeats: int) -> dict[s
     return times
 
 
-def _ours_step(ours, tokens: torch.Tensor, roles: torch.Tensor, slots: torch.Tensor, chunk,
-               documents: torch.Tensor | None = None):  # fmt: skip
+def _ours_step(
+    ours,
+    tokens: torch.Tensor,
+    roles: torch.Tensor,
+    slots: torch.Tensor,
+    chunk,
+    documents: torch.Tensor | None = None,
+):
     """One training step of ours through `nll` (the training loss path) with `loss_chunk` (and
     packed rows' `documents`)."""
 
@@ -147,8 +176,9 @@ def _liger_step(ours, tokens: torch.Tensor, roles: torch.Tensor, slots: torch.Te
         opt.zero_grad(set_to_none=True)
         with _autocast(tokens.device):
             hidden = ours.hidden(tokens, roles, slots)[:, :-1]
-            loss = loss_fn(ours.lm_head.weight, hidden.reshape(-1, hidden.shape[-1]),
-                           tokens[:, 1:].reshape(-1))  # fmt: skip
+            loss = loss_fn(
+                ours.lm_head.weight, hidden.reshape(-1, hidden.shape[-1]), tokens[:, 1:].reshape(-1)
+            )
         loss.backward()
         opt.step()
 
@@ -181,8 +211,9 @@ def _adamw(params) -> torch.optim.AdamW:
     return torch.optim.AdamW(params, lr=1e-4, fused=params[0].is_cuda)
 
 
-def _add_optional_runs(runs: dict, args: argparse.Namespace, ours: VidChatLM,
-                       batch: tuple[torch.Tensor, ...], opt) -> bool:  # fmt: skip
+def _add_optional_runs(
+    runs: dict, args: argparse.Namespace, ours: VidChatLM, batch: tuple[torch.Tensor, ...], opt
+) -> bool:
     """Add liger-kernel's step (where installed; True if it runs) and, with `--compile`, a
     compiled copy of ours (a copy, so that the eager runs stay eager)."""
     liger = _liger_available(batch[0].device)
@@ -204,8 +235,9 @@ def _add_optional_runs(runs: dict, args: argparse.Namespace, ours: VidChatLM,
     return liger
 
 
-def _throughput_lines(ours: VidChatLM, args: argparse.Namespace, med: dict[str, float],
-                      kind: str) -> None:  # fmt: skip
+def _throughput_lines(
+    ours: VidChatLM, args: argparse.Namespace, med: dict[str, float], kind: str
+) -> None:
     """Tokens/s of each model and, where the device's peak is known (a GPU in
     `vidchat.training.callbacks`' table), MFU by the 6N estimate (N without the embedding, the
     same for both models, attention left out)."""
@@ -224,8 +256,12 @@ def _peak_gib(args: argparse.Namespace, mode: str) -> float:
     """Peak memory (GiB) of two of our training steps, plain or chunked, each in a child process
     of its own (so that nothing this process holds counts; see the docstring)."""
     argv = [a for a in sys.argv[1:] if not a.startswith("--peak-only")]
-    out = subprocess.run([sys.executable, __file__, *argv, "--peak-only", mode],
-                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, __file__, *argv, "--peak-only", mode],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return float(out.strip().splitlines()[-1])
 
 
@@ -238,7 +274,9 @@ def _peak_here(args: argparse.Namespace, mode: str) -> float:
     if mode == "liger":
         step = _liger_step(ours, tokens, zeros, zeros)
     else:
-        step = _ours_step(ours, tokens, zeros, zeros, args.loss_chunk if mode == "chunked" else None)
+        step = _ours_step(
+            ours, tokens, zeros, zeros, args.loss_chunk if mode == "chunked" else None
+        )
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     for _ in range(2):
@@ -289,8 +327,10 @@ def main() -> None:
         "ours_chunked": (_ours_step(ours, tokens, roles, slots, args.loss_chunk), opt_ours),
         "hf": (step_hf, _adamw(hf.parameters())),
         # rows packed from 4 sequences each: block-causal attention under an explicit mask
-        "ours_packed": (_ours_step(ours, tokens, roles, slots, None, _documents(tokens, 4)),
-                        opt_ours),  # fmt: skip
+        "ours_packed": (
+            _ours_step(ours, tokens, roles, slots, None, _documents(tokens, 4)),
+            opt_ours,
+        ),
     }
     liger = _add_optional_runs(runs, args, ours, (tokens, roles, slots), opt_ours)
     times = _time(runs, device, args.warmup, args.repeats)

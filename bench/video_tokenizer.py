@@ -54,8 +54,9 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--steps", type=int, default=500)
-    parser.add_argument("--batch", type=int, default=8,
-                        help="frames per step at 64 px (x 64/size at larger sizes)")  # fmt: skip
+    parser.add_argument(
+        "--batch", type=int, default=8, help="frames per step at 64 px (x 64/size at larger sizes)"
+    )
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--real", default=None, help="a real face video (default: carphone)")
     return parser.parse_args()
@@ -119,8 +120,12 @@ def train(cfg: VQVideoConfig, frames: np.ndarray, steps: int, batch: int) -> VQV
 
 def measure(tok: VQVideoTokenizer, frames: np.ndarray) -> dict[str, float]:
     m = evaluate_video_tokenizer(tok, frames)
-    return {"psnr": m["psnr_db"], "ssim": m["ssim"], "used": m["codes_used"],
-            "perplexity": m["perplexity"]}  # fmt: skip
+    return {
+        "psnr": m["psnr_db"],
+        "ssim": m["ssim"],
+        "used": m["codes_used"],
+        "perplexity": m["perplexity"],
+    }
 
 
 def run_size(size: int, args: argparse.Namespace) -> list[tuple[str, str, dict[str, float]]]:
@@ -132,8 +137,13 @@ def run_size(size: int, args: argparse.Namespace) -> list[tuple[str, str, dict[s
         test_sets["real"] = real
     rows = []
     for name in args.variants:
-        cfg = VQVideoConfig(frame_size=size, fps=FPS, channels=CHANNELS[: _stages(name)],
-                            quantizer="fsq", **VARIANTS[name])  # fmt: skip
+        cfg = VQVideoConfig(
+            frame_size=size,
+            fps=FPS,
+            channels=CHANNELS[: _stages(name)],
+            quantizer="fsq",
+            **VARIANTS[name],
+        )
         started = time.perf_counter()
         tok = train(cfg, train_frames, args.steps, max(2, args.batch * 64 // size))
         took = time.perf_counter() - started
@@ -141,10 +151,13 @@ def run_size(size: int, args: argparse.Namespace) -> list[tuple[str, str, dict[s
         for test, frames in test_sets.items():
             metrics = measure(tok, frames)
             rows.append((name, test, metrics))
-            print(f"{size}px {name:14s} {test:4s} grid {grid}x{grid}/{cfg.temporal_stride} "
-                  f"psnr {metrics['psnr']:.2f} ssim {metrics['ssim']:.3f} "
-                  f"used {metrics['used']:.4f} ppl {metrics['perplexity']:.0f} "
-                  f"(trained {took:.0f} s)", flush=True)  # fmt: skip
+            print(
+                f"{size}px {name:14s} {test:4s} grid {grid}x{grid}/{cfg.temporal_stride} "
+                f"psnr {metrics['psnr']:.2f} ssim {metrics['ssim']:.3f} "
+                f"used {metrics['used']:.4f} ppl {metrics['perplexity']:.0f} "
+                f"(trained {took:.0f} s)",
+                flush=True,
+            )
     return rows
 
 
@@ -156,8 +169,7 @@ def main() -> None:
     args = _args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"# {args.steps} steps per variant ({args.batch} frames a step at 64 px); FSQ; "
-          f"fps {FPS}")  # fmt: skip
+    print(f"# {args.steps} steps per variant ({args.batch} frames a step at 64 px); FSQ; fps {FPS}")
     results = {size: run_size(size, args) for size in args.sizes}
     for size, rows in results.items():
         for name, test, m in rows:

@@ -58,8 +58,18 @@ def through_page(client, partner: Path) -> float:
     from gradio_client import handle_file
 
     start = time.perf_counter()
-    job = client.submit(handle_file(str(partner)), None, "checkpoint default", None, 1.0, 0,
-                        1.0, 0, 1.0, api_name="/answer")  # fmt: skip
+    job = client.submit(
+        handle_file(str(partner)),
+        None,
+        "checkpoint default",
+        None,
+        1.0,
+        0,
+        1.0,
+        0,
+        1.0,
+        api_name="/answer",
+    )
     while not job.outputs():
         time.sleep(0.005)
     elapsed = time.perf_counter() - start

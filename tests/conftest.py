@@ -48,7 +48,9 @@ def make_demo_cfg(root: Path, **overrides) -> DictConfig:
     """configs/data/demo.yaml (over its `_base`) with `root` and the test-size overrides applied
     (no Hydra needed)."""
     folder = REPO_ROOT / "configs" / "data"
-    cfg = OmegaConf.merge(OmegaConf.load(folder / "_base.yaml"), OmegaConf.load(folder / "demo.yaml"))
+    cfg = OmegaConf.merge(
+        OmegaConf.load(folder / "_base.yaml"), OmegaConf.load(folder / "demo.yaml")
+    )
     cfg.pop("defaults")
     cfg.root = str(root)
     cfg.cache_dir = str(Path(root).parent)  # the test's own data cache: generated unasked

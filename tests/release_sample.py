@@ -121,10 +121,18 @@ def build_real_release(root: Path, sources_dir: Path, carphone: Path, wavs: list
     for s, ytid in enumerate(SOURCES):
         a, b = _people(carphone, [(1.0, 0.85, 0.7), (0.75, 0.9, 1.1), (0.9, 1.1, 0.8)][s])
         still_a, still_b = np.repeat(a[:1], len(a), 0), np.repeat(b[:1], len(b), 0)
-        frames = np.concatenate([np.concatenate([a, still_b], 2),  # turn 0: A talks
-                                 np.concatenate([still_a, b], 2)])  # fmt: skip
-        audio = np.concatenate([_speech(wavs[(2 * s) % len(wavs)], TURN_SECONDS),
-                                _speech(wavs[(2 * s + 1) % len(wavs)], TURN_SECONDS)])  # fmt: skip
+        frames = np.concatenate(
+            [
+                np.concatenate([a, still_b], 2),  # turn 0: A talks
+                np.concatenate([still_a, b], 2),
+            ]
+        )
+        audio = np.concatenate(
+            [
+                _speech(wavs[(2 * s) % len(wavs)], TURN_SECONDS),
+                _speech(wavs[(2 * s + 1) % len(wavs)], TURN_SECONDS),
+            ]
+        )
         write_clip(sources_dir / f"{ytid}.mp4", frames, audio, 25, 16000)
         stems = []
         for scene, talker in enumerate("AB"):
@@ -132,9 +140,13 @@ def build_real_release(root: Path, sources_dir: Path, carphone: Path, wavs: list
             start = scene * TURN_SECONDS + 0.2  # the tight window inside the scene
             for letter, silent in ((talker, False), (listener, True)):
                 stem = clip_stem(ytid, h, w, scene, letter, silent)
-                annos[stem] = anno(stem, start, TURN_SECONDS - 0.4,
-                                   start_seconds=scene * TURN_SECONDS,
-                                   end_seconds=(scene + 1) * TURN_SECONDS)  # fmt: skip
+                annos[stem] = anno(
+                    stem,
+                    start,
+                    TURN_SECONDS - 0.4,
+                    start_seconds=scene * TURN_SECONDS,
+                    end_seconds=(scene + 1) * TURN_SECONDS,
+                )
                 scores[stem] = dict(GOOD)
                 stems.append(stem)
         if s == len(SOURCES) - 1:

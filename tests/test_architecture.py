@@ -11,8 +11,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "vidchat"
 LAYERS = [
@@ -27,8 +25,9 @@ LAYERS = [
     ["vidchat.curate"],
     ["vidchat.train", "vidchat.infer"],
 ]
-MAX_FILE_LINES = 400
-MAX_FUNCTION_LINES = 60
+# Guides measured on `ruff format`ted code: past them, split by concern.
+MAX_FILE_LINES = 450
+MAX_FUNCTION_LINES = 80
 
 
 def module_name(path: Path) -> str:
@@ -73,30 +72,19 @@ def layer_of(mod: str) -> tuple[int, str]:
 
 SOURCES = sorted(PACKAGE.rglob("*.py"))
 GRAPH = {module_name(p): imports_of(p) for p in SOURCES}
+CODE = SOURCES + sorted((ROOT / "bench").glob("*.py")) + [ROOT / "train.py", ROOT / "infer.py"]
 
 
-@pytest.mark.parametrize("mod", sorted(GRAPH))
-def test_imports_only_go_down(mod):
-    layer, pkg = layer_of(mod) if mod != "vidchat" else (len(LAYERS), "vidchat")
-    for dep in GRAPH[mod]:
-        dep_layer, dep_pkg = layer_of(dep)
-        if dep_pkg == pkg:
-            continue
-        assert dep_layer < layer, f"{mod} imports {dep}: a layer-{dep_layer} package from layer {layer}"
-
-
-def test_model_and_media_import_nothing_above_them():
-    above = ("vidchat.data", "vidchat.training", "vidchat.inference", "vidchat.eval")
-    for mod, deps in GRAPH.items():
-        if mod.startswith(("vidchat.model", "vidchat.media")):
-            assert not [d for d in deps if d.startswith(above)], mod
-
-
-def test_curation_reads_perception_not_evaluation():
-    """Face detection, SyncNet, VAD and the rest live in `vidchat.perception`, below both."""
-    for mod, deps in GRAPH.items():
-        if mod.startswith("vidchat.curate"):
-            assert not [d for d in deps if d.startswith("vidchat.eval")], mod
+def climbing_imports(graph: dict[str, set[str]]) -> list[str]:
+    """Every import that goes to a package of the same or a higher layer than the importer's."""
+    found = []
+    for mod, deps in sorted(graph.items()):
+        layer, pkg = layer_of(mod) if mod != "vidchat" else (len(LAYERS), "vidchat")
+        for dep in sorted(deps):
+            dep_layer, dep_pkg = layer_of(dep)
+            if dep_pkg != pkg and dep_layer >= layer:
+                found.append(f"{mod} imports {dep}: a layer-{dep_layer} package from layer {layer}")
+    return found
 
 
 def own_package_imports(path: Path, mod: str | None = None) -> list[int]:
@@ -107,69 +95,107 @@ def own_package_imports(path: Path, mod: str | None = None) -> list[int]:
     if path.name == "__init__.py":
         return []
     package = (mod or module_name(path)).rpartition(".")[0]
-    return [n.lineno for n in ast.walk(ast.parse(path.read_text()))
-            if isinstance(n, ast.ImportFrom) and not n.level and n.module == package]  # fmt: skip
+    return [
+        n.lineno
+        for n in ast.walk(ast.parse(path.read_text()))
+        if isinstance(n, ast.ImportFrom) and not n.level and n.module == package
+    ]
 
 
-@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
-def test_no_module_imports_its_own_package_init(path):
-    assert not own_package_imports(path), f"{path}: from its own package at {own_package_imports(path)}"
-
-
-def test_the_own_package_check_catches_one(tmp_path):
-    # registry.py as it was: its package's __init__ imported it back
-    fake = tmp_path / "zz_fake_for_test.py"
-    fake.write_text("from vidchat.eval.metrics import asr\nimport vidchat.eval.metrics.vad as vad\n")
-    assert own_package_imports(fake, "vidchat.eval.metrics.zz_fake_for_test") == [1]
-
-
-def test_no_import_cycles():
-    # Tarjan-free check: a depth-first search that finds any back edge.
+def import_cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One import cycle of `graph` as a path of modules, or [] (a depth-first search that stops
+    at the first back edge)."""
     state: dict[str, int] = {}
     stack: list[str] = []
 
-    def visit(mod: str) -> None:
+    def visit(mod: str) -> list[str]:
         state[mod] = 1
         stack.append(mod)
-        for dep in sorted(GRAPH.get(mod, ())):
-            if dep not in GRAPH:
+        for dep in sorted(graph.get(mod, ())):
+            if dep not in graph:
                 continue
             if state.get(dep) == 1:
-                cycle = stack[stack.index(dep) :] + [dep]
-                raise AssertionError("import cycle: " + " -> ".join(cycle))
-            if dep not in state:
-                visit(dep)
+                return stack[stack.index(dep) :] + [dep]
+            if dep not in state and (cycle := visit(dep)):
+                return cycle
         stack.pop()
         state[mod] = 2
+        return []
 
-    for mod in sorted(GRAPH):
-        if mod not in state:
-            visit(mod)
-
-
-def test_the_layering_check_catches_a_climbing_import(tmp_path):
-    # The check itself must be able to fail: a model module importing training is caught.
-    fake, mod = tmp_path / "zz_fake_for_test.py", "vidchat.model.zz_fake_for_test"
-    fake.write_text("from vidchat.training import optim\n")
-    GRAPH[mod] = imports_of(fake, mod)
-    try:
-        with pytest.raises(AssertionError, match="imports vidchat.training"):
-            test_imports_only_go_down(mod)
-    finally:
-        GRAPH.pop(mod, None)
+    for mod in sorted(graph):
+        if mod not in state and (cycle := visit(mod)):
+            return cycle
+    return []
 
 
-CODE = SOURCES + sorted((ROOT / "bench").glob("*.py")) + [ROOT / "train.py", ROOT / "infer.py"]
+def oversized(path: Path) -> list[str]:
+    """The file itself if over MAX_FILE_LINES, and each function over MAX_FUNCTION_LINES.
 
-
-@pytest.mark.parametrize("path", CODE, ids=lambda p: str(p.relative_to(ROOT)))
-def test_small_files_and_functions(path):
+    Measured on `ruff format`ted code: the limits are a prompt to split by concern, never a
+    reason to squeeze lines (CI checks the formatting, so a squeezed line does not pass)."""
     text = path.read_text()
-    assert len(text.splitlines()) <= MAX_FILE_LINES, f"{path}: over {MAX_FILE_LINES} lines"
+    found = []
+    if (lines := len(text.splitlines())) > MAX_FILE_LINES:
+        found.append(f"{path}: {lines} lines (over {MAX_FILE_LINES})")
     for node in ast.walk(ast.parse(text)):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             length = node.end_lineno - node.lineno + 1
-            assert length <= MAX_FUNCTION_LINES, f"{path}:{node.lineno} {node.name}: {length} lines"
+            if length > MAX_FUNCTION_LINES:
+                found.append(f"{path}:{node.lineno} {node.name}: {length} lines")
+    return found
+
+
+def test_imports_only_go_down():
+    assert not climbing_imports(GRAPH), "\n".join(climbing_imports(GRAPH))
+
+
+def test_curation_reads_perception_not_evaluation():
+    """Face detection, SyncNet, VAD and the rest live in `vidchat.perception`, below both."""
+    offenders = [
+        f"{mod} imports {dep}"
+        for mod, deps in GRAPH.items()
+        if mod.startswith("vidchat.curate")
+        for dep in deps
+        if dep.startswith("vidchat.eval")
+    ]
+    assert not offenders, offenders
+
+
+def test_no_module_imports_its_own_package_init():
+    offenders = [f"{p}: line {n}" for p in SOURCES for n in own_package_imports(p)]
+    assert not offenders, offenders
+
+
+def test_no_import_cycles():
+    assert not import_cycle(GRAPH), "import cycle: " + " -> ".join(import_cycle(GRAPH))
+
+
+def test_small_files_and_functions():
+    offenders = [found for path in CODE for found in oversized(path)]
+    assert not offenders, "\n".join(offenders)
+
+
+def test_every_check_catches_a_planted_offender(tmp_path):
+    """Each check above can fail: a planted module breaks each rule once."""
+    climbing = tmp_path / "zz_climbing.py"
+    climbing.write_text("from vidchat.training import optim\n")
+    graph = {
+        **GRAPH,
+        "vidchat.model.zz_climbing": imports_of(climbing, "vidchat.model.zz_climbing"),
+    }
+    assert climbing_imports(graph) == [
+        "vidchat.model.zz_climbing imports vidchat.training.optim: a layer-6 package from layer 4"
+    ]
+    # registry.py as it was: its package's __init__ imported it back
+    own = tmp_path / "zz_own.py"
+    own.write_text("from vidchat.eval.metrics import asr\nimport vidchat.eval.metrics.vad as vad\n")
+    assert own_package_imports(own, "vidchat.eval.metrics.zz_own") == [1]
+    cyclic = {**GRAPH, "vidchat.zz_a": {"vidchat.zz_b"}, "vidchat.zz_b": {"vidchat.zz_a"}}
+    assert import_cycle(cyclic) == ["vidchat.zz_a", "vidchat.zz_b", "vidchat.zz_a"]
+    body = "".join(f"    x{i} = {i}\n" for i in range(MAX_FUNCTION_LINES))
+    big = tmp_path / "zz_big.py"
+    big.write_text("def f():\n" + body + "\n" * (MAX_FILE_LINES - MAX_FUNCTION_LINES))
+    assert [line.split(": ")[0] for line in oversized(big)] == [str(big), f"{big}:1 f"]
 
 
 def test_every_test_has_a_time_limit(request):
@@ -182,17 +208,26 @@ def _string_literals(path: Path) -> list[str]:
     """The string constants of a module that are not docs (a string standing as a statement:
     a docstring, or a field's docstring below it)."""
     tree = ast.parse(path.read_text())
-    docs = {id(n.value) for n in ast.walk(tree)
-            if isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)}  # fmt: skip
-    return [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)
-            and isinstance(n.value, str) and id(n) not in docs]  # fmt: skip
+    docs = {
+        id(n.value)
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)
+    }
+    return [
+        n.value
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docs
+    ]
 
 
 def test_a_head_kind_is_named_only_by_its_module():
     """A head is one module plus one registry line: no other code branches on its name, and the
     model config carries no per-kind flags (`vidchat.model.heads`)."""
-    naming = sorted(str(p.relative_to(ROOT)) for p in SOURCES
-                    if any("maskgit" in s.lower() for s in _string_literals(p)))  # fmt: skip
+    naming = sorted(
+        str(p.relative_to(ROOT))
+        for p in SOURCES
+        if any("maskgit" in s.lower() for s in _string_literals(p))
+    )
     assert naming == ["vidchat/model/heads/maskgit.py"], naming
     from vidchat.model.blocks import ModelConfig
 

@@ -89,8 +89,9 @@ def test_every_trainer_and_logger_config_builds_a_trainer(trainer, logger, tmp_p
 
 
 def _train_py(*args):
-    return subprocess.run([sys.executable, "train.py", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "train.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_unknown_key_and_wrong_group_value_fail_with_one_clear_line():
@@ -117,19 +118,37 @@ def test_bad_trainer_devices_is_one_config_error(devices):
         TrainerConfig(devices=devices)
 
 
-BAD_STAGE_VALUES = ["stage.max_steps=abc", "stage.max_steps=-3", "stage.batch_size=0",
-                    "stage.optim.lr=nan", "stage.noise.stranger_partner=1.5", "stage.reference=face",
-                    "trainer.val_check_interval=0", "trainer.devices=0", "data.root=/proc/vidchat",
-                    "paths.checkpoint_dir=/proc/vidchat-ckpt", "paths.output_dir=/proc/vidchat-out"]
+BAD_STAGE_VALUES = [
+    "stage.max_steps=abc",
+    "stage.max_steps=-3",
+    "stage.batch_size=0",
+    "stage.optim.lr=nan",
+    "stage.noise.stranger_partner=1.5",
+    "stage.reference=face",
+    "trainer.val_check_interval=0",
+    "trainer.devices=0",
+    "data.root=/proc/vidchat",
+    "paths.checkpoint_dir=/proc/vidchat-ckpt",
+    "paths.output_dir=/proc/vidchat-out",
+]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("override", BAD_STAGE_VALUES)
 def test_bad_config_value_is_one_line_before_any_work(override, tmp_path):
     root = Path(__file__).resolve().parents[1]
-    done = subprocess.run([sys.executable, str(root / "train.py"), "stage=pretrain",
-                           f"paths.root_dir={tmp_path}", override],
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(root / "train.py"),
+            "stage=pretrain",
+            f"paths.root_dir={tmp_path}",
+            override,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert done.returncode == 2, done.stderr[-1500:]
     assert lines[-1].startswith("error: ") and "Traceback" not in done.stderr
@@ -162,13 +181,26 @@ def test_a_bad_decode_timeout_is_one_config_error(timeout):
         TokenizeStageConfig(decode_timeout=timeout)
 
 
-@pytest.mark.parametrize("module", ["infer.py", "-m vidchat.webapp", "-m vidchat.data.speakervid",
-                                    "-m vidchat.data.demo_world.raw", "-m vidchat.training.release"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "infer.py",
+        "-m vidchat.webapp",
+        "-m vidchat.data.speakervid",
+        "-m vidchat.data.demo_world.raw",
+        "-m vidchat.training.release",
+    ],
+)
 def test_a_bad_command_line_is_one_error_line(module):
     """argparse's own errors too: no usage block before the error (`--help` prints it)."""
     root = Path(__file__).resolve().parents[1]
-    done = subprocess.run([sys.executable, *module.split(), "--no-such-option"], cwd=root,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, *module.split(), "--no-such-option"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), done.stderr
     assert "--help" in lines[0] and "usage:" not in done.stderr

@@ -28,8 +28,11 @@ def py(code: str) -> list[str]:
 def test_steps_finish_within_the_budget_with_their_figures_and_statuses(tmp_path, monkeypatch):
     monkeypatch.setattr(gpu_check, "RESERVE_S", 1.0)
     steps = [
-        Step("fast", py("print('first chunk latency s: 0.125'); print('rtf: 9')"),
-             {"first chunk s": r"first chunk latency s: ([0-9.]+)"}),  # fmt: skip
+        Step(
+            "fast",
+            py("print('first chunk latency s: 0.125'); print('rtf: 9')"),
+            {"first chunk s": r"first chunk latency s: ([0-9.]+)"},
+        ),
         Step("broken", py("import sys; sys.exit(3)")),
         Step("missing", py("pass"), needs="no_such_module_anywhere"),
         Step("hangs", py("import time; time.sleep(600)")),
@@ -48,24 +51,45 @@ def test_steps_finish_within_the_budget_with_their_figures_and_statuses(tmp_path
 
 def test_a_step_reads_its_arguments_when_it_starts(tmp_path):
     made = tmp_path / "made-by-an-earlier-step.txt"
-    steps = [Step("make", py(f"open({str(made)!r}, 'w').write('x')")),
-             Step("use", [sys.executable, "-c", "import sys; print('arg:', sys.argv[1])",
-                          lambda: made.name if made.exists() else "missing"],
-                  {"arg": r"arg: (\S+)"})]  # fmt: skip
+    steps = [
+        Step("make", py(f"open({str(made)!r}, 'w').write('x')")),
+        Step(
+            "use",
+            [
+                sys.executable,
+                "-c",
+                "import sys; print('arg:', sys.argv[1])",
+                lambda: made.name if made.exists() else "missing",
+            ],
+            {"arg": r"arg: (\S+)"},
+        ),
+    ]
     results = gpu_check.run_steps(steps, tmp_path, budget=60.0, cwd=tmp_path)
     assert results[1].figures == {"arg": made.name}
 
 
 def test_the_summary_is_a_table_and_the_logs_pack_into_one_file(tmp_path):
-    results = gpu_check.run_steps([Step("fast", py("print('val loss 1.5 vs unigram')"),
-                                        {"val loss": r"val loss ([0-9.]+) vs"})],
-                                  tmp_path, budget=60.0, cwd=tmp_path)  # fmt: skip
+    results = gpu_check.run_steps(
+        [
+            Step(
+                "fast",
+                py("print('val loss 1.5 vs unigram')"),
+                {"val loss": r"val loss ([0-9.]+) vs"},
+            )
+        ],
+        tmp_path,
+        budget=60.0,
+        cwd=tmp_path,
+    )
     gpu_check.write_summary(results, tmp_path, "cuda")
     gpu_check.pack_logs(tmp_path)
     assert "| fast | ok |" in (tmp_path / "summary.md").read_text()
     assert "val loss 1.5" in (tmp_path / "summary.md").read_text()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["logs.tar.gz", "summary.json",
-                                                          "summary.md"]  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "logs.tar.gz",
+        "summary.json",
+        "summary.md",
+    ]
 
 
 def test_every_default_step_is_in_the_priority_order(tmp_path):

@@ -23,8 +23,15 @@ FPS, SR = 8.0, 16000
 def tiny_tokenizers(temporal_stride: int = 1) -> tuple[VQVideoTokenizer, EncodecAudioTokenizer]:
     torch.manual_seed(0)
     video = VQVideoTokenizer(
-        VQVideoConfig(frame_size=32, fps=FPS, downsample=8, channels=[8, 8, 8], codebook_size=64,
-                      code_dim=8, temporal_stride=temporal_stride)  # fmt: skip
+        VQVideoConfig(
+            frame_size=32,
+            fps=FPS,
+            downsample=8,
+            channels=[8, 8, 8],
+            codebook_size=64,
+            code_dim=8,
+            temporal_stride=temporal_stride,
+        )
     ).eval()
     codec = EncodecConfig(
         sampling_rate=SR,
@@ -45,8 +52,9 @@ def tiny_pipeline(head: str = "flat", temporal_stride: int = 1) -> ResponderPipe
     """`head`: the layout's video and audio head (flat or depth); `temporal_stride`: video frames
     per code frame."""
     video, audio = tiny_tokenizers(temporal_stride)
-    layout = build_layout(video.spec, audio.spec,
-                          {"chunk_seconds": 0.5, "video_head": head, "audio_head": head})  # fmt: skip
+    layout = build_layout(
+        video.spec, audio.spec, {"chunk_seconds": 0.5, "video_head": head, "audio_head": head}
+    )
     torch.manual_seed(0)
     model = build_model({"dim": 32, "n_layers": 2, "n_heads": 2, "max_seq_len": 1024}, layout)
     reference = np.full((32, 32, 3), 128, np.uint8)

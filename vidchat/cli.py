@@ -109,7 +109,11 @@ def check_overrides(config_name: str, overrides: list[str]) -> None:
     try:
         with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
             cfg = compose(config_name, overrides=overrides)
-            paths = {k: cfg.paths[k] for k in ("checkpoint_dir", "output_dir")} if "paths" in cfg else {}
+            paths = (
+                {k: cfg.paths[k] for k in ("checkpoint_dir", "output_dir")}
+                if "paths" in cfg
+                else {}
+            )
     except (HydraException, OmegaConfBaseException) as exc:
         raise ConfigError(one_line(str(exc))) from exc
     # Hydra writes its run folder under output_dir before the run starts; a stage writes under

@@ -46,12 +46,24 @@ def compose_real_source(face_path: Path, wav_path: Path, rttm_path: Path, root: 
                 clock += talking[who][t]
                 shown.append(tiles[who][clock % len(tiles[who])])
             frames[start:end, 16 : 16 + h, left : left + w] = np.stack(shown)
-        shots.append({"start": start, "end": end,
-                      "faces": {who: [left, 16, left + w, 16 + h] for who, left in lefts.items()}})  # fmt: skip
+        shots.append(
+            {
+                "start": start,
+                "end": end,
+                "faces": {who: [left, 16, left + w, 16 + h] for who, left in lefts.items()},
+            }
+        )
     write_clip(root / "real0000.mp4", frames, audio[: round(n / FPS * rate)], FPS, rate)
-    truth = {"ytid": "real0000", "fps": FPS, "num_frames": n, "height": HEIGHT, "width": WIDTH,
-             "cuts": list(CUTS), "shots": shots,
-             "speech": [{**t, "speaker": letter[t["speaker"]]} for t in turns]}  # fmt: skip
+    truth = {
+        "ytid": "real0000",
+        "fps": FPS,
+        "num_frames": n,
+        "height": HEIGHT,
+        "width": WIDTH,
+        "cuts": list(CUTS),
+        "shots": shots,
+        "speech": [{**t, "speaker": letter[t["speaker"]]} for t in turns],
+    }
     (root / "truth").mkdir(exist_ok=True)
     (root / "truth" / "real0000.json").write_text(json.dumps(truth))
     return truth

@@ -21,11 +21,22 @@ def save_tiny_whisper(folder, no_speech_logit: float | None = None) -> str:
 
     torch.manual_seed(0)
     config = WhisperConfig(
-        vocab_size=64, num_mel_bins=80, d_model=16, encoder_layers=1, decoder_layers=1,
-        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32,
-        decoder_ffn_dim=32, max_source_positions=1500, max_target_positions=24,
-        decoder_start_token_id=SOT, eos_token_id=EOT, pad_token_id=EOT, bos_token_id=EOT,
-    )  # fmt: skip
+        vocab_size=64,
+        num_mel_bins=80,
+        d_model=16,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        max_source_positions=1500,
+        max_target_positions=24,
+        decoder_start_token_id=SOT,
+        eos_token_id=EOT,
+        pad_token_id=EOT,
+        bos_token_id=EOT,
+    )
     model = WhisperForConditionalGeneration(config).eval()
     if no_speech_logit is not None:
         with torch.no_grad():  # hidden state = the final norm's bias b at every position
@@ -35,11 +46,15 @@ def save_tiny_whisper(folder, no_speech_logit: float | None = None) -> str:
             embed.weight.mul_(0.01)
             embed.weight[NO_SPEECH] = no_speech_logit * norm.bias / norm.bias.square().sum()
     model.generation_config = GenerationConfig(
-        decoder_start_token_id=SOT, eos_token_id=EOT, pad_token_id=EOT,
-        no_timestamps_token_id=NO_TIMESTAMPS, lang_to_id={"<|en|>": EN},
-        task_to_id={"transcribe": TRANSCRIBE}, suppress_tokens=[SOT, EN, TRANSCRIBE],
+        decoder_start_token_id=SOT,
+        eos_token_id=EOT,
+        pad_token_id=EOT,
+        no_timestamps_token_id=NO_TIMESTAMPS,
+        lang_to_id={"<|en|>": EN},
+        task_to_id={"transcribe": TRANSCRIBE},
+        suppress_tokens=[SOT, EN, TRANSCRIBE],
         begin_suppress_tokens=[EOT],
-    )  # fmt: skip
+    )
     model.save_pretrained(folder)
     WhisperFeatureExtractor(feature_size=80).save_pretrained(folder)
     return str(folder)
@@ -48,8 +63,10 @@ def save_tiny_whisper(folder, no_speech_logit: float | None = None) -> str:
 def speech_like(seconds: float) -> np.ndarray:
     rng = np.random.default_rng(0)
     t = np.arange(round(seconds * 16000)) / 16000
-    return (0.3 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 4 * t))
-            + 0.01 * rng.standard_normal(len(t))).astype(np.float32)  # fmt: skip
+    return (
+        0.3 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 4 * t))
+        + 0.01 * rng.standard_normal(len(t))
+    ).astype(np.float32)
 
 
 def test_whisper_scores_equal_a_full_forward_of_the_decoded_tokens(tmp_path):
@@ -70,8 +87,9 @@ def test_whisper_scores_equal_a_full_forward_of_the_decoded_tokens(tmp_path):
     logits[len(scorer.prompt) - 1, EOT] = -float("inf")
     full = logits.log_softmax(-1)[len(scorer.prompt) - 1 : -1]  # predicts each decoded token
     assert full.argmax(-1).tolist() == tokens
-    np.testing.assert_allclose(logprobs, full.gather(1, seq[0, len(scorer.prompt):, None])[:, 0],
-                               atol=1e-4)  # fmt: skip
+    np.testing.assert_allclose(
+        logprobs, full.gather(1, seq[0, len(scorer.prompt) :, None])[:, 0], atol=1e-4
+    )
     expected = scorer.model(input_features=mel, decoder_input_ids=seq).logits[0, 0].softmax(-1)
     assert no_speech == pytest.approx(float(expected[NO_SPEECH]), abs=1e-5)
     scores = scorer(audio)

@@ -22,12 +22,25 @@ from tests.conftest import REPO_ROOT
         (["input={raw}", "output={tmp}/out", "shots.threshold=abc"], "must be a finite number"),
         (["input={raw}", "output={tmp}/out", "quality.drop_share=1.5"], "drop_share must be in"),
         (["input={raw}", "output={tmp}/user"], "not made by vidchat.curate"),
-        (["input={raw}", "output={tmp}/out", "speech.asr=whisper", "speech.asr_model={tmp}"],
-         "asr_model must be a local Whisper checkpoint folder"),
+        (
+            ["input={raw}", "output={tmp}/out", "speech.asr=whisper", "speech.asr_model={tmp}"],
+            "asr_model must be a local Whisper checkpoint folder",
+        ),
         (["input={raw}", "output={tmp}/out", "gpus=-1"], "curate.gpus must be >= 0"),
     ],
-    ids=["missing", "empty", "no_output", "inside", "workers", "redo", "threshold", "share",
-         "user_folder", "whisper_missing", "gpus"],
+    ids=[
+        "missing",
+        "empty",
+        "no_output",
+        "inside",
+        "workers",
+        "redo",
+        "threshold",
+        "share",
+        "user_folder",
+        "whisper_missing",
+        "gpus",
+    ],
 )
 def test_bad_input_is_one_line(args, message, raw_sources, tmp_path):
     (tmp_path / "empty").mkdir()
@@ -54,11 +67,16 @@ def test_a_missing_package_is_one_line_before_any_work(raw_sources, tmp_path, mo
     from vidchat.errors import VidchatError
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "resemblyzer" else real(name, *a))  # fmt: skip
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "resemblyzer" else real(name, *a),
+    )
     cfg = from_cfg(compose("curate", [f"input={raw_sources}", f"output={tmp_path}/out"]))
     with pytest.raises(VidchatError) as info:
         curate(cfg)
-    assert str(info.value) == ("curation needs resemblyzer, which is not installed: "
-                               'pip install -e ".[all]" && bash scripts/install_extras.sh')  # fmt: skip
+    assert str(info.value) == (
+        "curation needs resemblyzer, which is not installed: "
+        'pip install -e ".[all]" && bash scripts/install_extras.sh'
+    )
     assert not (tmp_path / "out").exists()

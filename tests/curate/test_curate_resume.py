@@ -32,8 +32,11 @@ def _ray_processes() -> set[int]:
 
 def _files(root: Path) -> dict[str, bytes]:
     """Every file of the release (the stage store and Hydra logs aside), by relative path."""
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and ".curate" not in p.parts}  # fmt: skip
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and ".curate" not in p.parts
+    }
 
 
 def _run_until(cmd: list[str], cwd: Path, ready) -> None:  # noqa: ANN001
@@ -51,8 +54,16 @@ def _run_until(cmd: list[str], cwd: Path, ready) -> None:  # noqa: ANN001
 def test_kill_9_mid_analysis_then_rerun_equals_one_run(curated, raw_sources, tmp_path):
     reference, _ = curated
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "vidchat.curate", f"input={raw_sources}", f"output={out}",
-           "workers=2", "progress=false", f"paths.root_dir={tmp_path}"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "vidchat.curate",
+        f"input={raw_sources}",
+        f"output={out}",
+        "workers=2",
+        "progress=false",
+        f"paths.root_dir={tmp_path}",
+    ]
     before = _ray_processes()
     _run_until(cmd, REPO_ROOT, lambda: any((out / ".curate" / "people").glob("*.json")))
     assert not (out / "curate_report.json").exists()  # killed before the end
@@ -66,7 +77,6 @@ def test_kill_9_mid_analysis_then_rerun_equals_one_run(curated, raw_sources, tmp
     assert sorted(got) == sorted(want)
     assert [k for k in got if got[k] != want[k]] == []
     assert not [p for p in out.rglob(".*") if p.is_file() and ".curate" not in p.parts]
-
 
 
 @pytest.mark.slow
@@ -83,7 +93,9 @@ def test_a_stage_reruns_alone_and_gives_the_same_release(curated, raw_sources, t
     store = StageStore(out)
     ytids = [p.stem for p in (out / ".curate" / "speech").iterdir()]
     shots = {y: store.load("people", y)["shots"] for y in ytids}
-    stamps = {(s, y): store.path(s, y).stat().st_mtime_ns for s in ("speech", "people") for y in ytids}
+    stamps = {
+        (s, y): store.path(s, y).stat().st_mtime_ns for s in ("speech", "people") for y in ytids
+    }
     curate(curate_config(raw_sources, out, redo=("people",)))
     for y in ytids:
         assert store.path("people", y).stat().st_mtime_ns != stamps["people", y]  # recomputed

@@ -14,8 +14,14 @@ from vidchat.training.tokenize import tokenize
 @pytest.mark.slow
 def test_curated_release_tokenizes_and_pretrains(curated, tmp_path):
     root, report = curated
-    overrides = [f"paths.root_dir={tmp_path}", "data=speakervid", f"data.root={root}",
-                 "data.video.size=32", "data.video.fps=8", "data.subset=all"]  # fmt: skip
+    overrides = [
+        f"paths.root_dir={tmp_path}",
+        "data=speakervid",
+        f"data.root={root}",
+        "data.video.size=32",
+        "data.video.fps=8",
+        "data.subset=all",
+    ]
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         tok = compose("train", overrides=[*overrides, "stage=tokenize"])
         pre = compose("train", overrides=[*overrides, "stage=pretrain", "debug=default"])

@@ -27,10 +27,13 @@ def mixed_sources(tmp_path_factory):
     """One good source and its blurred and dark copies, a corrupt file, one without audio and
     one without faces."""
     root = tmp_path_factory.mktemp("mixed")
-    generate_raw_sources(root, RawSourceConfig(num_sources=1, turns=4, short_shot=False),
-                         progress=False)  # fmt: skip
+    generate_raw_sources(
+        root, RawSourceConfig(num_sources=1, turns=4, short_shot=False), progress=False
+    )
     good = read_clip(root / "raw0000.mp4")
-    write_clip(root / "blurred.mp4", _blur(good.frames, 3.0), good.audio, good.fps, good.sample_rate)
+    write_clip(
+        root / "blurred.mp4", _blur(good.frames, 3.0), good.audio, good.fps, good.sample_rate
+    )
     dark = (good.frames.astype(np.float32) * 0.04).astype(np.uint8)
     write_clip(root / "dark.mp4", dark, good.audio, good.fps, good.sample_rate)
     write_clip(root / "silent.mp4", good.frames, None, good.fps, good.sample_rate)

@@ -14,15 +14,30 @@ from vidchat.curate.store import StageStore
 
 def _store(tmp_path) -> StageStore:
     store = StageStore(tmp_path)
-    source = {"fps": 25.0, "height": 100, "width": 200, "num_frames": 250, "duration": 10.0,
-              "clarity": 300.0}  # fmt: skip
+    source = {
+        "fps": 25.0,
+        "height": 100,
+        "width": 200,
+        "num_frames": 250,
+        "duration": 10.0,
+        "clarity": 300.0,
+    }
     shot = {"index": 0, "start": 0, "end": 250}
     store.save("shots", "x", {"source": source, "cuts": [], "shots": [shot], "dropped_shots": []})
-    store.save("speech", "x", {"segments": [], "turns": [{"speaker": "A", "start": 1.0, "end": 3.0}]})
-    faces = [{"box": [10, 10, 50, 50], "sharpness": 2000.0},  # A talks: sharp
-             {"box": [120, 10, 160, 50], "sharpness": 20.0}]  # B listens: blurred
-    people = {**shot, "luminance": 120.0, "faces": faces, "correlations": {},
-              "binding": {"A": {"face": 0, "sync": 0.9, "conf": 0.9}}}  # fmt: skip
+    store.save(
+        "speech", "x", {"segments": [], "turns": [{"speaker": "A", "start": 1.0, "end": 3.0}]}
+    )
+    faces = [
+        {"box": [10, 10, 50, 50], "sharpness": 2000.0},  # A talks: sharp
+        {"box": [120, 10, 160, 50], "sharpness": 20.0},
+    ]  # B listens: blurred
+    people = {
+        **shot,
+        "luminance": 120.0,
+        "faces": faces,
+        "correlations": {},
+        "binding": {"A": {"face": 0, "sync": 0.9, "conf": 0.9}},
+    }
     store.save("people", "x", {"shots": [people], "dropped_shots": []})
     return store
 
@@ -74,8 +89,9 @@ def test_people_actors_take_a_gpu_share_only_with_a_network(tmp_path):
     assert gpu_stages(plain) == ("speech",)
     net = tmp_path / "dover.pt"
     net.write_bytes(b"x")
-    given = CurateConfig(input=str(tmp_path), output=str(tmp_path / "o"),
-                         dover=DoverOptions(weights=str(net))).stage_options()  # fmt: skip
+    given = CurateConfig(
+        input=str(tmp_path), output=str(tmp_path / "o"), dover=DoverOptions(weights=str(net))
+    ).stage_options()
     assert gpu_stages(given) == ("speech", "people")
 
 
@@ -101,7 +117,9 @@ def test_a_network_on_a_device_is_called_like_the_original():
     net = torch.jit.script(Net()).eval()
     x = torch.randn(4, 3)
     wrapped = OnDevice(net, "cpu")
-    assert torch.equal(wrapped(x), net(x)) and torch.equal(wrapped.forward_lip(x), net.forward_lip(x))
+    assert torch.equal(wrapped(x), net(x)) and torch.equal(
+        wrapped.forward_lip(x), net.forward_lip(x)
+    )
     assert wrapped(x).device.type == "cpu" and wrapped.training is False
 
 
@@ -112,19 +130,28 @@ def test_every_piece_of_speech_is_a_clip_or_a_drop_with_its_reason():
 
     source = {"ytid": "vid", "height": 128, "width": 128, "fps": 10.0, "duration": 20.0}
     face = {"box": [30, 30, 90, 90]}
-    shots = [{"index": 0, "start": 0, "end": 50, "faces": [face], "binding": {},
-              "correlations": {"A": [0.12]}},
-             {"index": 1, "start": 50, "end": 100, "faces": [face], "binding": {},
-              "correlations": {}}]  # fmt: skip
-    turns = [{"speaker": "A", "start": 0.5, "end": 4.0},  # shot 0: nobody's mouth followed it
-             {"speaker": "B", "start": 6.0, "end": 6.4},  # shot 1: too short
-             {"speaker": "B", "start": 12.0, "end": 15.0}]  # after the kept shots
+    shots = [
+        {
+            "index": 0,
+            "start": 0,
+            "end": 50,
+            "faces": [face],
+            "binding": {},
+            "correlations": {"A": [0.12]},
+        },
+        {"index": 1, "start": 50, "end": 100, "faces": [face], "binding": {}, "correlations": {}},
+    ]
+    turns = [
+        {"speaker": "A", "start": 0.5, "end": 4.0},  # shot 0: nobody's mouth followed it
+        {"speaker": "B", "start": 6.0, "end": 6.4},  # shot 1: too short
+        {"speaker": "B", "start": 12.0, "end": 15.0},
+    ]  # after the kept shots
     dropped: list[dict] = []
     assert plan_clips(source, shots, turns, ClipOptions(), dropped) == []
     reasons = {d["item"]: d["reason"] for d in dropped}
     assert reasons == {
         "vid voice A 0.50-4.00 s": "no face's mouth followed this voice in shot 0 "
-                                   "(best sync 0.12 over 1 face(s))",
+        "(best sync 0.12 over 1 face(s))",
         "vid voice B 6.00-6.40 s": "0.40 s in shot 1, shorter than min_clip 1 s",
         "vid voice B 12.00-15.00 s": "in no kept shot",
-    }  # fmt: skip
+    }

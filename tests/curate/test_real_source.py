@@ -33,8 +33,10 @@ def test_real_voices_and_a_real_face_are_curated(ray_cluster, tmp_path):
     people = store.load("people", "real0000")["shots"]
     assert all(len(s["faces"]) == 2 for s in people)  # both real faces tracked in every shot
     for shot, true in zip(people, truth["shots"]):  # each track on a true face
-        centres = [((f["box"][0] + f["box"][2]) / 2, (f["box"][1] + f["box"][3]) / 2)
-                   for f in shot["faces"]]  # fmt: skip
+        centres = [
+            ((f["box"][0] + f["box"][2]) / 2, (f["box"][1] + f["box"][3]) / 2)
+            for f in shot["faces"]
+        ]
         boxes = list(true["faces"].values())
         assert all(any(b[0] <= x <= b[2] and b[1] <= y <= b[3] for b in boxes) for x, y in centres)
     # the carphone face does not speak the sample's words, so the binding is not scored here

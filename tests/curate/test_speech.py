@@ -44,10 +44,12 @@ def test_diarisation_of_the_pyannote_sample_matches_its_rttm():
 def test_turns_from_an_outside_rttm_keep_the_two_main_speakers_a_first():
     from vidchat.curate.speech import turns_from_rttm
 
-    turns = [{"speaker": "s2", "start": 0.0, "end": 1.0},  # talks first, least: not a main one
-             {"speaker": "s1", "start": 1.0, "end": 4.0},
-             {"speaker": "s0", "start": 4.5, "end": 6.0},
-             {"speaker": "s1", "start": 6.0, "end": 7.5}]  # fmt: skip
+    turns = [
+        {"speaker": "s2", "start": 0.0, "end": 1.0},  # talks first, least: not a main one
+        {"speaker": "s1", "start": 1.0, "end": 4.0},
+        {"speaker": "s0", "start": 4.5, "end": 6.0},
+        {"speaker": "s1", "start": 6.0, "end": 7.5},
+    ]
     out = turns_from_rttm(turns)["turns"]
     assert [(t["speaker"], t["start"]) for t in out] == [("A", 1.0), ("B", 4.5), ("A", 6.0)]
 

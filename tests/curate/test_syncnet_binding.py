@@ -64,8 +64,10 @@ def _people(path, truth, tmp_path) -> dict:
 
     torch.jit.script(_MouthNet()).save(str(tmp_path / "syncnet.pt"))
     torch.jit.script(_SharpnessNet()).save(str(tmp_path / "dover.pt"))
-    opts = StageOptions(sync=SyncOptions(syncnet=str(tmp_path / "syncnet.pt"), min_conf=0.5),
-                        dover=DoverOptions(weights=str(tmp_path / "dover.pt"), frames=4))  # fmt: skip
+    opts = StageOptions(
+        sync=SyncOptions(syncnet=str(tmp_path / "syncnet.pt"), min_conf=0.5),
+        dover=DoverOptions(weights=str(tmp_path / "dover.pt"), frames=4),
+    )
     models = _people_models(opts, "cpu")  # as the people actors load them
     speech = {"turns": truth["speech"]}  # the true turns: this test is about binding
     return people_stage(str(path), shots_stage(str(path), opts), speech, models, opts)
@@ -92,15 +94,21 @@ def test_a_net_that_sees_nothing_finds_no_sync(source):
     path, truth = source
     shot = next(s for s in truth["shots"] if s["end"] - s["start"] >= 100)
     fps = truth["fps"]
-    clip = read_clip(path, sample_rate=16000, start=shot["start"] / fps,
-                     duration=(shot["end"] - shot["start"]) / fps)  # fmt: skip
+    clip = read_clip(
+        path,
+        sample_rate=16000,
+        start=shot["start"] / fps,
+        duration=(shot["end"] - shot["start"]) / fps,
+    )
     boxes = [shot["faces"]["A"], shot["faces"]["B"]]
     talk = speaker_frames(truth["speech"], shot["start"], shot["start"] + len(clip.frames), fps)
     opts = SyncOptions(min_frames=6)
-    seeing = syncnet_scores(torch.jit.script(_MouthNet()), clip.frames, clip.audio, fps, boxes,
-                            talk, opts)  # fmt: skip
-    blind = syncnet_scores(torch.jit.script(_BlindNet()), clip.frames, clip.audio, fps, boxes,
-                           talk, opts)  # fmt: skip
+    seeing = syncnet_scores(
+        torch.jit.script(_MouthNet()), clip.frames, clip.audio, fps, boxes, talk, opts
+    )
+    blind = syncnet_scores(
+        torch.jit.script(_BlindNet()), clip.frames, clip.audio, fps, boxes, talk, opts
+    )
     for k, speaker in enumerate(("A", "B")):
         if speaker in seeing:
             assert seeing[speaker][k] > max(0.3, 2 * seeing[speaker][1 - k])

@@ -33,8 +33,11 @@ class WorkerFacts(DecodeDataset):
     def __getitem__(self, i: int):
         import vidchat.media.read as read
 
-        facts = {"parent": os.getppid(), "decode_threads": read._decode_threads,
-                 "torch_threads": torch.get_num_threads()}  # fmt: skip
+        facts = {
+            "parent": os.getppid(),
+            "decode_threads": read._decode_threads,
+            "torch_threads": torch.get_num_threads(),
+        }
         return i, None, None, repr(facts)
 
 

@@ -34,8 +34,12 @@ def tiny_tokenizers():
 
 def test_workers_are_not_forks_of_the_run_and_decode_with_one_thread(tmp_path):
     records = light_records(tmp_path, n=3)
-    facts = [eval(error) for _, _, _, error in  # noqa: S307 - our own repr of a dict
-             decode_in_workers(WorkerFacts(records, 8, (16, 16), 16000), 2, timeout=60)]  # fmt: skip
+    facts = [
+        eval(error)
+        for _, _, _, error in decode_in_workers(  # noqa: S307 - our own repr of a dict
+            WorkerFacts(records, 8, (16, 16), 16000), 2, timeout=60
+        )
+    ]
     assert len(facts) == len(records)
     for fact in facts:
         assert fact["parent"] != os.getpid()  # started by the forkserver, not forked from the run
@@ -50,16 +54,23 @@ def test_many_workers_beside_many_torch_threads_finish(tmp_path, tiny_tokenizers
     torch.set_num_threads(16)
     try:
         encode_frames(video, np.zeros((4, 16, 16, 3), np.uint8))  # the run's pool is warm
-        summary = tokenize_records(toy_shard_dir(tmp_path), stage_cfg(tmp_path, num_workers=8),
-                                   records, video, audio, names=NAMES)  # fmt: skip
+        summary = tokenize_records(
+            toy_shard_dir(tmp_path),
+            stage_cfg(tmp_path, num_workers=8),
+            records,
+            video,
+            audio,
+            names=NAMES,
+        )
     finally:
         torch.set_num_threads(threads)
     assert summary["clips_tokenized"] == 12 and summary["clips_failed_total"] == 0
     assert len(ShardReader(toy_shard_dir(tmp_path))) == 12
 
 
-def test_a_stalled_worker_ends_the_run_with_an_error_naming_its_clip(tmp_path, tiny_tokenizers,
-                                                                      monkeypatch):  # fmt: skip
+def test_a_stalled_worker_ends_the_run_with_an_error_naming_its_clip(
+    tmp_path, tiny_tokenizers, monkeypatch
+):
     video, audio = tiny_tokenizers
     records = light_records(tmp_path, n=5)
     monkeypatch.setattr(tokenize_module, "DecodeDataset", StallsOnClip2)

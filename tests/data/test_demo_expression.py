@@ -15,7 +15,9 @@ MOUTH = np.linspace(0, 1, 8)
 
 def _frames(emotion: str, upper: bool, identity=0, mouth=MOUTH) -> np.ndarray:
     person = make_identities(8)[identity]
-    track = face_track(np.random.default_rng(5), len(mouth), 8, emotion, mouth, 0.0, upper_face=upper)
+    track = face_track(
+        np.random.default_rng(5), len(mouth), 8, emotion, mouth, 0.0, upper_face=upper
+    )
     return render_face(person, track, 64)
 
 

@@ -20,9 +20,15 @@ from vidchat.errors import ConfigError, VidchatError
 
 
 def _names(src: str) -> dict[str, str]:
-    return {k: clip_stem(src, 1080, 1920, scene, who, who_none)
-            for k, scene, who, who_none in (("a0", 1, "A", False), ("b1", 2, "B", False),
-                                            ("l0", 2, "A", True), ("a2", 3, "A", False))}  # fmt: skip
+    return {
+        k: clip_stem(src, 1080, 1920, scene, who, who_none)
+        for k, scene, who, who_none in (
+            ("a0", 1, "A", False),
+            ("b1", 2, "B", False),
+            ("l0", 2, "A", True),
+            ("a2", 3, "A", False),
+        )
+    }
 
 
 @pytest.fixture
@@ -37,8 +43,13 @@ def release(tmp_path) -> Path:
         y["b1"]: anno(y["b1"], 3.5, 3.0),
     }
     scores = {x["a0"]: GOOD, x["b1"]: GOOD, x["a2"]: GOOD, y["a0"]: {**GOOD, "dover": 0.2}}
-    return write_release(tmp_path / "release", annos, scores, sft=[x["a0"], x["b1"], y["a0"]],
-                         testset=[[y["a0"], y["b1"]]])  # fmt: skip
+    return write_release(
+        tmp_path / "release",
+        annos,
+        scores,
+        sft=[x["a0"], x["b1"], y["a0"]],
+        testset=[[y["a0"], y["b1"]]],
+    )
 
 
 def test_select_subset_thresholds_and_sft_list(release):

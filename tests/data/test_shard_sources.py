@@ -31,16 +31,18 @@ def clips(root, seed: int, n: int = 3, audio: bool = True) -> list[ClipRecord]:
     for i in range(n):
         frames = rng.integers(0, 256, (12, 24, 24, 3), dtype=np.uint8)
         tone = (0.3 * np.sin(np.arange(8000) * 0.01 * (seed + i + 1))).astype(np.float32)
-        write_clip(root / f"clip{i}.mp4", frames, tone if audio else None, fps=24,
-                   sample_rate=16000)  # fmt: skip
+        write_clip(
+            root / f"clip{i}.mp4", frames, tone if audio else None, fps=24, sample_rate=16000
+        )
         out.append(ClipRecord(f"clip{i}", str(root / f"clip{i}.mp4")))
     return out
 
 
 def tokenize(tmp_path, records, tokenizers, **stage):
     video, audio = tokenizers
-    return tokenize_records(toy_shard_dir(tmp_path), stage_cfg(tmp_path, **stage), records, video,
-                            audio, names=NAMES)  # fmt: skip
+    return tokenize_records(
+        toy_shard_dir(tmp_path), stage_cfg(tmp_path, **stage), records, video, audio, names=NAMES
+    )
 
 
 def test_another_root_with_the_same_clip_names_is_tokenized_again(tmp_path, tiny_tokenizers):

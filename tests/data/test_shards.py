@@ -201,7 +201,9 @@ def test_tokenize_splits_across_machines(tmp_path, tiny_tokenizers):
     }
 
 
-@pytest.mark.parametrize("damage", ["truncated_npy", "zeroed_npy", "truncated_index", "garbled_index"])
+@pytest.mark.parametrize(
+    "damage", ["truncated_npy", "zeroed_npy", "truncated_index", "garbled_index"]
+)
 def test_damaged_shards_are_one_line_and_a_rerun_redoes_them(tmp_path, damage):
     rng = np.random.default_rng(3)
     clips = {f"c{i}": fake_clip(rng) for i in range(6)}

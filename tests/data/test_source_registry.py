@@ -16,7 +16,9 @@ pytestmark = pytest.mark.timeout(60)
 
 
 def test_an_unknown_kind_is_one_config_error_naming_the_known_kinds():
-    with pytest.raises(ConfigError, match=r"data.kind must be one of \['demo', 'folder', 'speakervid'\]"):
+    with pytest.raises(
+        ConfigError, match=r"data.kind must be one of \['demo', 'folder', 'speakervid'\]"
+    ):
         DataConfig(kind="webdataset", root="/data")
 
 
@@ -27,16 +29,29 @@ def test_a_new_source_is_one_registered_reader(monkeypatch, tmp_path):
     @registry.register_source("two_clips")
     def two_clips(data, history):
         seen.update(root=data.root, **history)
-        a, b = (ClipRecord(f"c{i}", str(tmp_path / f"c{i}.mp4"), conversation="conv",
-                           speaker_id=f"s{i}") for i in range(2))  # fmt: skip
+        a, b = (
+            ClipRecord(
+                f"c{i}", str(tmp_path / f"c{i}.mp4"), conversation="conv", speaker_id=f"s{i}"
+            )
+            for i in range(2)
+        )
         pairs = [TurnPair("p0", "dialogue", a, b), TurnPair("p1", "listening", a, b)]
         return Manifest([a, b], pairs, {"conv": "train"})
 
-    data = DataConfig.from_cfg({"kind": "two_clips", "root": str(tmp_path),
-                                "pairs": {"branches": ["dialogue"], "history_turns": 1}})  # fmt: skip
+    data = DataConfig.from_cfg(
+        {
+            "kind": "two_clips",
+            "root": str(tmp_path),
+            "pairs": {"branches": ["dialogue"], "history_turns": 1},
+        }
+    )
     got = manifests.load_manifest(data)
-    assert seen == {"root": str(tmp_path), "history_turns": 1, "history_seconds": 60.0,
-                    "max_gap_seconds": None}  # fmt: skip
+    assert seen == {
+        "root": str(tmp_path),
+        "history_turns": 1,
+        "history_seconds": 60.0,
+        "max_gap_seconds": None,
+    }
     assert [p.pair_id for p in got.pairs] == ["p0"]  # the branch filter applied to it too
 
 

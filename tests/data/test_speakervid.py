@@ -86,13 +86,20 @@ def test_every_clip_has_its_own_id_path_and_identity(release):
 
 def test_branches_from_the_release(release):
     manifest = load_speakervid(release)
-    short = {r.clip_id: f"{r.conversation[:2]}{r.labels['scene']}{r.labels['speaker_tag']}"
-             + ("_None" if r.labels["listener"] else "") for r in manifest.records}  # fmt: skip
+    short = {
+        r.clip_id: f"{r.conversation[:2]}{r.labels['scene']}{r.labels['speaker_tag']}"
+        + ("_None" if r.labels["listener"] else "")
+        for r in manifest.records
+    }
     pairs = sorted(
-        (p.branch, short[p.partner.clip_id], short[p.responder.clip_id],
-         tuple(short[h.clip_id] for h in p.history))
+        (
+            p.branch,
+            short[p.partner.clip_id],
+            short[p.responder.clip_id],
+            tuple(short[h.clip_id] for h in p.history),
+        )
         for p in manifest.pairs
-    )  # fmt: skip
+    )
     assert pairs == [
         ("dialogue", "yt0A", "yt1B", ()),
         ("dialogue", "yt1B", "yt2A", ()),  # 2A -> 3A: same speaker; 3A -> 4B: 16 s apart
@@ -126,22 +133,34 @@ def test_testset_defines_the_test_split_and_its_pairs(release):
     (bench,) = manifest.pairs_for("test", ["dialogue"])
     assert (bench.partner.clip_id, bench.responder.clip_id) == (stem(Y, 0, "A"), stem(Y, 1, "B"))
     assert bench.labels["vidchatbench"]
-    forms = parse_testset([[stem(Y, 0, "A"), stem(Y, 1, "B")], {"input": stem(X, 0, "A"),
-                           "output": stem(X, 1, "B")}, stem(X, 2, "A")])  # fmt: skip
+    forms = parse_testset(
+        [
+            [stem(Y, 0, "A"), stem(Y, 1, "B")],
+            {"input": stem(X, 0, "A"), "output": stem(X, 1, "B")},
+            stem(X, 2, "A"),
+        ]
+    )
     assert forms.pairs == [(stem(Y, 0, "A"), stem(Y, 1, "B")), (stem(X, 0, "A"), stem(X, 1, "B"))]
     assert forms.sources == {X, Y}
 
 
 def test_tar_batches_read_like_extracted_files(tmp_path, release):
-    extracted = write_release(tmp_path / "plain", sample_annos(), sample_scores(),
-                              json.loads((release / "SFT_set.json").read_text()),
-                              json.loads((release / "testset.json").read_text()), tar=False)  # fmt: skip
+    extracted = write_release(
+        tmp_path / "plain",
+        sample_annos(),
+        sample_scores(),
+        json.loads((release / "SFT_set.json").read_text()),
+        json.loads((release / "testset.json").read_text()),
+        tar=False,
+    )
     assert not list((extracted / "merged_anno").glob("*.tar.gz"))
 
     def view(root: Path) -> list:
         m = load_speakervid(root)
-        records = [{**r.to_dict(), "path": Path(r.path).relative_to(root).as_posix(),
-                    "audio_path": None} for r in m.records]  # fmt: skip
+        records = [
+            {**r.to_dict(), "path": Path(r.path).relative_to(root).as_posix(), "audio_path": None}
+            for r in m.records
+        ]
         return [records, [p.pair_id for p in m.pairs], m.split_of]
 
     assert view(release) == view(extracted)
@@ -179,14 +198,28 @@ def real_sources(tmp_path_factory):
 
 
 def _cut(root: Path, out: Path, *extra: str, **popen) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "vidchat.data.speakervid", "cut", "--release",
-           str(root / "release"), "--sources", str(root / "sources"), "--out", str(out), *extra]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "vidchat.data.speakervid",
+        "cut",
+        "--release",
+        str(root / "release"),
+        "--sources",
+        str(root / "sources"),
+        "--out",
+        str(out),
+        *extra,
+    ]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
 
 
 def _digests(out: Path) -> dict[str, str]:
-    return {p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(out.rglob("*")) if p.is_file() and p.name != "cut_report.json"}  # fmt: skip
+    return {
+        p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and p.name != "cut_report.json"
+    }
 
 
 @pytest.mark.slow
@@ -282,7 +315,15 @@ def test_tokenize_of_a_selection_with_no_clips_is_an_error(tmp_path):
     from vidchat.training.tokenize import tokenize
 
     root = write_release(tmp_path / "r", sample_annos(), sft=[])  # nothing in the SFT subset
-    cfg = compose("train", ["stage=tokenize", "data=speakervid", f"data.root={root}",
-                            f"paths.root_dir={tmp_path}", "data.video.size=32"])  # fmt: skip
+    cfg = compose(
+        "train",
+        [
+            "stage=tokenize",
+            "data=speakervid",
+            f"data.root={root}",
+            f"paths.root_dir={tmp_path}",
+            "data.video.size=32",
+        ],
+    )
     with pytest.raises(VidchatError, match="selects no clips"):
         tokenize(cfg)

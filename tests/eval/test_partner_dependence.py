@@ -52,8 +52,11 @@ def _pipeline(head: str):
     from vidchat.model.build import build_layout, build_model
 
     video, audio = tiny_tokenizers()
-    layout = build_layout(video.spec, audio.spec,
-                          {"chunk_seconds": 0.5, "video_head": "maskgit", "audio_head": "depth"})  # fmt: skip
+    layout = build_layout(
+        video.spec,
+        audio.spec,
+        {"chunk_seconds": 0.5, "video_head": "maskgit", "audio_head": "depth"},
+    )
     torch.manual_seed(0)
     model = build_model({"dim": 32, "n_layers": 2, "n_heads": 2, "max_seq_len": 1024}, layout)
     return ResponderPipeline(model, layout, video, audio)
@@ -67,12 +70,17 @@ def test_a_responder_blind_to_its_partner_scores_zero(head):
     seeing = partner_dependence(_cases(pipe.layout), score, cells)
     assert seeing.value > 0  # random weights read the partner's codes, if a little
     vocab = pipe.model.cfg.vocab_size
-    tables = [m for m in pipe.model.modules()
-              if isinstance(m, torch.nn.Embedding) and m.num_embeddings == vocab]  # fmt: skip
+    tables = [
+        m
+        for m in pipe.model.modules()
+        if isinstance(m, torch.nn.Embedding) and m.num_embeddings == vocab
+    ]
     assert tables
     for emb in tables:
         with torch.no_grad():  # every code looks the same: the content is invisible
-            emb.weight[pipe.layout.vocab.video_offset :] = emb.weight[pipe.layout.vocab.video_offset]
+            emb.weight[pipe.layout.vocab.video_offset :] = emb.weight[
+                pipe.layout.vocab.video_offset
+            ]
     blind = partner_dependence(_cases(pipe.layout), score, cells)
     assert blind.value == 0.0 and blind.details["gain"] == 0.0
 
@@ -109,8 +117,14 @@ def test_the_runner_reports_it_for_lm_systems_only(demo_world, saved_responder, 
     from tests.eval_runner.test_runner import eval_cfg
     from vidchat.eval.runner import run
 
-    cfg = eval_cfg(demo_world, saved_responder, tmp_path, "metrics=[partner_dependence]",
-                   "systems=[model,tokenized]", "max_pairs=3")  # fmt: skip
+    cfg = eval_cfg(
+        demo_world,
+        saved_responder,
+        tmp_path,
+        "metrics=[partner_dependence]",
+        "systems=[model,tokenized]",
+        "max_pairs=3",
+    )
     report = run(cfg)
     model, tokenized = report["systems"]["model"], report["systems"]["tokenized"]
     assert model["overall"]["partner_dependence"]["n"] == 3
@@ -122,8 +136,9 @@ def test_the_runner_reports_it_for_lm_systems_only(demo_world, saved_responder, 
 
 
 @pytest.mark.slow
-def test_a_model_metric_that_fails_is_listed_not_fatal(demo_world, saved_responder, tmp_path,
-                                                       monkeypatch):  # fmt: skip
+def test_a_model_metric_that_fails_is_listed_not_fatal(
+    demo_world, saved_responder, tmp_path, monkeypatch
+):
     import vidchat.eval.metrics.partner as partner
     from tests.eval_runner.test_runner import eval_cfg
     from vidchat.eval.runner import run
@@ -132,7 +147,15 @@ def test_a_model_metric_that_fails_is_listed_not_fatal(demo_world, saved_respond
         raise RuntimeError("out of memory")
 
     monkeypatch.setattr(partner, "score_pipeline", broken)
-    report = run(eval_cfg(demo_world, saved_responder, tmp_path, "metrics=[partner_dependence]",
-                          "systems=[model]", "max_pairs=2"))  # fmt: skip
+    report = run(
+        eval_cfg(
+            demo_world,
+            saved_responder,
+            tmp_path,
+            "metrics=[partner_dependence]",
+            "systems=[model]",
+            "max_pairs=2",
+        )
+    )
     assert "out of memory" in report["systems"]["model"]["unavailable"]["partner_dependence"]
     assert report["failures"][0]["metric"] == "partner_dependence"

@@ -33,9 +33,24 @@ def test_import_is_cheap_and_lists_every_metric():
     code = "import sys, vidchat.eval.metrics; print(sorted(m for m in ('torch','dlib','librosa','onnxruntime','scipy','resemblyzer') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
-    expected = {"psnr", "ssim", "fid", "fvd", "identity", "arcface", "lip_sync", "syncnet",
-                "voice_similarity", "dnsmos", "voice_activity", "wer",
-                "demo_lip_sync", "demo_identity", "demo_emotion", "partner_dependence"}  # fmt: skip
+    expected = {
+        "psnr",
+        "ssim",
+        "fid",
+        "fvd",
+        "identity",
+        "arcface",
+        "lip_sync",
+        "syncnet",
+        "voice_similarity",
+        "dnsmos",
+        "voice_activity",
+        "wer",
+        "demo_lip_sync",
+        "demo_identity",
+        "demo_emotion",
+        "partner_dependence",
+    }
     assert set(REGISTRY) == expected
     assert {n for n, m in REGISTRY.items() if m.scope == "dataset"} == {"fid", "fvd"}
 
@@ -145,9 +160,15 @@ def test_demo_oracles_on_rendered_demo_faces(tmp_path):
 
 @pytest.mark.parametrize(
     ("metric", "package"),
-    [("identity", "dlib"), ("lip_sync", "dlib"), ("voice_similarity", "resemblyzer"),
-     ("dnsmos", "speechmos"), ("voice_activity", "silero_vad"), ("wer", "pocketsphinx")],
-)  # fmt: skip
+    [
+        ("identity", "dlib"),
+        ("lip_sync", "dlib"),
+        ("voice_similarity", "resemblyzer"),
+        ("dnsmos", "speechmos"),
+        ("voice_activity", "silero_vad"),
+        ("wer", "pocketsphinx"),
+    ],
+)
 def test_a_missing_package_gives_an_unavailable_result(monkeypatch, metric, package):
     import importlib.util
 

@@ -19,8 +19,12 @@ def _item(pair_id: str, emotion: str):
 
 def test_rows_carry_the_oracle_reading():
     classify = f"{__name__}:_always_sad"
-    cfg = EvalConfig.from_cfg({"data": {"kind": "demo", "root": "unused"},
-                               "metric_options": {"demo_emotion": {"classify": classify}}})  # fmt: skip
+    cfg = EvalConfig.from_cfg(
+        {
+            "data": {"kind": "demo", "root": "unused"},
+            "metric_options": {"demo_emotion": {"classify": classify}},
+        }
+    )
     sc = Scoring(cfg, ["demo_emotion"], fps=8.0, sample_rate=16000, gallery={}, failures=[])
     frames = np.zeros((4, 8, 8, 3), np.uint8)
     items = [_item("a", "sad"), _item("b", "happy")]

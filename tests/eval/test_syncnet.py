@@ -78,8 +78,11 @@ def test_scripted_network_runs_end_to_end_on_a_real_face(tmp_path, carphone_fram
     gains = np.random.default_rng(0).choice([0.6, 1.0], size=len(frames))
     other = np.random.default_rng(7).choice([0.6, 1.0], size=len(frames))
     results = {}
-    for name, audio_gains in (("in_sync", gains), ("late_2", np.r_[gains[:2], gains[:-2]]),
-                              ("unrelated", other)):  # fmt: skip
+    for name, audio_gains in (
+        ("in_sync", gains),
+        ("late_2", np.r_[gains[:2], gains[:-2]]),
+        ("unrelated", other),
+    ):
         lit, audio = _gain_clip(frames, gains, audio_gains)
         results[name] = syncnet_confidence(lit, audio, 25, 16000, weights=path, vshift=4)
     assert all(r.available for r in results.values())

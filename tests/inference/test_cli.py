@@ -67,8 +67,9 @@ def test_writes_a_response_with_aligned_audio_and_video(
 
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
-def test_reduced_precision_weights_answer(dtype, saved_responder, partner_clip, tmp_path, capsys,
-                                          monkeypatch):  # fmt: skip
+def test_reduced_precision_weights_answer(
+    dtype, saved_responder, partner_clip, tmp_path, capsys, monkeypatch
+):
     """`--dtype` casts the LM's weights once at load; the answer is a whole, aligned clip."""
     import vidchat.inference.cli as cli
 
@@ -81,8 +82,21 @@ def test_reduced_precision_weights_answer(dtype, saved_responder, partner_clip, 
 
     monkeypatch.setattr(cli, "load_pipeline", spy)
     out = tmp_path / "response.mp4"
-    code, stdout, stderr = run(["--input", partner_clip, "--checkpoint", saved_responder,
-                                "--output", out, "--max-seconds", "1", "--dtype", dtype], capsys)  # fmt: skip
+    code, stdout, stderr = run(
+        [
+            "--input",
+            partner_clip,
+            "--checkpoint",
+            saved_responder,
+            "--output",
+            out,
+            "--max-seconds",
+            "1",
+            "--dtype",
+            dtype,
+        ],
+        capsys,
+    )
     assert code == 0, stderr
     assert {p.dtype for p in loaded[0].model.parameters()} == {getattr(torch, dtype)}
     video_s, audio_s = decoded_durations(out)
@@ -195,12 +209,14 @@ BAD_OPTIONS = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD_OPTIONS))
-def test_bad_option_is_one_line_before_any_work(case, saved_responder, partner_clip, tmp_path,
-                                               capsys):  # fmt: skip
+def test_bad_option_is_one_line_before_any_work(
+    case, saved_responder, partner_clip, tmp_path, capsys
+):
     extra, message = BAD_OPTIONS[case]
     out = tmp_path / "answer.mp4"
-    code, stdout, stderr = run(["--input", partner_clip, "--checkpoint", saved_responder,
-                                "--output", out, *extra], capsys)  # fmt: skip
+    code, stdout, stderr = run(
+        ["--input", partner_clip, "--checkpoint", saved_responder, "--output", out, *extra], capsys
+    )
     lines = stderr.strip().splitlines()
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), stderr
     assert __import__("re").search(message, lines[0]), lines[0]
@@ -220,13 +236,26 @@ def test_outputs_never_destroy_a_file(saved_responder, partner_clip, tmp_path, c
         __import__("pathlib").Path("/proc/vidchat-answer.mp4"): "cannot write there",
     }
     for output, message in cases.items():
-        code, stdout, stderr = run(["--input", partner_clip, "--checkpoint", saved_responder,
-                                    "--output", output], capsys)  # fmt: skip
+        code, stdout, stderr = run(
+            ["--input", partner_clip, "--checkpoint", saved_responder, "--output", output], capsys
+        )
         assert code == 2 and message in stderr and len(stderr.strip().splitlines()) == 1, stderr
         assert "loaded model" not in stdout  # refused before any work
     assert partner_clip.read_bytes() == before and existing.read_bytes() == b"the user's file"
-    code, _, _ = run(["--input", partner_clip, "--checkpoint", saved_responder, "--output",
-                      existing, "--overwrite", "--max-seconds", "0.5"], capsys)  # fmt: skip
+    code, _, _ = run(
+        [
+            "--input",
+            partner_clip,
+            "--checkpoint",
+            saved_responder,
+            "--output",
+            existing,
+            "--overwrite",
+            "--max-seconds",
+            "0.5",
+        ],
+        capsys,
+    )
     assert code == 0 and existing.read_bytes()[4:8] == b"ftyp"  # replaced only when asked
 
 
@@ -239,8 +268,17 @@ def test_sigterm_mid_answer_leaves_nothing_behind(partner_clip, tmp_path):
     import time
 
     out = tmp_path / "out" / "answer.mp4"
-    cmd = [sys.executable, "infer.py", "--input", str(partner_clip), "--output", str(out),
-           "--max-seconds", "5", "--no-cache"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "infer.py",
+        "--input",
+        str(partner_clip),
+        "--output",
+        str(out),
+        "--max-seconds",
+        "5",
+        "--no-cache",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for line in proc.stdout:  # the shipped demo LM without its KV cache: seconds per chunk
         if line.startswith("loaded model"):
@@ -261,21 +299,47 @@ def test_a_long_input_answers_its_last_seconds(saved_responder, tmp_path, capsys
     frames = np.broadcast_to(frames[:, :, :1], (120, 16, 16, 3)).copy()  # 15 s, one grey per frame
     write_clip(long, frames, np.zeros(15 * 16000, np.float32), fps=8, sample_rate=16000)
     out = tmp_path / "answer.mp4"
-    code, _, stderr = run(["--input", long, "--checkpoint", saved_responder, "--output", out,
-                           "--side-by-side", "--context-seconds", "2", "--max-seconds", "0.5"],
-                          capsys)  # fmt: skip
+    code, _, stderr = run(
+        [
+            "--input",
+            long,
+            "--checkpoint",
+            saved_responder,
+            "--output",
+            out,
+            "--side-by-side",
+            "--context-seconds",
+            "2",
+            "--max-seconds",
+            "0.5",
+        ],
+        capsys,
+    )
     assert code == 0, stderr
     video_s, _ = decoded_durations(out)
     assert 2.0 + 0.4 <= video_s <= 2.0 + 0.5 + 0.2  # the 2 s window, then the answer
     first = read_clip(out).frames[0]
     assert abs(int(first[:, : first.shape[1] // 2].mean()) - 104) <= 8  # frame 104 = 13 s in
-    code, _, stderr = run(["--input", long, "--checkpoint", saved_responder, "--output", out,
-                           "--overwrite", "--context-seconds", "1e6"], capsys)  # fmt: skip
+    code, _, stderr = run(
+        [
+            "--input",
+            long,
+            "--checkpoint",
+            saved_responder,
+            "--output",
+            out,
+            "--overwrite",
+            "--context-seconds",
+            "1e6",
+        ],
+        capsys,
+    )
     assert code == 2 and "--context-seconds 1e+06 does not fit" in stderr
 
 
-def test_a_rerun_removes_the_temp_file_a_killed_run_left(saved_responder, partner_clip, tmp_path,
-                                                         capsys, monkeypatch):  # fmt: skip
+def test_a_rerun_removes_the_temp_file_a_killed_run_left(
+    saved_responder, partner_clip, tmp_path, capsys, monkeypatch
+):
     """`kill -9` mid-answer leaves `.answer.mp4.XXXX.tmp.mp4` (#30 item 6): the next write of
     the same output removes it once it has gone stale; the folder's other files stay."""
     import os
@@ -288,8 +352,17 @@ def test_a_rerun_removes_the_temp_file_a_killed_run_left(saved_responder, partne
 
     out = tmp_path / "answer.mp4"
     (tmp_path / ".someone-elses.tmp").write_text("not ours")
-    cmd = [sys.executable, "infer.py", "--input", str(partner_clip), "--output", str(out),
-           "--max-seconds", "5", "--no-cache"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "infer.py",
+        "--input",
+        str(partner_clip),
+        "--output",
+        str(out),
+        "--max-seconds",
+        "5",
+        "--no-cache",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     for line in proc.stdout:
         if line.startswith("loaded model"):
@@ -301,8 +374,19 @@ def test_a_rerun_removes_the_temp_file_a_killed_run_left(saved_responder, partne
     proc.wait()
     (left,) = tmp_path.glob(".answer.mp4.*")
     monkeypatch.setattr(atomic, "STALE_TEMP_S", 0.0)  # as if a minute had passed
-    code, _, stderr = run(["--input", partner_clip, "--checkpoint", saved_responder, "--output",
-                           out, "--max-seconds", "1"], capsys)  # fmt: skip
+    code, _, stderr = run(
+        [
+            "--input",
+            partner_clip,
+            "--checkpoint",
+            saved_responder,
+            "--output",
+            out,
+            "--max-seconds",
+            "1",
+        ],
+        capsys,
+    )
     assert code == 0, stderr
     assert not left.exists() and out.is_file()
     assert (tmp_path / ".someone-elses.tmp").read_text() == "not ours"

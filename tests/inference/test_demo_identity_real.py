@@ -44,8 +44,13 @@ def real_partner(pipe) -> Clip:
     except RealMediaError as exc:
         pytest.skip(str(exc))
     info = probe(video_path)
-    video = read_clip(video_path, fps=pipe.fps, size=pipe.frame_size,
-                      bbox=centre_square(info.width, info.height), require_audio=False)  # fmt: skip
+    video = read_clip(
+        video_path,
+        fps=pipe.fps,
+        size=pipe.frame_size,
+        bbox=centre_square(info.width, info.height),
+        require_audio=False,
+    )
     speech = read_clip(wav, sample_rate=pipe.sample_rate, require_video=False)
     n = min(video.num_frames, int(len(speech.audio) / pipe.sample_rate * pipe.fps))
     samples = int(round(n / pipe.fps * pipe.sample_rate))
@@ -57,8 +62,12 @@ def test_answer_keeps_the_reference_identity_on_a_real_partner(pipe, gallery, re
     partner = real_partner(pipe)
     hits = []
     for seed in (0, 1):
-        response = pipe.respond(partner, gallery[reference], max_seconds=3.0,
-                                sampling=SamplingConfig.from_dict({"seed": seed}))  # fmt: skip
+        response = pipe.respond(
+            partner,
+            gallery[reference],
+            max_seconds=3.0,
+            sampling=SamplingConfig.from_dict({"seed": seed}),
+        )
         hits += [identity_match(f[None], gallery, reference).value for f in response.frames]
     assert len(hits) >= 16
     share = float(np.mean(hits))

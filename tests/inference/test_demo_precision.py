@@ -26,7 +26,10 @@ from vidchat.model.generate import SamplingConfig, generate
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
-SHIPPED = {"demo64": REPO_ROOT / "vidchat/assets/demo64/lm", "demo": REPO_ROOT / "vidchat/assets/demo/lm"}
+SHIPPED = {
+    "demo64": REPO_ROOT / "vidchat/assets/demo64/lm",
+    "demo": REPO_ROOT / "vidchat/assets/demo/lm",
+}
 GREEDY = SamplingConfig.from_dict(
     {"video": {"temperature": 0}, "audio": {"temperature": 0}, "boundary": {"temperature": 0}}
 )
@@ -67,8 +70,12 @@ def test_a_bf16_answer_to_a_real_partner_keeps_identity_and_lip_movement(referen
     data = compose("train").data
     people = make_identities(int(data.num_identities), seed=int(data.seed))
     gallery = {p.name: render_face(p, neutral_track(), pipe.frame_size[0])[0] for p in people}
-    response = pipe.respond(real_partner(pipe), gallery[reference], max_seconds=3.0,
-                            sampling=SamplingConfig.from_dict({"seed": 0}))  # fmt: skip
+    response = pipe.respond(
+        real_partner(pipe),
+        gallery[reference],
+        max_seconds=3.0,
+        sampling=SamplingConfig.from_dict({"seed": 0}),
+    )
     hits = [identity_match(f[None], gallery, reference).value for f in response.frames]
     assert len(hits) >= 16 and np.mean(hits) >= 0.95, np.mean(hits)
     mouth = measure_mouth_opening(response.frames)  # fp32 answers: std ~0.36, open 0 to ~0.9

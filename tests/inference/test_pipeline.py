@@ -66,8 +66,9 @@ def test_batch_rows_match_single_runs(pipeline, partner_clip):
     short = type(clip)(clip.frames[:4], clip.audio[:8000], clip.fps, clip.sample_rate, 0.5)
     greedy = {"temperature": 0.0}
     sampling = SamplingConfig.from_dict({"video": greedy, "audio": greedy, "boundary": greedy})
-    responses = pipeline.respond_batch([clip, short], [None, None], max_seconds=1.0,
-                                       sampling=sampling)  # fmt: skip
+    responses = pipeline.respond_batch(
+        [clip, short], [None, None], max_seconds=1.0, sampling=sampling
+    )
     assert len(responses) == 2
     for batched, partner in zip(responses, (clip, short)):
         alone = pipeline.respond(partner, max_seconds=1.0, sampling=sampling)
@@ -108,17 +109,28 @@ def test_guided_answers_stream_batch_and_read_the_reference_alone(pipeline, part
     clip = pipeline.read_partner(partner_clip)
     zero = SamplingConfig.from_dict({"seed": 2, "guidance": 0.0})
     guided = pipeline.respond(clip, max_seconds=1.0, sampling=zero)
-    alone = generate(pipeline.model, pipeline.layout, pipeline.unconditional([None], zero),
-                     pipeline.max_chunks(1.0), SamplingConfig.from_dict({"seed": 2}))  # fmt: skip
+    alone = generate(
+        pipeline.model,
+        pipeline.layout,
+        pipeline.unconditional([None], zero),
+        pipeline.max_chunks(1.0),
+        SamplingConfig.from_dict({"seed": 2}),
+    )
     assert torch.equal(guided.video_codes, alone.video[0])
-    three = {"guidance": 3.0, "video": {"temperature": 0}, "audio": {"temperature": 0},
-             "boundary": {"temperature": 0}}  # fmt: skip
+    three = {
+        "guidance": 3.0,
+        "video": {"temperature": 0},
+        "audio": {"temperature": 0},
+        "boundary": {"temperature": 0},
+    }
     _streams_like_one_shot(pipeline, clip, SamplingConfig.from_dict(three))
     single = pipeline.respond(clip, max_seconds=1.0, sampling=SamplingConfig.from_dict(three))
-    short = type(clip)(clip.frames[:4], clip.audio[: len(clip.audio) // 3], clip.fps,
-                       clip.sample_rate, 0.5)  # fmt: skip
-    rows = pipeline.respond_batch([clip, short], [None, None], max_seconds=1.0,
-                                  sampling=SamplingConfig.from_dict(three))  # fmt: skip
+    short = type(clip)(
+        clip.frames[:4], clip.audio[: len(clip.audio) // 3], clip.fps, clip.sample_rate, 0.5
+    )
+    rows = pipeline.respond_batch(
+        [clip, short], [None, None], max_seconds=1.0, sampling=SamplingConfig.from_dict(three)
+    )
     assert torch.equal(rows[0].video_codes, single.video_codes)
 
 

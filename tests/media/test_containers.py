@@ -42,8 +42,15 @@ def _lag_ms(audio: np.ndarray, reference: np.ndarray) -> float:
     return float(np.argmax(corr) - (len(env[1]) - 1))
 
 
-def _encode(dst: Path, frames: np.ndarray, audio: np.ndarray, fmt: str, video_codec: str,
-            audio_codec: str, times: np.ndarray | None = None) -> Path:  # fmt: skip
+def _encode(
+    dst: Path,
+    frames: np.ndarray,
+    audio: np.ndarray,
+    fmt: str,
+    video_codec: str,
+    audio_codec: str,
+    times: np.ndarray | None = None,
+) -> Path:
     """Encode with PyAV; `times` (seconds per frame) makes the frame rate variable."""
     with av.open(str(dst), "w", format=fmt) as out:
         v = out.add_stream(video_codec, rate=FPS)
@@ -58,8 +65,9 @@ def _encode(dst: Path, frames: np.ndarray, audio: np.ndarray, fmt: str, video_co
             frame.pts, frame.time_base = round(t * 1000), Fraction(1, 1000)
             out.mux(v.encode(frame))
         out.mux(v.encode(None))
-        resampler = av.AudioResampler(format=a.format.name, layout="mono", rate=a.rate,
-                                      frame_size=a.codec_context.frame_size)  # fmt: skip
+        resampler = av.AudioResampler(
+            format=a.format.name, layout="mono", rate=a.rate, frame_size=a.codec_context.frame_size
+        )
         pcm = av.AudioFrame.from_ndarray(audio[None], format="flt", layout="mono")
         pcm.sample_rate, pcm.pts = SR, 0
         for chunk in resampler.resample(pcm) + resampler.resample(None):
@@ -107,8 +115,15 @@ def test_variable_frame_rate_picks_the_frame_nearest_each_output_time(tmp_path):
     rng = np.random.default_rng(0)
     times = np.cumsum(rng.choice([1 / 16, 1 / 8, 1 / 4], size=40))
     times -= times[0]
-    path = _encode(tmp_path / "vfr.mp4", _ramp_frames(40), _clicks(times[-1] + 0.5, SR, EVERY),
-                   "mp4", "libx264", "aac", times)  # fmt: skip
+    path = _encode(
+        tmp_path / "vfr.mp4",
+        _ramp_frames(40),
+        _clicks(times[-1] + 0.5, SR, EVERY),
+        "mp4",
+        "libx264",
+        "aac",
+        times,
+    )
     clip = read_clip(path, fps=FPS, size=64)
     for i, frame in enumerate(clip.frames[: int(times[-1] * FPS)]):
         nearest = int(np.argmin(np.abs(times - i / FPS)))

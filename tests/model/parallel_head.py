@@ -24,12 +24,24 @@ from vidchat.model.heads.registry import register_head
 class ParallelHead(MaskGITHead):
     kind = "parallel"
 
-    def training_targets(self, batch: Mapping[str, Tensor], loss_mask: Tensor,
-                         generator: torch.Generator, options: Mapping[str, Any]
-                         ) -> tuple[dict[str, Tensor], Tensor]:  # fmt: skip
+    def training_targets(
+        self,
+        batch: Mapping[str, Tensor],
+        loss_mask: Tensor,
+        generator: torch.Generator,
+        options: Mapping[str, Any],
+    ) -> tuple[dict[str, Tensor], Tensor]:
         return {}, loss_mask  # no frame mask: every code is hidden and is a target
 
-    def decide(self, lm_head: nn.Linear, context: Tensor, slots: Tensor, lo: int, hi: int,
-               sampling: FrameSampling, history: History) -> Tensor:  # fmt: skip
+    def decide(
+        self,
+        lm_head: nn.Linear,
+        context: Tensor,
+        slots: Tensor,
+        lo: int,
+        hi: int,
+        sampling: FrameSampling,
+        history: History,
+    ) -> Tensor:
         one_pass = dataclasses.replace(sampling, refine_steps=1)
         return super().decide(lm_head, context, slots, lo, hi, one_pass, history)

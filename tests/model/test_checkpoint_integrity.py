@@ -24,13 +24,17 @@ def test_round_trip_then_each_damage_is_one_line(stem, tmp_path):
     intact_weights, intact_doc = weights.read_bytes(), doc.read_text()
     other = export_consolidated(tiny_model(demo_layout(), seed=1), demo_layout(), tmp_path / "b")
     damages = {
-        "truncated weights": (lambda: weights.write_bytes(intact_weights[:-100]),
-                              r"lm\.safetensors: weights do not match the checksum"),
-        "other weights": (lambda: weights.write_bytes(other.with_suffix(".safetensors").read_bytes()),
-                          r"lm\.safetensors: weights do not match the checksum"),
+        "truncated weights": (
+            lambda: weights.write_bytes(intact_weights[:-100]),
+            r"lm\.safetensors: weights do not match the checksum",
+        ),
+        "other weights": (
+            lambda: weights.write_bytes(other.with_suffix(".safetensors").read_bytes()),
+            r"lm\.safetensors: weights do not match the checksum",
+        ),
         "truncated config": (lambda: doc.write_text(intact_doc[:40]), r"lm\.json: not valid JSON"),
         "garbled config": (lambda: doc.write_text('["x"]'), r"lm\.json: not a vidchat LM"),
-    }  # fmt: skip
+    }
     for _, (damage, message) in damages.items():
         damage()
         with pytest.raises(VidchatError, match=message):

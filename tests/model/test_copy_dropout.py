@@ -16,18 +16,35 @@ from vidchat.training.optim import OptimConfig
 def _setup(gen):
     layout = demo_layout(video_head="maskgit", audio_head="depth")
     torch.manual_seed(0)
-    model = build_model({"dim": 64, "n_layers": 2, "n_heads": 4, "max_seq_len": 2048,
-                         "heads": {"maskgit": {"prev": True}}}, layout)  # fmt: skip
+    model = build_model(
+        {
+            "dim": 64,
+            "n_layers": 2,
+            "n_heads": 4,
+            "max_seq_len": 2048,
+            "heads": {"maskgit": {"prev": True}},
+        },
+        layout,
+    )
     ref = torch.randint(0, 1024, (4, 4), generator=gen)
-    turns = [random_segment(layout, Role.PARTNER, 0.5, gen),
-             random_segment(layout, Role.RESPONDER, 1.0, gen)]  # fmt: skip
+    turns = [
+        random_segment(layout, Role.PARTNER, 0.5, gen),
+        random_segment(layout, Role.RESPONDER, 1.0, gen),
+    ]
     return layout, model, pad_batch([layout.build(turns, ref=ref)], loss_mode="responder")
 
 
 def _nll(model, batch, hidden, cut=None):
     inputs = {"video/frame_mask": hidden, **({} if cut is None else {"video/prev_cut": cut})}
-    return model.nll(batch["tokens"], batch["tokens"], batch["roles"], batch["next_slots"],
-                     depth=batch["depth"], modality=batch["modality"], head_inputs=inputs)  # fmt: skip
+    return model.nll(
+        batch["tokens"],
+        batch["tokens"],
+        batch["roles"],
+        batch["next_slots"],
+        depth=batch["depth"],
+        modality=batch["modality"],
+        head_inputs=inputs,
+    )
 
 
 def test_cut_marks_frame_starts_only_and_zero_draws_nothing(gen):
@@ -56,10 +73,12 @@ def test_a_cut_frame_is_decoded_as_one_without_a_copy_path(gen):
 
 def test_only_training_losses_cut_copies(gen):
     layout, model, batch = _setup(gen)
-    module = LMTrainingModule(model, layout, optim=OptimConfig(),
-                              noise=NoiseConfig(copy_dropout=0.9), total_steps=10)  # fmt: skip
-    plain = LMTrainingModule(model, layout, optim=OptimConfig(), noise=NoiseConfig(),
-                             total_steps=10)  # fmt: skip
+    module = LMTrainingModule(
+        model, layout, optim=OptimConfig(), noise=NoiseConfig(copy_dropout=0.9), total_steps=10
+    )
+    plain = LMTrainingModule(
+        model, layout, optim=OptimConfig(), noise=NoiseConfig(), total_steps=10
+    )
 
     def loss(m, training):
         with torch.no_grad():

@@ -12,8 +12,13 @@ from vidchat.model.generate import SamplingConfig, generate, stream_chunks
 from vidchat.model.heads.maskgit import sample_frame_mask
 from vidchat.training.lm_module import nll_loss
 
-HEADS = [("depth", "depth"), ("depth", "flat"), ("flat", "depth"), ("maskgit", "depth"),
-         ("maskgit", "flat")]
+HEADS = [
+    ("depth", "depth"),
+    ("depth", "flat"),
+    ("flat", "depth"),
+    ("maskgit", "depth"),
+    ("maskgit", "flat"),
+]
 GREEDY = SamplingConfig.from_dict(
     {"video": {"temperature": 0}, "audio": {"temperature": 0}, "boundary": {"temperature": 0}}
 )
@@ -25,8 +30,9 @@ def depth_model(layout, seed=0, **kw):
     torch.manual_seed(seed)
     head = kw.pop("head", {})
     heads = {"depth": dict(head), "maskgit": {"prev": kw.pop("prev", True), **head}}
-    return build_model({"dim": 64, "n_layers": 2, "n_heads": 4, "max_seq_len": 2048,
-                        "heads": heads, **kw}, layout)  # fmt: skip
+    return build_model(
+        {"dim": 64, "n_layers": 2, "n_heads": 4, "max_seq_len": 2048, "heads": heads, **kw}, layout
+    )
 
 
 def prompts(layout, gen, seconds=(1.0, 0.6)):
@@ -40,19 +46,24 @@ def heads(request):
 
 
 def test_backbone_steps_once_per_frame_and_audio_step():
-    flat, video, both = (demo_layout(video_head=v, audio_head=a)
-                         for v, a in [("flat", "flat"), ("depth", "flat"), ("depth", "depth")])  # fmt: skip
+    flat, video, both = (
+        demo_layout(video_head=v, audio_head=a)
+        for v, a in [("flat", "flat"), ("depth", "flat"), ("depth", "depth")]
+    )
     assert flat.plan.steps_per_second() == flat.tokens_per_second == 8 * 16 + 25 * 2 + 2
     assert video.plan.steps_per_second() == 8 + 25 * 2 + 2
     assert both.plan.steps_per_second() == 8 + 25 + 2 and both.plan.step_size("video") == 16
     seq = both.build([random_segment(both, Role.RESPONDER, 1.0, torch.Generator().manual_seed(0))])
     video_codes = seq.modality == Modality.VIDEO
     assert torch.equal(seq.depth[video_codes], (seq.row * 4 + seq.col)[video_codes])
-    assert torch.equal(seq.depth[seq.modality == Modality.AUDIO],
-                       seq.codebook[seq.modality == Modality.AUDIO])  # fmt: skip
+    assert torch.equal(
+        seq.depth[seq.modality == Modality.AUDIO], seq.codebook[seq.modality == Modality.AUDIO]
+    )
     model = depth_model(both)
-    assert {s: type(h).__name__ for s, h in model.heads.items()} == {"video": "DepthHead",
-                                                                     "audio": "DepthHead"}
+    assert {s: type(h).__name__ for s, h in model.heads.items()} == {
+        "video": "DepthHead",
+        "audio": "DepthHead",
+    }
     assert model.stepped and model.heads["video"].size == 16 and model.heads["audio"].size == 2
     assert not depth_model(flat).stepped and not list(depth_model(flat).heads.parameters())
 
@@ -70,8 +81,9 @@ def _cached_equals_full(heads, gen, prev: bool) -> None:
     model = depth_model(layout, prev=prev).eval()
     batch = prompts(layout, gen)
     cached = generate(model, layout, batch, max_chunks=2, sampling=SamplingConfig(seed=5))
-    full = generate(model, layout, batch, max_chunks=2, sampling=SamplingConfig(seed=5),
-                    use_cache=False)  # fmt: skip
+    full = generate(
+        model, layout, batch, max_chunks=2, sampling=SamplingConfig(seed=5), use_cache=False
+    )
     assert torch.equal(cached.tokens, full.tokens)
 
 
@@ -82,16 +94,19 @@ def test_a_narrow_head_generates_like_its_full_forward(video_head, gen):
     assert all(h.cfg.dim == 32 and h.out_proj is not None for h in model.heads.values())
     batch = prompts(layout, gen)
     cached = generate(model, layout, batch, max_chunks=2, sampling=SamplingConfig(seed=4))
-    full = generate(model, layout, batch, max_chunks=2, sampling=SamplingConfig(seed=4),
-                    use_cache=False)  # fmt: skip
+    full = generate(
+        model, layout, batch, max_chunks=2, sampling=SamplingConfig(seed=4), use_cache=False
+    )
     assert torch.equal(cached.tokens, full.tokens)
 
 
 def test_full_forward_is_causal_within_and_across_steps(heads, gen):
     layout = demo_layout(video_head=heads[0], audio_head=heads[1])
     model = depth_model(layout).eval()
-    segs = [random_segment(layout, Role.PARTNER, 1.0, gen),
-            random_segment(layout, Role.RESPONDER, 1.0, gen)]  # fmt: skip
+    segs = [
+        random_segment(layout, Role.PARTNER, 1.0, gen),
+        random_segment(layout, Role.RESPONDER, 1.0, gen),
+    ]
     seq = layout.build(segs)
     inputs = {**{k: v[None] for k, v in seq.model_inputs().items()}, "modality": seq.modality[None]}
     cuts = [37, 150, 210]  # inside and at the edges of frames and audio steps
@@ -125,7 +140,9 @@ def test_streaming_equals_one_shot(heads, gen):
     model = depth_model(layout).eval()
     batch = prompts(layout, gen)
     whole = generate(model, layout, batch, max_chunks=3, sampling=SamplingConfig(seed=2))
-    chunks = list(stream_chunks(model, layout, batch, max_chunks=3, sampling=SamplingConfig(seed=2)))
+    chunks = list(
+        stream_chunks(model, layout, batch, max_chunks=3, sampling=SamplingConfig(seed=2))
+    )
     for b in range(2):
         mine = [c for c in chunks if bool(c.active[b])]
         assert torch.equal(torch.cat([c.video[b] for c in mine]), whole.video[b])
@@ -153,11 +170,19 @@ def test_loss_falls_on_a_tiny_overfit_run(heads, gen):
     for step in range(40):
         loss_mask, inputs = batch["loss_mask"], {}
         for head in model.heads.values():  # a frame head guesses a random share of each frame
-            drawn, loss_mask = head.training_targets(batch, loss_mask,
-                                                     torch.Generator().manual_seed(step), {})
+            drawn, loss_mask = head.training_targets(
+                batch, loss_mask, torch.Generator().manual_seed(step), {}
+            )
             inputs.update(drawn)
-        nll = model.nll(batch["tokens"], batch["tokens"], batch["roles"], batch["next_slots"],
-                        depth=batch["depth"], modality=batch["modality"], head_inputs=inputs)
+        nll = model.nll(
+            batch["tokens"],
+            batch["tokens"],
+            batch["roles"],
+            batch["next_slots"],
+            depth=batch["depth"],
+            modality=batch["modality"],
+            head_inputs=inputs,
+        )
         loss = nll_loss(nll, loss_mask, batch["modality"])["loss"]
         opt.zero_grad()
         loss.backward()
@@ -188,15 +213,20 @@ def test_a_depth_model_refuses_a_flat_call(gen):
 
 def test_frame_masks_hide_a_share_of_every_frame_and_nothing_else():
     layout = demo_layout(video_head="maskgit")
-    seqs = [layout.build([random_segment(layout, Role.RESPONDER, 2.0, torch.Generator().manual_seed(s))])
-            for s in range(2)]  # fmt: skip
+    seqs = [
+        layout.build(
+            [random_segment(layout, Role.RESPONDER, 2.0, torch.Generator().manual_seed(s))]
+        )
+        for s in range(2)
+    ]
     batch = pad_batch(seqs, loss_mode="after_ref")
     hidden = sample_frame_mask(batch["depth"], batch["modality"], torch.Generator().manual_seed(0))
     video = batch["modality"] == Modality.VIDEO
     assert not (hidden & ~video).any()
     frame_id = (batch["depth"] == 0).cumsum(1)  # the step each code belongs to
-    shares = [float(hidden[video & (frame_id == f)].float().mean())
-              for f in frame_id[video].unique()]  # fmt: skip
+    shares = [
+        float(hidden[video & (frame_id == f)].float().mean()) for f in frame_id[video].unique()
+    ]
     assert min(shares) > 0 and max(shares) <= 1 and 0.3 < sum(shares) / len(shares) < 0.9
     again = sample_frame_mask(batch["depth"], batch["modality"], torch.Generator().manual_seed(0))
     assert torch.equal(hidden, again)  # from the step's generator: a resumed run hides the same
@@ -219,8 +249,11 @@ def test_nll_equals_the_cross_entropy_of_the_logits(video_head, audio_head, gen)
     extra = {}
     if model.stepped:
         hidden = sample_frame_mask(batch["depth"], batch["modality"], gen)
-        extra = dict(depth=batch["depth"], modality=batch["modality"],
-                     head_inputs={"video/frame_mask": hidden})
+        extra = dict(
+            depth=batch["depth"],
+            modality=batch["modality"],
+            head_inputs={"video/frame_mask": hidden},
+        )
     logits = model(noised, batch["roles"], batch["next_slots"], **extra)
     expected = torch.nn.functional.cross_entropy(
         logits[:, :-1].transpose(1, 2), batch["tokens"][:, 1:], reduction="none"
@@ -237,8 +270,13 @@ def test_frame_links_follow_the_role_and_fall_back_to_the_reference(gen):
 
     layout = demo_layout(video_head="maskgit", audio_head="depth")
     ref = torch.randint(0, 1024, (4, 4), generator=gen)
-    seq = layout.build([random_segment(layout, Role.PARTNER, 0.5, gen),
-                        random_segment(layout, Role.RESPONDER, 0.5, gen)], ref=ref)  # fmt: skip
+    seq = layout.build(
+        [
+            random_segment(layout, Role.PARTNER, 0.5, gen),
+            random_segment(layout, Role.RESPONDER, 0.5, gen),
+        ],
+        ref=ref,
+    )
     roles, modality, depth = (x[None] for x in (seq.roles, seq.modality, seq.depth))
     links = previous_frames(roles, modality, depth)[0]
     starts = ((modality[0] == Modality.VIDEO) & (depth[0] == 0)).nonzero()[:, 0].tolist()
@@ -260,10 +298,16 @@ def test_frame_links_stay_inside_each_packed_sequence(gen):
     from vidchat.model.frame_links import previous_frames
 
     layout = demo_layout(video_head="maskgit", audio_head="depth")
-    seqs = [layout.build([random_segment(layout, Role.PARTNER, 0.5, gen),
-                          random_segment(layout, Role.RESPONDER, 0.5, gen)],
-                         ref=torch.randint(0, 1024, (4, 4), generator=gen))
-            for _ in range(2)]  # fmt: skip
+    seqs = [
+        layout.build(
+            [
+                random_segment(layout, Role.PARTNER, 0.5, gen),
+                random_segment(layout, Role.RESPONDER, 0.5, gen),
+            ],
+            ref=torch.randint(0, 1024, (4, 4), generator=gen),
+        )
+        for _ in range(2)
+    ]
     keys = ("roles", "modality", "depth")
     rows = [{k: getattr(s, k) for k in ("tokens", *keys)} for s in seqs]
     packed = pack_rows(rows, max_len=10_000)

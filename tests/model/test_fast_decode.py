@@ -27,7 +27,11 @@ SEEDED = SamplingConfig(seed=3)
 
 def model_and_prompts(video: str, audio: str, seed: int = 0):
     layout = demo_layout(video_head=video, audio_head=audio)
-    return layout, depth_model(layout, seed=seed).eval(), prompts(layout, torch.Generator().manual_seed(0))
+    return (
+        layout,
+        depth_model(layout, seed=seed).eval(),
+        prompts(layout, torch.Generator().manual_seed(0)),
+    )
 
 
 @pytest.mark.parametrize("heads", HEADS, ids=lambda h: f"video_{h[0]}-audio_{h[1]}")
@@ -59,16 +63,29 @@ def test_guided_compiled_steps_give_the_eager_tokens():
     sampling = SamplingConfig(seed=4, guidance=3.0)
     uncond = [layout.prompt([], ref=p.tokens.new_zeros(4, 4)) for p in ps]
     want = generate(model, layout, ps, max_chunks=2, sampling=sampling, unconditional=uncond)
-    got = generate(model, layout, ps, max_chunks=2, sampling=sampling, unconditional=uncond,
-                   runner=StepRunner("aot_eager"))  # fmt: skip
+    got = generate(
+        model,
+        layout,
+        ps,
+        max_chunks=2,
+        sampling=sampling,
+        unconditional=uncond,
+        runner=StepRunner("aot_eager"),
+    )
     assert torch.equal(got.tokens, want.tokens)
 
 
 class HostReads(TorchDispatchMode):
     """Counts the ops that read a tensor back to the host (a device sync on a GPU)."""
 
-    OPS = {"aten._local_scalar_dense.default", "aten.item.default", "aten.is_nonzero.default",
-           "aten.nonzero.default", "aten._unique2.default", "aten.unique_dim.default"}  # fmt: skip
+    OPS = {
+        "aten._local_scalar_dense.default",
+        "aten.item.default",
+        "aten.is_nonzero.default",
+        "aten.nonzero.default",
+        "aten._unique2.default",
+        "aten.unique_dim.default",
+    }
 
     def __init__(self) -> None:
         super().__init__()

@@ -31,8 +31,10 @@ def guided_prompts(layout, gen, seconds=(1.0, 0.6)):
     """Prompts with a partner turn each (of two lengths: left padding), and the same references
     alone."""
     refs = [torch.randint(0, 1024, (4, 4), generator=gen) for _ in seconds]
-    batch = [layout.prompt([random_segment(layout, Role.PARTNER, s, gen)], ref=r)
-             for s, r in zip(seconds, refs, strict=True)]  # fmt: skip
+    batch = [
+        layout.prompt([random_segment(layout, Role.PARTNER, s, gen)], ref=r)
+        for s, r in zip(seconds, refs, strict=True)
+    ]
     return batch, [layout.prompt([], ref=r) for r in refs]
 
 
@@ -40,8 +42,14 @@ def guided_prompts(layout, gen, seconds=(1.0, 0.6)):
 def test_scale_zero_is_plain_generation_from_the_unconditional_prompts(layout, gen, sampling):
     model = depth_model(layout).eval()
     batch, plain = guided_prompts(layout, gen)
-    guided = generate(model, layout, batch, max_chunks=2, sampling=with_guidance(sampling, 0.0),
-                      unconditional=plain)  # fmt: skip
+    guided = generate(
+        model,
+        layout,
+        batch,
+        max_chunks=2,
+        sampling=with_guidance(sampling, 0.0),
+        unconditional=plain,
+    )
     alone = generate(model, layout, plain, max_chunks=2, sampling=sampling)
     assert torch.equal(guided.tokens, alone.tokens)
 
@@ -65,7 +73,6 @@ def test_guidance_needs_the_unconditional_prompts(gen):
     with pytest.raises(ConfigError, match="needs the unconditional prompts"):
         generate(model, layout, batch, 1, with_guidance(GREEDY, 2.0))
     with pytest.raises(ConfigError, match="2 prompts but 1 unconditional"):
-        generate(model, layout, batch, 1, with_guidance(GREEDY, 2.0),
-                 unconditional=plain[:1])  # fmt: skip
+        generate(model, layout, batch, 1, with_guidance(GREEDY, 2.0), unconditional=plain[:1])
     with pytest.raises(ConfigError, match="guidance must be a number >= 0"):
         SamplingConfig.from_dict({"guidance": -1})

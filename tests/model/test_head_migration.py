@@ -29,15 +29,21 @@ def _as_saved_before(stem: Path, shared_depth: bool) -> None:
     doc = json.loads(stem.with_suffix(".json").read_text())
     heads = doc["model"].pop("stream_heads")
     video, audio = heads["video"], heads["audio"]
-    doc["model"].update(max_group=16, frame_head=video["kind"] == "maskgit",
-                        depth_head="depth" in (video["kind"], audio["kind"]),
-                        depth_layers=video.get("layers", 2), depth_dim=video.get("dim"),
-                        frame_prev=video.get("prev", False))  # fmt: skip
+    doc["model"].update(
+        max_group=16,
+        frame_head=video["kind"] == "maskgit",
+        depth_head="depth" in (video["kind"], audio["kind"]),
+        depth_layers=video.get("layers", 2),
+        depth_dim=video.get("dim"),
+        frame_prev=video.get("prev", False),
+    )
     state, old = load_file(str(stem.with_suffix(".safetensors"))), {}
     for name, t in state.items():
         if name.startswith("heads.video.") and video["kind"] == "maskgit":
             old["frame_head." + name.removeprefix("heads.video.")] = t
-        elif name.startswith("heads.audio.") or (name.startswith("heads.video.") and not shared_depth):
+        elif name.startswith("heads.audio.") or (
+            name.startswith("heads.video.") and not shared_depth
+        ):
             old["depth." + name.split(".", 2)[2]] = t
         elif not name.startswith("heads."):
             old[name] = t
@@ -46,10 +52,12 @@ def _as_saved_before(stem: Path, shared_depth: bool) -> None:
     stem.with_suffix(".json").write_text(json.dumps(doc))
 
 
-@pytest.mark.parametrize("video_head, audio_head", [("maskgit", "depth"), ("depth", "depth"),
-                                                    ("depth", "flat")])  # fmt: skip
-def test_an_export_from_before_heads_loads_and_computes_the_same(tmp_path, gen, video_head,
-                                                                 audio_head):  # fmt: skip
+@pytest.mark.parametrize(
+    "video_head, audio_head", [("maskgit", "depth"), ("depth", "depth"), ("depth", "flat")]
+)
+def test_an_export_from_before_heads_loads_and_computes_the_same(
+    tmp_path, gen, video_head, audio_head
+):
     layout = demo_layout(video_head=video_head, audio_head=audio_head)
     model = depth_model(layout).eval()
     shared = video_head == audio_head == "depth"
@@ -72,8 +80,14 @@ def test_the_shipped_64px_lm_is_in_the_old_format_and_loads():
     assert doc["model"]["frame_head"] is True and "stream_heads" not in doc["model"]
     model, _, _ = load_consolidated(SHIPPED64)
     specs = model.cfg.stream_heads
-    assert specs["video"] == {"kind": "maskgit", "stream": "video", "size": 64, "layers": 2,
-                              "dim": 96, "prev": True}  # fmt: skip
+    assert specs["video"] == {
+        "kind": "maskgit",
+        "stream": "video",
+        "size": 64,
+        "layers": 2,
+        "dim": 96,
+        "prev": True,
+    }
     assert specs["audio"] == {"kind": "depth", "stream": "audio", "size": 2, "layers": 2, "dim": 96}
 
 
@@ -85,16 +99,21 @@ def test_a_training_checkpoint_from_before_heads_resumes(gen):
     from vidchat.training.optim import OptimConfig
 
     layout = demo_layout(video_head="maskgit", audio_head="depth")
-    module = LMTrainingModule(depth_model(layout), layout, optim=OptimConfig(), noise=NoiseConfig(),
-                              total_steps=1)  # fmt: skip
+    module = LMTrainingModule(
+        depth_model(layout), layout, optim=OptimConfig(), noise=NoiseConfig(), total_steps=1
+    )
     old = {}
     for name, t in module.state_dict().items():
-        for new, was in (("model.heads.video.", "model.frame_head."), ("model.heads.audio.", "model.depth.")):
+        for new, was in (
+            ("model.heads.video.", "model.frame_head."),
+            ("model.heads.audio.", "model.depth."),
+        ):
             name = name.replace(new, was)
         old[name] = t.clone()
     checkpoint = {"state_dict": old, "vidchat_layout": dataclasses.asdict(layout.cfg)}
-    fresh = LMTrainingModule(depth_model(layout, seed=1), layout, optim=OptimConfig(),
-                             noise=NoiseConfig(), total_steps=1)  # fmt: skip
+    fresh = LMTrainingModule(
+        depth_model(layout, seed=1), layout, optim=OptimConfig(), noise=NoiseConfig(), total_steps=1
+    )
     fresh.on_load_checkpoint(checkpoint)
     fresh.load_state_dict(checkpoint["state_dict"])  # strict: every weight found
     for name, t in module.state_dict().items():

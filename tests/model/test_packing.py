@@ -20,17 +20,29 @@ KEYS = ("tokens", "roles", "next_slots", "depth", "modality")
 
 
 def sequences(layout, gen, seconds=(0.5, 1.0)):
-    return [layout.build([random_segment(layout, Role.PARTNER, s, gen),
-                          random_segment(layout, Role.RESPONDER, s, gen)],
-                         ref=torch.randint(0, 1024, (4, 4), generator=gen))
-            for s in seconds]  # fmt: skip
+    return [
+        layout.build(
+            [
+                random_segment(layout, Role.PARTNER, s, gen),
+                random_segment(layout, Role.RESPONDER, s, gen),
+            ],
+            ref=torch.randint(0, 1024, (4, 4), generator=gen),
+        )
+        for s in seconds
+    ]
 
 
 def nll(model, row, documents=None):
     batch = {k: row[k][None] for k in KEYS}
-    return model.nll(batch["tokens"], batch["tokens"], batch["roles"], batch["next_slots"],
-                     depth=batch["depth"], modality=batch["modality"],
-                     documents=None if documents is None else documents[None])[0]  # fmt: skip
+    return model.nll(
+        batch["tokens"],
+        batch["tokens"],
+        batch["roles"],
+        batch["next_slots"],
+        depth=batch["depth"],
+        modality=batch["modality"],
+        documents=None if documents is None else documents[None],
+    )[0]
 
 
 @pytest.mark.parametrize("heads", HEADS, ids=lambda h: f"video_{h[0]}-audio_{h[1]}")

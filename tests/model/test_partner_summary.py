@@ -26,8 +26,9 @@ def test_kv_cache_generation_equals_full_forward(layout, gen):
     model = depth_model(layout, partner_summary=True).eval()
     batch = prompts(layout, gen)  # two partner turns of different lengths: left padding
     cached = generate(model, layout, batch, max_chunks=1, sampling=SamplingConfig(seed=5))
-    full = generate(model, layout, batch, max_chunks=1, sampling=SamplingConfig(seed=5),
-                    use_cache=False)  # fmt: skip
+    full = generate(
+        model, layout, batch, max_chunks=1, sampling=SamplingConfig(seed=5), use_cache=False
+    )
     assert torch.equal(cached.tokens, full.tokens)
     together = generate(model, layout, batch, max_chunks=1, sampling=GREEDY)
     for b, prompt in enumerate(batch):
@@ -40,8 +41,10 @@ def test_the_summary_reaches_the_answer_and_nothing_before_it(layout, gen):
     and none before it."""
     model = depth_model(layout, partner_summary=True).eval()
     torch.nn.init.normal_(model.partner_summary.proj.weight, std=0.5)
-    segs = [random_segment(layout, Role.PARTNER, 1.0, gen),
-            random_segment(layout, Role.RESPONDER, 0.5, gen)]  # fmt: skip
+    segs = [
+        random_segment(layout, Role.PARTNER, 1.0, gen),
+        random_segment(layout, Role.RESPONDER, 0.5, gen),
+    ]
     seq = layout.build(segs)
     inputs = {**{k: v[None] for k, v in seq.model_inputs().items()}, "modality": seq.modality[None]}
     with torch.no_grad():
@@ -92,8 +95,10 @@ def test_partner_summary_needs_a_grouped_head():
 def test_full_forward_is_causal(gen):
     layout = demo_layout(video_head="maskgit", audio_head="depth")
     model = depth_model(layout, partner_summary=True).eval()
-    segs = [random_segment(layout, Role.PARTNER, 1.0, gen),
-            random_segment(layout, Role.RESPONDER, 1.0, gen)]  # fmt: skip
+    segs = [
+        random_segment(layout, Role.PARTNER, 1.0, gen),
+        random_segment(layout, Role.RESPONDER, 1.0, gen),
+    ]
     seq = layout.build(segs)
     inputs = {**{k: v[None] for k, v in seq.model_inputs().items()}, "modality": seq.modality[None]}
     starts = (seq.depth == 0).nonzero()[:, 0]

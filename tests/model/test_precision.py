@@ -31,8 +31,11 @@ VARIANTS = {
     "depth-summary": ("depth", "depth", {"partner_summary": True}),
     "maskgit-copy": ("maskgit", "depth", {"prev": True}),
     "maskgit-nocopy": ("maskgit", "depth", {"prev": False}),
-    "maskgit-copy-summary-narrow": ("maskgit", "depth", {"prev": True, "partner_summary": True,
-                                                         "head": {"dim": 32}}),  # fmt: skip
+    "maskgit-copy-summary-narrow": (
+        "maskgit",
+        "depth",
+        {"prev": True, "partner_summary": True, "head": {"dim": 32}},
+    ),
 }
 # Everything that touches the inputs during training: token noise, a stranger partner, copy dropout
 NOISE = NoiseConfig(ratio=0.3, stranger_partner=0.5, copy_dropout=0.5)
@@ -59,9 +62,16 @@ def dialogue_batch(layout, seed: int = 0) -> dict[str, torch.Tensor]:
     """Two reference + partner turn + answer sequences of different lengths (padding)."""
     g = torch.Generator().manual_seed(seed)
     ref = torch.randint(0, 1024, (4, 4), generator=g)
-    seqs = [layout.build([random_segment(layout, Role.PARTNER, p, g),
-                          random_segment(layout, Role.RESPONDER, r, g)], ref=ref)
-            for p, r in ((1.0, 0.5), (0.5, 0.5))]  # fmt: skip
+    seqs = [
+        layout.build(
+            [
+                random_segment(layout, Role.PARTNER, p, g),
+                random_segment(layout, Role.RESPONDER, r, g),
+            ],
+            ref=ref,
+        )
+        for p, r in ((1.0, 0.5), (0.5, 0.5))
+    ]
     return pad_batch(seqs, loss_mode="after_ref")
 
 
@@ -70,8 +80,16 @@ def training_loss(model, layout, batch, seed: int = 0) -> torch.Tensor:
     injection, frame masks, copy dropout)."""
     module = LMTrainingModule(model, layout, optim=OptimConfig(), noise=NOISE, total_steps=1)
     g = torch.Generator().manual_seed(seed)
-    noised, _ = inject_noise(batch["tokens"], batch["roles"], batch["modality"],
-                             batch["codebook"], batch["valid"], layout.vocab, NOISE, g)  # fmt: skip
+    noised, _ = inject_noise(
+        batch["tokens"],
+        batch["roles"],
+        batch["modality"],
+        batch["codebook"],
+        batch["valid"],
+        layout.vocab,
+        NOISE,
+        g,
+    )
     return module.losses(batch, noised, g, training=True)["loss"]
 
 
@@ -122,8 +140,12 @@ def test_cached_generation_runs_and_its_logits_stay_close_to_fp32(name, mode):
 
 
 def _forward_inputs(layout, batch) -> dict[str, torch.Tensor]:
-    inputs = {"tokens": batch["tokens"], "roles": batch["roles"], "slots": batch["next_slots"],
-              "valid": batch["valid"]}  # fmt: skip
+    inputs = {
+        "tokens": batch["tokens"],
+        "roles": batch["roles"],
+        "slots": batch["next_slots"],
+        "valid": batch["valid"],
+    }
     if layout.cfg.grouped("video") or layout.cfg.grouped("audio"):
         inputs.update(depth=batch["depth"], modality=batch["modality"])
     return inputs

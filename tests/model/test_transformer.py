@@ -1,4 +1,3 @@
-
 import pytest
 import torch
 from conftest import random_segment, tiny_model

@@ -12,10 +12,12 @@ from vidchat.training.turn_weight import turn_start_weights
 def _batch(gen):
     layout = demo_layout(video_head="maskgit", audio_head="depth")
     ref = torch.randint(0, 1024, (4, 4), generator=gen)
-    turns = [random_segment(layout, Role.PARTNER, 0.5, gen),
-             random_segment(layout, Role.RESPONDER, 1.0, gen),
-             random_segment(layout, Role.PARTNER, 0.5, gen),
-             random_segment(layout, Role.RESPONDER, 0.5, gen)]  # fmt: skip
+    turns = [
+        random_segment(layout, Role.PARTNER, 0.5, gen),
+        random_segment(layout, Role.RESPONDER, 1.0, gen),
+        random_segment(layout, Role.PARTNER, 0.5, gen),
+        random_segment(layout, Role.RESPONDER, 0.5, gen),
+    ]
     return pad_batch([layout.build(turns, ref=ref)], loss_mode="responder")
 
 

@@ -11,8 +11,10 @@ from vidchat.tokenizers import build
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.mark.parametrize(("stream", "fn"), [("video", build.build_video_tokenizer),
-                                            ("audio", build.build_audio_tokenizer)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("stream", "fn"),
+    [("video", build.build_video_tokenizer), ("audio", build.build_audio_tokenizer)],
+)
 def test_an_unknown_kind_is_one_config_error_naming_the_known_kinds(stream, fn):
     with pytest.raises(ConfigError, match=rf"tokenizer.{stream}.kind='magvit' is not registered"):
         fn({"kind": "magvit", "checkpoint": "anything"})

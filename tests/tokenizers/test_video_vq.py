@@ -43,9 +43,12 @@ def test_straight_through_gradient_reaches_encoder(quantizer):
 
 @pytest.mark.parametrize(
     ("kind", "options", "size"),
-    [("fsq", {"levels": [8, 5, 5, 5]}, 1000), ("fsq", {"levels": [8, 8, 8, 5, 5, 5]}, 64000),
-     ("lfq", {}, 1024)],
-)  # fmt: skip
+    [
+        ("fsq", {"levels": [8, 5, 5, 5]}, 1000),
+        ("fsq", {"levels": [8, 8, 8, 5, 5, 5]}, 64000),
+        ("lfq", {}, 1024),
+    ],
+)
 def test_library_quantizer_codes_round_trip(kind, options, size):
     from vidchat.tokenizers.quantizers import build_quantizer
 
@@ -61,8 +64,13 @@ def test_library_quantizer_codes_round_trip(kind, options, size):
 
 
 def test_stride_16_and_the_64k_fsq_codebook():
-    cfg = VQVideoConfig(frame_size=64, downsample=16, channels=[8, 8, 16, 16],
-                        quantizer="fsq", fsq_levels=[8, 8, 8, 5, 5, 5])  # fmt: skip
+    cfg = VQVideoConfig(
+        frame_size=64,
+        downsample=16,
+        channels=[8, 8, 16, 16],
+        quantizer="fsq",
+        fsq_levels=[8, 8, 8, 5, 5, 5],
+    )
     tok = VQVideoTokenizer(cfg).eval()
     assert tok.spec.grid == (4, 4) and tok.spec.codebook_size == 64000
     assert tok.spec.code_dtype == torch.zeros(0, dtype=torch.uint16).numpy().dtype

@@ -52,10 +52,17 @@ def tiny_layout(head: str = "flat") -> SequenceLayout:
     """Video 2x2 codes at 4 fps (16 codes), audio 2 codebooks x 8 codes at 6 Hz, 0.5 s chunks;
     `head` is the video and audio head (flat or depth)."""
     return SequenceLayout(
-        LayoutConfig(video_frame_rate=4, video_grid=(2, 2), video_codebook_size=16,
-                     audio_frame_rate=6, audio_num_codebooks=2, audio_codebook_size=8,
-                     video_head=head, audio_head="depth" if head == "maskgit" else head)
-    )  # fmt: skip
+        LayoutConfig(
+            video_frame_rate=4,
+            video_grid=(2, 2),
+            video_codebook_size=16,
+            audio_frame_rate=6,
+            audio_num_codebooks=2,
+            audio_codebook_size=8,
+            video_head=head,
+            audio_head="depth" if head == "maskgit" else head,
+        )
+    )
 
 
 def synthetic_store(layout: SequenceLayout, n_clips: int = 12, seconds: float = 1.5, seed: int = 0):
@@ -103,18 +110,26 @@ def make_module(
     layout: SequenceLayout, total_steps: int, noise: float = 0.2, seed: int = 0
 ) -> LMTrainingModule:
     return LMTrainingModule(
-        tiny_model(layout, seed), layout, optim=OptimConfig(lr=3e-3, warmup_steps=2),
-        noise=NoiseConfig(ratio=noise), total_steps=total_steps, seed=seed,
-    )  # fmt: skip
+        tiny_model(layout, seed),
+        layout,
+        optim=OptimConfig(lr=3e-3, warmup_steps=2),
+        noise=NoiseConfig(ratio=noise),
+        total_steps=total_steps,
+        seed=seed,
+    )
 
 
 def make_datamodule(
     layout, train, val, total_micro_batches: int, batch_size: int = 3, pack: bool = False
 ):
     return LMDataModule(
-        train, val, batch_size=batch_size, collator=LMCollator("pack" if pack else "pad", 512),
-        total_micro_batches=total_micro_batches, seed=0,
-    )  # fmt: skip
+        train,
+        val,
+        batch_size=batch_size,
+        collator=LMCollator("pack" if pack else "pad", 512),
+        total_micro_batches=total_micro_batches,
+        seed=0,
+    )
 
 
 def run_cfg(cfg) -> RunConfig:
@@ -132,8 +147,13 @@ def trainer_cfg(**overrides):
 
 # ---- a synthetic "world" for whole-stage runs: folder manifest + token shards ---------------------
 ROOT = CONFIG_DIR.parent
-TINY_MODEL = ["model.dim=32", "model.n_layers=2", "model.n_heads=2", "model.ffn_multiple_of=16",
-              "model.max_seq_len=1024"]  # fmt: skip
+TINY_MODEL = [
+    "model.dim=32",
+    "model.n_layers=2",
+    "model.n_heads=2",
+    "model.ffn_multiple_of=16",
+    "model.max_seq_len=1024",
+]
 
 
 def write_synthetic_world(
@@ -150,10 +170,19 @@ def write_synthetic_world(
     layout = tiny_layout()
     c = layout.cfg
     h, w = c.video_grid
-    video_spec = {"modality": "video", "frame_rate": c.video_frame_rate, "num_codebooks": 1,
-                  "codebook_size": c.video_codebook_size, "grid": [h, w]}  # fmt: skip
-    audio_spec = {"modality": "audio", "frame_rate": c.audio_frame_rate,
-                  "num_codebooks": c.audio_num_codebooks, "codebook_size": c.audio_codebook_size}  # fmt: skip
+    video_spec = {
+        "modality": "video",
+        "frame_rate": c.video_frame_rate,
+        "num_codebooks": 1,
+        "codebook_size": c.video_codebook_size,
+        "grid": [h, w],
+    }
+    audio_spec = {
+        "modality": "audio",
+        "frame_rate": c.audio_frame_rate,
+        "num_codebooks": c.audio_num_codebooks,
+        "codebook_size": c.audio_codebook_size,
+    }
     rng = np.random.default_rng(0)
     lines = []
     tokens = root / "tokens"
@@ -167,10 +196,17 @@ def write_synthetic_world(
                 talking = t < turns
                 spk = speakers[t % 2] if talking else speakers[1]
                 cid = f"c{conv}_t{t}"
-                rec = {"clip_id": cid, "path": f"{cid}.mp4", "conversation": f"c{conv}", "speaker_id": spk,
-                       "time": float(t * seconds if talking else 0.0), "duration": seconds,
-                       "is_talking": talking, "branch": "single" if talking else "listening",
-                       "split": split}  # fmt: skip
+                rec = {
+                    "clip_id": cid,
+                    "path": f"{cid}.mp4",
+                    "conversation": f"c{conv}",
+                    "speaker_id": spk,
+                    "time": float(t * seconds if talking else 0.0),
+                    "duration": seconds,
+                    "is_talking": talking,
+                    "branch": "single" if talking else "listening",
+                    "split": split,
+                }
                 lines.append(json.dumps(rec))
                 T, Ta = round(seconds * c.video_frame_rate), round(seconds * c.audio_frame_rate)
                 video = rng.integers(0, c.video_codebook_size, (T, h, w))
@@ -178,12 +214,18 @@ def write_synthetic_world(
                 wr.add(cid, video, audio, {"clip_id": cid})
     (root / "manifest.jsonl").write_text("\n".join(lines) + "\n")
     return [
-        "data=folder", f"data.root={root}", f"++data.tokens_dir={tokens}", "++data.name=synthetic",
+        "data=folder",
+        f"data.root={root}",
+        f"++data.tokens_dir={tokens}",
+        "++data.name=synthetic",
         f"data.video.fps={c.video_frame_rate:g}",  # the rate the shards' video spec records
-        f"paths.checkpoint_dir={root / 'checkpoints'}", f"paths.demo_checkpoint_dir={root / 'demo'}",
-        f"paths.output_dir={root / 'outputs'}", "logger=none", "trainer.enable_progress_bar=false",
+        f"paths.checkpoint_dir={root / 'checkpoints'}",
+        f"paths.demo_checkpoint_dir={root / 'demo'}",
+        f"paths.output_dir={root / 'outputs'}",
+        "logger=none",
+        "trainer.enable_progress_bar=false",
         *TINY_MODEL,
-    ]  # fmt: skip
+    ]
 
 
 def compose_train(overrides: list[str]):

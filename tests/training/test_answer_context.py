@@ -29,11 +29,19 @@ def test_inference_prompt_equals_the_training_context(demo_world, tmp_path):
 
     world = [f"data.{k}={json.dumps(v)}" for k, v in DEMO_TEST_OVERRIDES.items()]
     common = [f"paths.root_dir={tmp_path}", f"data.root={demo_world.root}", *world]
-    done = subprocess.run([sys.executable, str(REPO_ROOT / "train.py"), "stage=tokenize", *common],
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "train.py"), "stage=tokenize", *common],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
-    job, _ = lm_job(compose("train", ["stage=sft", "stage.max_segment_seconds=1.25",
-                                      "stage.branches=[dialogue]", *common]))  # fmt: skip
+    job, _ = lm_job(
+        compose(
+            "train",
+            ["stage=sft", "stage.max_segment_seconds=1.25", "stage.branches=[dialogue]", *common],
+        )
+    )
     data = prepare_data(job)
     assert data.meta["partner_seconds"] == 1.25  # what the export records
     train = data.train
@@ -41,8 +49,10 @@ def test_inference_prompt_equals_the_training_context(demo_world, tmp_path):
     pipe = load_pipeline(REPO_ROOT / "checkpoints" / "demo" / "lm", device="cpu")
     pipe.partner_seconds = 1.25
     pairs = {p.responder.clip_id: p for p in demo_world.manifest.pairs_for("train", ["dialogue"])}
-    inputs = {i.pair.responder.clip_id: i for i in read_pairs(pipe, list(pairs.values()), [],
-                                                              demo_world.manifest.records)}  # fmt: skip
+    inputs = {
+        i.pair.responder.clip_id: i
+        for i in read_pairs(pipe, list(pairs.values()), [], demo_world.manifest.records)
+    }
     longer = 0
     for k, example in enumerate(train.examples):
         item = inputs[example.segments[-1][1]]

@@ -38,23 +38,46 @@ def test_ddp_with_two_cpu_processes(tmp_path):
 MASKGIT = ["model.layout.video_head=maskgit", "model.layout.audio_head=depth"]
 
 
-@pytest.mark.parametrize(("stage", "processes", "options"), [
-    (2, 2, ["model.layout.video_head=flat", "model.layout.audio_head=flat"]),
-    # DeepSpeed's bf16 holds bf16 weights: RoPE once promoted q and k to fp32 beside a bf16 v
-    (2, 2, [*MASKGIT, "trainer.precision=bf16-mixed", "model.partner_summary=true"]),
-    # one process, as on one GPU (`trainer.devices=1`, no torchrun); activation checkpointing
-    # wraps the blocks, whose parameters zero_to_fp32 then names with the wrapper's prefix
-    (3, 1, [*MASKGIT, "trainer.precision=bf16-mixed", "model.partner_summary=true",
-            "model.grad_checkpointing=true"]),
-], ids=["zero2-flat-fp32", "zero2-maskgit+depth-bf16-summary", "zero3-1proc-bf16-summary-ac"])  # fmt: skip
+@pytest.mark.parametrize(
+    ("stage", "processes", "options"),
+    [
+        (2, 2, ["model.layout.video_head=flat", "model.layout.audio_head=flat"]),
+        # DeepSpeed's bf16 holds bf16 weights: RoPE once promoted q and k to fp32 beside a bf16 v
+        (2, 2, [*MASKGIT, "trainer.precision=bf16-mixed", "model.partner_summary=true"]),
+        # one process, as on one GPU (`trainer.devices=1`, no torchrun); activation checkpointing
+        # wraps the blocks, whose parameters zero_to_fp32 then names with the wrapper's prefix
+        (
+            3,
+            1,
+            [
+                *MASKGIT,
+                "trainer.precision=bf16-mixed",
+                "model.partner_summary=true",
+                "model.grad_checkpointing=true",
+            ],
+        ),
+    ],
+    ids=["zero2-flat-fp32", "zero2-maskgit+depth-bf16-summary", "zero3-1proc-bf16-summary-ac"],
+)
 def test_deepspeed_on_cpu_saves_a_checkpoint_that_consolidates(tmp_path, stage, processes, options):
     overrides = write_synthetic_world(tmp_path)
     torchrun = Path(sys.executable).with_name("torchrun")
-    launch = ([str(torchrun), "--nproc_per_node", str(processes)] if processes > 1
-              else [sys.executable])  # fmt: skip
+    launch = (
+        [str(torchrun), "--nproc_per_node", str(processes)] if processes > 1 else [sys.executable]
+    )
     devices = [] if processes > 1 else ["trainer.devices=1"]
-    _run([*launch, "train.py", "stage=pretrain", "debug=default", f"trainer=deepspeed_zero{stage}",
-          *devices, *overrides, *options])  # fmt: skip
+    _run(
+        [
+            *launch,
+            "train.py",
+            "stage=pretrain",
+            "debug=default",
+            f"trainer=deepspeed_zero{stage}",
+            *devices,
+            *overrides,
+            *options,
+        ]
+    )
     run_dir = tmp_path / "checkpoints" / "pretrain-debug"
     zero_ckpt = run_dir / "ckpt" / "last.ckpt"
     assert (zero_ckpt / "latest").is_file()  # a sharded DeepSpeed checkpoint folder

@@ -16,8 +16,11 @@ pytestmark = pytest.mark.timeout(300)
 
 
 def _digest(folder) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.iterdir()) if p.is_file()}  # fmt: skip
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.iterdir())
+        if p.is_file()
+    }
 
 
 def test_a_failed_fresh_run_leaves_the_previous_checkpoints_intact(tmp_path):
@@ -47,7 +50,8 @@ def test_a_finished_fresh_run_replaces_the_previous_checkpoints(tmp_path):
 
 
 def test_a_debug_sft_starts_from_the_debug_pretrain_and_says_when_it_takes_the_demo_lm(
-        tmp_path, caplog):  # fmt: skip
+    tmp_path, caplog
+):
     """`stage=sft debug=default` (run `sft-debug`) once started from the shipped demo LM without
     a word, because the debug pretrain had written to `pretrain-debug` (#30 item 10)."""
     import logging
@@ -55,13 +59,18 @@ def test_a_debug_sft_starts_from_the_debug_pretrain_and_says_when_it_takes_the_d
     from vidchat.training.config import LMStageConfig, PathsConfig
     from vidchat.training.lm_stage import resolve_init
 
-    paths = PathsConfig(checkpoint_dir=str(tmp_path / "checkpoints"),
-                        demo_checkpoint_dir=str(tmp_path / "demo"))  # fmt: skip
+    paths = PathsConfig(
+        checkpoint_dir=str(tmp_path / "checkpoints"), demo_checkpoint_dir=str(tmp_path / "demo")
+    )
     for folder in ("checkpoints/pretrain-debug", "checkpoints/pretrain", "demo"):
         (tmp_path / folder).mkdir(parents=True)
         (tmp_path / folder / "lm.json").write_text("{}")
-    modes = {"single": "after_ref", "listening": "responder", "dialogue": "responder",
-             "multi_turn": "responder"}  # fmt: skip
+    modes = {
+        "single": "after_ref",
+        "listening": "responder",
+        "dialogue": "responder",
+        "multi_turn": "responder",
+    }
     sft = LMStageConfig(name="sft", init_from="auto", loss_modes=modes)
     assert resolve_init(sft, paths, "sft-debug") == tmp_path / "checkpoints/pretrain-debug/lm"
     assert resolve_init(sft, paths, "sft") == tmp_path / "checkpoints/pretrain/lm"

@@ -87,8 +87,9 @@ def test_padding_and_packing_keep_every_token_and_mask(layout):
         assert not (batch["loss_mask"] & ~batch["valid"]).any()
     assert torch.equal(packed["tokens"][0], torch.cat([it.seq.tokens for it in items]))
     lengths = [len(it.seq) for it in items]
-    assert torch.equal(packed["documents"][0], torch.repeat_interleave(torch.arange(3),
-                                                                       torch.tensor(lengths)))
+    assert torch.equal(
+        packed["documents"][0], torch.repeat_interleave(torch.arange(3), torch.tensor(lengths))
+    )
     assert "documents" not in padded  # one sequence per row: plain causal attention
     assert (padded["tokens"][~padded["valid"]] == Vocab.pad).all()
 

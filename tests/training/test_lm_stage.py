@@ -39,8 +39,17 @@ def test_pretrain_then_sft_write_checkpoints_exports_and_reports(world):
     assert load_consolidated(run_dir / "old")[1].cfg.chunk_order == "video_first"
 
     # SFT finds the pretrain export by itself (run_name pretrain) and starts from its weights.
-    pre = run(compose_train([*overrides, "stage=pretrain", "debug=default", "run_name=pretrain",
-                             "stage.max_steps=1"]))  # fmt: skip
+    pre = run(
+        compose_train(
+            [
+                *overrides,
+                "stage=pretrain",
+                "debug=default",
+                "run_name=pretrain",
+                "stage.max_steps=1",
+            ]
+        )
+    )
     assert pre["step"] == 1
     sft = run(compose_train([*overrides, "stage=sft", "debug=default", "stage.max_steps=2"]))
     assert sft["step"] == 2 and sft["train_examples"] > 0
@@ -80,16 +89,27 @@ def test_tokenize_settings_that_would_be_ignored_are_errors(world, tmp_path):
     root, overrides = world
     from vidchat.data.config import VideoRead
 
-    with pytest.raises(ConfigError, match=r"data.video.fps=25 but the video tokenizer \(.*meta"
-                                          r"\.json\) reads 4 frames/s; set data.video.fps=4"):  # fmt: skip
+    with pytest.raises(
+        ConfigError,
+        match=r"data.video.fps=25 but the video tokenizer \(.*meta"
+        r"\.json\) reads 4 frames/s; set data.video.fps=4",
+    ):
         run(compose_train([*overrides, "stage=pretrain", "debug=default", "data.video.fps=25"]))
     spec = {"frame_rate": 8.0, "frame_size": [64, 64]}
     VideoRead(fps=8, size=64).check_tokenizer(spec, "demo64")
-    with pytest.raises(ConfigError, match=r"data.video.size=256 but the video tokenizer \(demo64\)"
-                                          r" reads 64x64 frames; set data.video.size=64"):  # fmt: skip
+    with pytest.raises(
+        ConfigError,
+        match=r"data.video.size=256 but the video tokenizer \(demo64\)"
+        r" reads 64x64 frames; set data.video.size=64",
+    ):
         VideoRead(fps=8, size=256).check_tokenizer(spec, "demo64")
-    fresh = [*overrides, f"data.tokens_dir={tmp_path / 'tokens'}", "stage=pretrain",
-             "debug=default", "stage.tokenize.num_shards=2"]  # fmt: skip
+    fresh = [
+        *overrides,
+        f"data.tokens_dir={tmp_path / 'tokens'}",
+        "stage=pretrain",
+        "debug=default",
+        "stage.tokenize.num_shards=2",
+    ]
     with pytest.raises(ConfigError, match=r"stage.tokenize.num_shards=2 splits tokenize"):
         run(compose_train(fresh))
 
@@ -105,8 +125,18 @@ def test_sft_without_any_pretrained_lm_is_one_clear_error(tmp_path):
 
 def test_packing_trains_too(world):
     root, overrides = world
-    report = run(compose_train([*overrides, "stage=pretrain", "debug=default", "stage.batching=pack",
-                                "run_name=packed", "stage.max_steps=2"]))  # fmt: skip
+    report = run(
+        compose_train(
+            [
+                *overrides,
+                "stage=pretrain",
+                "debug=default",
+                "stage.batching=pack",
+                "run_name=packed",
+                "stage.max_steps=2",
+            ]
+        )
+    )
     assert report["step"] == 2 and torch.isfinite(torch.tensor(report["val_loss"]))
 
 
@@ -118,18 +148,32 @@ def test_grouped_heads_train_export_and_answer(world, video_head):
 
     root, overrides = world
     heads = [f"model.layout.video_head={video_head}", "model.layout.audio_head=depth"]
-    report = run(compose_train([*overrides, *heads, "stage=pretrain", "debug=default",
-                                f"run_name={video_head}", "stage.max_steps=2"]))  # fmt: skip
+    report = run(
+        compose_train(
+            [
+                *overrides,
+                *heads,
+                "stage=pretrain",
+                "debug=default",
+                f"run_name={video_head}",
+                "stage.max_steps=2",
+            ]
+        )
+    )
     assert report["step"] == 2 and torch.isfinite(torch.tensor(report["val_loss"]))
     model, layout, _ = load_consolidated(root / "checkpoints" / video_head / "lm")
     assert type(model.heads["audio"]).__name__ == "DepthHead"
     assert model.heads["video"].kind == video_head
     assert layout.cfg.video_head == video_head and layout.cfg.audio_head == "depth"
     h, w = layout.cfg.video_grid
-    partner = Segment(Role.PARTNER, torch.zeros(4, h, w, dtype=torch.long),
-                      torch.zeros(layout.K, 6, dtype=torch.long))  # fmt: skip
-    out = generate(model, layout, layout.prompt([partner]), max_chunks=2,
-                   sampling=SamplingConfig(seed=0))  # fmt: skip
+    partner = Segment(
+        Role.PARTNER,
+        torch.zeros(4, h, w, dtype=torch.long),
+        torch.zeros(layout.K, 6, dtype=torch.long),
+    )
+    out = generate(
+        model, layout, layout.prompt([partner]), max_chunks=2, sampling=SamplingConfig(seed=0)
+    )
     assert out.video[0].shape[1:] == (h, w) and out.audio[0].shape[0] == layout.K
 
 
@@ -143,9 +187,15 @@ def test_demo_run_tokenizes_clips_its_shards_lack(demo_world, tmp_path):
     from vidchat.data.shards import ShardReader
 
     data = [f"data.{k}={_json.dumps(v)}" for k, v in DEMO_TEST_OVERRIDES.items()]
-    overrides = [f"paths.root_dir={tmp_path}", f"data.root={demo_world.root}", *data,
-                 "stage=pretrain", "debug=default", "stage.max_steps=1",
-                 "stage.tokenize.clips_per_shard=5"]  # fmt: skip
+    overrides = [
+        f"paths.root_dir={tmp_path}",
+        f"data.root={demo_world.root}",
+        *data,
+        "stage=pretrain",
+        "debug=default",
+        "stage.max_steps=1",
+        "stage.tokenize.clips_per_shard=5",
+    ]
     run(compose_train(overrides))
     (shards,) = (tmp_path / "data_cache" / "tokens").iterdir()
     total = len(ShardReader(shards))

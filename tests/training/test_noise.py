@@ -56,8 +56,16 @@ def test_noise_respects_roles_and_modalities(layout):
     batch = _batch(layout)
     cfg = NoiseConfig(ratio=1.0, random_ratio=False, roles=("partner",), modalities=("video",))
     g = torch.Generator().manual_seed(1)
-    _, chosen = inject_noise(batch["tokens"], batch["roles"], batch["modality"], batch["codebook"],
-                             batch["valid"], layout.vocab, cfg, g)  # fmt: skip
+    _, chosen = inject_noise(
+        batch["tokens"],
+        batch["roles"],
+        batch["modality"],
+        batch["codebook"],
+        batch["valid"],
+        layout.vocab,
+        cfg,
+        g,
+    )
     expected = (
         batch["valid"] & (batch["roles"] == Role.PARTNER) & (batch["modality"] == Modality.VIDEO)
     )
@@ -67,8 +75,16 @@ def test_noise_respects_roles_and_modalities(layout):
 def test_zero_ratio_is_identity_and_bad_config_is_one_clear_error(layout):
     batch = _batch(layout)
     g = torch.Generator().manual_seed(0)
-    out, chosen = inject_noise(batch["tokens"], batch["roles"], batch["modality"], batch["codebook"],
-                               batch["valid"], layout.vocab, NoiseConfig(ratio=0.0), g)  # fmt: skip
+    out, chosen = inject_noise(
+        batch["tokens"],
+        batch["roles"],
+        batch["modality"],
+        batch["codebook"],
+        batch["valid"],
+        layout.vocab,
+        NoiseConfig(ratio=0.0),
+        g,
+    )
     assert torch.equal(out, batch["tokens"]) and not chosen.any()
     with pytest.raises(ConfigError, match=r"stage\.noise\.ratio"):
         NoiseConfig(ratio=1.5)

@@ -28,4 +28,3 @@ def test_release_copies_weights_and_attaches_the_reference(saved_responder, tmp_
 def test_release_of_a_missing_checkpoint_is_one_clear_error(tmp_path):
     with pytest.raises(VidchatError, match="consolidated LM checkpoint not found"):
         release(tmp_path / "nope", tmp_path / "out")
-

@@ -22,10 +22,19 @@ class LossRecorder(L.Callback):
 def _fit(layout, root, max_steps, resume=False):
     train, val = make_datasets(layout, sft=True)
     rec = LossRecorder()
-    cfg = trainer_cfg(checkpoint_every_n_steps=3, accumulate_grad_batches=ACCUM, val_check_interval=3,
-                      limit_val_batches=1)  # fmt: skip
-    trainer = build_trainer(run_cfg(cfg), max_steps=max_steps, callbacks=[rec], default_root_dir=root,
-                            use_distributed_sampler=False)  # fmt: skip
+    cfg = trainer_cfg(
+        checkpoint_every_n_steps=3,
+        accumulate_grad_batches=ACCUM,
+        val_check_interval=3,
+        limit_val_batches=1,
+    )
+    trainer = build_trainer(
+        run_cfg(cfg),
+        max_steps=max_steps,
+        callbacks=[rec],
+        default_root_dir=root,
+        use_distributed_sampler=False,
+    )
     module = make_module(layout, total_steps=TOTAL)
     dm = make_datamodule(layout, train, val, total_micro_batches=TOTAL * ACCUM, batch_size=2)
     ckpt = last_checkpoint(root) if resume else None
@@ -52,11 +61,17 @@ def _fit_logged(layout, root, max_steps, resume=False):
     from omegaconf import OmegaConf
 
     train, val = make_datasets(layout, sft=True)
-    cfg = trainer_cfg(checkpoint_every_n_steps=3, val_check_interval=3, limit_val_batches=1,
-                      log_every_n_steps=1, save_top_k=1)  # fmt: skip
+    cfg = trainer_cfg(
+        checkpoint_every_n_steps=3,
+        val_check_interval=3,
+        limit_val_batches=1,
+        log_every_n_steps=1,
+        save_top_k=1,
+    )
     cfg = OmegaConf.merge(cfg, {"logger": {"type": "csv"}, "resume": resume})
-    trainer = build_trainer(run_cfg(cfg), max_steps=max_steps, default_root_dir=root,
-                            use_distributed_sampler=False)  # fmt: skip
+    trainer = build_trainer(
+        run_cfg(cfg), max_steps=max_steps, default_root_dir=root, use_distributed_sampler=False
+    )
     module = make_module(layout, total_steps=TOTAL)
     dm = make_datamodule(layout, train, val, total_micro_batches=TOTAL, batch_size=2)
     ckpt = last_checkpoint(root) if resume else None

@@ -28,8 +28,9 @@ def test_a_wrapped_model_exports_under_its_own_names(tmp_path):
     apply_runtime(model, {"grad_checkpointing": True})
     as_deepspeed = {f"model.{n}": p.detach() for n, p in model.named_parameters()}
     assert any("_checkpoint_wrapped_module." in k for k in as_deepspeed)
-    stem = export_state_dict(_model_state(as_deepspeed), model.cfg, layout.cfg, tmp_path / "lm",
-                             dtype=None)  # fmt: skip
+    stem = export_state_dict(
+        _model_state(as_deepspeed), model.cfg, layout.cfg, tmp_path / "lm", dtype=None
+    )
     loaded, _, _ = load_consolidated(stem)  # strict: every weight found under its name
     for name, t in loaded.state_dict().items():
         torch.testing.assert_close(t, model.state_dict()[name], rtol=0, atol=0)

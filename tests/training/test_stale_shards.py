@@ -31,10 +31,23 @@ def folder(root: Path, seed: int, n: int = 8) -> Path:
 
 
 def pretrain(work: Path, data_root: Path) -> None:
-    done = subprocess.run([sys.executable, str(ROOT / "train.py"), "stage=pretrain", "debug=default",
-                           "data=folder", f"data.root={data_root}", f"paths.root_dir={work}",
-                           "data.val_fraction=0.2", "data.test_fraction=0"],
-                          cwd=work, capture_output=True, text=True, timeout=500)  # fmt: skip
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "train.py"),
+            "stage=pretrain",
+            "debug=default",
+            "data=folder",
+            f"data.root={data_root}",
+            f"paths.root_dir={work}",
+            "data.val_fraction=0.2",
+            "data.test_fraction=0",
+        ],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=500,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
 
 

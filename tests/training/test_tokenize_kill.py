@@ -33,10 +33,22 @@ def _group(pgid: int) -> list[int]:
 @pytest.mark.slow
 def test_kill_9_of_tokenize_leaves_no_worker_and_a_rerun_completes(demo_world, tmp_path):
     data = [f"data.{k}={json.dumps(v)}" for k, v in DEMO_TEST_OVERRIDES.items()]
-    cmd = [sys.executable, str(REPO_ROOT / "train.py"), "stage=tokenize", f"paths.root_dir={tmp_path}",
-           f"data.root={demo_world.root}", "stage.num_workers=2", *data]  # fmt: skip
-    run = subprocess.Popen(cmd, cwd=tmp_path, start_new_session=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    cmd = [
+        sys.executable,
+        str(REPO_ROOT / "train.py"),
+        "stage=tokenize",
+        f"paths.root_dir={tmp_path}",
+        f"data.root={demo_world.root}",
+        "stage.num_workers=2",
+        *data,
+    ]
+    run = subprocess.Popen(
+        cmd,
+        cwd=tmp_path,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
     while len(_group(run.pid)) < 3 and time.time() < deadline:  # the run and its 2 workers
         time.sleep(0.05)
@@ -56,9 +68,17 @@ def test_kill_9_of_tokenize_leaves_no_worker_and_a_rerun_completes(demo_world, t
 
 def _tokenize_cmd(root: Path, demo_world, *extra: str) -> list[str]:
     data = [f"data.{k}={json.dumps(v)}" for k, v in DEMO_TEST_OVERRIDES.items()]
-    return [sys.executable, str(REPO_ROOT / "train.py"), "stage=tokenize", f"paths.root_dir={root}",
-            f"data.root={demo_world.root}", "stage.num_workers=2", "stage.clips_per_shard=4",
-            *data, *extra]  # fmt: skip
+    return [
+        sys.executable,
+        str(REPO_ROOT / "train.py"),
+        "stage=tokenize",
+        f"paths.root_dir={root}",
+        f"data.root={demo_world.root}",
+        "stage.num_workers=2",
+        "stage.clips_per_shard=4",
+        *data,
+        *extra,
+    ]
 
 
 def _progress(log: Path) -> int:
@@ -79,16 +99,21 @@ def _contents(root: Path) -> dict:
 def test_kills_at_random_points_lose_at_most_one_unit_and_end_equal(demo_world, tmp_path):
     import random
 
-    whole = subprocess.run(_tokenize_cmd(tmp_path / "whole", demo_world), capture_output=True,
-                           text=True, timeout=600)  # fmt: skip
+    whole = subprocess.run(
+        _tokenize_cmd(tmp_path / "whole", demo_world), capture_output=True, text=True, timeout=600
+    )
     assert whole.returncode == 0, whole.stderr[-2000:]
     root, rng = tmp_path / "killed", random.Random(0)
     committed, kills = 0, 0
     for attempt in range(3):
         log = tmp_path / f"log{attempt}.txt"
         with log.open("w") as err:
-            run = subprocess.Popen(_tokenize_cmd(root, demo_world), start_new_session=True,
-                                   stdout=subprocess.DEVNULL, stderr=err)  # fmt: skip
+            run = subprocess.Popen(
+                _tokenize_cmd(root, demo_world),
+                start_new_session=True,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
             deadline = time.time() + 180
             while run.poll() is None and _progress(log) < 1 and time.time() < deadline:
                 time.sleep(0.01)  # until this run has tokenized a clip of its own
@@ -108,7 +133,8 @@ def test_kills_at_random_points_lose_at_most_one_unit_and_end_equal(demo_world, 
         assert now >= committed and done_here - (now - committed) <= 4, (attempt, done_here, now)
         committed = now
     assert kills >= 2, "the kills should land mid-run"
-    final = subprocess.run(_tokenize_cmd(root, demo_world), capture_output=True, text=True,
-                           timeout=600)  # fmt: skip
+    final = subprocess.run(
+        _tokenize_cmd(root, demo_world), capture_output=True, text=True, timeout=600
+    )
     assert final.returncode == 0, final.stderr[-2000:]
     assert _contents(root) == _contents(tmp_path / "whole")

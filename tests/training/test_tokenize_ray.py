@@ -18,8 +18,17 @@ pytest.importorskip("ray")
 
 def _cfg(demo_world, root, *extra):
     data = [f"data.{k}={json.dumps(v)}" for k, v in DEMO_TEST_OVERRIDES.items()]
-    return compose("train", [f"paths.root_dir={root}", f"data.root={demo_world.root}", *data,
-                             "stage=tokenize", "stage.num_workers=0", *extra])  # fmt: skip
+    return compose(
+        "train",
+        [
+            f"paths.root_dir={root}",
+            f"data.root={demo_world.root}",
+            *data,
+            "stage=tokenize",
+            "stage.num_workers=0",
+            *extra,
+        ],
+    )
 
 
 def _contents(folder) -> dict:
@@ -54,8 +63,13 @@ def test_ray_workers_and_manual_shards_do_not_mix(demo_world, tmp_path):
 def test_a_workers_error_reaches_the_user_as_its_own_line(demo_world, tmp_path):
     from vidchat.errors import VidchatError
 
-    cfg = _cfg(demo_world, tmp_path, "stage.ray_workers=2", "data.subset=sft",
-               "data.thresholds={face_blur: 10}")  # fmt: skip
+    cfg = _cfg(
+        demo_world,
+        tmp_path,
+        "stage.ray_workers=2",
+        "data.subset=sft",
+        "data.thresholds={face_blur: 10}",
+    )
     with pytest.raises(VidchatError, match="selects no clips"):
         tokenize(cfg)
 

@@ -20,8 +20,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 def _start(root: Path, demo_world, log: Path, *extra: str) -> subprocess.Popen:
     with log.open("w") as err:
-        return subprocess.Popen(_tokenize_cmd(root, demo_world, *extra), start_new_session=True,
-                                stdout=subprocess.DEVNULL, stderr=err)  # fmt: skip
+        return subprocess.Popen(
+            _tokenize_cmd(root, demo_world, *extra),
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
 
 
 def _wait_for_clips(run: subprocess.Popen, log: Path, clips: int) -> None:
@@ -75,8 +79,15 @@ def test_a_kill_keeps_what_was_tokenized_before_the_last_commit(bigger_world, tm
     log = tmp_path / "log.txt"
     root = tmp_path / "run"
     # one shard for everything (it never fills before the kill); commits every 0.5 s instead
-    run = _start(root, bigger_world, log, "stage.clips_per_shard=1000", "stage.commit_seconds=0.5",
-                 "stage.num_workers=0", "data.num_conversations=16")  # fmt: skip
+    run = _start(
+        root,
+        bigger_world,
+        log,
+        "stage.clips_per_shard=1000",
+        "stage.commit_seconds=0.5",
+        "stage.num_workers=0",
+        "data.num_conversations=16",
+    )
     _wait_for_clips(run, log, 2)
     deadline = time.time() + 60  # until a commit holds 2 clips (a loaded machine is slow)
     while _committed(root) < 2 and run.poll() is None and time.time() < deadline:
@@ -88,5 +99,7 @@ def test_a_kill_keeps_what_was_tokenized_before_the_last_commit(bigger_world, tm
     run.wait(timeout=60)
     kept = _committed(root)
     # what a commit held survives the kill, readable; the run had not finished
-    assert 2 <= committed_before <= kept < len(bigger_world.manifest.records), (committed_before,
-                                                                               kept)
+    assert 2 <= committed_before <= kept < len(bigger_world.manifest.records), (
+        committed_before,
+        kept,
+    )

@@ -31,8 +31,14 @@ def test_auto_settings_resolve_for_cpu():
 
 
 def test_deepspeed_config_and_bad_values():
-    cfg = deepspeed_config({"stage": 3, "offload_optimizer": True, "offload_parameters": True,
-                            "extra": {"zero_optimization": {"reduce_bucket_size": 5}}})  # fmt: skip
+    cfg = deepspeed_config(
+        {
+            "stage": 3,
+            "offload_optimizer": True,
+            "offload_parameters": True,
+            "extra": {"zero_optimization": {"reduce_bucket_size": 5}},
+        }
+    )
     zero = cfg["zero_optimization"]
     assert (
         zero["stage"] == 3
@@ -44,8 +50,11 @@ def test_deepspeed_config_and_bad_values():
 
 
 def test_val_interval_counts_optimizer_steps_and_checkpoints_are_atomic(tmp_path):
-    t = build_trainer(run_cfg(trainer_cfg(val_check_interval=5, accumulate_grad_batches=4)), max_steps=10,
-                      default_root_dir=tmp_path)  # fmt: skip
+    t = build_trainer(
+        run_cfg(trainer_cfg(val_check_interval=5, accumulate_grad_batches=4)),
+        max_steps=10,
+        default_root_dir=tmp_path,
+    )
     assert t.val_check_interval == 20  # Lightning counts micro-batches
     assert isinstance(t.strategy.checkpoint_io, AtomicCheckpointIO)
     atomic_torch_save({"a": 1}, tmp_path / "x.ckpt")

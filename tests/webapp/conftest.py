@@ -32,8 +32,13 @@ def demo_server(demo_world):
     from vidchat.webapp.app import launch
     from vidchat.webapp.config import DemoConfig
 
-    cfg = DemoConfig(port=free_port(), demo_data=str(demo_world.root), max_input_seconds=10,
-                     max_upload_mb=5, max_answer_seconds=3)  # fmt: skip
+    cfg = DemoConfig(
+        port=free_port(),
+        demo_data=str(demo_world.root),
+        max_input_seconds=10,
+        max_upload_mb=5,
+        max_answer_seconds=3,
+    )
     app = launch(cfg, load_pipeline(device="cpu"), block=False)
     yield Server(f"http://127.0.0.1:{cfg.port}/", app.vidchat_work.root)
     app.close()

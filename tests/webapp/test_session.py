@@ -22,7 +22,9 @@ def test_uploads_are_checked_with_one_message(tmp_path, partner_upload):
     silent = write_clip(tmp_path / "silent.mp4", np.zeros((8, 32, 32, 3), np.uint8), None, 8, 16000)
     cases[silent] = "has no audio"
     long = np.zeros((40, 32, 32, 3), np.uint8)
-    cases[write_clip(tmp_path / "long.mp4", long, np.zeros(80000, np.float32), 8, 16000)] = "longer than"
+    cases[write_clip(tmp_path / "long.mp4", long, np.zeros(80000, np.float32), 8, 16000)] = (
+        "longer than"
+    )
     (tmp_path / "big.mp4").write_bytes(partner_upload.read_bytes() * 200)
     cases[tmp_path / "big.mp4"] = "upload limit"
     for path, message in cases.items():
@@ -42,8 +44,11 @@ def test_answer_streams_chunks_then_the_whole_mp4(tmp_path, partner_upload, save
     from vidchat.inference.loading import load_pipeline
 
     pipe = load_pipeline(saved_responder, device="cpu")
-    steps = list(session.answer(pipe, partner_upload, None, session.sampling_config(1, 0, 1, 0),
-                                1.0, tmp_path))  # fmt: skip
+    steps = list(
+        session.answer(
+            pipe, partner_upload, None, session.sampling_config(1, 0, 1, 0), 1.0, tmp_path
+        )
+    )
     *chunks, last = steps
     assert len(chunks) >= 1 and all(s.preview is not None and s.video is None for s in chunks)
     h, w = pipe.frame_size

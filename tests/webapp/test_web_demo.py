@@ -31,8 +31,14 @@ def browser():
         pytest.skip("needs Debian's chromium and chromium-driver (.ci/run installs them)")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1400,1000", "--mute-audio"):  # fmt: skip
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1000",
+        "--mute-audio",
+    ):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     driver = webdriver.Chrome(service=Service(DRIVER), options=options)
@@ -114,8 +120,11 @@ def test_upload_answers_in_the_page_and_bad_files_get_a_message(
         shutil.copy(tmp_path / "page.png", SCREENSHOT)
     assert read_image(SCREENSHOT).shape == shot.shape  # the docs show this page
     requests = [json.loads(e["message"])["message"] for e in browser.get_log("performance")]
-    urls = {m["params"]["request"]["url"] for m in requests
-            if m["method"] == "Network.requestWillBeSent"}  # fmt: skip
+    urls = {
+        m["params"]["request"]["url"]
+        for m in requests
+        if m["method"] == "Network.requestWillBeSent"
+    }
     assert urls and all(u.startswith(("http://127.0.0.1", "data:", "blob:")) for u in urls), urls
 
 
@@ -126,9 +135,18 @@ def test_two_requests_at_once_both_complete(demo_server, partner_upload):
     results: list = [None, None]
 
     def ask(i: int) -> None:
-        results[i] = client.predict(handle_file(str(partner_upload)), None,
-                                    "checkpoint default", None, 1.0, 0, 1.0, i, 1.0,
-                                    api_name="/answer")  # fmt: skip
+        results[i] = client.predict(
+            handle_file(str(partner_upload)),
+            None,
+            "checkpoint default",
+            None,
+            1.0,
+            0,
+            1.0,
+            i,
+            1.0,
+            api_name="/answer",
+        )
 
     threads = [threading.Thread(target=ask, args=(i,)) for i in range(2)]
     for t in threads:
@@ -147,9 +165,11 @@ def test_a_demo_partner_turn_and_a_demo_face_can_be_picked(demo_server, demo_wor
 
     clips, faces, _ = demo_choices(demo_world.root)
     client = Client(demo_server.url, verbose=False)
-    _, status, answer = client.predict(None, clips[0][0], faces[1], None, 1.0, 0, 1.0, 0, 1.0,
-                                       api_name="/answer")  # fmt: skip
+    _, status, answer = client.predict(
+        None, clips[0][0], faces[1], None, 1.0, 0, 1.0, 0, 1.0, api_name="/answer"
+    )
     assert status.startswith("done") and probe(answer).sample_rate == 16000
     with pytest.raises(Exception, match="upload a reference face image first"):
-        client.predict(None, clips[0][0], "uploaded image", None, 1.0, 0, 1.0, 0, 1.0,
-                       api_name="/answer")  # fmt: skip
+        client.predict(
+            None, clips[0][0], "uploaded image", None, 1.0, 0, 1.0, 0, 1.0, api_name="/answer"
+        )

@@ -54,8 +54,19 @@ def test_only_roots_of_servers_that_are_gone_are_removed(tmp_path):
 def _start_server(tmp: Path, demo_world) -> tuple[subprocess.Popen, str]:
     env = {k: v for k, v in os.environ.items() if k != "GRADIO_TEMP_DIR"} | {"TMPDIR": str(tmp)}
     port = free_port()
-    cmd = [sys.executable, "-m", "vidchat.webapp", "--port", str(port), "--demo-data",
-           str(demo_world.root), "--max-answer-seconds", "1", "--device", "cpu"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "vidchat.webapp",
+        "--port",
+        str(port),
+        "--demo-data",
+        str(demo_world.root),
+        "--max-answer-seconds",
+        "1",
+        "--device",
+        "cpu",
+    ]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     for line in proc.stdout:
@@ -78,8 +89,18 @@ def _answer(url: str, partner: Path) -> None:
     from gradio_client import Client, handle_file
 
     client = Client(url, verbose=False, download_files=False)
-    _, status, _ = client.predict(handle_file(str(partner)), None, "checkpoint default", None,
-                                  1.0, 0, 1.0, 0, 0.5, api_name="/answer")  # fmt: skip
+    _, status, _ = client.predict(
+        handle_file(str(partner)),
+        None,
+        "checkpoint default",
+        None,
+        1.0,
+        0,
+        1.0,
+        0,
+        0.5,
+        api_name="/answer",
+    )
     assert status.startswith("done"), status
 
 

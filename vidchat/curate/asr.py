@@ -40,15 +40,18 @@ def turn_scores(audio: np.ndarray, decoder: Any | None = None) -> dict[str, floa
         return {"asr_conf": -10.0, "no_speech": 1.0}
     logs = [float(np.log(max(s.prob, 1e-10))) for s in words]
     in_words = sum(s.end_frame - s.start_frame + 1 for s in words)
-    return {"asr_conf": round(float(np.mean(logs)), 4),
-            "no_speech": round(float(np.clip(1 - in_words / frames, 0, 1)), 4)}  # fmt: skip
+    return {
+        "asr_conf": round(float(np.mean(logs)), 4),
+        "no_speech": round(float(np.clip(1 - in_words / frames, 0, 1)), 4),
+    }
 
 
 Scorer = Callable[[np.ndarray], dict]  # 16 kHz [S] turn -> {"asr_conf", "no_speech"}
 
 
-def load_scorer(kind: str, model: str | None = None, language: str | None = "en",
-                device: str = "cpu") -> Scorer | None:  # fmt: skip
+def load_scorer(
+    kind: str, model: str | None = None, language: str | None = "en", device: str = "cpu"
+) -> Scorer | None:
     """The turn scorer `speech.asr` names ("none" -> None), loaded once (a Ray actor holds it);
     Whisper runs on `device`, PocketSphinx on the CPU."""
     if kind == "none":

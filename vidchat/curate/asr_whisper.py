@@ -33,8 +33,13 @@ WINDOW_SECONDS = 30.0  # Whisper's input window
 class WhisperScorer:
     """A local Whisper checkpoint -> {"asr_conf", "no_speech"} per 16 kHz turn."""
 
-    def __init__(self, model_dir: str, language: str | None = "en", device: str = "cpu",
-                 max_new_tokens: int = 224) -> None:  # fmt: skip
+    def __init__(
+        self,
+        model_dir: str,
+        language: str | None = "en",
+        device: str = "cpu",
+        max_new_tokens: int = 224,
+    ) -> None:
         from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration
 
         if not Path(model_dir, "config.json").is_file():
@@ -70,8 +75,11 @@ class WhisperScorer:
         probability); the tokens end with end-of-text unless `max_new_tokens` ran out."""
         import torch
 
-        feats = self.features(np.clip(audio, -1, 1).astype(np.float32),
-                              sampling_rate=self.features.sampling_rate, return_tensors="pt")  # fmt: skip
+        feats = self.features(
+            np.clip(audio, -1, 1).astype(np.float32),
+            sampling_rate=self.features.sampling_rate,
+            return_tensors="pt",
+        )
         mel = feats.input_features.to(self.device, self.model.dtype)  # [1,n_mels,3000]
         tokens: list[int] = []
         logprobs: list[float] = []
@@ -89,16 +97,20 @@ class WhisperScorer:
                 logprobs.append(float(step[tokens[-1]]))
                 if tokens[-1] == self.eot:
                     break
-                out = self._step(torch.tensor([tokens[-1:]], device=self.device), encoded,
-                                 out.past_key_values)  # fmt: skip
+                out = self._step(
+                    torch.tensor([tokens[-1:]], device=self.device), encoded, out.past_key_values
+                )
         return tokens, logprobs, float(no_speech)
 
     def _step(self, tokens: Any, encoded: Any, past: Any) -> Any:
         from transformers.modeling_outputs import BaseModelOutput
 
-        return self.model(encoder_outputs=BaseModelOutput(last_hidden_state=encoded),
-                          decoder_input_ids=tokens,
-                          past_key_values=past, use_cache=True)  # fmt: skip
+        return self.model(
+            encoder_outputs=BaseModelOutput(last_hidden_state=encoded),
+            decoder_input_ids=tokens,
+            past_key_values=past,
+            use_cache=True,
+        )
 
 
 def _prompt(gen: Any, language: str | None) -> list[int]:

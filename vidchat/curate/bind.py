@@ -27,8 +27,9 @@ def speaker_frames(turns: list[dict], start: int, end: int, fps: float) -> dict[
     return {k: np.asarray(v) for k, v in out.items()}
 
 
-def correlations(mouths: list[np.ndarray], envelope: np.ndarray,
-                 frames: dict[str, np.ndarray]) -> dict[str, list[float]]:  # fmt: skip
+def correlations(
+    mouths: list[np.ndarray], envelope: np.ndarray, frames: dict[str, np.ndarray]
+) -> dict[str, list[float]]:
     """r[X][k] for every speaker X talking in the shot and every face k."""
     out = {}
     for speaker, idx in frames.items():

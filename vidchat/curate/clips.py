@@ -51,8 +51,13 @@ def _unbound_reason(shot: dict, speaker: str) -> str:
     return f"no face's mouth followed this voice in shot {shot['index']} ({best})"
 
 
-def plan_clips(source: dict, shots: list[dict], turns: list[dict], opts: ClipOptions,
-               dropped: list[dict] | None = None) -> list[dict]:  # fmt: skip
+def plan_clips(
+    source: dict,
+    shots: list[dict],
+    turns: list[dict],
+    opts: ClipOptions,
+    dropped: list[dict] | None = None,
+) -> list[dict]:
     """Clips of one source. `source`: ytid, height, width, fps, duration; each shot: start,
     end (frames), faces [{box}], binding {speaker: {face, sync, conf}}, correlations
     {speaker: [score per face]}. `dropped`, when given, gets `{item, reason}` for every piece
@@ -61,16 +66,23 @@ def plan_clips(source: dict, shots: list[dict], turns: list[dict], opts: ClipOpt
     fps, h, w = source["fps"], source["height"], source["width"]
     dropped = [] if dropped is None else dropped
     for turn in turns:
-        if not any(min(turn["end"], s["end"] / fps) > max(turn["start"], s["start"] / fps)
-                   for s in shots):  # fmt: skip
+        if not any(
+            min(turn["end"], s["end"] / fps) > max(turn["start"], s["start"] / fps) for s in shots
+        ):
             dropped.append({"item": _turn_name(source, turn), "reason": "in no kept shot"})
     segments = []
     for shot in shots:
         for seg in talking_segments(turns, shot, fps, opts):
             if seg["end"] - seg["start"] < opts.min_clip:
-                dropped.append({"item": _turn_name(source, seg), "reason": (
-                    f"{seg['end'] - seg['start']:.2f} s in shot {shot['index']}, shorter than "
-                    f"min_clip {opts.min_clip:g} s")})  # fmt: skip
+                dropped.append(
+                    {
+                        "item": _turn_name(source, seg),
+                        "reason": (
+                            f"{seg['end'] - seg['start']:.2f} s in shot {shot['index']}, shorter than "
+                            f"min_clip {opts.min_clip:g} s"
+                        ),
+                    }
+                )
             else:
                 segments.append((seg, shot))
     segments.sort(key=lambda item: item[0]["start"])
@@ -78,8 +90,9 @@ def plan_clips(source: dict, shots: list[dict], turns: list[dict], opts: ClipOpt
     for scene, (seg, shot) in enumerate(segments):
         bound = shot["binding"].get(seg["speaker"])
         if bound is None:
-            dropped.append({"item": _turn_name(source, seg),
-                            "reason": _unbound_reason(shot, seg["speaker"])})  # fmt: skip
+            dropped.append(
+                {"item": _turn_name(source, seg), "reason": _unbound_reason(shot, seg["speaker"])}
+            )
             continue
         other = [k for k in range(len(shot["faces"])) if k != bound["face"]]
         people = [(seg["speaker"], bound["face"], False)]
@@ -88,13 +101,20 @@ def plan_clips(source: dict, shots: list[dict], turns: list[dict], opts: ClipOpt
         for letter, face, listener in people:
             bbox = crop_box(shot["faces"][face]["box"], opts.crop_scale, w, h)
             side = 2 * round((bbox[2] - bbox[0]) * w / 2)
-            clips.append({
-                "stem": clip_stem(source["ytid"], h, w, scene, letter, listener),
-                "speaker": letter, "listener": listener, "shot": shot["index"], "face": face,
-                "start": round(seg["start"], 3), "duration": round(seg["end"] - seg["start"], 3),
-                "shot_window": [round(shot["start"] / fps, 3), round(shot["end"] / fps, 3)],
-                "bbox": bbox, "size": side,
-                "sync": None if listener else bound["sync"],
-                "conf": None if listener else bound["conf"],
-            })  # fmt: skip
+            clips.append(
+                {
+                    "stem": clip_stem(source["ytid"], h, w, scene, letter, listener),
+                    "speaker": letter,
+                    "listener": listener,
+                    "shot": shot["index"],
+                    "face": face,
+                    "start": round(seg["start"], 3),
+                    "duration": round(seg["end"] - seg["start"], 3),
+                    "shot_window": [round(shot["start"] / fps, 3), round(shot["end"] / fps, 3)],
+                    "bbox": bbox,
+                    "size": side,
+                    "sync": None if listener else bound["sync"],
+                    "conf": None if listener else bound["conf"],
+                }
+            )
     return clips

@@ -52,19 +52,37 @@ class CurateConfig:
             check("curate.redo", stage in STAGES, f"a list of {list(STAGES)}", list(self.redo))
         lo, hi = self.shots.min_seconds, self.shots.max_seconds
         check("curate.shots.min_seconds", 0 < lo <= hi, "> 0 and <= shots.max_seconds", lo)
-        check("curate.speech.num_speakers", self.speech.num_speakers >= 2, ">= 2",
-              self.speech.num_speakers)  # fmt: skip
-        check("curate.faces.detect_every", self.faces.detect_every >= 1, ">= 1",
-              self.faces.detect_every)  # fmt: skip
-        check("curate.speech.asr", self.speech.asr in ("none", "pocketsphinx", "whisper"),
-              "none, pocketsphinx or whisper", self.speech.asr)  # fmt: skip
+        check(
+            "curate.speech.num_speakers",
+            self.speech.num_speakers >= 2,
+            ">= 2",
+            self.speech.num_speakers,
+        )
+        check(
+            "curate.faces.detect_every",
+            self.faces.detect_every >= 1,
+            ">= 1",
+            self.faces.detect_every,
+        )
+        check(
+            "curate.speech.asr",
+            self.speech.asr in ("none", "pocketsphinx", "whisper"),
+            "none, pocketsphinx or whisper",
+            self.speech.asr,
+        )
         if self.speech.asr == "whisper":
             model = self.speech.asr_model
-            check("curate.speech.asr_model", bool(model) and Path(model, "config.json").is_file(),
-                  "a local Whisper checkpoint folder (with config.json)", model)  # fmt: skip
-        nets = (("sync.syncnet", self.sync.syncnet, "SyncNet"),
-                ("dover.weights", self.dover.weights, "DOVER"),
-                ("hands.detector", self.hands.detector, "hand detector"))  # fmt: skip
+            check(
+                "curate.speech.asr_model",
+                bool(model) and Path(model, "config.json").is_file(),
+                "a local Whisper checkpoint folder (with config.json)",
+                model,
+            )
+        nets = (
+            ("sync.syncnet", self.sync.syncnet, "SyncNet"),
+            ("dover.weights", self.dover.weights, "DOVER"),
+            ("hands.detector", self.hands.detector, "hand detector"),
+        )
         for key, path, what in nets:  # the user's TorchScript networks, each optional
             if path is not None:
                 check(f"curate.{key}", Path(path).is_file(), f"a TorchScript {what} file", path)
@@ -72,14 +90,19 @@ class CurateConfig:
         check("curate.sync.min_frames", self.sync.min_frames >= 6, ">= 6", self.sync.min_frames)
         check("curate.dover.frames", self.dover.frames >= 1, ">= 1", self.dover.frames)
         if self.speech.rttm_dir is not None:
-            check("curate.speech.rttm_dir", Path(self.speech.rttm_dir).is_dir(),
-                  "a folder of {source}.rttm files", self.speech.rttm_dir)  # fmt: skip
+            check(
+                "curate.speech.rttm_dir",
+                Path(self.speech.rttm_dir).is_dir(),
+                "a folder of {source}.rttm files",
+                self.speech.rttm_dir,
+            )
         share = self.quality.drop_share
         check("curate.quality.drop_share", 0 <= share < 1, "in [0, 1)", share)
 
     def stage_options(self) -> StageOptions:
-        return StageOptions(self.shots, self.speech, self.faces, self.min_sync, self.sync,
-                            self.dover, self.hands)  # fmt: skip
+        return StageOptions(
+            self.shots, self.speech, self.faces, self.min_sync, self.sync, self.dover, self.hands
+        )
 
 
 def from_cfg(cfg: Any) -> CurateConfig:
@@ -88,5 +111,7 @@ def from_cfg(cfg: Any) -> CurateConfig:
 
     for key in ("input", "output"):
         if isinstance(cfg, DictConfig) and OmegaConf.is_missing(cfg, key):
-            raise ConfigError(f"curation needs {key}=DIR (python -m vidchat.curate input=DIR output=DIR)")
+            raise ConfigError(
+                f"curation needs {key}=DIR (python -m vidchat.curate input=DIR output=DIR)"
+            )
     return from_node(CurateConfig, cfg, "curate", ignore=("hydra", "paths"))

@@ -98,8 +98,12 @@ def crop_box(box: list[float], scale: float, width: int, height: int) -> list[fl
     side = min(max(box[2] - box[0], box[3] - box[1]) * scale, width, height)
     x0 = min(max(cx - side / 2, 0.0), width - side)
     y0 = min(max(cy - side / 2, 0.0), height - side)
-    return [round(x0 / width, 5), round(y0 / height, 5), round((x0 + side) / width, 5),
-            round((y0 + side) / height, 5)]  # fmt: skip
+    return [
+        round(x0 / width, 5),
+        round(y0 / height, 5),
+        round((x0 + side) / width, 5),
+        round((y0 + side) / height, 5),
+    ]
 
 
 def spread_frames(length: int, count: int) -> np.ndarray:

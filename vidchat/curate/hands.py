@@ -28,8 +28,9 @@ class HandOptions:
     crop_scale: float = 1.6  # a person's clip crop around the face box, as clips.crop_scale
 
 
-def hand_sharpness(net: Any, frames: np.ndarray, face_boxes: list[list[float]],
-                   opts: HandOptions) -> list[float | None]:  # fmt: skip
+def hand_sharpness(
+    net: Any, frames: np.ndarray, face_boxes: list[list[float]], opts: HandOptions
+) -> list[float | None]:
     """Per face (pixel box), the mean sharpness of the hands inside its clip crop over a shot's
     frames `[T,H,W,3]` uint8; None for a face with no hand found."""
     import torch

@@ -30,7 +30,7 @@ from vidchat.curate.stages import (
     PeopleModels,
     StageOptions,
     people_stage,
-    shots_stage,  # fmt: skip
+    shots_stage,
     speech_stage,
 )
 from vidchat.curate.store import STAGES, StageStore
@@ -40,8 +40,9 @@ from vidchat.errors import VidchatError
 class StageWorker:
     """One Ray Data actor of one stage: runs the stage on each source of its batches."""
 
-    def __init__(self, stage: str, output: str, opts: StageOptions, device: str = "cpu",
-                 threads: int = 1) -> None:  # fmt: skip
+    def __init__(
+        self, stage: str, output: str, opts: StageOptions, device: str = "cpu", threads: int = 1
+    ) -> None:
         if stage == "speech":  # the torch models: voice encoder, Whisper (others: no import)
             import torch
 
@@ -94,8 +95,7 @@ def _speech_models(opts: StageOptions, device: str) -> tuple:
 
     speech = opts.speech
     encoder = None if speech.rttm_dir else load_encoder(device)  # given turns need no voices
-    return encoder, load_scorer(speech.asr, speech.asr_model, speech.asr_language,
-                                             device)  # fmt: skip
+    return encoder, load_scorer(speech.asr, speech.asr_model, speech.asr_language, device)
 
 
 def _people_models(opts: StageOptions, device: str) -> PeopleModels:
@@ -112,8 +112,14 @@ def _people_models(opts: StageOptions, device: str) -> PeopleModels:
     return PeopleModels(*load_models(), *(load(p) if p else None for p in nets))
 
 
-def analyse(sources: dict[str, Path], output: Path, opts: StageOptions, workers: int,
-            progress: bool = True, gpus: float | None = None) -> None:  # fmt: skip
+def analyse(
+    sources: dict[str, Path],
+    output: Path,
+    opts: StageOptions,
+    workers: int,
+    progress: bool = True,
+    gpus: float | None = None,
+) -> None:
     """Run the analysis stages over every source not finished yet (streaming, on Ray); the
     actors of `gpu_stages(opts)` run their networks on `actor_gpus(gpus, ...)` GPUs each."""
     import ray
@@ -132,17 +138,22 @@ def analyse(sources: dict[str, Path], output: Path, opts: StageOptions, workers:
     for stage in STAGES:
         on_gpu = stage in on_gpus and per_actor > 0
         ds = ds.map_batches(
-            StageWorker, fn_constructor_args=(stage, str(output), opts, "cuda" if on_gpu else "cpu"),
-            batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers),
-            num_cpus=1 / len(STAGES), num_gpus=per_actor if on_gpu else None,
-        )  # fmt: skip
+            StageWorker,
+            fn_constructor_args=(stage, str(output), opts, "cuda" if on_gpu else "cpu"),
+            batch_size=1,
+            compute=ray.data.ActorPoolStrategy(size=workers),
+            num_cpus=1 / len(STAGES),
+            num_gpus=per_actor if on_gpu else None,
+        )
     bar = tqdm(total=len(rows), desc="curate", unit="source", disable=not progress)
     try:
         for _ in ds.iter_rows():
             bar.update()
     except ray.exceptions.RayError as exc:  # a worker died (out of memory, a crash in C code)
-        raise VidchatError(f"a curation worker failed ({type(exc).__name__}); what finished is "
-                           "kept: rerun the same command to resume") from exc  # fmt: skip
+        raise VidchatError(
+            f"a curation worker failed ({type(exc).__name__}); what finished is "
+            "kept: rerun the same command to resume"
+        ) from exc
     finally:
         bar.close()
 

@@ -60,8 +60,11 @@ def face_sharpness(frames: np.ndarray, bbox: list[float]) -> float:
     values = []
     for frame in frames:
         small = _resize(luma(frame[y0:y1, x0:x1]), SHARPNESS_SIDE)
-        lap = sum(_LAPLACIAN[i, j] * small[i : i + SHARPNESS_SIDE - 2, j : j + SHARPNESS_SIDE - 2]
-                  for i in range(3) for j in range(3))  # fmt: skip
+        lap = sum(
+            _LAPLACIAN[i, j] * small[i : i + SHARPNESS_SIDE - 2, j : j + SHARPNESS_SIDE - 2]
+            for i in range(3)
+            for j in range(3)
+        )
         values.append(float(lap.var()))
     return round(float(np.mean(values)), 3) if values else 0.0
 

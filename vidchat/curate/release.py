@@ -40,8 +40,9 @@ def _drop(report: dict, name: str, item: str, reason: str) -> None:
     entry["dropped_items"].append({"item": item, "reason": reason})
 
 
-def plan_release(store: StageStore, ytids: list[str], clip_opts: ClipOptions,
-                 quality: QualityOptions) -> Plan:  # fmt: skip
+def plan_release(
+    store: StageStore, ytids: list[str], clip_opts: ClipOptions, quality: QualityOptions
+) -> Plan:
     """Clips of every good source, after the shot, binding, clarity and face-blur filters."""
     plan = Plan(report={"sources": {"total": len(ytids), "ok": 0, "bad": []}, "filters": {}})
     candidates: list[tuple[str, dict]] = []
@@ -54,8 +55,10 @@ def plan_release(store: StageStore, ytids: list[str], clip_opts: ClipOptions,
             continue
         plan.report["sources"]["ok"] += 1
         shots, speech, people = (store.load(s, ytid) for s in ("shots", "speech", "people"))
-        for name, dropped in (("shot length", shots["dropped_shots"]),
-                              ("shot luminance and faces", people["dropped_shots"])):  # fmt: skip
+        for name, dropped in (
+            ("shot length", shots["dropped_shots"]),
+            ("shot luminance and faces", people["dropped_shots"]),
+        ):
             for d in dropped:
                 _drop(plan.report, name, f"{ytid} frames {d['start']}-{d['end']}", d["reason"])
         _filter(plan.report, "shot length")["kept"] += len(shots["shots"])
@@ -69,10 +72,15 @@ def plan_release(store: StageStore, ytids: list[str], clip_opts: ClipOptions,
         for clip in planned:
             shot = next(s for s in people["shots"] if s["index"] == clip["shot"])
             face = shot["faces"][clip["face"]]  # the face track the clip is cropped to
-            clip["scores"] = {"luminance": shot["luminance"], "clarity": source["clarity"],
-                              "face_sharpness": face["sharpness"], "sync": clip["sync"],
-                              "conf": clip["conf"], **_asr_of(clip, speech["turns"]),
-                              **{k: face[k] for k in ("dover", "hand_sharpness") if k in face}}  # fmt: skip
+            clip["scores"] = {
+                "luminance": shot["luminance"],
+                "clarity": source["clarity"],
+                "face_sharpness": face["sharpness"],
+                "sync": clip["sync"],
+                "conf": clip["conf"],
+                **_asr_of(clip, speech["turns"]),
+                **{k: face[k] for k in ("dover", "hand_sharpness") if k in face},
+            }
             clip["source"] = source
             candidates.append((ytid, clip))
     floor = clarity_floor([c["scores"]["clarity"] for _, c in candidates], quality.drop_share)
@@ -96,8 +104,13 @@ def _asr_of(clip: dict, turns: list[dict]) -> dict:
 def _passes(report: dict, clip: dict, floor: float, quality: QualityOptions) -> bool:
     scores = clip["scores"]
     if scores["clarity"] < floor:
-        _drop(report, "clarity", clip["stem"], f"clarity {scores['clarity']:.1f} in the worst "
-              f"{quality.drop_share:.0%} (below {floor:.1f})")  # fmt: skip
+        _drop(
+            report,
+            "clarity",
+            clip["stem"],
+            f"clarity {scores['clarity']:.1f} in the worst "
+            f"{quality.drop_share:.0%} (below {floor:.1f})",
+        )
         return False
     _filter(report, "clarity")["kept"] += 1
     no_speech = scores.get("no_speech")
@@ -106,11 +119,15 @@ def _passes(report: dict, clip: dict, floor: float, quality: QualityOptions) -> 
         return False
     if no_speech is not None:
         _filter(report, "ASR no speech")["kept"] += 1
-    floors = (("face blur", "face_sharpness", quality.min_face_sharpness, "face sharpness {:.0f}"),
-              ("hand blur", "hand_sharpness", quality.min_hand_sharpness, "hand sharpness {:.0f}"),
-              ("DOVER", "dover", quality.min_dover, "DOVER {:.2f}"))  # fmt: skip
-    return all(_judge(report, clip, name, key, floor, f"{shown} below {{:g}}")
-               for name, key, floor, shown in floors)  # fmt: skip
+    floors = (
+        ("face blur", "face_sharpness", quality.min_face_sharpness, "face sharpness {:.0f}"),
+        ("hand blur", "hand_sharpness", quality.min_hand_sharpness, "hand sharpness {:.0f}"),
+        ("DOVER", "dover", quality.min_dover, "DOVER {:.2f}"),
+    )
+    return all(
+        _judge(report, clip, name, key, floor, f"{shown} below {{:g}}")
+        for name, key, floor, shown in floors
+    )
 
 
 def _judge(report: dict, clip: dict, name: str, key: str, floor: float, why: str) -> bool:
@@ -131,8 +148,11 @@ def is_sft(clip: dict, quality: QualityOptions) -> bool:
     """SFT membership: face (and hands, when scored) sharp enough, DOVER high enough (when
     scored), and (talking clips) a voice clearly bound to the face."""
     scores = clip["scores"]
-    bars = (("face_sharpness", quality.sft_min_face_sharpness), ("dover", quality.sft_min_dover),
-            ("hand_sharpness", quality.sft_min_hand_sharpness))  # fmt: skip
+    bars = (
+        ("face_sharpness", quality.sft_min_face_sharpness),
+        ("dover", quality.sft_min_dover),
+        ("hand_sharpness", quality.sft_min_hand_sharpness),
+    )
     sharp = all(scores.get(key, bar) >= bar for key, bar in bars)  # an unscored network passes
     return sharp and (clip["listener"] or scores["sync"] >= quality.sft_min_sync)
 
@@ -142,11 +162,19 @@ def cut_jobs(plan: Plan, sources: dict[str, Path], output: Path) -> dict[str, li
     jobs = {}
     for ytid, clips in plan.clips.items():
         folder = output / "videos" / ytid
-        jobs[ytid] = [CutJob(stem=c["stem"], source=str(sources[ytid]), start=c["start"],
-                             duration=c["duration"], bbox=c["bbox"], size=(c["size"], c["size"]),
-                             video=str(folder / f"{c['stem']}.mp4"),
-                             audio=str(folder / f"{c['stem']}.wav"))
-                      for c in clips]  # fmt: skip
+        jobs[ytid] = [
+            CutJob(
+                stem=c["stem"],
+                source=str(sources[ytid]),
+                start=c["start"],
+                duration=c["duration"],
+                bbox=c["bbox"],
+                size=(c["size"], c["size"]),
+                video=str(folder / f"{c['stem']}.mp4"),
+                audio=str(folder / f"{c['stem']}.wav"),
+            )
+            for c in clips
+        ]
     return jobs
 
 
@@ -160,12 +188,17 @@ def annotation(clip: dict) -> dict:
         "is_talking": not clip["listener"],
         "clip_speaker_num": 2,
         "video_total_duration": round(src["duration"], 3),
-        "start": clip["start"], "duration": clip["duration"],
-        "start_seconds": clip["shot_window"][0], "end_seconds": clip["shot_window"][1],
-        "bbox": clip["bbox"], "speaker": [clip["speaker"]],
-        "raw_video_height": h, "raw_video_width": w,
-        "clip_video_height": clip["size"], "clip_video_width": clip["size"],
-    }  # fmt: skip
+        "start": clip["start"],
+        "duration": clip["duration"],
+        "start_seconds": clip["shot_window"][0],
+        "end_seconds": clip["shot_window"][1],
+        "bbox": clip["bbox"],
+        "speaker": [clip["speaker"]],
+        "raw_video_height": h,
+        "raw_video_width": w,
+        "clip_video_height": clip["size"],
+        "clip_video_width": clip["size"],
+    }
 
 
 def write_release(plan: Plan, output: Path, quality: QualityOptions) -> list[str]:
@@ -183,8 +216,9 @@ def write_release(plan: Plan, output: Path, quality: QualityOptions) -> list[str
     for clips in plan.clips.values():
         for clip in clips:
             atomic_write_json(output / "merged_anno" / f"{clip['stem']}.json", annotation(clip))
-            atomic_write_json(output / "raw_labels" / "curate" / f"{clip['stem']}.json",
-                              clip["scores"])  # fmt: skip
+            atomic_write_json(
+                output / "raw_labels" / "curate" / f"{clip['stem']}.json", clip["scores"]
+            )
     sft = [c["stem"] for clips in plan.clips.values() for c in clips if is_sft(c, quality)]
     atomic_write_json(output / "all_data_list.json", stems)
     atomic_write_json(output / "SFT_set.json", sft)

@@ -21,8 +21,11 @@ def find_sources(folder: Path, patterns: tuple[str, ...]) -> dict[str, Path]:
     """{ytid: path} of the source videos directly in `folder` (ytid = file stem)."""
     if not folder.is_dir():
         raise VidchatError(f"{folder}: input folder not found")
-    files = sorted(p for p in folder.iterdir()
-                   if p.is_file() and any(fnmatch.fnmatch(p.name, pat) for pat in patterns))  # fmt: skip
+    files = sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and any(fnmatch.fnmatch(p.name, pat) for pat in patterns)
+    )
     if not files:
         raise VidchatError(f"{folder}: no source videos ({', '.join(patterns)})")
     sources: dict[str, Path] = {}
@@ -37,8 +40,9 @@ def _check_own_output(out: Path) -> None:
     """Refuse a non-empty output folder that an earlier curation did not make: the release
     writer replaces what it made there (and removes its stale clips), never a user's files."""
     if out.is_dir() and any(out.iterdir()) and not (out / WORK_DIR).is_dir():
-        raise VidchatError(f"{out}: not empty and not made by vidchat.curate; choose a new or "
-                           "empty output folder")  # fmt: skip
+        raise VidchatError(
+            f"{out}: not empty and not made by vidchat.curate; choose a new or empty output folder"
+        )
 
 
 CURATE_MODULES = ("ray", "scenedetect", "sklearn", "resemblyzer", "webrtcvad", "dlib")
@@ -47,8 +51,9 @@ CURATE_MODULES = ("ray", "scenedetect", "sklearn", "resemblyzer", "webrtcvad", "
 
 def curate(cfg: CurateConfig) -> dict:
     """Run (or resume) the whole curation -> the report (also `{output}/curate_report.json`)."""
-    require(CURATE_MODULES + (("pocketsphinx",) if cfg.speech.asr == "pocketsphinx" else ()),
-            "curation")  # fmt: skip
+    require(
+        CURATE_MODULES + (("pocketsphinx",) if cfg.speech.asr == "pocketsphinx" else ()), "curation"
+    )
     inp, out = Path(cfg.input).resolve(), Path(cfg.output).resolve()
     sources = find_sources(inp, cfg.patterns)
     if out == inp or inp in out.parents:

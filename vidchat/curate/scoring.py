@@ -24,11 +24,15 @@ def cut_accuracy(truth: list[int], found: list[int], tolerance: int = 2) -> floa
 def _grid(turns: list[dict], labels: dict[str, int], n: int) -> np.ndarray:
     grid = np.full(n, -1)
     for turn in turns:
-        grid[int(round(turn["start"] / STEP)) : int(round(turn["end"] / STEP))] = labels[turn["speaker"]]
+        grid[int(round(turn["start"] / STEP)) : int(round(turn["end"] / STEP))] = labels[
+            turn["speaker"]
+        ]
     return grid
 
 
-def diarisation_error_rate(reference: list[dict], hypothesis: list[dict], collar: float = 0.0) -> float:
+def diarisation_error_rate(
+    reference: list[dict], hypothesis: list[dict], collar: float = 0.0
+) -> float:
     """DER = (missed + false alarm + speaker confusion) / reference speech time, on a 10 ms grid,
     under the best one-to-one mapping of hypothesis to reference speakers. `collar` seconds
     around each reference boundary are not scored (0.25 s is customary). Turns are
@@ -59,8 +63,9 @@ def diarisation_error_rate(reference: list[dict], hypothesis: list[dict], collar
 def truth_clips(truth: dict, shot_opts: ShotOptions, clip_opts: ClipOptions) -> list[dict]:
     """The clips a perfect pipeline would cut from a raw demo source, by the same rules."""
     bounds = [0, *truth["cuts"], truth["num_frames"]]
-    kept, _ = select_shots(list(zip(bounds[:-1], bounds[1:])), truth["num_frames"],
-                           truth["fps"], shot_opts)  # fmt: skip
+    kept, _ = select_shots(
+        list(zip(bounds[:-1], bounds[1:])), truth["num_frames"], truth["fps"], shot_opts
+    )
     shots = []
     for shot in kept:
         mid = (shot["start"] + shot["end"]) / 2
@@ -85,8 +90,9 @@ def binding_accuracy(clips: list[dict], truth: dict) -> float:
     for clip in clips:
         mid = (clip["start"] + clip["duration"] / 2) * fps
         shot = next(s for s in truth["shots"] if s["start"] <= mid < s["end"])
-        right.append(_inside(clip["bbox"], shot["faces"][clip["speaker"]], truth["width"],
-                             truth["height"]))  # fmt: skip
+        right.append(
+            _inside(clip["bbox"], shot["faces"][clip["speaker"]], truth["width"], truth["height"])
+        )
     return float(np.mean(right)) if right else 0.0
 
 
@@ -97,7 +103,10 @@ def clip_match(found: list[dict], expected: list[dict], tolerance: float = 0.3) 
     for clip in expected:
         got = by_stem.get(clip["stem"])
         end = clip["start"] + clip["duration"]
-        if got and abs(got["start"] - clip["start"]) <= tolerance and \
-                abs(got["start"] + got["duration"] - end) <= tolerance:  # fmt: skip
+        if (
+            got
+            and abs(got["start"] - clip["start"]) <= tolerance
+            and abs(got["start"] + got["duration"] - end) <= tolerance
+        ):
             hits += 1
     return hits / len(expected) if expected else 1.0

@@ -33,8 +33,9 @@ def detect_cuts(path: str, opts: ShotOptions) -> list[tuple[int, int]]:
     return [(a.frame_num, b.frame_num) for a, b in scenes]
 
 
-def select_shots(scenes: list[tuple[int, int]], num_frames: int, fps: float,
-                 opts: ShotOptions) -> tuple[list[dict], list[dict]]:  # fmt: skip
+def select_shots(
+    scenes: list[tuple[int, int]], num_frames: int, fps: float, opts: ShotOptions
+) -> tuple[list[dict], list[dict]]:
     """-> (kept shots [{index, start, end}], dropped [{start, end, reason}]) by the length rule."""
     if not scenes:
         scenes = [(0, num_frames)]

@@ -41,7 +41,9 @@ class SpeechOptions:
     rttm_dir: str | None = None  # {ytid}.rttm from an outside diarizer (e.g. pyannote) instead
 
 
-def voice_segments(audio: np.ndarray, sample_rate: int, opts: SpeechOptions) -> list[tuple[float, float]]:
+def voice_segments(
+    audio: np.ndarray, sample_rate: int, opts: SpeechOptions
+) -> list[tuple[float, float]]:
     """[S] audio -> speech segments [(start, end)] in seconds, with hysteresis."""
     probs = speech_probabilities(audio, sample_rate)  # [N] per 32 ms
     hop = WINDOW / VAD_RATE
@@ -64,8 +66,9 @@ def voice_segments(audio: np.ndarray, sample_rate: int, opts: SpeechOptions) -> 
     return [(round(s, 3), round(e, 3)) for s, e in merged if e - s >= opts.min_speech]
 
 
-def _partials(encoder: Any, audio: np.ndarray, sample_rate: int,
-              segments: list[tuple[float, float]]) -> tuple[np.ndarray, list[tuple[float, float]]]:  # fmt: skip
+def _partials(
+    encoder: Any, audio: np.ndarray, sample_rate: int, segments: list[tuple[float, float]]
+) -> tuple[np.ndarray, list[tuple[float, float]]]:
     """Embeddings [P,256] of partial windows inside the segments, and each window's span."""
     embeds, spans = [], []
     for start, end in segments:
@@ -117,8 +120,11 @@ def _smooth(grid: np.ndarray, min_steps: int) -> np.ndarray:
     for i, (label, a, b) in enumerate(runs):
         if label < 0 or b - a >= min_steps:
             continue
-        near = [r[0] for r in (runs[i - 1] if i else None, runs[i + 1] if i + 1 < len(runs) else None)
-                if r is not None and r[0] >= 0]  # fmt: skip
+        near = [
+            r[0]
+            for r in (runs[i - 1] if i else None, runs[i + 1] if i + 1 < len(runs) else None)
+            if r is not None and r[0] >= 0
+        ]
         if near and all(n == near[0] for n in near) and near[0] != label:
             out[a:b] = near[0]
     return out
@@ -132,9 +138,13 @@ def diarise(audio: np.ndarray, sample_rate: int, encoder: Any, opts: SpeechOptio
         return {"segments": [], "turns": []}
     embeds, spans = _partials(encoder, audio, sample_rate, segments)
     labels = _cluster(embeds, opts.num_speakers)
-    grid = _smooth(_label_grid(segments, spans, labels, opts.num_speakers, duration),
-                   round(opts.min_turn / STEP))  # fmt: skip
-    turns = [{"speaker": c, "start": a * STEP, "end": b * STEP} for c, a, b in _runs(grid) if c >= 0]
+    grid = _smooth(
+        _label_grid(segments, spans, labels, opts.num_speakers, duration),
+        round(opts.min_turn / STEP),
+    )
+    turns = [
+        {"speaker": c, "start": a * STEP, "end": b * STEP} for c, a, b in _runs(grid) if c >= 0
+    ]
     return {"segments": [list(s) for s in segments], "turns": main_speakers(turns)}
 
 
@@ -147,8 +157,10 @@ def main_speakers(turns: list[dict]) -> list[dict]:
     main = sorted(talk, key=lambda k: -talk[k])[:2]
     kept = sorted((t for t in turns if t["speaker"] in main), key=lambda t: t["start"])
     letters = {k: "AB"[i] for i, k in enumerate(dict.fromkeys(t["speaker"] for t in kept))}
-    return [{"speaker": letters[t["speaker"]], "start": round(t["start"], 3),
-             "end": round(t["end"], 3)} for t in kept]  # fmt: skip
+    return [
+        {"speaker": letters[t["speaker"]], "start": round(t["start"], 3), "end": round(t["end"], 3)}
+        for t in kept
+    ]
 
 
 def read_rttm(path: str | Path) -> list[dict]:

@@ -68,13 +68,18 @@ def shots_stage(path: str, opts: StageOptions) -> dict:
         raise BadSource(f"shot detection failed: {exc}") from exc
     kept, dropped = select_shots(scenes, num_frames, fps, opts.shots)
     return {
-        "source": {"fps": fps, "height": info.height, "width": info.width,
-                   "num_frames": num_frames, "duration": num_frames / fps,
-                   "clarity": clarity(path, int(info.height), int(info.width))},
+        "source": {
+            "fps": fps,
+            "height": info.height,
+            "width": info.width,
+            "num_frames": num_frames,
+            "duration": num_frames / fps,
+            "clarity": clarity(path, int(info.height), int(info.width)),
+        },
         "cuts": [int(a) for a, _ in scenes[1:]],
         "shots": kept,
         "dropped_shots": dropped,
-    }  # fmt: skip
+    }
 
 
 def speech_stage(path: str, models: tuple, opts: StageOptions) -> dict:
@@ -101,15 +106,20 @@ def speech_stage(path: str, models: tuple, opts: StageOptions) -> dict:
     return result
 
 
-def people_stage(path: str, shots: dict, speech: dict, models: PeopleModels,
-                 opts: StageOptions) -> dict:  # fmt: skip
+def people_stage(
+    path: str, shots: dict, speech: dict, models: PeopleModels, opts: StageOptions
+) -> dict:
     """Per kept shot: luminance check, face tracks, their mouths, voice-face binding."""
     fps = shots["source"]["fps"]
     out, dropped = [], []
     for shot in shots["shots"]:
         try:
-            clip = read_clip(path, sample_rate=SAMPLE_RATE, start=shot["start"] / fps,
-                             duration=(shot["end"] - shot["start"]) / fps)  # fmt: skip
+            clip = read_clip(
+                path,
+                sample_rate=SAMPLE_RATE,
+                start=shot["start"] / fps,
+                duration=(shot["end"] - shot["start"]) / fps,
+            )
         except MediaError as exc:
             raise BadSource(f"video unreadable: {exc}") from exc
         reason, entry = _analyse_shot(clip, shot, speech["turns"], models, opts)
@@ -122,8 +132,9 @@ def people_stage(path: str, shots: dict, speech: dict, models: PeopleModels,
     return {"shots": out, "dropped_shots": dropped}
 
 
-def _analyse_shot(clip: Any, shot: dict, turns: list[dict], models: PeopleModels,
-                  opts: StageOptions) -> tuple[str | None, dict]:  # fmt: skip
+def _analyse_shot(
+    clip: Any, shot: dict, turns: list[dict], models: PeopleModels, opts: StageOptions
+) -> tuple[str | None, dict]:
     frames = clip.frames  # [T,H,W,3]
     luma = mean_luma(frames[:: max(1, len(frames) // 10)])
     lo, hi = opts.shots.luminance
@@ -143,13 +154,15 @@ def _analyse_shot(clip: Any, shot: dict, turns: list[dict], models: PeopleModels
         r, min_sync = correlations(mouths, envelope, talk), opts.min_sync
     _score_faces(frames, tracks, models, opts)
     return None, {
-        **shot, "luminance": round(luma, 2), "faces": tracks, "correlations": r,
+        **shot,
+        "luminance": round(luma, 2),
+        "faces": tracks,
+        "correlations": r,
         "binding": bind(r, len(tracks), min_sync),
-    }  # fmt: skip
+    }
 
 
-def _score_faces(frames: Any, tracks: list[dict], models: PeopleModels,
-                 opts: StageOptions) -> None:  # fmt: skip
+def _score_faces(frames: Any, tracks: list[dict], models: PeopleModels, opts: StageOptions) -> None:
     """Each face track's sharpness, and with their networks its DOVER score and hand sharpness
     (in place)."""
     dover, hands = models.dover, models.hands

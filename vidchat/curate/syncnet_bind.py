@@ -28,13 +28,20 @@ class SyncOptions:
     min_frames: int = 10  # shortest talking stretch scored, in 25 fps windows
 
 
-def syncnet_scores(net: Any, frames: np.ndarray, audio: np.ndarray, fps: float,
-                   boxes: list[list[float]], talk: dict[str, np.ndarray],
-                   opts: SyncOptions) -> dict[str, list[float]]:  # fmt: skip
+def syncnet_scores(
+    net: Any,
+    frames: np.ndarray,
+    audio: np.ndarray,
+    fps: float,
+    boxes: list[list[float]],
+    talk: dict[str, np.ndarray],
+    opts: SyncOptions,
+) -> dict[str, list[float]]:
     """r[X][k]: SyncNet confidence of face k (pixel box) while speaker X talks (`talk`: frame
     indices of the shot, at `fps`); frames `[T,H,W,3]`, audio `[S]` at 16 kHz from the shot start."""
-    idx = np.minimum((np.arange(int(len(frames) * SYNC_FPS / fps)) * fps / SYNC_FPS).astype(int),
-                     len(frames) - 1)  # fmt: skip
+    idx = np.minimum(
+        (np.arange(int(len(frames) * SYNC_FPS / fps)) * fps / SYNC_FPS).astype(int), len(frames) - 1
+    )
     feats = [sync_features(net, box_crops(frames[idx], [box] * len(idx)), audio) for box in boxes]
     out: dict[str, list[float]] = {}
     for speaker, shot_frames in talk.items():
@@ -42,8 +49,9 @@ def syncnet_scores(net: Any, frames: np.ndarray, audio: np.ndarray, fps: float,
     return out
 
 
-def _speaker_conf(feats: tuple | None, idx: np.ndarray, shot_frames: np.ndarray,
-                  opts: SyncOptions) -> float:  # fmt: skip
+def _speaker_conf(
+    feats: tuple | None, idx: np.ndarray, shot_frames: np.ndarray, opts: SyncOptions
+) -> float:
     """Length-weighted mean confidence over the stretches where the speaker talks."""
     if feats is None:
         return 0.0

@@ -38,12 +38,16 @@ class VideoRead:
         size = spec.get("frame_size")
         fps = float(spec["frame_rate"]) * int(spec.get("temporal_stride") or 1)
         if size and tuple(size) != (self.size, self.size):
-            raise ConfigError(f"data.video.size={self.size} but the video tokenizer ({what}) reads "
-                              f"{size[0]}x{size[1]} frames; set data.video.size={size[0]}, or "
-                              "train a video tokenizer at this size")  # fmt: skip
+            raise ConfigError(
+                f"data.video.size={self.size} but the video tokenizer ({what}) reads "
+                f"{size[0]}x{size[1]} frames; set data.video.size={size[0]}, or "
+                "train a video tokenizer at this size"
+            )
         if abs(fps - self.fps) > 1e-6:
-            raise ConfigError(f"data.video.fps={self.fps:g} but the video tokenizer ({what}) reads "
-                              f"{fps:g} frames/s; set data.video.fps={fps:g}")  # fmt: skip
+            raise ConfigError(
+                f"data.video.fps={self.fps:g} but the video tokenizer ({what}) reads "
+                f"{fps:g} frames/s; set data.video.fps={fps:g}"
+            )
 
 
 @dataclass(frozen=True)
@@ -68,8 +72,7 @@ class PairsConfig:
         bad = sorted(set(self.branches) - set(BRANCHES))
         check("data.pairs.branches", not bad, f"some of {list(BRANCHES)}", list(self.branches))
         check("data.pairs.history_turns", self.history_turns >= 0, ">= 0", self.history_turns)
-        check("data.pairs.history_seconds", self.history_seconds >= 0, ">= 0",
-              self.history_seconds)  # fmt: skip
+        check("data.pairs.history_seconds", self.history_seconds >= 0, ">= 0", self.history_seconds)
         gap = self.max_gap_seconds
         check("data.pairs.max_gap_seconds", gap is None or gap >= 0, ">= 0 or null", gap)
 
@@ -124,8 +127,9 @@ class DataConfig:
         for k in set(extra) - own:
             data.pop(k)
         data["options"] = {**extra, **dict(data.get("options") or {})}
-        check("data.root", bool(data.get("root")), "set (data.root=/path/to/data)",
-              data.get("root"))  # fmt: skip
+        check(
+            "data.root", bool(data.get("root")), "set (data.root=/path/to/data)", data.get("root")
+        )
         return from_node(cls, data, "data")
 
     @property

@@ -47,8 +47,9 @@ class DecodeStalled(VidchatError):
 class DecodeDataset(Dataset):
     """Decodes clip i in a worker: (i, frames `[T,H,W,3]`, audio `[S]`, error or None)."""
 
-    def __init__(self, records: Sequence[Any], fps: float, size: tuple[int, int],
-                 sample_rate: int) -> None:  # fmt: skip
+    def __init__(
+        self, records: Sequence[Any], fps: float, size: tuple[int, int], sample_rate: int
+    ) -> None:
         self.records, self.fps, self.size, self.sample_rate = records, fps, size, sample_rate
 
     def __len__(self) -> int:
@@ -89,10 +90,16 @@ def decode_in_workers(dataset: Dataset, workers: int, timeout: float) -> Iterato
     if not workers:
         yield from (dataset[i] for i in range(len(dataset)))
         return
-    loader = DataLoader(dataset, batch_size=None, num_workers=workers, collate_fn=_as_is,
-                        prefetch_factor=4, worker_init_fn=partial(_init_worker, os.getpid()),
-                        timeout=timeout,
-                        multiprocessing_context=worker_context())  # fmt: skip
+    loader = DataLoader(
+        dataset,
+        batch_size=None,
+        num_workers=workers,
+        collate_fn=_as_is,
+        prefetch_factor=4,
+        worker_init_fn=partial(_init_worker, os.getpid()),
+        timeout=timeout,
+        multiprocessing_context=worker_context(),
+    )
     done = 0
     batches = iter(loader)
     while done < len(dataset):

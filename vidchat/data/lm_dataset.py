@@ -41,9 +41,19 @@ from vidchat.model.layout import LOSS_MODES, LaidOutSequence, Segment, SequenceL
 from vidchat.model.vocab import Role
 
 BATCH_KEYS = (
-    "tokens", "next_slots", "roles", "modality", "slots", "segment", "chunk", "frame", "row",
-    "col", "codebook", "depth",
-)  # fmt: skip
+    "tokens",
+    "next_slots",
+    "roles",
+    "modality",
+    "slots",
+    "segment",
+    "chunk",
+    "frame",
+    "row",
+    "col",
+    "codebook",
+    "depth",
+)
 _FILL_MINUS_ONE = {"segment", "chunk", "frame", "row", "col", "codebook", "documents"}
 BATCHING_MODES = ("pad", "pack")
 REFERENCE_SOURCES = ("image", "other_clip")
@@ -215,8 +225,10 @@ class LMSequenceDataset(Dataset):
     def __getitem__(self, i: int) -> LMItem:
         ex = self.examples[i]
         n = len(ex.segments)
-        segments = [Segment(role, *self._codes(cid, k == n - 1))
-                    for k, (role, cid) in enumerate(ex.segments)]  # fmt: skip
+        segments = [
+            Segment(role, *self._codes(cid, k == n - 1))
+            for k, (role, cid) in enumerate(ex.segments)
+        ]
         seq = self.layout.build(segments, ref=self._ref(ex.ref))
         mask = seq.loss_mask(ex.loss_mode)
         if len(seq) > self.max_seq_len:
@@ -226,8 +238,10 @@ class LMSequenceDataset(Dataset):
 
 def head_codes(video: Tensor, audio: Tensor, seconds: float, cfg) -> tuple[Tensor, Tensor]:
     """The first `seconds` of a turn's codes: video `[T,h,w]`, audio `[K,Ta]`."""
-    return (video[: math.floor(seconds * cfg.video_frame_rate)],
-            audio[:, : math.floor(seconds * cfg.audio_frame_rate)])  # fmt: skip
+    return (
+        video[: math.floor(seconds * cfg.video_frame_rate)],
+        audio[:, : math.floor(seconds * cfg.audio_frame_rate)],
+    )
 
 
 def tail_codes(video: Tensor, audio: Tensor, seconds: float, cfg) -> tuple[Tensor, Tensor]:
@@ -288,9 +302,13 @@ def pack_rows(rows: Sequence[dict[str, Tensor]], max_len: int) -> list[dict[str,
         else:
             packed.append([r])
             lengths.append(n)
-    return [{**{k: torch.cat([r[k] for r in group]) for k in group[0]},
-             "documents": pack_documents([r["tokens"].numel() for r in group])}
-            for group in packed]  # fmt: skip
+    return [
+        {
+            **{k: torch.cat([r[k] for r in group]) for k in group[0]},
+            "documents": pack_documents([r["tokens"].numel() for r in group]),
+        }
+        for group in packed
+    ]
 
 
 @dataclass

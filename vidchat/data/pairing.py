@@ -30,9 +30,7 @@ def is_sft(record: ClipRecord, thresholds: Mapping[str, float] | None = None) ->
     if listed is not None and not listed:
         return False
     return all(
-        float(record.scores[key]) > float(value)
-        if key in record.scores
-        else listed is not None
+        float(record.scores[key]) > float(value) if key in record.scores else listed is not None
         for key, value in thresholds.items()
     )
 
@@ -101,7 +99,8 @@ def _listening_partner(listener: ClipRecord, talking: list[ClipRecord]) -> ClipR
     candidates = [
         r
         for r in talking
-        if not listener.speaker_id or r.speaker_id != listener.speaker_id
+        if not listener.speaker_id
+        or r.speaker_id != listener.speaker_id
         and (scene is None or r.labels.get("scene") == scene)
     ]
     best = max(candidates, key=lambda r: _overlap(r, listener), default=None)

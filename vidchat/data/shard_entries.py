@@ -29,15 +29,18 @@ def commit_order(worker: int, number: int, index: dict[str, Any]) -> tuple[int, 
 
 def entries_of(index: dict[str, Any], worker: int) -> dict[str, Latest]:
     """clip_id -> its entry in one index (a failure after a clip of the same id wins)."""
-    out = {cid: Latest(e["meta"].get("source"), None, e, index["shard"], worker)
-           for cid, e in index["clips"].items()}  # fmt: skip
+    out = {
+        cid: Latest(e["meta"].get("source"), None, e, index["shard"], worker)
+        for cid, e in index["clips"].items()
+    }
     for failure in index["failures"]:
         out[failure["clip_id"]] = Latest(failure.get("source"), failure, None, None, worker)
     return out
 
 
-def is_current(latest: Latest | None, source: dict[str, Any] | None,
-               retry_failed: bool = False) -> bool:  # fmt: skip
+def is_current(
+    latest: Latest | None, source: dict[str, Any] | None, retry_failed: bool = False
+) -> bool:
     """The clip needs no new entry: it has one (tokenized, or failed unless `retry_failed`)
     made from `source` (None: from anything; an entry from before signatures stands)."""
     if latest is None or (retry_failed and latest.failure is not None):

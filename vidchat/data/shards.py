@@ -176,8 +176,9 @@ class ShardWriter:
             self._refs.update(index["references"])
             if w == self.worker:
                 self._seq = max(self._seq, n + 1)
-        self.failures: list[dict[str, str]] = [e.failure for e in self._latest.values()
-                                               if e.failure and e.worker == self.worker]  # fmt: skip
+        self.failures: list[dict[str, str]] = [
+            e.failure for e in self._latest.values() if e.failure and e.worker == self.worker
+        ]
         self._reset_buffer()
         self.written_clips = 0
 
@@ -193,8 +194,9 @@ class ShardWriter:
         """Failed clips of this worker, committed or buffered."""
         return len(self.failures) + len(self._failures)
 
-    def is_done(self, clip_id: str, source: dict[str, Any] | None = None,
-                retry_failed: bool = False) -> bool:  # fmt: skip
+    def is_done(
+        self, clip_id: str, source: dict[str, Any] | None = None, retry_failed: bool = False
+    ) -> bool:
         """A committed index lists the clip made from `source` (`records.source_signature`;
         None: from anything), tokenized, or failed unless `retry_failed` (`is_current`)."""
         return is_current(self._latest.get(clip_id), source, retry_failed)
@@ -216,16 +218,19 @@ class ShardWriter:
     def add(self, clip_id: str, video: np.ndarray, audio: np.ndarray, meta: dict[str, Any]) -> None:
         """Buffer one clip: video codes `[T,h,w]`, audio codes `[K,Ta]`; flushes a full shard."""
         latest = self._latest.get(clip_id)  # only changed inputs or a retried failure supersede
-        if clip_id in self._clips or (latest and not latest.failure
-                                      and self.is_done(clip_id, meta.get("source"))):  # fmt: skip
+        if clip_id in self._clips or (
+            latest and not latest.failure and self.is_done(clip_id, meta.get("source"))
+        ):
             raise ValueError(f"clip {clip_id!r} was already written to {self.root}")
         self._clips[clip_id] = {
             "video": self._put(video),
             "audio": self._put(audio),
             "meta": _jsonable(meta),
         }
-        overdue = (self.commit_seconds is not None
-                   and time.monotonic() - self._last_commit >= self.commit_seconds)  # fmt: skip
+        overdue = (
+            self.commit_seconds is not None
+            and time.monotonic() - self._last_commit >= self.commit_seconds
+        )
         if len(self._clips) >= self.clips_per_shard or overdue:
             self.flush()
 
@@ -234,8 +239,9 @@ class ShardWriter:
         if not self.has_reference(key):
             self._references[key] = self._put(codes)
 
-    def add_failure(self, clip_id: str, path: str, error: str,
-                    source: dict[str, Any] | None = None) -> None:  # fmt: skip
+    def add_failure(
+        self, clip_id: str, path: str, error: str, source: dict[str, Any] | None = None
+    ) -> None:
         failure = {"clip_id": clip_id, "path": str(path), "error": error}
         self._failures.append(failure if source is None else {**failure, "source": source})
 
@@ -250,8 +256,12 @@ class ShardWriter:
             shard = self.root / f"{name}.npy"
             _atomic_npy(shard, np.concatenate(self._chunks))
             index.update(bytes=shard.stat().st_size, sha256=file_sha256(shard))
-        index.update(clips=self._clips, references=self._references, failures=self._failures,
-                     committed_ns=time.time_ns())  # fmt: skip
+        index.update(
+            clips=self._clips,
+            references=self._references,
+            failures=self._failures,
+            committed_ns=time.time_ns(),
+        )
         index["checksum"] = _index_checksum(index)
         atomic_write_json(self.root / f"{name}.index.json", index, indent=None)
         self._latest.update(entries_of(index, self.worker))
@@ -267,7 +277,9 @@ class ShardWriter:
     def close(self) -> None:
         """Flush what is left and write this worker's failure list."""
         self.flush()
-        atomic_write_json(self.root / f"failures-{self.worker:03d}.json", self.failures, indent=None)
+        atomic_write_json(
+            self.root / f"failures-{self.worker:03d}.json", self.failures, indent=None
+        )
 
     def __enter__(self) -> ShardWriter:
         return self
@@ -326,8 +338,9 @@ class ShardReader:
             indexes.append((w, n, index))
         for clip_id, entry in newest(indexes).items():  # a redone clip: its newest entry
             if clip_id in self._sources:
-                raise VidchatError(f"clip {clip_id!r} is in two shard sets: "
-                                   f"{self._sources[clip_id][0]} and {root}")  # fmt: skip
+                raise VidchatError(
+                    f"clip {clip_id!r} is in two shard sets: {self._sources[clip_id][0]} and {root}"
+                )
             self._sources[clip_id] = (root, entry.source)
             if entry.failure is not None:
                 self._failures.append(entry.failure)

@@ -44,11 +44,16 @@ class EvalConfig:
         bad = sorted(set(self.systems) - set(SYSTEMS))
         check("systems", not bad, f"some of {list(SYSTEMS)}", list(self.systems))
         check_dtype(self.dtype, "dtype")
-        check("decode", self.decode in DECODE_CHOICES, f"one of {list(DECODE_CHOICES)}",
-              self.decode)  # fmt: skip
+        check(
+            "decode", self.decode in DECODE_CHOICES, f"one of {list(DECODE_CHOICES)}", self.decode
+        )
         check("batch_size", self.batch_size >= 1, ">= 1", self.batch_size)
-        check("max_pairs", self.max_pairs is None or self.max_pairs >= 1, ">= 1 or null",
-              self.max_pairs)  # fmt: skip
+        check(
+            "max_pairs",
+            self.max_pairs is None or self.max_pairs >= 1,
+            ">= 1 or null",
+            self.max_pairs,
+        )
         m = self.max_seconds
         check("max_seconds", m is None or m > 0, "positive or null", m)
 

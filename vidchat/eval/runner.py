@@ -77,13 +77,16 @@ def reference_frame(
     responder = pair.responder
     if responder is None:
         return None
-    candidates = sorted((r for r in others.get(responder.speaker_id, ())
-                         if r.clip_id != responder.clip_id), key=lambda r: r.clip_id)  # fmt: skip
+    candidates = sorted(
+        (r for r in others.get(responder.speaker_id, ()) if r.clip_id != responder.clip_id),
+        key=lambda r: r.clip_id,
+    )
     if not candidates:
         return None
     first = dataclasses.replace(candidates[0], duration=1.0 / pipe.fps)  # one frame is enough
-    clip = read_record(first, fps=pipe.fps, size=pipe.frame_size,
-                       sample_rate=pipe.sample_rate, require_audio=False)  # fmt: skip
+    clip = read_record(
+        first, fps=pipe.fps, size=pipe.frame_size, sample_rate=pipe.sample_rate, require_audio=False
+    )
     return clip.frames[0] if clip.num_frames else None
 
 
@@ -208,8 +211,14 @@ def _sample(item: PairInputs, frames: np.ndarray, audio: np.ndarray, sc: Scoring
     )
 
 
-def _score_sample(system: str, item: PairInputs, sample: EvalSample, names: Sequence[str],
-                  sc: Scoring, reasons: dict[str, str]) -> tuple[dict, dict]:  # fmt: skip
+def _score_sample(
+    system: str,
+    item: PairInputs,
+    sample: EvalSample,
+    names: Sequence[str],
+    sc: Scoring,
+    reasons: dict[str, str],
+) -> tuple[dict, dict]:
     """Every per-sample metric on one sample -> (values, details); a metric that raises is
     listed, never fatal. Details (e.g. the emotion the oracle read) let a user see why a
     sample scored as it did."""
@@ -221,8 +230,14 @@ def _score_sample(system: str, item: PairInputs, sample: EvalSample, names: Sequ
             )
         except Exception as exc:  # noqa: BLE001 - one failing metric must not stop the benchmark
             log.debug("metric %s failed on %s", name, item.pair.pair_id, exc_info=True)
-            sc.failures.append({"pair_id": item.pair.pair_id, "system": system, "metric": name,
-                                "error": f"{type(exc).__name__}: {exc}"})  # fmt: skip
+            sc.failures.append(
+                {
+                    "pair_id": item.pair.pair_id,
+                    "system": system,
+                    "metric": name,
+                    "error": f"{type(exc).__name__}: {exc}",
+                }
+            )
             continue
         values[name] = result.value
         if result.details:
@@ -246,8 +261,14 @@ def score_system(
             continue
         sample = _sample(item, frames, audio, sc)
         values, details = _score_sample(system, item, sample, sample_metrics, sc, reasons)
-        rows.append({"pair_id": item.pair.pair_id, "branch": item.pair.branch,
-                     "metrics": values, "details": details})  # fmt: skip
+        rows.append(
+            {
+                "pair_id": item.pair.pair_id,
+                "branch": item.pair.branch,
+                "metrics": values,
+                "details": details,
+            }
+        )
         samples.append(sample)
     result = aggregate(rows, sample_metrics)
     for name in dataset_metrics:
@@ -262,8 +283,13 @@ def score_system(
 LM_SYSTEMS = ("model", "untrained")
 
 
-def score_model_metrics(system: str, pipe: ResponderPipeline, inputs: Sequence[PairInputs],
-                        result: dict[str, Any], sc: Scoring) -> None:  # fmt: skip
+def score_model_metrics(
+    system: str,
+    pipe: ResponderPipeline,
+    inputs: Sequence[PairInputs],
+    result: dict[str, Any],
+    sc: Scoring,
+) -> None:
     """Metrics that read the LM itself (scope `model`) into `result["overall"]`; the systems
     without an LM get them as unavailable."""
     for name in (m for m in sc.metrics if get_metric(m).scope == "model"):
@@ -273,14 +299,16 @@ def score_model_metrics(system: str, pipe: ResponderPipeline, inputs: Sequence[P
             try:
                 res = get_metric(name).fn(pipe, inputs, **metric_options(sc.cfg, name, sc.gallery))
             except Exception as exc:  # noqa: BLE001 - as for sample metrics: listed, never fatal
-                sc.failures.append({"system": system, "metric": name,
-                                    "error": f"{type(exc).__name__}: {exc}"})  # fmt: skip
+                sc.failures.append(
+                    {"system": system, "metric": name, "error": f"{type(exc).__name__}: {exc}"}
+                )
                 res = MetricResult(name, None, reason=f"failed: {type(exc).__name__}: {exc}")
         per_pair = res.details.get("per_pair", [res.value] if res.available else [])
         result["overall"][name] = summarize(per_pair)
         if res.details:
-            result.setdefault("details", {})[name] = {k: v for k, v in res.details.items()
-                                                      if not k.endswith("per_pair")}  # fmt: skip
+            result.setdefault("details", {})[name] = {
+                k: v for k, v in res.details.items() if not k.endswith("per_pair")
+            }
         if not res.available:
             result["unavailable"][name] = res.reason
 

@@ -66,10 +66,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--max-seconds", type=float, default=5.0, help="longest response (stops earlier at <eot>)"
     )
     p.add_argument(
-        "--context-seconds", type=float, default=None,
+        "--context-seconds",
+        type=float,
+        default=None,
         help="answer the last N seconds of the partner clip (default: what the model's context "
-             "holds beside the answer); a longer input is read from there on, never whole",
-    )  # fmt: skip
+        "holds beside the answer); a longer input is read from there on, never whole",
+    )
     p.add_argument("--temperature", type=float, default=1.0, help="for every token kind")
     p.add_argument("--top-k", type=int, default=0, help="for every token kind (0 = off)")
     p.add_argument("--top-p", type=float, default=1.0, help="for every token kind (1 = off)")
@@ -82,14 +84,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
-        "--refine-steps", type=int, default=8,
+        "--refine-steps",
+        type=int,
+        default=8,
         help="passes per video frame of a head that decides whole frames in passes (the frame "
         "head)",
-    )  # fmt: skip
+    )
     p.add_argument(
-        "--guidance", type=float, default=1.0,
+        "--guidance",
+        type=float,
+        default=1.0,
         help="classifier-free guidance scale over the partner (1 = off; costs a second pass)",
-    )  # fmt: skip
+    )
     add_runtime_options(p)
     return p.parse_args(argv)
 
@@ -98,13 +104,19 @@ def add_runtime_options(p: argparse.ArgumentParser) -> None:
     """Where and how the LM runs: batch size, device, dtype, decode steps, cache."""
     p.add_argument("--batch-size", type=int, default=4, help="batch mode: pairs generated together")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:i]")
-    p.add_argument("--dtype", default="auto",
-                   help="LM weights: auto (bfloat16 on a GPU, float32 on a CPU), float32, "
-                        "bfloat16 or float16")  # fmt: skip
-    p.add_argument("--decode", default="auto", choices=DECODE_CHOICES,
-                   help="decode steps: eager, or fast (compiled once with torch.compile and "
-                        "replayed, CUDA graphs on a GPU: the same tokens, after a compilation "
-                        "of a minute or so); auto = fast for a --manifest on a GPU, else eager")  # fmt: skip
+    p.add_argument(
+        "--dtype",
+        default="auto",
+        help="LM weights: auto (bfloat16 on a GPU, float32 on a CPU), float32, bfloat16 or float16",
+    )
+    p.add_argument(
+        "--decode",
+        default="auto",
+        choices=DECODE_CHOICES,
+        help="decode steps: eager, or fast (compiled once with torch.compile and "
+        "replayed, CUDA graphs on a GPU: the same tokens, after a compilation "
+        "of a minute or so); auto = fast for a --manifest on a GPU, else eager",
+    )
     p.add_argument(
         "--no-cache", action="store_true", help="recompute the full forward each step (slow)"
     )
@@ -126,8 +138,9 @@ def sampling_from_args(args: argparse.Namespace) -> SamplingConfig:
             cfg[kind][name] = type(base[name])(value)
         except ValueError as exc:
             raise VidchatError(f"--sample {item!r}: {value!r} is not a number") from exc
-    return SamplingConfig.from_dict({**cfg, "seed": args.seed, "refine_steps": args.refine_steps,
-                                     "guidance": args.guidance})  # fmt: skip
+    return SamplingConfig.from_dict(
+        {**cfg, "seed": args.seed, "refine_steps": args.refine_steps, "guidance": args.guidance}
+    )
 
 
 def recent_window(source: Path | ClipRecord, seconds: float) -> ClipRecord:
@@ -135,8 +148,11 @@ def recent_window(source: Path | ClipRecord, seconds: float) -> ClipRecord:
     decoded (a seek, then decoding from there), so memory and time do not grow with the
     input's length."""
     record = source if isinstance(source, ClipRecord) else ClipRecord(source.stem, str(source))
-    end = (record.start + record.duration if record.duration is not None
-           else probe(record.path).duration or 0.0)  # fmt: skip
+    end = (
+        record.start + record.duration
+        if record.duration is not None
+        else probe(record.path).duration or 0.0
+    )
     start = max(record.start, end - seconds)
     return dataclasses.replace(record, start=start, duration=(end - start) or None)
 
@@ -247,21 +263,25 @@ def main(argv: list[str] | None = None) -> None:
         pairs = None
         if args.manifest is not None:
             pairs = read_pairs_jsonl(args.manifest)
-            options.check_output_dir(args.output_dir, [f"{p.pair_id}.mp4" for p in pairs],
-                                     args.overwrite)  # fmt: skip
+            options.check_output_dir(
+                args.output_dir, [f"{p.pair_id}.mp4" for p in pairs], args.overwrite
+            )
         else:
             args.output = args.output or args.input.with_name(f"{args.input.stem}.response.mp4")
             options.check_output_file(args.output, args.input, args.overwrite)
         started = time.perf_counter()
         # one clip does not pay back the compilation; a manifest's many pairs do (auto: on a GPU)
         decode = "eager" if args.decode == "auto" and pairs is None else args.decode
-        pipe = load_pipeline(args.checkpoint, device=args.device, dtype=args.dtype,
-                             decode=decode)  # fmt: skip
-        options.check_capacity(args.max_seconds, pipe.model.cfg.max_seq_len,
-                               pipe.layout.tokens_per_second)  # fmt: skip
+        pipe = load_pipeline(args.checkpoint, device=args.device, dtype=args.dtype, decode=decode)
+        options.check_capacity(
+            args.max_seconds, pipe.model.cfg.max_seq_len, pipe.layout.tokens_per_second
+        )
         args.context_seconds = options.check_context(
-            args.context_seconds, args.max_seconds, pipe.model.cfg.max_seq_len,
-            pipe.layout.tokens_per_second)  # fmt: skip
+            args.context_seconds,
+            args.max_seconds,
+            pipe.model.cfg.max_seq_len,
+            pipe.layout.tokens_per_second,
+        )
         print(f"loaded model in {time.perf_counter() - started:.2f} s")
         if pairs is not None:
             respond_to_manifest(pipe, args, pairs)

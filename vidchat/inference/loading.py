@@ -66,7 +66,9 @@ def _tokenizer_cfg(meta: dict[str, Any], which: str, stem: Path) -> dict[str, An
 
 
 def load_pipeline(
-    checkpoint: str | Path | None = None, device: str = "auto", dtype: str = "auto",
+    checkpoint: str | Path | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
     decode: str = "eager",
 ) -> ResponderPipeline:
     """Load the LM at `checkpoint` (a consolidated stem; default: `default_checkpoint()`) with
@@ -81,6 +83,12 @@ def load_pipeline(
     if meta.get("reference_image"):
         ref_path = resolve_existing(meta["reference_image"], stem.parent)
         reference = read_image(ref_path, size=tuple(video.spec.frame_size))
-    return ResponderPipeline(model, layout, video, audio, reference=reference,
-                             partner_seconds=meta.get("partner_seconds"),
-                             runner=StepRunner.for_device(decode, dev))  # fmt: skip
+    return ResponderPipeline(
+        model,
+        layout,
+        video,
+        audio,
+        reference=reference,
+        partner_seconds=meta.get("partner_seconds"),
+        runner=StepRunner.for_device(decode, dev),
+    )

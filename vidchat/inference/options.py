@@ -54,32 +54,41 @@ def check_output_dir(folder: Path, names: list[str], overwrite: bool) -> None:
     check_writable_folder(folder, "--output-dir")
     taken = [n for n in names if (folder / n).exists()]
     if taken and not overwrite:
-        raise VidchatError(f"--output-dir {folder} already holds {len(taken)} of the responses "
-                           f"(e.g. {taken[0]}); pass --overwrite to replace them")  # fmt: skip
+        raise VidchatError(
+            f"--output-dir {folder} already holds {len(taken)} of the responses "
+            f"(e.g. {taken[0]}); pass --overwrite to replace them"
+        )
 
 
 def check_capacity(max_seconds: float, max_seq_len: int, tokens_per_second: float) -> None:
     """--max-seconds against what the model's context holds (the answer alone, at the least)."""
     capacity = max_seq_len / tokens_per_second
     if max_seconds > capacity:
-        raise VidchatError(f"--max-seconds {max_seconds:g} is more than this model holds: "
-                           f"max_seq_len {max_seq_len} is about {capacity:.1f} s of media")  # fmt: skip
+        raise VidchatError(
+            f"--max-seconds {max_seconds:g} is more than this model holds: "
+            f"max_seq_len {max_seq_len} is about {capacity:.1f} s of media"
+        )
 
 
-def default_context_seconds(max_seconds: float, max_seq_len: int, tokens_per_second: float) -> float:
+def default_context_seconds(
+    max_seconds: float, max_seq_len: int, tokens_per_second: float
+) -> float:
     """The partner seconds the context holds beside a `max_seconds` answer, with a 10% margin
     for the reference frame and markers."""
     return max(0.5, 0.9 * max_seq_len / tokens_per_second - max_seconds)
 
 
-def check_context(context: float | None, max_seconds: float, max_seq_len: int,
-                  tokens_per_second: float) -> float:  # fmt: skip
+def check_context(
+    context: float | None, max_seconds: float, max_seq_len: int, tokens_per_second: float
+) -> float:
     """--context-seconds (None: the default) -> seconds, refused when it cannot fit."""
     limit = default_context_seconds(max_seconds, max_seq_len, tokens_per_second)
     if context is None:
         return limit
     _number("--context-seconds", context, context > 0, "a positive number of seconds")
     if context > limit:
-        raise VidchatError(f"--context-seconds {context:g} does not fit beside a {max_seconds:g} s "
-                           f"answer in max_seq_len {max_seq_len}; at most {limit:.1f}")  # fmt: skip
+        raise VidchatError(
+            f"--context-seconds {context:g} does not fit beside a {max_seconds:g} s "
+            f"answer in max_seq_len {max_seq_len}; at most {limit:.1f}"
+        )
     return context

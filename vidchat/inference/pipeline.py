@@ -150,8 +150,9 @@ class ResponderPipeline:
     def prompt(self, clip: Clip, reference: np.ndarray | None = None):
         return self.layout.prompt([self.encode_partner(clip)], ref=self.encode_reference(reference))
 
-    def unconditional(self, references: Sequence[np.ndarray | None],
-                      sampling: SamplingConfig | None) -> list | None:  # fmt: skip
+    def unconditional(
+        self, references: Sequence[np.ndarray | None], sampling: SamplingConfig | None
+    ) -> list | None:
         """With `sampling.guidance`, each answer's prompt without its partner (the reference
         alone, as the `single` branch trains it); else None."""
         if sampling is None or not sampling.guided:
@@ -189,8 +190,14 @@ class ResponderPipeline:
         audio_codes: list[torch.Tensor] = []
         tick = time.perf_counter()
         for chunk in stream_chunks(
-            self.model, self.layout, prompt, self.max_chunks(max_seconds), sampling, use_cache,
-            self.unconditional([reference], sampling), self.runner,
+            self.model,
+            self.layout,
+            prompt,
+            self.max_chunks(max_seconds),
+            sampling,
+            use_cache,
+            self.unconditional([reference], sampling),
+            self.runner,
         ):
             frames = self.decode_video(chunk.video[0])
             new = chunk.audio[0]  # [K,ta]
@@ -243,9 +250,15 @@ class ResponderPipeline:
         """Several partner clips through the model at once (left-padded prompts)."""
         started = time.perf_counter()
         prompts = [self.prompt(c, r) for c, r in zip(clips, references, strict=True)]
-        result = generate(self.model, self.layout, prompts, self.max_chunks(max_seconds), sampling,
-                          unconditional=self.unconditional(references, sampling),
-                          runner=self.runner)  # fmt: skip
+        result = generate(
+            self.model,
+            self.layout,
+            prompts,
+            self.max_chunks(max_seconds),
+            sampling,
+            unconditional=self.unconditional(references, sampling),
+            runner=self.runner,
+        )
         per_row = (time.perf_counter() - started) / max(1, len(clips))
         return [
             self._response(v, a, {"compute_s": per_row}) for v, a in zip(result.video, result.audio)

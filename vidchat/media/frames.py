@@ -48,8 +48,12 @@ def square_bbox(bbox: Sequence[float] | None, width: int, height: int) -> list[f
     x1, y1, x2, y2 = bbox if bbox is not None else (0.0, 0.0, 1.0, 1.0)
     side = min((x2 - x1) * width, (y2 - y1) * height)
     cx, cy = (x1 + x2) / 2 * width, (y1 + y2) / 2 * height
-    return [(cx - side / 2) / width, (cy - side / 2) / height,
-            (cx + side / 2) / width, (cy + side / 2) / height]  # fmt: skip
+    return [
+        (cx - side / 2) / width,
+        (cy - side / 2) / height,
+        (cx + side / 2) / width,
+        (cy + side / 2) / height,
+    ]
 
 
 def crop_resize(

@@ -349,7 +349,15 @@ def read_clip(
             origin = _origin(container)
             if video is not None:
                 frames, out_fps, duration = _read_video(
-                    path, container, video, origin, fps, out_size, start, duration, bbox,
+                    path,
+                    container,
+                    video,
+                    origin,
+                    fps,
+                    out_size,
+                    start,
+                    duration,
+                    bbox,
                     keep_aspect,
                 )
             sr = int(sample_rate or (audio.codec_context.sample_rate if audio else 0))

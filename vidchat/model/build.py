@@ -24,8 +24,11 @@ from vidchat.model.transformer import ModelConfig, VidChatLM
 from vidchat.utils.config import to_plain
 
 _NOT_MODEL_FIELDS = ("layout", "name", "heads")
-MOVED = {"depth_layers": "model.heads.<kind>.layers", "depth_dim": "model.heads.<kind>.dim",
-         "frame_prev": "model.heads.<frame head kind>.prev"}  # fmt: skip
+MOVED = {
+    "depth_layers": "model.heads.<kind>.layers",
+    "depth_dim": "model.heads.<kind>.dim",
+    "frame_prev": "model.heads.<frame head kind>.prev",
+}
 """Model keys of earlier releases and where their setting lives now (old checkpoints are
 migrated by `vidchat.model.checkpoint.migrate_model_keys`)."""
 RUNTIME_FIELDS = ("grad_checkpointing", "loss_chunk", "compile", "init_from_hf")
@@ -66,8 +69,12 @@ def model_config(model_cfg: Any, layout: SequenceLayout) -> ModelConfig:
                     f"set model.{key}=null or {value}"
                 )
             cfg[key] = value
-    return ModelConfig(vocab_size=layout.vocab.size, num_slots=layout.num_slots,
-                       stream_heads=stream_heads(plain.get("heads"), layout), **cfg)  # fmt: skip
+    return ModelConfig(
+        vocab_size=layout.vocab.size,
+        num_slots=layout.num_slots,
+        stream_heads=stream_heads(plain.get("heads"), layout),
+        **cfg,
+    )
 
 
 def stream_heads(settings: Any, layout: SequenceLayout) -> dict[str, dict[str, Any]]:
@@ -76,8 +83,9 @@ def stream_heads(settings: Any, layout: SequenceLayout) -> dict[str, dict[str, A
     settings = dict(to_plain(settings) or {})
     unknown = sorted(set(settings) - set(HEADS))
     if unknown:
-        raise ConfigError(f"model.heads has settings for unknown head kinds {unknown}; "
-                          f"known: {sorted(HEADS)}")  # fmt: skip
+        raise ConfigError(
+            f"model.heads has settings for unknown head kinds {unknown}; known: {sorted(HEADS)}"
+        )
     out = {}
     for stream in STREAMS:
         kind = getattr(layout.cfg, f"{stream}_head")

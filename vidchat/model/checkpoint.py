@@ -82,8 +82,14 @@ def export_state_dict(
     with atomic_path(stem.with_suffix(".safetensors")) as tmp:
         save_file(weights, str(tmp), {"format": FORMAT})
         digest = file_sha256(tmp)
-    doc = {"format": FORMAT, "version": FORMAT_VERSION, "model": model_cfg, "layout": layout_cfg,
-           "meta": meta or {}, "weights_sha256": digest}  # fmt: skip
+    doc = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "model": model_cfg,
+        "layout": layout_cfg,
+        "meta": meta or {},
+        "weights_sha256": digest,
+    }
     atomic_write_json(stem.with_suffix(".json"), doc, indent=2, default=str)
     return stem
 
@@ -130,7 +136,9 @@ RETIRED_MODEL_KEYS = {
 HEAD_FLAGS = ("max_group", "frame_head", "depth_head", "depth_layers", "depth_dim", "frame_prev")
 
 
-def migrate_model_keys(model: dict[str, Any], layout: SequenceLayout | None = None) -> dict[str, Any]:
+def migrate_model_keys(
+    model: dict[str, Any], layout: SequenceLayout | None = None
+) -> dict[str, Any]:
     """An older checkpoint's `model` section as `ModelConfig` takes it: retired keys dropped,
     after checking that a retired knob held the only value that ever worked, and the head flags
     of a checkpoint without `stream_heads` turned into one spec per stream (`layout` needed):
@@ -138,14 +146,20 @@ def migrate_model_keys(model: dict[str, Any], layout: SequenceLayout | None = No
     frame head."""
     for key, only in RETIRED_MODEL_KEYS.items():
         if only is not None and model.get(key, only) != only:
-            raise VidchatError(f"lm.json: model.{key}={model[key]!r} is retired (only {only!r} "
-                               "was ever supported)")  # fmt: skip
+            raise VidchatError(
+                f"lm.json: model.{key}={model[key]!r} is retired (only {only!r} was ever supported)"
+            )
     out = {k: v for k, v in model.items() if k not in RETIRED_MODEL_KEYS and k not in HEAD_FLAGS}
     if "stream_heads" not in model and layout is not None:
-        old = {"layers": model.get("depth_layers", 2), "dim": model.get("depth_dim"),
-               "prev": bool(model.get("frame_prev", False))}  # fmt: skip
-        settings = {kind: {k: v for k, v in old.items() if k in cls.setting_names()}
-                    for kind, cls in HEADS.items()}  # fmt: skip
+        old = {
+            "layers": model.get("depth_layers", 2),
+            "dim": model.get("depth_dim"),
+            "prev": bool(model.get("frame_prev", False)),
+        }
+        settings = {
+            kind: {k: v for k, v in old.items() if k in cls.setting_names()}
+            for kind, cls in HEADS.items()
+        }
         out["stream_heads"] = stream_heads(settings, layout)
     return out
 
@@ -183,8 +197,10 @@ def load_consolidated(
         raise VidchatError(f"{weights_path}: weights of the consolidated LM checkpoint are missing")
     expected = doc.get("weights_sha256")  # exports before checksums existed carry none
     if expected and file_sha256(weights_path) != expected:
-        raise VidchatError(f"{weights_path}: weights do not match the checksum in "
-                           f"{stem.with_suffix('.json').name}; export the checkpoint again")  # fmt: skip
+        raise VidchatError(
+            f"{weights_path}: weights do not match the checksum in "
+            f"{stem.with_suffix('.json').name}; export the checkpoint again"
+        )
     # checkpoints written before `chunk_order` existed were all trained video-first
     layout = SequenceLayout(LayoutConfig(**{"chunk_order": "video_first", **doc["layout"]}))
     model = VidChatLM(ModelConfig(**migrate_model_keys(doc["model"], layout)))

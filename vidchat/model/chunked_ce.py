@@ -25,8 +25,9 @@ def _chunk_nll(hidden: Tensor, weight: Tensor, targets: Tensor) -> Tensor:
     return F.cross_entropy((hidden @ weight.T).float(), targets, reduction="none")
 
 
-def linear_cross_entropy(hidden: Tensor, weight: Tensor, targets: Tensor,
-                         chunk: int | None = None) -> Tensor:  # fmt: skip
+def linear_cross_entropy(
+    hidden: Tensor, weight: Tensor, targets: Tensor, chunk: int | None = None
+) -> Tensor:
     """-log softmax(hidden @ weight.T)[targets]: hidden `[..., D]`, weight `[V,D]`, targets
     `[...]` -> fp32 `[...]`. `chunk`: positions per pass (None: all at once, the plain path)."""
     shape = targets.shape
@@ -36,8 +37,10 @@ def linear_cross_entropy(hidden: Tensor, weight: Tensor, targets: Tensor,
     if chunk < 1:
         raise ValueError(f"loss chunk must be >= 1 positions, got {chunk}")
     grad = torch.is_grad_enabled() and (h.requires_grad or weight.requires_grad)
-    parts = [checkpoint(_chunk_nll, h[s : s + chunk], weight, t[s : s + chunk],
-                        use_reentrant=False) if grad else
-             _chunk_nll(h[s : s + chunk], weight, t[s : s + chunk])
-             for s in range(0, len(t), chunk)]  # fmt: skip
+    parts = [
+        checkpoint(_chunk_nll, h[s : s + chunk], weight, t[s : s + chunk], use_reentrant=False)
+        if grad
+        else _chunk_nll(h[s : s + chunk], weight, t[s : s + chunk])
+        for s in range(0, len(t), chunk)
+    ]
     return torch.cat(parts).view(shape)

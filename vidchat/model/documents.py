@@ -29,8 +29,9 @@ def document_attention(documents: Tensor, valid: Tensor | None = None) -> tuple[
     return where - first, mask[:, None]
 
 
-def step_documents(documents: Tensor, start: Tensor, row: Tensor, index: Tensor,
-                   per_row: int) -> Tensor:  # fmt: skip
+def step_documents(
+    documents: Tensor, start: Tensor, row: Tensor, index: Tensor, per_row: int
+) -> Tensor:
     """A stepped model's step rows `[B,S]`: each step's sequence is its first token's (`start`,
     `row`, `index` as in `vidchat.model.steps.Steps`); -1 where a row has no step."""
     out = documents.new_full((documents.shape[0], per_row), -1)

@@ -14,8 +14,9 @@ from torch import Tensor
 from vidchat.model.vocab import Modality, Role
 
 
-def previous_frames(roles: Tensor, modality: Tensor, depth: Tensor,
-                    valid: Tensor | None = None) -> Tensor:  # fmt: skip
+def previous_frames(
+    roles: Tensor, modality: Tensor, depth: Tensor, valid: Tensor | None = None
+) -> Tensor:
     """`[B,L]` -> `[B,L]`: at each video frame's first code, the flat position (b*L + t) of the
     first code of the frame it follows; -1 elsewhere and where there is none."""
     B, L = roles.shape
@@ -29,8 +30,13 @@ def previous_frames(roles: Tensor, modality: Tensor, depth: Tensor,
     last: dict[tuple[int, int, int], int] = {}
     ref = int(Role.REF)
     links = []
-    for b, t, role, k in zip(rows.tolist(), cols.tolist(), roles[rows, cols].tolist(),
-                             sequence[rows, cols].tolist(), strict=True):  # fmt: skip
+    for b, t, role, k in zip(
+        rows.tolist(),
+        cols.tolist(),
+        roles[rows, cols].tolist(),
+        sequence[rows, cols].tolist(),
+        strict=True,
+    ):
         links.append(last.get((b, k, role), last.get((b, k, ref), -1)))
         last[(b, k, role)] = b * L + t
     out = torch.full((B, L), -1, dtype=torch.long, device=roles.device)

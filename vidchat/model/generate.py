@@ -116,8 +116,9 @@ class GenerationResult:
     num_chunks: list[int]
 
 
-def sample(logits: Tensor, s: TokenSampling, generator: torch.Generator | None,
-           gumbel: bool = False) -> Tensor:  # fmt: skip
+def sample(
+    logits: Tensor, s: TokenSampling, generator: torch.Generator | None, gumbel: bool = False
+) -> Tensor:
     """logits `[B,n]` -> indices `[B]` with temperature / top-k / top-p. `gumbel`: draw by the
     Gumbel-max trick (the same distribution; far faster than `multinomial` for the many rows
     of a frame head's pass)."""
@@ -152,8 +153,9 @@ def _seqs(prompt: Prompts) -> list[LaidOutSequence]:
     return seqs
 
 
-def _batch(prompt: Prompts, unconditional: Prompts | None, sampling: SamplingConfig
-           ) -> tuple[dict[str, Tensor], int]:  # fmt: skip
+def _batch(
+    prompt: Prompts, unconditional: Prompts | None, sampling: SamplingConfig
+) -> tuple[dict[str, Tensor], int]:
     """The prompts left-padded into one batch and the number `B` of answers; with guidance,
     rows `B..2B-1` are the unconditional prompts, which share every sampled token."""
     seqs = _seqs(prompt)
@@ -193,8 +195,9 @@ def stream_chunks(
     runner: StepRunner = EAGER,
 ) -> Iterator[ResponderChunk]:
     """Yield each responder chunk's codes as soon as it is complete (see the module docstring)."""
-    for _, chunk in _decode(model, layout, prompt, max_chunks, sampling, use_cache,
-                            unconditional, runner):  # fmt: skip
+    for _, chunk in _decode(
+        model, layout, prompt, max_chunks, sampling, use_cache, unconditional, runner
+    ):
         if chunk is not None:
             yield chunk
 
@@ -213,8 +216,9 @@ def generate(
     """Generate whole responder turns; the concatenation of `stream_chunks`' chunks."""
     chunks: list[ResponderChunk] = []
     tokens = None
-    for generated, chunk in _decode(model, layout, prompt, max_chunks, sampling, use_cache,
-                                    unconditional, runner):  # fmt: skip
+    for generated, chunk in _decode(
+        model, layout, prompt, max_chunks, sampling, use_cache, unconditional, runner
+    ):
         tokens = generated  # [B,n]: the latest view of the generated tokens
         if chunk is not None:
             chunks.append(chunk)
@@ -231,8 +235,9 @@ def generate(
     return GenerationResult(tokens, video, audio, counts)
 
 
-def _decode(model, layout, prompt, max_chunks, sampling, use_cache, unconditional=None,
-            runner=EAGER):  # fmt: skip
+def _decode(
+    model, layout, prompt, max_chunks, sampling, use_cache, unconditional=None, runner=EAGER
+):
     """Yield `(generated tokens [B,n], completed chunk or None)` after every sampled token."""
     sampling = sampling or SamplingConfig()
     device = model.embed_tokens.weight.device
@@ -278,9 +283,7 @@ def _decode(model, layout, prompt, max_chunks, sampling, use_cache, unconditiona
         logits = stepper.next(n)
 
 
-def _chunk(
-    layout: SequenceLayout, index: int, codes: Tensor, ended: Tensor
-) -> ResponderChunk:
+def _chunk(layout: SequenceLayout, index: int, codes: Tensor, ended: Tensor) -> ResponderChunk:
     """Chunk `index`'s generated code tokens `[B,n]` -> video `[B,t,h,w]`, audio `[B,K,ta]`,
     each code placed where the token plan says its position holds."""
     B = codes.shape[0]

@@ -54,8 +54,17 @@ from vidchat.model.vocab import Modality, Role, Vocab
 
 LOSS_MODES = ("responder", "after_ref")
 _META = (
-    "roles", "modality", "slots", "segment", "chunk", "frame", "row", "col", "codebook", "depth",
-)  # fmt: skip
+    "roles",
+    "modality",
+    "slots",
+    "segment",
+    "chunk",
+    "frame",
+    "row",
+    "col",
+    "codebook",
+    "depth",
+)
 _PLAN_META = ("frame", "row", "col", "codebook")
 
 
@@ -127,8 +136,12 @@ class LaidOutSequence:
 
     def model_inputs(self) -> dict[str, Tensor]:
         """What `VidChatLM.forward` takes: tokens, roles, slots (the next slots), depth, `[L]`."""
-        return {"tokens": self.tokens, "roles": self.roles, "slots": self.next_slots,
-                "depth": self.depth}  # fmt: skip
+        return {
+            "tokens": self.tokens,
+            "roles": self.roles,
+            "slots": self.next_slots,
+            "depth": self.depth,
+        }
 
 
 class SequenceLayout:
@@ -230,12 +243,14 @@ class SequenceLayout:
         tokens[v] = video[plan.frame[v], plan.row[v], plan.col[v]] + self.vocab.video_offset
         a, book = ~v, plan.codebook[~v]
         tokens[a] = (
-            audio[book, plan.frame[a]] + self.vocab.audio_offset(0)
+            audio[book, plan.frame[a]]
+            + self.vocab.audio_offset(0)
             + book * self.cfg.audio_codebook_size
-        )  # fmt: skip
+        )
         meta = {k: getattr(plan, k) for k in (*_PLAN_META, "depth")}
-        return self._piece(tokens, role, plan.modality, plan.slot, segment=segment, chunk=chunk,
-                           **meta)  # fmt: skip
+        return self._piece(
+            tokens, role, plan.modality, plan.slot, segment=segment, chunk=chunk, **meta
+        )
 
     @staticmethod
     def _check_range(codes: Tensor, size: int, what: str) -> None:

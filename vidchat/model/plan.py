@@ -260,8 +260,11 @@ class TokenPlan:
         if key not in self._cache:
             rows: list[tuple[int, ...]] = []
             for modality, f0, f1 in self.runs(video_span, audio_span):
-                rows += self._video_rows(f0, f1) if modality == Modality.VIDEO else (
-                    self._audio_rows(f0, f1))  # fmt: skip
+                rows += (
+                    self._video_rows(f0, f1)
+                    if modality == Modality.VIDEO
+                    else (self._audio_rows(f0, f1))
+                )
             cols = torch.tensor(rows, dtype=torch.long).reshape(-1, 7).T  # [7,n]
             self._cache[key] = ChunkPlan(*cols)
         return self._cache[key]

@@ -49,8 +49,9 @@ class StepRunner:
     def for_device(cls, decode: str, device: torch.device | str) -> StepRunner:
         """The runner `--decode` names (`DECODE_CHOICES`) on `device`."""
         if decode not in DECODE_CHOICES:
-            raise ConfigError(f"--decode must be one of {', '.join(DECODE_CHOICES)}, "
-                              f"got {decode!r}")  # fmt: skip
+            raise ConfigError(
+                f"--decode must be one of {', '.join(DECODE_CHOICES)}, got {decode!r}"
+            )
         cuda = torch.device(device).type == "cuda"
         if decode == "eager" or (decode == "auto" and not cuda):
             return cls()
@@ -73,15 +74,17 @@ class StepRunner:
             return step
         key = (id(step.__self__), step.__func__.__name__)
         if key not in self._compiled:
-            compiled = torch.compile(step, fullgraph=True, dynamic=False, backend=self.backend,
-                                     mode=self.mode)  # fmt: skip
+            compiled = torch.compile(
+                step, fullgraph=True, dynamic=False, backend=self.backend, mode=self.mode
+            )
             if self.mode == "reduce-overhead":
                 compiled = replayed(compiled)
             self._compiled[key] = self._first_call_guard(key, step, compiled)
         return self._compiled[key]
 
-    def _first_call_guard(self, key: tuple[int, str], step: Callable, compiled: Callable
-                          ) -> Callable:  # fmt: skip
+    def _first_call_guard(
+        self, key: tuple[int, str], step: Callable, compiled: Callable
+    ) -> Callable:
         """`compiled`, except when its first call fails to compile (a step that cannot be
         captured whole, a compiler missing on this machine). Before any compiled step has run,
         the runner then turns eager for every step, with one warning: compilation fails before
@@ -94,10 +97,15 @@ class StepRunner:
             except Exception as exc:
                 reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
                 if self._ran_compiled:
-                    raise VidchatError(f"decode step {key[1]} could not be compiled ({reason}); "
-                                       "decode eagerly (--decode eager)") from exc  # fmt: skip
-                warnings.warn(f"decode step {key[1]} could not be compiled ({reason}); "
-                              "decoding eagerly", RuntimeWarning, stacklevel=2)  # fmt: skip
+                    raise VidchatError(
+                        f"decode step {key[1]} could not be compiled ({reason}); "
+                        "decode eagerly (--decode eager)"
+                    ) from exc
+                warnings.warn(
+                    f"decode step {key[1]} could not be compiled ({reason}); decoding eagerly",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
                 self.backend, self.mode = None, None
                 self._compiled.clear()
                 return step(*args, **kwargs)
@@ -107,8 +115,9 @@ class StepRunner:
 
         return first
 
-    def cache(self, new: Callable[..., StaticKVCache], owner: Any, batch: int, length: int
-              ) -> StaticKVCache:  # fmt: skip
+    def cache(
+        self, new: Callable[..., StaticKVCache], owner: Any, batch: int, length: int
+    ) -> StaticKVCache:
         """A static cache from `new(batch, length)`; a compiled runner reuses (empties) the one
         it made before for the same owner and shape, so that captured steps see the same
         buffers."""
@@ -145,8 +154,9 @@ def check_backend(backend: str, option: str) -> None:
 
     known = torch._dynamo.list_backends(exclude_tags=())
     if backend not in known:
-        raise ConfigError(f"{option}={backend!r} is not a torch.compile backend; known: "
-                          f"{sorted(known)}")  # fmt: skip
+        raise ConfigError(
+            f"{option}={backend!r} is not a torch.compile backend; known: {sorted(known)}"
+        )
 
 
 EAGER = StepRunner()

@@ -84,8 +84,13 @@ class StaticKVCache(KVCache):
             self.length += 1
 
 
-def static_step(layers: nn.ModuleList, norm: nn.Module, rope: tuple[Tensor, Tensor],
-                x: Tensor, cache: StaticKVCache) -> Tensor:  # fmt: skip
+def static_step(
+    layers: nn.ModuleList,
+    norm: nn.Module,
+    rope: tuple[Tensor, Tensor],
+    x: Tensor,
+    cache: StaticKVCache,
+) -> Tensor:
     """One static decode step through `layers` then `norm`: input `[B,1,D]` -> `[B,1,D]`, its
     key and value written at `cache.slot`, which then advances. `rope`: the cos/sin tables
     `[S,hd]`."""

@@ -62,13 +62,16 @@ class Running:
         modality[:, P:] = grammar.modality.to(device)
         valid = torch.ones_like(tokens, dtype=torch.bool)
         valid[:, :P] = batch["valid"]
-        return cls(tokens, roles, slots, depth, modality, valid, P,
-                   not bool(batch["valid"].all()))  # fmt: skip
+        return cls(tokens, roles, slots, depth, modality, valid, P, not bool(batch["valid"].all()))
 
     def upto(self, end: int) -> dict[str, Tensor]:
         s = slice(0, end)
-        return {"tokens": self.tokens[:, s], "roles": self.roles[:, s], "slots": self.slots[:, s],
-                "valid": self.valid[:, s] if self.padded else None}  # fmt: skip
+        return {
+            "tokens": self.tokens[:, s],
+            "roles": self.roles[:, s],
+            "slots": self.slots[:, s],
+            "valid": self.valid[:, s] if self.padded else None,
+        }
 
 
 class FlatStepper:
@@ -77,8 +80,9 @@ class FlatStepper:
     def forced(self, n: int) -> None:
         return None
 
-    def __init__(self, model: Any, seq: Running, use_cache: bool, run: StepRunner,
-                 length: int) -> None:  # fmt: skip
+    def __init__(
+        self, model: Any, seq: Running, use_cache: bool, run: StepRunner, length: int
+    ) -> None:
         self.model, self.seq, self.run = model, seq, run
         new = partial(model.new_cache, static=True)
         self.cache = run.cache(new, model, seq.tokens.shape[0], length) if use_cache else None
@@ -102,8 +106,15 @@ class StepStepper:
     """One backbone step per frame or time step of a grouped stream; each step's head emits its
     codes: code by code (`Head.begin` / `advance`) or all at once (`Head.decide`)."""
 
-    def __init__(self, model: VidChatLM, seq: Running, use_cache: bool, grammar: ResponderGrammar,
-                 frames: FrameSampling, length: int) -> None:  # fmt: skip
+    def __init__(
+        self,
+        model: VidChatLM,
+        seq: Running,
+        use_cache: bool,
+        grammar: ResponderGrammar,
+        frames: FrameSampling,
+        length: int,
+    ) -> None:
         self.model, self.seq, self.use_cache = model, seq, use_cache
         self.grammar, self.frames, self.run = grammar, frames, frames.run
         self.grammar_depth = seq.depth[0, seq.prompt_len :].tolist()
@@ -130,13 +141,20 @@ class StepStepper:
         """`[B]`: the column of the frame the first generated video frame follows (-1: none),
         by `frame_links`' rule; later frames follow the frame generated before them."""
         s = self.seq
-        first = next((n for n, (d, v) in enumerate(zip(self.grammar_depth, self.grammar_video,
-                                                      strict=True)) if d == 0 and v), None)  # fmt: skip
+        first = next(
+            (
+                n
+                for n, (d, v) in enumerate(zip(self.grammar_depth, self.grammar_video, strict=True))
+                if d == 0 and v
+            ),
+            None,
+        )
         if first is None:
             return torch.full_like(s.tokens[:, 0], -1)
         end = s.prompt_len + first + 1
-        links = previous_frames(s.roles[:, :end], s.modality[:, :end], s.depth[:, :end],
-                                s.valid[:, :end])[:, -1]  # fmt: skip
+        links = previous_frames(
+            s.roles[:, :end], s.modality[:, :end], s.depth[:, :end], s.valid[:, :end]
+        )[:, -1]
         return torch.where(links >= 0, links % end, -1)
 
     def _full(self, end: int) -> Tensor:
@@ -144,15 +162,17 @@ class StepStepper:
         prefix plus a placeholder at `end` (whose own value no earlier logit sees)."""
         s = self.seq
         inputs = s.upto(end + 1)
-        logits = self.model(**inputs, depth=s.depth[:, : end + 1], modality=s.modality[:, : end + 1])
+        logits = self.model(
+            **inputs, depth=s.depth[:, : end + 1], modality=s.modality[:, : end + 1]
+        )
         return logits[:, end - 1]
 
     def first(self) -> Tensor | None:
         s, P = self.seq, self.seq.prompt_len
         if self.use_cache:
-            self.context = self.model.prefill(**s.upto(P), depth=s.depth[:, :P],
-                                              modality=s.modality[:, :P],
-                                              cache=self.cache)  # fmt: skip
+            self.context = self.model.prefill(
+                **s.upto(P), depth=s.depth[:, :P], modality=s.modality[:, :P], cache=self.cache
+            )
             self.context = self.run.dense(self.context)
             self.cache.start_static()
         return self._start(0)
@@ -173,8 +193,9 @@ class StepStepper:
         if not self.use_cache:
             return self._full(i + 1)
         token, slot = (self.run.dense(x[:, i : i + 1]) for x in (s.tokens, s.slots))
-        return self.current.advance(self.model.lm_head, self.head_states[self.current.stream],
-                                    token, slot, run=self.run)  # fmt: skip
+        return self.current.advance(
+            self.model.lm_head, self.head_states[self.current.stream], token, slot, run=self.run
+        )
 
     def forced(self, n: int) -> Tensor | None:
         """Generated token n `[B]` when its step's head has already decided it, else None."""
@@ -196,8 +217,12 @@ class StepStepper:
             logits = self._full(i)
         else:
             logits, self.head_states[head.stream] = head.begin(
-                self.model.lm_head, self.context, self.run.dense(s.slots[:, i - 1 : i]),
-                self.head_states.get(head.stream), run=self.run)  # fmt: skip
+                self.model.lm_head,
+                self.context,
+                self.run.dense(s.slots[:, i - 1 : i]),
+                self.head_states.get(head.stream),
+                run=self.run,
+            )
         if self.grammar_video[n]:  # the next video frame follows this one
             self.follows = torch.full_like(self.follows, i)
         return logits
@@ -207,14 +232,21 @@ class StepStepper:
         embeddings are summed into the step at once."""
         s, m, i = self.seq, self.model, self.seq.prompt_len + n
         if not self.use_cache:  # reference: the context from a full backbone pass
-            self.context = m.prefill(**s.upto(i), depth=s.depth[:, :i], modality=s.modality[:, :i],
-                                     cache=None)  # fmt: skip
+            self.context = m.prefill(
+                **s.upto(i), depth=s.depth[:, :i], modality=s.modality[:, :i], cache=None
+            )
         size = next(d for d, v in enumerate(self.grammar_depth[n + 1 :] + [0], 1) if v == 0)
         slots = self.run.dense(s.slots[:, i - 1 : i - 1 + size])  # [B,G] its codes' slots
         lo, hi = self.ranges[n]
         end = i + 1
-        history = History(s.tokens[:, :end], s.roles[:, :end], s.modality[:, :end],
-                          s.depth[:, :end], s.valid[:, :end], self.follows)  # fmt: skip
+        history = History(
+            s.tokens[:, :end],
+            s.roles[:, :end],
+            s.modality[:, :end],
+            s.depth[:, :end],
+            s.valid[:, :end],
+            self.follows,
+        )
         self.decided = head.decide(m.lm_head, self.context, slots, lo, hi, self.frames, history)
         self.decided_at = n
         if self.use_cache:
@@ -229,8 +261,13 @@ class StepStepper:
         self.step_sum = emb if first or self.step_sum is None else self.step_sum + emb
 
 
-def make_stepper(model: Any, batch: dict[str, Tensor], grammar: ResponderGrammar,
-                 use_cache: bool, frames: FrameSampling) -> FlatStepper | StepStepper:  # fmt: skip
+def make_stepper(
+    model: Any,
+    batch: dict[str, Tensor],
+    grammar: ResponderGrammar,
+    use_cache: bool,
+    frames: FrameSampling,
+) -> FlatStepper | StepStepper:
     """The stepper for `model`, after checking that prompt and answer fit its context."""
     seq = Running.of(batch, grammar)
     P, N = seq.prompt_len, len(grammar)

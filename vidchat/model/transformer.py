@@ -66,12 +66,16 @@ class VidChatLM(nn.Module):
         self.norm = RMSNorm(cfg.dim, cfg.norm_eps)
         self.lm_head = nn.Linear(cfg.dim, cfg.vocab_size, bias=False)
         # audio first: the parameter order (and so a fresh model's init) of earlier releases
-        specs = {s: cfg.stream_heads.get(s, {"kind": "flat", "stream": s, "size": 1})
-                 for s in reversed(STREAMS)}  # fmt: skip
+        specs = {
+            s: cfg.stream_heads.get(s, {"kind": "flat", "stream": s, "size": 1})
+            for s in reversed(STREAMS)
+        }
         self.heads = nn.ModuleDict({s: build_head(cfg, spec) for s, spec in specs.items()})
         if cfg.partner_summary and not self.stepped:
-            raise ConfigError("model.partner_summary needs a grouped head "
-                              "(model.layout.video_head or audio_head other than flat)")  # fmt: skip
+            raise ConfigError(
+                "model.partner_summary needs a grouped head "
+                "(model.layout.video_head or audio_head other than flat)"
+            )
         self.partner_summary = PartnerSummary(cfg.dim) if cfg.partner_summary else None
         if cfg.tie_embeddings:
             self.lm_head.weight = self.embed_tokens.weight
@@ -96,14 +100,20 @@ class VidChatLM(nn.Module):
             n -= self.embed_tokens.weight.numel()
         return n
 
-    def new_cache(self, batch: int, max_len: int | None = None, device=None, dtype=None,
-                  static: bool = False) -> KVCache:  # fmt: skip
+    def new_cache(
+        self, batch: int, max_len: int | None = None, device=None, dtype=None, static: bool = False
+    ) -> KVCache:
         """A KV cache for `batch` rows; `static`: one whose decode steps keep their shapes
         (`vidchat.model.static_cache`, for `decode_step` / `decode_token`)."""
         w = self.embed_tokens.weight
         kind = StaticKVCache if static else KVCache
-        return kind(self.cfg, batch, max_len or self.cfg.max_seq_len, device or w.device,
-                    dtype or compute_dtype(w))  # fmt: skip
+        return kind(
+            self.cfg,
+            batch,
+            max_len or self.cfg.max_seq_len,
+            device or w.device,
+            dtype or compute_dtype(w),
+        )
 
     @property
     def stepped(self) -> bool:
@@ -124,8 +134,19 @@ class VidChatLM(nn.Module):
         head = self.heads[stream] if stream is not None else None
         return head if head is not None and head.grouped else None
 
-    def forward(self, tokens, roles=None, slots=None, *, valid=None, cache=None, depth=None,
-                modality=None, head_inputs=None, documents=None) -> Tensor:  # fmt: skip
+    def forward(
+        self,
+        tokens,
+        roles=None,
+        slots=None,
+        *,
+        valid=None,
+        cache=None,
+        depth=None,
+        modality=None,
+        head_inputs=None,
+        documents=None,
+    ) -> Tensor:
         """tokens/roles/slots/valid `[B,L]` -> logits `[B,L,V]`.
 
         A stepped model also needs `depth` and `modality` `[B,L]` (the layout's place of each
@@ -138,58 +159,91 @@ class VidChatLM(nn.Module):
         if self.stepped:
             B, L = tokens.shape
             logits = None
-            for where, out in self.step_outputs(tokens, roles, slots, depth, valid, modality,
-                                                head_inputs, cache, documents):  # fmt: skip
+            for where, out in self.step_outputs(
+                tokens, roles, slots, depth, valid, modality, head_inputs, cache, documents
+            ):
                 if logits is None:
                     logits = out.new_zeros(B * L, out.shape[-1])
                 logits[where] = out
             return logits.view(B, L, -1)
-        return self.lm_head(self.hidden(tokens, roles, slots, valid=valid, cache=cache,
-                                        documents=documents))  # fmt: skip
+        return self.lm_head(
+            self.hidden(tokens, roles, slots, valid=valid, cache=cache, documents=documents)
+        )
 
-    def nll(self, tokens, targets, roles=None, slots=None, *, valid=None, depth=None,
-            modality=None, head_inputs=None, documents=None) -> Tensor:  # fmt: skip
+    def nll(
+        self,
+        tokens,
+        targets,
+        roles=None,
+        slots=None,
+        *,
+        valid=None,
+        depth=None,
+        modality=None,
+        head_inputs=None,
+        documents=None,
+    ) -> Tensor:
         """Teacher-forced next-token NLL `[B,L-1]`: position i scores `targets[:, i+1]` given
         input `tokens` `[B,L]` up to i (inputs may be noised, targets are clean). Arguments as
         `forward`. A stepped model never holds `[B,L,V]` logits here: the full-vocabulary logits
         of a 256-code frame at every position are most of a training step's memory and,
         scattered into one buffer, a third of its CPU time."""
         if not self.stepped:
-            hidden = self.hidden(tokens, roles, slots, valid=valid,
-                                 documents=documents)[:, :-1]  # [B,L-1,D]  # fmt: skip
-            return linear_cross_entropy(hidden, self.lm_head.weight, targets[:, 1:],
-                                        self.loss_chunk)  # fmt: skip
+            hidden = self.hidden(tokens, roles, slots, valid=valid, documents=documents)[
+                :, :-1
+            ]  # [B,L-1,D]
+            return linear_cross_entropy(
+                hidden, self.lm_head.weight, targets[:, 1:], self.loss_chunk
+            )
         B, L = tokens.shape
         nll = torch.zeros(B * L, device=tokens.device)
         flat_targets = targets.reshape(-1)
-        for where, out in self.step_outputs(tokens, roles, slots, depth, valid, modality,
-                                            head_inputs, documents=documents):  # fmt: skip
+        for where, out in self.step_outputs(
+            tokens, roles, slots, depth, valid, modality, head_inputs, documents=documents
+        ):
             inside = (where % L) < L - 1  # a row's last position has no target in the row
             where = where[inside]
-            nll[where] = F.cross_entropy(out[inside].float(), flat_targets[where + 1],
-                                         reduction="none")  # fmt: skip
+            nll[where] = F.cross_entropy(
+                out[inside].float(), flat_targets[where + 1], reduction="none"
+            )
         return nll.view(B, L)[:, :-1]
 
-    def step_outputs(self, tokens, roles, slots, depth, valid, modality, head_inputs=None,
-                     cache=None, documents=None) -> Iterator[tuple[Tensor, Tensor]]:  # fmt: skip
+    def step_outputs(
+        self,
+        tokens,
+        roles,
+        slots,
+        depth,
+        valid,
+        modality,
+        head_inputs=None,
+        cache=None,
+        documents=None,
+    ) -> Iterator[tuple[Tensor, Tensor]]:
         """Teacher-forced predictions of a stepped model, one group of equal steps at a time:
         yields (flat logit positions `[M]`, logits `[M,V]`), where logit position i (= b*L + t)
         predicts token t+1 of row b, the flat convention."""
         if depth is None or modality is None or cache is not None:
-            raise ValueError("a stepped model's forward needs `depth` and `modality` and takes "
-                             "no cache")  # fmt: skip
+            raise ValueError(
+                "a stepped model's forward needs `depth` and `modality` and takes no cache"
+            )
         B, L = tokens.shape
         slots = torch.zeros_like(tokens) if slots is None else slots
         steps = Steps.of(depth)
         if documents is not None:
-            documents = step_documents(documents, steps.start, steps.row, steps.index,
-                                       steps.per_row)  # fmt: skip
-        hidden = self.backbone(self.step_inputs(tokens, roles, slots, steps, modality),
-                               valid=steps.valid(valid, B), documents=documents)  # fmt: skip
+            documents = step_documents(
+                documents, steps.start, steps.row, steps.index, steps.per_row
+            )
+        hidden = self.backbone(
+            self.step_inputs(tokens, roles, slots, steps, modality),
+            valid=steps.valid(valid, B),
+            documents=documents,
+        )
         # the context of step s is the backbone's state after step s-1 (zeros before the first)
         context = torch.cat([hidden.new_zeros(B, 1, hidden.shape[-1]), hidden], 1)  # [B,S+1,D]
-        batch = StepBatch(tokens, roles, own_slots(slots), depth, modality, valid,
-                          dict(head_inputs or {}))  # fmt: skip
+        batch = StepBatch(
+            tokens, roles, own_slots(slots), depth, modality, valid, dict(head_inputs or {})
+        )
         kinds = modality.reshape(-1)[steps.start]  # [M] the modality of each step
         for n, kind in torch.unique(torch.stack([steps.size, kinds]), dim=1).T.tolist():
             pick = ((steps.size == n) & (kinds == kind)).nonzero()[:, 0]
@@ -215,8 +269,9 @@ class VidChatLM(nn.Module):
         emb = self.embed_tokens(tokens)
         return emb + self.embed_slots(own) if self.embed_slots is not None else emb
 
-    def step_inputs(self, tokens: Tensor, roles: Tensor | None, slots: Tensor, steps: Steps,
-                    modality: Tensor) -> Tensor:  # fmt: skip
+    def step_inputs(
+        self, tokens: Tensor, roles: Tensor | None, slots: Tensor, steps: Steps, modality: Tensor
+    ) -> Tensor:
         """The backbone's input per step `[B,S,D]`: the sum of its tokens' embeddings, each with
         its own slot, plus the step's role (and, with `partner_summary`, the partner's frames
         summed up at each responder turn's start)."""
@@ -233,26 +288,37 @@ class VidChatLM(nn.Module):
         if self.partner_summary is not None:
             step_video = torch.zeros_like(step_roles, dtype=torch.bool)
             step_video[steps.row, steps.index] = modality.reshape(-1)[steps.start] == int(
-                Modality.VIDEO)  # fmt: skip
+                Modality.VIDEO
+            )
             x = x + self.partner_summary(x, step_roles, step_video)
         if self.embed_roles is not None:
             x = x + self.embed_roles(step_roles)
         return x
 
     @torch.no_grad()
-    def prefill(self, tokens: Tensor, roles: Tensor, slots: Tensor, depth: Tensor,
-                valid: Tensor | None, modality: Tensor, cache: KVCache | None) -> Tensor:  # fmt: skip
+    def prefill(
+        self,
+        tokens: Tensor,
+        roles: Tensor,
+        slots: Tensor,
+        depth: Tensor,
+        valid: Tensor | None,
+        modality: Tensor,
+        cache: KVCache | None,
+    ) -> Tensor:
         """Run a left-padded prompt `[B,P]` of a stepped model through the backbone (into
         `cache`), step by step; -> the context of the step after it `[B,D]`."""
         steps = Steps.of(depth, align_end=True)
         x = self.step_inputs(tokens, roles, slots, steps, modality)
         return self.backbone(x, valid=steps.valid(valid, tokens.shape[0]), cache=cache)[:, -1]
 
-    def hidden(self, tokens, roles=None, slots=None, *, valid=None, cache=None,
-               documents=None) -> Tensor:  # fmt: skip
+    def hidden(
+        self, tokens, roles=None, slots=None, *, valid=None, cache=None, documents=None
+    ) -> Tensor:
         """tokens/roles/slots/valid/documents `[B,L]` -> final hidden states `[B,L,D]`."""
-        return self.backbone(self.embed(tokens, roles, slots), valid=valid, cache=cache,
-                             documents=documents)  # fmt: skip
+        return self.backbone(
+            self.embed(tokens, roles, slots), valid=valid, cache=cache, documents=documents
+        )
 
     def embed(self, tokens: Tensor, roles: Tensor | None, slots: Tensor | None) -> Tensor:
         """A flat model's input embeddings `[B,L,D]`: token plus role plus (next) slot."""
@@ -263,13 +329,17 @@ class VidChatLM(nn.Module):
             x = x + self.embed_slots(slots)
         return x
 
-    def decode_token(self, tokens: Tensor, roles: Tensor, slots: Tensor,
-                     cache: StaticKVCache) -> Tensor:  # fmt: skip
+    def decode_token(
+        self, tokens: Tensor, roles: Tensor, slots: Tensor, cache: StaticKVCache
+    ) -> Tensor:
         """A flat model's static decode step: one token `[B,1]` (with its role and next slot)
         -> the next token's logits `[B,V]`."""
         rope = (self.rope_cos, self.rope_sin)
-        return self.lm_head(static_step(self.layers, self.norm, rope,
-                                        self.embed(tokens, roles, slots), cache)[:, -1])  # fmt: skip
+        return self.lm_head(
+            static_step(self.layers, self.norm, rope, self.embed(tokens, roles, slots), cache)[
+                :, -1
+            ]
+        )
 
     def decode_step(self, x: Tensor, cache: StaticKVCache) -> Tensor:
         """A stepped model's static backbone step: the step's input `[B,D]` -> the backbone's

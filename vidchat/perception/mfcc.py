@@ -38,7 +38,9 @@ def mfcc(
     power = np.abs(np.fft.rfft(x[idx], n_fft)) ** 2 / n_fft  # [N, n_fft//2+1]
     eps = np.finfo(float).eps
     energy = np.maximum(power.sum(1), eps)
-    feat = np.log(np.maximum(power @ mel_filterbank(sample_rate, n_fft, n_filters, snap_to_bins=True).T, eps))
+    feat = np.log(
+        np.maximum(power @ mel_filterbank(sample_rate, n_fft, n_filters, snap_to_bins=True).T, eps)
+    )
     feat = _dct_ortho(feat, n_ceps) * (1 + lifter / 2 * np.sin(np.pi * np.arange(n_ceps) / lifter))
     feat[:, 0] = np.log(energy)
     return feat

@@ -69,8 +69,9 @@ def box_crops(frames: np.ndarray, boxes: list, scale: float = 0.4) -> np.ndarray
     return np.stack(crops)
 
 
-def crop_sync(net, crops: np.ndarray, wav: np.ndarray, vshift: int = 15,
-              batch_size: int = 20) -> tuple[int, float, float] | None:  # fmt: skip
+def crop_sync(
+    net, crops: np.ndarray, wav: np.ndarray, vshift: int = 15, batch_size: int = 20
+) -> tuple[int, float, float] | None:
     """SyncNet (a loaded TorchScript net, contract above) on `[T,224,224,3]` uint8 RGB face crops
     at 25 fps with their 16 kHz audio `[S]` -> (offset, confidence, min distance) as
     `sync_offsets`; None when fewer than 6 frames have audio."""
@@ -78,8 +79,9 @@ def crop_sync(net, crops: np.ndarray, wav: np.ndarray, vshift: int = 15,
     return None if feats is None else sync_offsets(*feats, vshift)
 
 
-def sync_features(net, crops: np.ndarray, wav: np.ndarray,
-                  batch_size: int = 20) -> tuple[np.ndarray, np.ndarray] | None:  # fmt: skip
+def sync_features(
+    net, crops: np.ndarray, wav: np.ndarray, batch_size: int = 20
+) -> tuple[np.ndarray, np.ndarray] | None:
     """SyncNet's lip and audio features `[n,D]` of each 5-frame window (window j: frames j..j+4
     of `[T,224,224,3]` uint8 RGB crops at 25 fps, and the MFCCs of the same 0.2 s of the 16 kHz
     `wav`); None when fewer than 6 frames have audio."""
@@ -89,7 +91,9 @@ def sync_features(net, crops: np.ndarray, wav: np.ndarray,
     n = min(len(crops), len(wav) // (SYNC_RATE // SYNC_FPS)) - 5
     if n < 1:
         return None
-    video = torch.from_numpy(crops[..., ::-1].copy()).permute(3, 0, 1, 2).float()  # [3,T,224,224] BGR
+    video = (
+        torch.from_numpy(crops[..., ::-1].copy()).permute(3, 0, 1, 2).float()
+    )  # [3,T,224,224] BGR
     lips, auds = [], []
     with torch.inference_mode():
         for i in range(0, n, batch_size):

@@ -43,8 +43,9 @@ def register_audio_tokenizer(kind: str) -> Callable[[T], T]:
 
 def _builder(table: dict[str, Callable], stream: str, kind: str) -> Callable:
     if kind not in table:
-        raise ConfigError(f"tokenizer.{stream}.kind={kind!r} is not registered; "
-                          f"known: {sorted(table)}")  # fmt: skip
+        raise ConfigError(
+            f"tokenizer.{stream}.kind={kind!r} is not registered; known: {sorted(table)}"
+        )
     return table[kind]
 
 

@@ -157,8 +157,13 @@ class LibraryQuantizer(nn.Module):
     (spreading codes over the codebook) is returned as the loss.
     """
 
-    def __init__(self, kind: str, levels: list[int] | None = None, codebook_size: int = 0,
-                 entropy_weight: float = 0.1) -> None:  # fmt: skip
+    def __init__(
+        self,
+        kind: str,
+        levels: list[int] | None = None,
+        codebook_size: int = 0,
+        entropy_weight: float = 0.1,
+    ) -> None:
         super().__init__()
         from vector_quantize_pytorch import FSQ, LFQ
 
@@ -169,8 +174,9 @@ class LibraryQuantizer(nn.Module):
             bits = int(codebook_size).bit_length() - 1
             if codebook_size < 2 or 2**bits != codebook_size:
                 raise ValueError(f"lfq needs a power-of-two codebook_size, got {codebook_size}")
-            self.impl = LFQ(dim=bits, codebook_size=codebook_size,
-                            entropy_loss_weight=entropy_weight)  # fmt: skip
+            self.impl = LFQ(
+                dim=bits, codebook_size=codebook_size, entropy_loss_weight=entropy_weight
+            )
             self.dim = bits
         self.codebook_size = int(self.impl.codebook_size)
 

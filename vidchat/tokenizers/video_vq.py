@@ -130,18 +130,24 @@ def _temporal_merge(cfg: VQVideoConfig, dim: int) -> nn.Sequential:
     """k frames' features `[N, k*C, h, w]` -> one code frame's latent `[N, dim, h, w]`."""
     c = cfg.channels[-1]
     return nn.Sequential(
-        nn.Conv2d(cfg.temporal_stride * c, c, 3, padding=1), ResBlock(c),
-        nn.GroupNorm(8, c), nn.SiLU(), nn.Conv2d(c, dim, 1),
-    )  # fmt: skip
+        nn.Conv2d(cfg.temporal_stride * c, c, 3, padding=1),
+        ResBlock(c),
+        nn.GroupNorm(8, c),
+        nn.SiLU(),
+        nn.Conv2d(c, dim, 1),
+    )
 
 
 def _temporal_split(cfg: VQVideoConfig, dim: int) -> nn.Sequential:
     """One code frame's latent `[N, dim, h, w]` -> k frames' features `[N, k*C, h, w]`."""
     c = cfg.channels[-1]
     return nn.Sequential(
-        nn.Conv2d(dim, c, 3, padding=1), ResBlock(c),
-        nn.GroupNorm(8, c), nn.SiLU(), nn.Conv2d(c, cfg.temporal_stride * c, 1),
-    )  # fmt: skip
+        nn.Conv2d(dim, c, 3, padding=1),
+        ResBlock(c),
+        nn.GroupNorm(8, c),
+        nn.SiLU(),
+        nn.Conv2d(c, cfg.temporal_stride * c, 1),
+    )
 
 
 class VQVideoTokenizer(VideoTokenizer):

@@ -73,8 +73,14 @@ class ThroughputMonitor(L.Callback):
         self._world = trainer.world_size
         self._t0 = self._window_t0 = time.perf_counter()
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any,
-                           batch: Any, batch_idx: int) -> None:  # fmt: skip
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
         n = batch["valid"].sum() if "valid" in batch else torch.tensor(batch["tokens"].numel())
         self._window_tokens += int(n) * trainer.world_size  # ranks see equal-sized batches
         if (batch_idx + 1) % trainer.accumulate_grad_batches:

@@ -63,15 +63,26 @@ class TrainerConfig:
 
     def __post_init__(self) -> None:
         d = self.devices
-        ok = (d == "auto" or (isinstance(d, int) and (d >= 1 or d == -1))
-              or (isinstance(d, list | tuple) and bool(d) and all(isinstance(i, int) and i >= 0
-                                                                  for i in d)))  # fmt: skip
+        ok = (
+            d == "auto"
+            or (isinstance(d, int) and (d >= 1 or d == -1))
+            or (
+                isinstance(d, list | tuple)
+                and bool(d)
+                and all(isinstance(i, int) and i >= 0 for i in d)
+            )
+        )
         check("trainer.devices", ok, "auto, -1 (all), a count >= 1 or a list of device ids", d)
         check("trainer.num_nodes", self.num_nodes >= 1, ">= 1", self.num_nodes)
-        check("trainer.accumulate_grad_batches", self.accumulate_grad_batches >= 1, ">= 1",
-              self.accumulate_grad_batches)  # fmt: skip
-        check("trainer.log_every_n_steps", self.log_every_n_steps >= 1, ">= 1",
-              self.log_every_n_steps)  # fmt: skip
+        check(
+            "trainer.accumulate_grad_batches",
+            self.accumulate_grad_batches >= 1,
+            ">= 1",
+            self.accumulate_grad_batches,
+        )
+        check(
+            "trainer.log_every_n_steps", self.log_every_n_steps >= 1, ">= 1", self.log_every_n_steps
+        )
         c = self.checkpoint_every_n_steps
         check("trainer.checkpoint_every_n_steps", c is None or c >= 0, ">= 0 or null", c)
         check("trainer.save_top_k", self.save_top_k >= -1, ">= -1 (-1 keeps all)", self.save_top_k)
@@ -155,13 +166,21 @@ class LMStageConfig:
         check("stage.num_workers", self.num_workers >= 0, ">= 0", self.num_workers)
         w = self.turn_start_weight
         check("stage.turn_start_weight", w > 0, "positive", w)
-        check("stage.reference", self.reference in REFERENCE_SOURCES,
-              f"one of {list(REFERENCE_SOURCES)}", self.reference)  # fmt: skip
+        check(
+            "stage.reference",
+            self.reference in REFERENCE_SOURCES,
+            f"one of {list(REFERENCE_SOURCES)}",
+            self.reference,
+        )
         bad = sorted(set(self.branches) - set(BRANCH_NAMES))
         check("stage.branches", not bad, f"some of {list(BRANCH_NAMES)}", list(self.branches))
         missing = sorted(set(self.branches) - set(self.loss_modes))
-        check("stage.loss_modes", not missing, f"given for every branch (missing {missing})",
-              self.loss_modes)  # fmt: skip
+        check(
+            "stage.loss_modes",
+            not missing,
+            f"given for every branch (missing {missing})",
+            self.loss_modes,
+        )
 
 
 @dataclass(frozen=True)
@@ -177,25 +196,47 @@ class TokenizeStageConfig:
     num_shards: int = 1
     ray_workers: int = 0  # > 0: that many Ray workers, each one shard_index of ray_workers
     ray_address: str | None = None  # None: a local Ray; "auto" / "ray://host:10001": a cluster
-    device: str = "auto"  # where the tokenizers run: auto (a GPU when one is visible), cpu, cuda[:i]
+    device: str = (
+        "auto"  # where the tokenizers run: auto (a GPU when one is visible), cpu, cuda[:i]
+    )
     decode_timeout: float = 300.0  # s without any decoded clip before the run ends with an error
     retry_failed: bool = False  # also retry clips that failed with unchanged files
 
     def __post_init__(self) -> None:
         check("stage.num_workers", self.num_workers >= 0, ">= 0", self.num_workers)
-        check("stage.decode_timeout", self.decode_timeout > 0, "positive (seconds)",
-              self.decode_timeout)  # fmt: skip
-        check("stage.device", self.device in ("auto", "cpu") or self.device.startswith("cuda"),
-              "auto, cpu or cuda[:i]", self.device)  # fmt: skip
+        check(
+            "stage.decode_timeout",
+            self.decode_timeout > 0,
+            "positive (seconds)",
+            self.decode_timeout,
+        )
+        check(
+            "stage.device",
+            self.device in ("auto", "cpu") or self.device.startswith("cuda"),
+            "auto, cpu or cuda[:i]",
+            self.device,
+        )
         check("stage.ray_workers", self.ray_workers >= 0, ">= 0", self.ray_workers)
-        check("stage.num_shards", not (self.ray_workers and self.num_shards > 1),
-              "1 with stage.ray_workers (Ray splits the work itself)", self.num_shards)  # fmt: skip
-        check("stage.commit_seconds", self.commit_seconds is None or self.commit_seconds > 0,
-              "positive or null", self.commit_seconds)  # fmt: skip
+        check(
+            "stage.num_shards",
+            not (self.ray_workers and self.num_shards > 1),
+            "1 with stage.ray_workers (Ray splits the work itself)",
+            self.num_shards,
+        )
+        check(
+            "stage.commit_seconds",
+            self.commit_seconds is None or self.commit_seconds > 0,
+            "positive or null",
+            self.commit_seconds,
+        )
         check("stage.clips_per_shard", self.clips_per_shard >= 1, ">= 1", self.clips_per_shard)
         check("stage.num_shards", self.num_shards >= 1, ">= 1", self.num_shards)
-        check("stage.shard_index", 0 <= self.shard_index < self.num_shards,
-              f"in [0, stage.num_shards={self.num_shards})", self.shard_index)  # fmt: skip
+        check(
+            "stage.shard_index",
+            0 <= self.shard_index < self.num_shards,
+            f"in [0, stage.num_shards={self.num_shards})",
+            self.shard_index,
+        )
 
 
 @dataclass(frozen=True)
@@ -226,8 +267,9 @@ class TokenizerStageConfig:
         check("stage.warmup_steps", self.warmup_steps >= 0, ">= 0", self.warmup_steps)
         check("stage.val_fraction", 0 < self.val_fraction < 1, "in (0, 1)", self.val_fraction)
         check("stage.segment_seconds", self.segment_seconds > 0, "positive", self.segment_seconds)
-        check("stage.segments_per_clip", self.segments_per_clip >= 1, ">= 1",
-              self.segments_per_clip)  # fmt: skip
+        check(
+            "stage.segments_per_clip", self.segments_per_clip >= 1, ">= 1", self.segments_per_clip
+        )
         check("stage.ema_decay", 0 <= self.ema_decay < 1, "in [0, 1)", self.ema_decay)
         t = self.torch_threads
         check("stage.torch_threads", t is None or t >= 1, ">= 1 or null", t)

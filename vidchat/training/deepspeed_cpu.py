@@ -88,8 +88,9 @@ class CPUDeepSpeedStrategy(SafeDeepSpeedStrategy):
         def initialize(*args: Any, **kwargs: Any) -> Any:
             given = kwargs.get("args")
             if given is not None and getattr(given, "device_rank", 0) is None:
-                kwargs["args"] = argparse.Namespace(**{**vars(given),
-                                                       "device_rank": self.local_rank})  # fmt: skip
+                kwargs["args"] = argparse.Namespace(
+                    **{**vars(given), "device_rank": self.local_rank}
+                )
             return original(*args, **kwargs)
 
         deepspeed.initialize = initialize

@@ -52,16 +52,19 @@ def ensure_shards(job: LMJob, wait_s: float = 4 * 3600, manifest: Any = None) ->
     if (root / META_NAME).is_file() and is_main_process():
         stale = _stale_clip(job, ShardReader(root), marker.is_file(), manifest)
         if stale and not marker.is_file():  # the user's own tokenize run: theirs to redo
-            raise VidchatError(f"{root}: tokens are stale ({stale}); run `python train.py "
-                               "stage=tokenize` with this data config (it redoes exactly the "
-                               "changed clips) or point data.tokens_dir at a new folder")  # fmt: skip
+            raise VidchatError(
+                f"{root}: tokens are stale ({stale}); run `python train.py "
+                "stage=tokenize` with this data config (it redoes exactly the "
+                "changed clips) or point data.tokens_dir at a new folder"
+            )
     if not (root / META_NAME).is_file() or stale:
         if is_main_process():
             log.info("token shards in %s missing or incomplete: running stage=tokenize", root)
             from omegaconf import OmegaConf
 
             tok = job.tokenize or from_node(
-                TokenizeStageConfig, OmegaConf.load(CONFIG_DIR / "stage" / "tokenize.yaml"), "stage")
+                TokenizeStageConfig, OmegaConf.load(CONFIG_DIR / "stage" / "tokenize.yaml"), "stage"
+            )
             marker.unlink(missing_ok=True)
             run_tokenize(tok, job.data, job.tokenizer, job.data_dir)
             marker.write_text("written by the LM stage after stage=tokenize finished\n")
@@ -135,8 +138,12 @@ def _clips_of(ex: LMExample) -> set[str]:
 def _available(examples: list[LMExample], reader: Any, what: str) -> list[LMExample]:
     kept = [ex for ex in examples if all(c in reader for c in _clips_of(ex))]
     if len(kept) < len(examples):
-        log.warning("%s: %d of %d examples dropped (clips missing from the token shards)",
-                    what, len(examples) - len(kept), len(examples))  # fmt: skip
+        log.warning(
+            "%s: %d of %d examples dropped (clips missing from the token shards)",
+            what,
+            len(examples) - len(kept),
+            len(examples),
+        )
     return kept
 
 
@@ -165,15 +172,24 @@ def prepare_data(job: LMJob) -> LMData:
     if reader.meta.get("video_spec"):
         job.data.video.check_tokenizer(reader.meta["video_spec"], f"{job.shard_root}/meta.json")
     layout = layout_from_shards(reader, job.model.get("layout"))
-    train_ex = _subsample(_available(build_examples(stage, manifest, "train"), reader, "train"),
-                          stage.max_examples, job.seed)  # fmt: skip
-    val_ex = _subsample(_available(build_examples(stage, manifest, "val"), reader, "val"),
-                        stage.max_val_examples, job.seed)  # fmt: skip
+    train_ex = _subsample(
+        _available(build_examples(stage, manifest, "train"), reader, "train"),
+        stage.max_examples,
+        job.seed,
+    )
+    val_ex = _subsample(
+        _available(build_examples(stage, manifest, "val"), reader, "val"),
+        stage.max_val_examples,
+        job.seed,
+    )
     if not train_ex:
         failed = len(reader.failures())
-        hint = (f"; {failed} clip(s) failed to tokenize (listed in {job.shard_root}/failures-*.json"
-                "; fix their files and rerun, or retry with stage=tokenize stage.retry_failed=true)"
-                if failed else "")  # fmt: skip
+        hint = (
+            f"; {failed} clip(s) failed to tokenize (listed in {job.shard_root}/failures-*.json"
+            "; fix their files and rerun, or retry with stage=tokenize stage.retry_failed=true)"
+            if failed
+            else ""
+        )
         raise VidchatError(
             f"stage {stage.name}: no training examples for branches {list(stage.branches)} in "
             f"{job.data.root} (split train){hint}"
@@ -191,12 +207,17 @@ def prepare_data(job: LMJob) -> LMData:
         "train_examples": len(train_ex),
         "val_examples": len(val_ex),
     }
-    return LMData(layout, LMSequenceDataset(train_ex, reader, layout, **kw),
-                  LMSequenceDataset(val_ex, reader, layout, **kw), meta)  # fmt: skip
+    return LMData(
+        layout,
+        LMSequenceDataset(train_ex, reader, layout, **kw),
+        LMSequenceDataset(val_ex, reader, layout, **kw),
+        meta,
+    )
 
 
-def unigram_baseline(train: LMSequenceDataset, val: LMSequenceDataset, vocab_size: int,
-                     max_items: int = 512) -> dict[str, float]:  # fmt: skip
+def unigram_baseline(
+    train: LMSequenceDataset, val: LMSequenceDataset, vocab_size: int, max_items: int = 512
+) -> dict[str, float]:
     """Cross-entropy (nats) on val loss positions of the add-one-smoothed unigram distribution
     of the training targets: the loss a model without context would reach."""
     counts = torch.ones(vocab_size, dtype=torch.float64)
@@ -210,8 +231,11 @@ def unigram_baseline(train: LMSequenceDataset, val: LMSequenceDataset, vocab_siz
         mask = item.loss_mask.clone()
         mask[0] = False  # the first token is never predicted
         toks, mod = item.seq.tokens[mask], item.seq.modality[mask]
-        for prefix, sel in (("", torch.ones_like(toks, dtype=torch.bool)),
-                            ("video_", mod == Modality.VIDEO), ("audio_", mod == Modality.AUDIO)):  # fmt: skip
+        for prefix, sel in (
+            ("", torch.ones_like(toks, dtype=torch.bool)),
+            ("video_", mod == Modality.VIDEO),
+            ("audio_", mod == Modality.AUDIO),
+        ):
             sums[prefix][0] += float(-logp[toks[sel]].sum())
             sums[prefix][1] += int(sel.sum())
     return {f"unigram_{p}loss": s / max(n, 1) for p, (s, n) in sums.items()}

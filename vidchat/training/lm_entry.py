@@ -33,12 +33,20 @@ def lm_job(cfg: DictConfig) -> tuple[LMJob, RunConfig]:
     if tokenize is not None:  # the tokenize run this stage starts by itself
         tokenize = from_node(TokenizeStageConfig, tokenize, "stage.tokenize")
         if tokenize.num_shards > 1:  # it would write a partial set
-            raise ConfigError(f"stage.tokenize.num_shards={tokenize.num_shards} splits tokenize "
-                              "over machines: run `python train.py stage=tokenize "
-                              "stage.shard_index=k stage.num_shards=N` on each first")  # fmt: skip
-    job = LMJob(stage=stage, data=DataConfig.from_cfg(cfg.data), model=to_plain(cfg.model),
-                tokenizer=to_plain(cfg.tokenizer), data_dir=run_cfg.paths.data_dir,
-                seed=run_cfg.seed, tokenize=tokenize)  # fmt: skip
+            raise ConfigError(
+                f"stage.tokenize.num_shards={tokenize.num_shards} splits tokenize "
+                "over machines: run `python train.py stage=tokenize "
+                "stage.shard_index=k stage.num_shards=N` on each first"
+            )
+    job = LMJob(
+        stage=stage,
+        data=DataConfig.from_cfg(cfg.data),
+        model=to_plain(cfg.model),
+        tokenizer=to_plain(cfg.tokenizer),
+        data_dir=run_cfg.paths.data_dir,
+        seed=run_cfg.seed,
+        tokenize=tokenize,
+    )
     return job, run_cfg
 
 

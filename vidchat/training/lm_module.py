@@ -28,8 +28,9 @@ from vidchat.training.optim import OptimConfig, configure_adamw
 from vidchat.training.turn_weight import turn_start_weights
 
 
-def nll_loss(nll: Tensor, loss_mask: Tensor, modality: Tensor,
-             weight: Tensor | None = None) -> dict[str, Tensor]:  # fmt: skip
+def nll_loss(
+    nll: Tensor, loss_mask: Tensor, modality: Tensor, weight: Tensor | None = None
+) -> dict[str, Tensor]:
     """The masked next-token loss, in total and per modality, from per-position NLL `[B,L-1]`
     (position i scores token i+1, `VidChatLM.nll`); loss_mask, modality `[B,L]` (loss_mask[i] =
     token i is a target). Returns mean losses (`loss`, `video_loss`, `audio_loss`,
@@ -102,8 +103,13 @@ class LMTrainingModule(L.LightningModule):
         self._val_sums: dict[str, Tensor] = {}
 
     # ---- loss ----------------------------------------------------------------------------
-    def losses(self, batch: dict[str, Tensor], tokens: Tensor | None, g: torch.Generator,
-               training: bool = False) -> dict[str, Tensor]:  # fmt: skip
+    def losses(
+        self,
+        batch: dict[str, Tensor],
+        tokens: Tensor | None,
+        g: torch.Generator,
+        training: bool = False,
+    ) -> dict[str, Tensor]:
         """`nll_loss` of `batch` given input `tokens` (default: the batch's own, clean). Each of
         the model's heads draws its training targets from `g` (a frame head guesses a random
         share of each frame and is scored on those codes; in training steps it cuts
@@ -115,10 +121,16 @@ class LMTrainingModule(L.LightningModule):
             inputs, mask = head.training_targets(batch, mask, g, options)
             head_inputs.update(inputs)
         inputs = batch["tokens"] if tokens is None else tokens
-        nll = self.model.nll(inputs, batch["tokens"], batch["roles"], batch["next_slots"],
-                             depth=batch["depth"], modality=batch["modality"],
-                             head_inputs=head_inputs,
-                             documents=batch.get("documents"))  # fmt: skip
+        nll = self.model.nll(
+            inputs,
+            batch["tokens"],
+            batch["roles"],
+            batch["next_slots"],
+            depth=batch["depth"],
+            modality=batch["modality"],
+            head_inputs=head_inputs,
+            documents=batch.get("documents"),
+        )
         weight = None
         if training and self.turn_start_weight != 1.0:
             weight = turn_start_weights(batch, self.turn_start_weight)
@@ -135,9 +147,15 @@ class LMTrainingModule(L.LightningModule):
         torch.manual_seed((self.seed * 31 + self.global_rank * 1_009 + index) % (2**63 - 1))
         g = step_generator(self.seed, self.global_rank, index, batch["tokens"].device)
         noised, noise_mask = inject_noise(
-            batch["tokens"], batch["roles"], batch["modality"], batch["codebook"], batch["valid"],
-            self.vocab, self.noise_cfg, g,
-        )  # fmt: skip
+            batch["tokens"],
+            batch["roles"],
+            batch["modality"],
+            batch["codebook"],
+            batch["valid"],
+            self.vocab,
+            self.noise_cfg,
+            g,
+        )
         losses = self.losses(batch, noised, g, training=True)
         bs = batch["tokens"].shape[0]
         self.log("train/loss", losses["loss"], prog_bar=True, batch_size=bs)

@@ -69,13 +69,19 @@ def resolve_init(stage: LMStageConfig, paths: PathsConfig, run_name: str = "") -
         return path
     suffix = run_name.removeprefix(stage.name) if run_name.startswith(stage.name) else ""
     runs = dict.fromkeys([f"pretrain{suffix}", "pretrain"])  # ordered, without a repeat
-    candidates = [*(stem_of(Path(paths.checkpoint_dir) / r / EXPORT_STEM) for r in runs),
-                  stem_of(Path(paths.demo_checkpoint_dir) / EXPORT_STEM)]  # fmt: skip
+    candidates = [
+        *(stem_of(Path(paths.checkpoint_dir) / r / EXPORT_STEM) for r in runs),
+        stem_of(Path(paths.demo_checkpoint_dir) / EXPORT_STEM),
+    ]
     for path in candidates:
         if path.with_suffix(".json").is_file():
             if path == candidates[-1]:
-                log.warning("stage %s starts from the shipped demo LM %s: no pretrain run at %s",
-                            stage.name, path, " or ".join(str(c) for c in candidates[:-1]))  # fmt: skip
+                log.warning(
+                    "stage %s starts from the shipped demo LM %s: no pretrain run at %s",
+                    stage.name,
+                    path,
+                    " or ".join(str(c) for c in candidates[:-1]),
+                )
             return path
     raise VidchatError(
         f"stage {stage.name} starts from a pretrained LM but found none at "
@@ -136,8 +142,9 @@ def _discard(aside: Path | None) -> None:
         shutil.rmtree(aside)
 
 
-def write_report(root: Path, module: LMTrainingModule, baseline: dict[str, float],
-                 extra: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+def write_report(
+    root: Path, module: LMTrainingModule, baseline: dict[str, float], extra: dict[str, Any]
+) -> dict[str, Any]:
     """`metrics.json` (final numbers) and `val_curve.csv` (one row per validation)."""
     history = module.val_history
     final = history[-1] if history else {}
@@ -154,8 +161,15 @@ def write_report(root: Path, module: LMTrainingModule, baseline: dict[str, float
         w = csv.writer(fh)
         w.writerow(["step", "val_loss", "val_video_loss", "val_audio_loss", "unigram_val_loss"])
         for row in history:
-            w.writerow([int(row["step"]), f"{row['loss']:.4f}", f"{row['video_loss']:.4f}",
-                        f"{row['audio_loss']:.4f}", f"{baseline['unigram_loss']:.4f}"])  # fmt: skip
+            w.writerow(
+                [
+                    int(row["step"]),
+                    f"{row['loss']:.4f}",
+                    f"{row['video_loss']:.4f}",
+                    f"{row['audio_loss']:.4f}",
+                    f"{baseline['unigram_loss']:.4f}",
+                ]
+            )
     return report
 
 
@@ -167,7 +181,9 @@ def _resume_point(run: RunConfig, root: Path) -> tuple[Path | None, Path | None]
     return resume_from, (_set_aside(root) if resume_from is None else None)
 
 
-def _module_and_data(job: LMJob, run: RunConfig, data: LMData) -> tuple[LMTrainingModule, LMDataModule]:
+def _module_and_data(
+    job: LMJob, run: RunConfig, data: LMData
+) -> tuple[LMTrainingModule, LMDataModule]:
     stage = job.stage
     module = LMTrainingModule(
         build_lm(job, run, data.layout),  # a resumed run then loads its own weights over these
@@ -180,13 +196,14 @@ def _module_and_data(job: LMJob, run: RunConfig, data: LMData) -> tuple[LMTraini
         meta=data.meta,
     )
     dm = LMDataModule(
-        data.train, data.val if len(data.val) else None,
+        data.train,
+        data.val if len(data.val) else None,
         batch_size=stage.batch_size,
         collator=LMCollator(stage.batching, data.train.max_seq_len),
         total_micro_batches=stage.max_steps * run.trainer.accumulate_grad_batches,
         seed=run.seed,
         num_workers=stage.num_workers,
-    )  # fmt: skip
+    )
     return module, dm
 
 
@@ -200,10 +217,16 @@ def train_lm(job: LMJob, run: RunConfig) -> dict[str, Any]:
     try:
         module, dm = _module_and_data(job, run, data)
         throughput = ThroughputMonitor(peak_tflops=stage.peak_tflops)
-        trainer = build_trainer(run, max_steps=stage.max_steps, callbacks=[throughput],
-                                default_root_dir=root, use_distributed_sampler=False)  # fmt: skip
-        safe_load.fit(trainer, module, datamodule=dm,
-                      ckpt_path=str(resume_from) if resume_from else None)  # fmt: skip
+        trainer = build_trainer(
+            run,
+            max_steps=stage.max_steps,
+            callbacks=[throughput],
+            default_root_dir=root,
+            use_distributed_sampler=False,
+        )
+        safe_load.fit(
+            trainer, module, datamodule=dm, ckpt_path=str(resume_from) if resume_from else None
+        )
         # Final state: a resumable checkpoint (all ranks take part under DeepSpeed), then the
         # export.
         last = checkpoint_dir(root) / LAST_NAME
@@ -228,18 +251,41 @@ def train_lm(job: LMJob, run: RunConfig) -> dict[str, Any]:
     return _report(stage, root, module, data, stem, int(trainer.global_step), throughput.totals())
 
 
-def _report(stage: LMStageConfig, root: Path, module: LMTrainingModule, data: LMData, stem: Path,
-            step: int, throughput: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+def _report(
+    stage: LMStageConfig,
+    root: Path,
+    module: LMTrainingModule,
+    data: LMData,
+    stem: Path,
+    step: int,
+    throughput: dict[str, Any],
+) -> dict[str, Any]:
     baseline = unigram_baseline(data.train, data.val, data.layout.vocab.size)
-    report = write_report(root, module, baseline, {
-        "stage": stage.name, "step": step, "checkpoint": str(stem),
-        "params": int(module.model.num_params()), **throughput,
-        "train_examples": len(data.train), "val_examples": len(data.val),
-    })  # fmt: skip
+    report = write_report(
+        root,
+        module,
+        baseline,
+        {
+            "stage": stage.name,
+            "step": step,
+            "checkpoint": str(stem),
+            "params": int(module.model.num_params()),
+            **throughput,
+            "train_examples": len(data.train),
+            "val_examples": len(data.val),
+        },
+    )
     vl, ul = report["val_loss"], report["unigram_loss"]
     if vl is not None and math.isfinite(vl):
-        log.info("%s: val loss %.3f nats/token vs unigram baseline %.3f (%s)", stage.name, vl, ul,
-                 root / "metrics.json")  # fmt: skip
-        print(f"[{stage.name}] step {step}: val loss {vl:.3f} vs unigram {ul:.3f} "
-              f"-> {stem}.safetensors, {root / 'metrics.json'}")  # fmt: skip
+        log.info(
+            "%s: val loss %.3f nats/token vs unigram baseline %.3f (%s)",
+            stage.name,
+            vl,
+            ul,
+            root / "metrics.json",
+        )
+        print(
+            f"[{stage.name}] step {step}: val loss {vl:.3f} vs unigram {ul:.3f} "
+            f"-> {stem}.safetensors, {root / 'metrics.json'}"
+        )
     return report

@@ -41,8 +41,9 @@ def _logged_nothing(version: Path) -> bool:
     """A CSV log folder without a logged row (a run killed before its first log step)."""
     metrics = version / "metrics.csv"
     rows = metrics.read_text().strip().splitlines() if metrics.is_file() else []
-    return len(rows) <= 1 and all(p.name in ("metrics.csv", "hparams.yaml")
-                                  for p in version.iterdir())  # fmt: skip
+    return len(rows) <= 1 and all(
+        p.name in ("metrics.csv", "hparams.yaml") for p in version.iterdir()
+    )
 
 
 def csv_version(save_dir: Path, name: str, resume: bool) -> int | None:
@@ -53,8 +54,11 @@ def csv_version(save_dir: Path, name: str, resume: bool) -> int | None:
         for version in (save_dir / name).glob("version_*"):
             if version.is_dir() and _logged_nothing(version):
                 shutil.rmtree(version, ignore_errors=True)
-    versions = [int(p.name[len("version_"):]) for p in (save_dir / name).glob("version_*")
-                if p.name[len("version_"):].isdigit()]  # fmt: skip
+    versions = [
+        int(p.name[len("version_") :])
+        for p in (save_dir / name).glob("version_*")
+        if p.name[len("version_") :].isdigit()
+    ]
     return max(versions) if resume and versions else None
 
 
@@ -74,6 +78,7 @@ class TrimLogOnResume(L.Callback):
         if not trainer.ckpt_path or not rows or not trainer.is_global_zero:
             return
         kept = [r for r in rows if not r.get("step") or float(r["step"]) < trainer.global_step]
-        trainer.logger.experiment.metrics[:0] = [{k: v for k, v in r.items() if v != ""}
-                                                 for r in kept]  # fmt: skip
+        trainer.logger.experiment.metrics[:0] = [
+            {k: v for k, v in r.items() if v != ""} for r in kept
+        ]
         trainer.logger.vidchat_carried = None

@@ -42,8 +42,10 @@ def refused(path: str | Path, exc: BaseException) -> VidchatError:
     to load it anyway (`weights_only=False`): advice that vidchat never follows nor repeats."""
     named = re.search(r"GLOBAL (\S+) was not an allowed global", str(exc))
     what = f"it names {named.group(1)}" if named else type(exc).__name__
-    return VidchatError(f"{path}: refused to load: it holds more than tensors and plain data "
-                        f"({what}); vidchat never unpickles code from a checkpoint")  # fmt: skip
+    return VidchatError(
+        f"{path}: refused to load: it holds more than tensors and plain data "
+        f"({what}); vidchat never unpickles code from a checkpoint"
+    )
 
 
 def load_checkpoint_file(path: str | Path) -> Any:
@@ -54,8 +56,10 @@ def load_checkpoint_file(path: str | Path) -> Any:
     except pickle.UnpicklingError as exc:
         raise refused(path, exc) from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as exc:
-        raise VidchatError(f"{path}: not a readable checkpoint ({str(exc)[:200]}); re-run the "
-                           "training stage that writes it") from exc  # fmt: skip
+        raise VidchatError(
+            f"{path}: not a readable checkpoint ({str(exc)[:200]}); re-run the "
+            "training stage that writes it"
+        ) from exc
 
 
 def check_zip(path: str | Path) -> None:
@@ -64,11 +68,15 @@ def check_zip(path: str | Path) -> None:
         with zipfile.ZipFile(path) as archive:
             bad = archive.testzip()
     except (zipfile.BadZipFile, OSError) as exc:
-        raise VidchatError(f"{path}: truncated or garbled checkpoint ({exc}); delete it to start "
-                           "over, or resume from an earlier one") from exc  # fmt: skip
+        raise VidchatError(
+            f"{path}: truncated or garbled checkpoint ({exc}); delete it to start "
+            "over, or resume from an earlier one"
+        ) from exc
     if bad is not None:
-        raise VidchatError(f"{path}: garbled checkpoint (member {bad} fails its CRC); delete it "
-                           "to start over, or resume from an earlier one")  # fmt: skip
+        raise VidchatError(
+            f"{path}: garbled checkpoint (member {bad} fails its CRC); delete it "
+            "to start over, or resume from an earlier one"
+        )
 
 
 @contextmanager

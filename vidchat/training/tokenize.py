@@ -49,8 +49,12 @@ def shard_dir_for(cfg: Any) -> Path:
     """`shard_dir` for a root config (entry points, scripts and tests)."""
     root = to_plain(cfg)
     data, tokenizer = root.get("data") or {}, root.get("tokenizer") or {}
-    return shard_dir(root["paths"]["data_dir"], data.get("name") or data.get("kind"),
-                     tokenizer.get("name"), data.get("tokens_dir"))  # fmt: skip
+    return shard_dir(
+        root["paths"]["data_dir"],
+        data.get("name") or data.get("kind"),
+        tokenizer.get("name"),
+        data.get("tokens_dir"),
+    )
 
 
 def reference_path(record: Any) -> str | None:
@@ -70,7 +74,9 @@ def record_meta(record: Any) -> dict[str, Any]:
     return meta
 
 
-def shard_meta(names: dict[str, str], video: VideoTokenizer, audio: AudioTokenizer) -> dict[str, Any]:
+def shard_meta(
+    names: dict[str, str], video: VideoTokenizer, audio: AudioTokenizer
+) -> dict[str, Any]:
     return {
         "data": str(names.get("data")),
         "tokenizer": str(names.get("tokenizer")),
@@ -83,14 +89,20 @@ def shard_meta(names: dict[str, str], video: VideoTokenizer, audio: AudioTokeniz
 
 def tokenize(cfg: DictConfig) -> dict[str, Any]:
     """Stage entry (`stage=tokenize`): this worker's share of the manifest -> its shard folder."""
-    stage = from_node(TokenizeStageConfig, cfg.stage, "stage",
-                      ignore=LM_ONLY_KEYS + TOKENIZER_ONLY_KEYS + ("max_steps", "batch_size"))
-    return run_tokenize(stage, DataConfig.from_cfg(cfg.data), to_plain(cfg.tokenizer),
-                        str(cfg.paths.data_dir))  # fmt: skip
+    stage = from_node(
+        TokenizeStageConfig,
+        cfg.stage,
+        "stage",
+        ignore=LM_ONLY_KEYS + TOKENIZER_ONLY_KEYS + ("max_steps", "batch_size"),
+    )
+    return run_tokenize(
+        stage, DataConfig.from_cfg(cfg.data), to_plain(cfg.tokenizer), str(cfg.paths.data_dir)
+    )
 
 
-def run_tokenize(stage: TokenizeStageConfig, data: DataConfig, tokenizer: dict[str, Any],
-                 data_dir: str) -> dict[str, Any]:  # fmt: skip
+def run_tokenize(
+    stage: TokenizeStageConfig, data: DataConfig, tokenizer: dict[str, Any], data_dir: str
+) -> dict[str, Any]:
     """Tokenize here, or on Ray with `stage.ray_workers` (the stage and the LM stages' own
     tokenize run alike)."""
     if stage.ray_workers:
@@ -113,7 +125,10 @@ def tokenize_device(setting: str) -> str:
 
 
 def tokenize_data(
-    stage: TokenizeStageConfig, data: DataConfig, tokenizer: dict[str, Any], data_dir: str,
+    stage: TokenizeStageConfig,
+    data: DataConfig,
+    tokenizer: dict[str, Any],
+    data_dir: str,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Tokenize the clips `data` lists with the tokenizers `tokenizer` names."""
@@ -127,10 +142,13 @@ def tokenize_data(
     root = shard_dir(data_dir, names["data"], names["tokenizer"], data.tokens_dir)
     records = load_manifest(data).records
     if not records:
-        raise VidchatError(f"data.root={data.root} with data.subset={data.subset} selects no "
-                           "clips: nothing to tokenize")  # fmt: skip
-    return tokenize_records(root, stage, records, video_tok, audio_tok, names=names,
-                            progress=progress)  # fmt: skip
+        raise VidchatError(
+            f"data.root={data.root} with data.subset={data.subset} selects no "
+            "clips: nothing to tokenize"
+        )
+    return tokenize_records(
+        root, stage, records, video_tok, audio_tok, names=names, progress=progress
+    )
 
 
 def _worker_share(stage: TokenizeStageConfig, records: list[Any]) -> tuple[int, list[Any]]:
@@ -184,18 +202,29 @@ def tokenize_records(
         commit_seconds=stage.commit_seconds,
     )
     sources = {r.clip_id: source_signature(r) for r in records}
-    todo = [r for r in records
-            if not writer.is_done(r.clip_id, sources[r.clip_id], stage.retry_failed)]  # fmt: skip
+    todo = [
+        r for r in records if not writer.is_done(r.clip_id, sources[r.clip_id], stage.retry_failed)
+    ]
     redo = sum(writer.is_done(r.clip_id) for r in todo)  # held, but from other inputs (or failed)
-    log.info("tokenize: %d clips for worker %d, %d already done, %d to redo (inputs changed%s)",
-             len(records), k, len(records) - len(todo), redo,
-             ", or failed and stage.retry_failed" if stage.retry_failed else "")  # fmt: skip
+    log.info(
+        "tokenize: %d clips for worker %d, %d already done, %d to redo (inputs changed%s)",
+        len(records),
+        k,
+        len(records) - len(todo),
+        redo,
+        ", or failed and stage.retry_failed" if stage.retry_failed else "",
+    )
     _add_references(writer, todo, codec)
     start, done = time.perf_counter(), 0
     dataset = DecodeDataset(todo, codec.fps, codec.frame_size, codec.sample_rate)
     decoded = decode_in_workers(dataset, stage.num_workers, stage.decode_timeout)
-    bar = tqdm(_named_stalls(decoded, todo), total=len(todo), desc=f"tokenize {root.name}",
-               unit="clip", disable=progress is not None)  # fmt: skip
+    bar = tqdm(
+        _named_stalls(decoded, todo),
+        total=len(todo),
+        desc=f"tokenize {root.name}",
+        unit="clip",
+        disable=progress is not None,
+    )
     if progress is not None:
         progress.start(len(todo))
     try:
@@ -212,15 +241,28 @@ def tokenize_records(
     return _summary(writer, root, k, done, time.perf_counter() - start)
 
 
-def _write_clip(writer: ShardWriter, codec: ClipCodec, rec: Any, frames: np.ndarray | None,
-                audio: np.ndarray | None, error: str | None, source: dict[str, Any]) -> None:
+def _write_clip(
+    writer: ShardWriter,
+    codec: ClipCodec,
+    rec: Any,
+    frames: np.ndarray | None,
+    audio: np.ndarray | None,
+    error: str | None,
+    source: dict[str, Any],
+) -> None:
     """One decoded clip (or its failure) into the shards, with the files it was made from."""
     if error is not None:
         writer.add_failure(rec.clip_id, str(rec.path), error, source)
         log.warning("skipping clip %s: %s", rec.clip_id, error)
         return
-    meta = {**record_meta(rec), "fps": codec.fps, "sample_rate": codec.sample_rate,
-            "num_frames": len(frames), "num_samples": len(audio), "source": source}  # fmt: skip
+    meta = {
+        **record_meta(rec),
+        "fps": codec.fps,
+        "sample_rate": codec.sample_rate,
+        "num_frames": len(frames),
+        "num_samples": len(audio),
+        "source": source,
+    }
     codes = codec.encode_clip(frames, audio)
     writer.add(rec.clip_id, codes.video.numpy(), codes.audio.numpy(), meta)
 
@@ -232,10 +274,12 @@ def _named_stalls(decoded: Iterator[DecodedClip], todo: list[Any]) -> Iterator[D
         yield from decoded
     except DecodeStalled as exc:
         rec = todo[exc.index]
-        raise VidchatError(f"tokenize: {exc} while waiting for clip {rec.clip_id} ({rec.path}); "
-                           "raise stage.decode_timeout if such a clip takes longer to "
-                           "decode, or set stage.num_workers=0 to decode it in the run "
-                           "itself") from None  # fmt: skip
+        raise VidchatError(
+            f"tokenize: {exc} while waiting for clip {rec.clip_id} ({rec.path}); "
+            "raise stage.decode_timeout if such a clip takes longer to "
+            "decode, or set stage.num_workers=0 to decode it in the run "
+            "itself"
+        ) from None
 
 
 def _summary(writer: ShardWriter, root: Path, k: int, done: int, elapsed: float) -> dict[str, Any]:

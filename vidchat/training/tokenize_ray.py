@@ -57,8 +57,14 @@ def _counter_class() -> Any:
     return Counter
 
 
-def _share(work: Callable[..., dict], stage: TokenizeStageConfig, data: DataConfig,
-           tokenizer: dict, data_dir: str, counter: Any) -> dict:  # fmt: skip
+def _share(
+    work: Callable[..., dict],
+    stage: TokenizeStageConfig,
+    data: DataConfig,
+    tokenizer: dict,
+    data_dir: str,
+    counter: Any,
+) -> dict:
     """One worker's tokenize (runs in a Ray task)."""
     import torch
 
@@ -75,8 +81,13 @@ def worker_gpus(device: str, cluster_gpus: float, workers: int) -> float:
     return min(1.0, cluster_gpus / workers)
 
 
-def tokenize_on_ray(work: Callable[..., dict], stage: TokenizeStageConfig, data: DataConfig,
-                    tokenizer: dict[str, Any], data_dir: str) -> dict[str, Any]:  # fmt: skip
+def tokenize_on_ray(
+    work: Callable[..., dict],
+    stage: TokenizeStageConfig,
+    data: DataConfig,
+    tokenizer: dict[str, Any],
+    data_dir: str,
+) -> dict[str, Any]:
     """Run `stage.ray_workers` workers of `work` (`tokenize.tokenize_data`) on Ray -> the merged
     summary."""
     import ray
@@ -87,8 +98,10 @@ def tokenize_on_ray(work: Callable[..., dict], stage: TokenizeStageConfig, data:
         gpus = worker_gpus(stage.device, ray.cluster_resources().get("GPU", 0.0), n)
         task = ray.remote(num_cpus=1, num_gpus=gpus)(_share)
         device = "cuda" if gpus > 0 else "cpu"  # a worker sees only its own share's GPU
-        shares = [dataclasses.replace(stage, shard_index=k, num_shards=n, ray_workers=0,
-                                      device=device) for k in range(n)]  # fmt: skip
+        shares = [
+            dataclasses.replace(stage, shard_index=k, num_shards=n, ray_workers=0, device=device)
+            for k in range(n)
+        ]
         pending = [task.remote(work, s, data, tokenizer, data_dir, counter) for s in shares]
         summaries = _wait(pending, counter)
     summary = {
@@ -100,8 +113,10 @@ def tokenize_on_ray(work: Callable[..., dict], stage: TokenizeStageConfig, data:
     }
     print(f"tokenize: {summary}")
     if summary["clips_failed_total"]:
-        print(f"tokenize: {summary['clips_failed_total']} clip(s) failed, listed in "
-              f"{summary['shard_dir']}/failures-*.json")  # fmt: skip
+        print(
+            f"tokenize: {summary['clips_failed_total']} clip(s) failed, listed in "
+            f"{summary['shard_dir']}/failures-*.json"
+        )
     return summary
 
 
@@ -125,5 +140,7 @@ def _wait(pending: list, counter: Any) -> list[dict]:
         cause = getattr(exc, "cause", None)
         if isinstance(cause, VidchatError):
             raise cause from None
-        raise VidchatError(f"a tokenize worker failed: {cause or exc}; what it committed is "
-                           "kept: rerun the same command to resume") from exc  # fmt: skip
+        raise VidchatError(
+            f"a tokenize worker failed: {cause or exc}; what it committed is "
+            "kept: rerun the same command to resume"
+        ) from exc

@@ -59,8 +59,12 @@ class TokenizerJob:
     @classmethod
     def from_cfg(cls, cfg: DictConfig) -> TokenizerJob:
         stage = from_node(TokenizerStageConfig, cfg.stage, "stage", ignore=LM_ONLY_KEYS)
-        return cls(RunConfig.from_cfg(cfg, stage.name), stage, DataConfig.from_cfg(cfg.data),
-                   to_plain(cfg.tokenizer))  # fmt: skip
+        return cls(
+            RunConfig.from_cfg(cfg, stage.name),
+            stage,
+            DataConfig.from_cfg(cfg.data),
+            to_plain(cfg.tokenizer),
+        )
 
 
 def _records(job: TokenizerJob) -> tuple[list[Any], list[Any]]:
@@ -149,8 +153,13 @@ def train_video_tokenizer(cfg: DictConfig) -> dict[str, float]:
     log.info("video tokenizer: %d train frames, %d val frames", len(train_frames), len(val_frames))
 
     tokenizer = VQVideoTokenizer(vq_cfg)
-    module = VideoTokenizerModule(tokenizer, lr=s.lr, warmup_steps=s.warmup_steps,
-                                  max_steps=s.max_steps, edge_weight=s.edge_weight)  # fmt: skip
+    module = VideoTokenizerModule(
+        tokenizer,
+        lr=s.lr,
+        warmup_steps=s.warmup_steps,
+        max_steps=s.max_steps,
+        edge_weight=s.edge_weight,
+    )
     bs = s.batch_size
     train_loader = DataLoader(
         train_frames, batch_size=bs, shuffle=True, drop_last=len(train_frames) > bs
@@ -158,8 +167,9 @@ def train_video_tokenizer(cfg: DictConfig) -> dict[str, float]:
     val_loader = DataLoader(val_frames, batch_size=max(bs, 256 // k))
     _fit(job, module, train_loader, val_loader)
     frames = val_frames.flat_frames
-    return _save_and_measure(job, "video", tokenizer,
-                             lambda t: evaluate_video_tokenizer(t, frames), val_recs)  # fmt: skip
+    return _save_and_measure(
+        job, "video", tokenizer, lambda t: evaluate_video_tokenizer(t, frames), val_recs
+    )
 
 
 def audio_config(job: TokenizerJob) -> tuple[EncodecConfig, int]:
@@ -199,13 +209,21 @@ def train_audio_codec(cfg: DictConfig) -> dict[str, float]:
     segment = int(s.segment_seconds * sr) // config.hop_length * config.hop_length
 
     codec = EncodecAudioTokenizer.from_config(config, num_codebooks=k)
-    module = AudioCodecModule(codec, lr=s.lr, warmup_steps=s.warmup_steps, max_steps=s.max_steps,
-                              spectral_weight=s.spectral_weight, ema_decay=s.ema_decay)  # fmt: skip
+    module = AudioCodecModule(
+        codec,
+        lr=s.lr,
+        warmup_steps=s.warmup_steps,
+        max_steps=s.max_steps,
+        spectral_weight=s.spectral_weight,
+        ema_decay=s.ema_decay,
+    )
     train_ds = AudioSegmentDataset(train_waves, segment, random=True, repeats=s.segments_per_clip)
     val_ds = AudioSegmentDataset(val_waves, segment, random=False)
-    train_loader = DataLoader(train_ds, batch_size=s.batch_size, shuffle=True,
-                              drop_last=len(train_ds) > s.batch_size)  # fmt: skip
+    train_loader = DataLoader(
+        train_ds, batch_size=s.batch_size, shuffle=True, drop_last=len(train_ds) > s.batch_size
+    )
     val_loader = DataLoader(val_ds, batch_size=s.batch_size)
     _fit(job, module, train_loader, val_loader)
-    return _save_and_measure(job, "audio", codec,
-                             lambda t: evaluate_audio_codec(t, val_waves), val_recs)  # fmt: skip
+    return _save_and_measure(
+        job, "audio", codec, lambda t: evaluate_audio_codec(t, val_waves), val_recs
+    )

@@ -30,8 +30,12 @@ def ray_session(address: str | None, workers: int) -> Iterator[None]:
     # Ray's C++ core logs an error-level line about actor restarts for every Ray Data actor
     # pool; the user's own setting wins.
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
-    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                              "logging_level": logging.ERROR, "runtime_env": {"env_vars": ONE_THREAD}}  # fmt: skip
+    kwargs: dict[str, Any] = {
+        "include_dashboard": False,
+        "log_to_driver": False,
+        "logging_level": logging.ERROR,
+        "runtime_env": {"env_vars": ONE_THREAD},
+    }
     if address:
         ray.init(address=address, **kwargs)
     else:

@@ -31,9 +31,7 @@ def from_node(cls: type[T], node: Any, where: str, ignore: tuple[str, ...] = ())
     if unknown:
         what = where if "." in where else f"{where} config"
         raise ConfigError(f"{what} has unknown key(s) {unknown}; known: {sorted(names)}")
-    kwargs = {
-        k: convert(v, hints[k], f"{where}.{k}") for k, v in data.items() if k in names
-    }
+    kwargs = {k: convert(v, hints[k], f"{where}.{k}") for k, v in data.items() if k in names}
     try:
         return cls(**kwargs)
     except TypeError as exc:  # a required field is missing

@@ -22,11 +22,15 @@ def parse_args(argv: list[str] | None = None) -> DemoConfig:
     p.add_argument("--max-input-seconds", type=float, default=d.max_input_seconds)
     p.add_argument("--max-answer-seconds", type=float, default=d.max_answer_seconds)
     p.add_argument("--queue-size", type=int, default=d.queue_size)
-    p.add_argument("--demo-data", default=d.demo_data, help="demo world to offer clips and faces from")
+    p.add_argument(
+        "--demo-data", default=d.demo_data, help="demo world to offer clips and faces from"
+    )
     p.add_argument("--device", default=d.device)
-    p.add_argument("--dtype", default=d.dtype,
-                   help="LM weights: auto (bfloat16 on a GPU, float32 on a CPU), float32, "
-                        "bfloat16 or float16")  # fmt: skip
+    p.add_argument(
+        "--dtype",
+        default=d.dtype,
+        help="LM weights: auto (bfloat16 on a GPU, float32 on a CPU), float32, bfloat16 or float16",
+    )
     args = p.parse_args(argv)
     return DemoConfig(**{k.replace("-", "_"): v for k, v in vars(args).items()})
 
@@ -38,7 +42,9 @@ def _serve(cfg: DemoConfig) -> None:
         try:
             from vidchat.webapp.app import launch
         except ModuleNotFoundError as exc:
-            raise VidchatError(f"the web demo needs {exc.name}: pip install 'vidchat[demo]'") from exc
+            raise VidchatError(
+                f"the web demo needs {exc.name}: pip install 'vidchat[demo]'"
+            ) from exc
         from vidchat.inference.loading import load_pipeline
 
         pipe = load_pipeline(cfg.checkpoint, device=cfg.device, dtype=cfg.dtype)

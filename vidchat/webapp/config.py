@@ -11,7 +11,9 @@ from vidchat.utils.typed import check
 
 @dataclass(frozen=True)
 class DemoConfig:
-    checkpoint: str | None = None  # consolidated LM stem; None = this clone's SFT export or the demo LM
+    checkpoint: str | None = (
+        None  # consolidated LM stem; None = this clone's SFT export or the demo LM
+    )
     host: str = "127.0.0.1"
     port: int = 7860
     share: bool = False  # a public Gradio link (off: nothing leaves the machine)
@@ -28,8 +30,12 @@ class DemoConfig:
         check("--port", 0 <= self.port <= 65535, "in [0, 65535]", self.port)
         for name in ("max_upload_mb", "max_input_seconds", "max_answer_seconds"):
             value = getattr(self, name)
-            check(f"--{name.replace('_', '-')}", math.isfinite(value) and value > 0,
-                  "a positive number", value)  # fmt: skip
+            check(
+                f"--{name.replace('_', '-')}",
+                math.isfinite(value) and value > 0,
+                "a positive number",
+                value,
+            )
         check_dtype(self.dtype)
         check("--queue-size", self.queue_size >= 1, ">= 1", self.queue_size)
         check("--delete-after-s", self.delete_after_s >= 60, ">= 60", self.delete_after_s)

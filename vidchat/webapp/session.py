@@ -95,8 +95,9 @@ def sampling_config(temperature: float, top_k: float, top_p: float, seed: float)
     if bad or not float(temperature) > 0 or not 0 < float(top_p) <= 1 or float(top_k) < 0:
         raise DemoInputError("sampling: temperature > 0, top-k >= 0 and 0 < top-p <= 1")
     kind = {"temperature": float(temperature), "top_k": int(top_k), "top_p": float(top_p)}
-    return SamplingConfig.from_dict({"video": kind, "audio": kind, "boundary": kind,
-                                     "seed": int(seed)})  # fmt: skip
+    return SamplingConfig.from_dict(
+        {"video": kind, "audio": kind, "boundary": kind, "seed": int(seed)}
+    )
 
 
 def answer_seconds(value: float | None, limit: float) -> float:
@@ -134,20 +135,33 @@ def answer(
     output = out_dir / "answer.mp4"
     stats, total = StreamStats(), pipe.max_chunks(max_seconds)
     with ClipStreamWriter(output, pipe.fps, pipe.sample_rate, (h, 2 * w)) as out:
-        out.write(np.concatenate([partner.frames, np.broadcast_to(right, partner.frames.shape)],
-                                 axis=2), partner.audio)  # fmt: skip
+        out.write(
+            np.concatenate([partner.frames, np.broadcast_to(right, partner.frames.shape)], axis=2),
+            partner.audio,
+        )
         last = partner.frames[-1]
-        for chunk in pipe.stream(partner, reference, max_seconds=max_seconds,
-                                 sampling=sampling, stats=stats):  # fmt: skip
+        for chunk in pipe.stream(
+            partner, reference, max_seconds=max_seconds, sampling=sampling, stats=stats
+        ):
             pair = np.concatenate([np.broadcast_to(last, chunk.frames.shape), chunk.frames], 2)
             out.write(pair, chunk.audio)
-            yield Progress(_enlarge(pair[-1]), f"chunk {chunk.index + 1} of at most {total} · first "
-                           f"chunk after {stats.first_chunk_s:.2f} s", None,
-                           stats.first_chunk_s, stats.real_time_factor)  # fmt: skip
-    yield Progress(None, f"done: {stats.output_s:.1f} s answer · first chunk after "
-                   f"{stats.first_chunk_s or 0:.2f} s · real-time factor "
-                   f"{stats.real_time_factor:.2f}", str(output), stats.first_chunk_s,
-                   stats.real_time_factor)  # fmt: skip
+            yield Progress(
+                _enlarge(pair[-1]),
+                f"chunk {chunk.index + 1} of at most {total} · first "
+                f"chunk after {stats.first_chunk_s:.2f} s",
+                None,
+                stats.first_chunk_s,
+                stats.real_time_factor,
+            )
+    yield Progress(
+        None,
+        f"done: {stats.output_s:.1f} s answer · first chunk after "
+        f"{stats.first_chunk_s or 0:.2f} s · real-time factor "
+        f"{stats.real_time_factor:.2f}",
+        str(output),
+        stats.first_chunk_s,
+        stats.real_time_factor,
+    )
 
 
 def _enlarge(image: np.ndarray, height: int = 240) -> np.ndarray:
@@ -165,7 +179,12 @@ def demo_choices(demo_data: str | Path) -> tuple[list[tuple[str, str]], list[str
     pairs_file, refs = root / "test_pairs.jsonl", root / "refs"
     if not pairs_file.is_file():
         return [], [], None
-    partners = sorted({p.partner.path for p in read_pairs_jsonl(pairs_file)
-                       if p.branch == "dialogue" and os.path.exists(p.partner.path)})  # fmt: skip
+    partners = sorted(
+        {
+            p.partner.path
+            for p in read_pairs_jsonl(pairs_file)
+            if p.branch == "dialogue" and os.path.exists(p.partner.path)
+        }
+    )
     faces = sorted(p.stem for p in refs.glob("*.png")) if refs.is_dir() else []
     return [(Path(p).stem, p) for p in partners], faces, refs if faces else None

@@ -135,8 +135,9 @@ def _still_face(identity: Identity, coords: np.ndarray, track: FaceTrack) -> np.
     return base
 
 
-def _add_details(base: np.ndarray, identity: Identity, coords: np.ndarray,
-                 track: FaceTrack) -> None:  # fmt: skip
+def _add_details(
+    base: np.ndarray, identity: Identity, coords: np.ndarray, track: FaceTrack
+) -> None:
     """Forehead and nose-bridge highlights; eye sockets, nose, nostrils, dark brows and a jaw
     shadow, each at least a fixed step darker than the skin so that dark skin keeps its
     contrast (in place)."""
@@ -156,7 +157,9 @@ def _add_details(base: np.ndarray, identity: Identity, coords: np.ndarray,
         _paint(base, _ellipse(y, x, cy - 0.06, cx + sign * 0.115, 0.07, 0.085), shade(0.72, 35))
         _paint(base, _ellipse(y, x, cy + 0.085, cx + sign * 0.03, 0.012, 0.018), shade(0.45, 70))
         _paint(base, _brow(y, x, track, sign, cy - 0.135, 0.02, 0.075), brow)
-    _paint(base, (np.abs(x - cx - 0.02) < 0.012) & (y > cy - 0.03) & (y < cy + 0.07), shade(0.65, 35))
+    _paint(
+        base, (np.abs(x - cx - 0.02) < 0.012) & (y > cy - 0.03) & (y < cy + 0.07), shade(0.65, 35)
+    )
     rx, ry = 0.30 * identity.face_width, 0.37 * identity.face_height
     jaw = _ellipse(y, x, cy, cx, ry, rx) & ~_ellipse(y, x, cy, cx, ry * 0.95, rx * 0.93)
     _paint(base, jaw & (y > cy), shade(0.7, 35))

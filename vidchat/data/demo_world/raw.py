@@ -125,16 +125,24 @@ def _shot_layout(rng: np.random.Generator, index: int, cfg: RawSourceConfig) -> 
     size = int(rng.integers(cfg.face_size[0], cfg.face_size[1] + 1))
     swap = index > 0 and rng.random() < 0.4
     top = [int(rng.integers(4, cfg.height - size - 4)) for _ in range(2)]
-    left = [int(rng.integers(8, cfg.width // 2 - size - 8)),
-            int(rng.integers(cfg.width // 2 + 8, cfg.width - size - 8))]  # fmt: skip
+    left = [
+        int(rng.integers(8, cfg.width // 2 - size - 8)),
+        int(rng.integers(cfg.width // 2 + 8, cfg.width - size - 8)),
+    ]
     if swap:
         left = left[::-1]
     room = [int(v) for v in rng.integers(20, 236, 3)]
     return {"size": size, "room": room, "corners": [(top[p], left[p]) for p in range(2)]}
 
 
-def _render(pair: tuple, tracks: list, shots: list[int], layouts: list[dict], num_frames: int,
-            cfg: RawSourceConfig) -> np.ndarray:  # fmt: skip
+def _render(
+    pair: tuple,
+    tracks: list,
+    shots: list[int],
+    layouts: list[dict],
+    num_frames: int,
+    cfg: RawSourceConfig,
+) -> np.ndarray:
     """Frames [T,H,W,3] uint8: each shot's room with the two faces at their places."""
     frames = np.empty((num_frames, cfg.height, cfg.width, 3), np.uint8)
     ends = [*shots[1:], num_frames]
@@ -153,8 +161,9 @@ def _slice_track(track, start: int, end: int):  # noqa: ANN001, ANN202 (a FaceTr
     return type(track)(**cut)
 
 
-def render_source(ytid: str, index: int, people: list[Identity], cfg: RawSourceConfig,
-                  root: Path) -> dict:  # fmt: skip
+def render_source(
+    ytid: str, index: int, people: list[Identity], cfg: RawSourceConfig, root: Path
+) -> dict:
     """Write `root/{ytid}.mp4` and return its truth (also written to `root/truth/`)."""
     rng = np.random.default_rng([cfg.seed, 7, index])
     pair = _pick_people(rng, people)
@@ -174,14 +183,24 @@ def render_source(ytid: str, index: int, people: list[Identity], cfg: RawSourceC
     write_clip(root / f"{ytid}.mp4", frames, audio, cfg.fps, cfg.sample_rate)
     letters = {turns[0].speaker: "A", 1 - turns[0].speaker: "B"}  # A talks first
     truth = {
-        "ytid": ytid, "fps": cfg.fps, "num_frames": num_frames, "height": cfg.height,
-        "width": cfg.width, "emotion": emotion, "cuts": shots[1:],
+        "ytid": ytid,
+        "fps": cfg.fps,
+        "num_frames": num_frames,
+        "height": cfg.height,
+        "width": cfg.width,
+        "emotion": emotion,
+        "cuts": shots[1:],
         "people": {letters[p]: pair[p].name for p in range(2)},
-        "shots": [{"start": s, "end": e, "faces": {letters[p]: _box(lay, p) for p in range(2)}}
-                  for s, e, lay in zip(shots, [*shots[1:], num_frames], layouts)],
-        "speech": [{"speaker": letters[t.speaker], "start": s, "end": e}
-                   for t in turns for s, e in t.regions],
-    }  # fmt: skip
+        "shots": [
+            {"start": s, "end": e, "faces": {letters[p]: _box(lay, p) for p in range(2)}}
+            for s, e, lay in zip(shots, [*shots[1:], num_frames], layouts)
+        ],
+        "speech": [
+            {"speaker": letters[t.speaker], "start": s, "end": e}
+            for t in turns
+            for s, e in t.regions
+        ],
+    }
     atomic_write_json(root / TRUTH_DIR / f"{ytid}.json", truth)
     return truth
 
@@ -192,7 +211,9 @@ def _box(layout: dict, person: int) -> list[int]:
     return [left, top, left + layout["size"], top + layout["size"]]
 
 
-def generate_raw_sources(root: str | Path, cfg: RawSourceConfig, progress: bool = True) -> list[dict]:
+def generate_raw_sources(
+    root: str | Path, cfg: RawSourceConfig, progress: bool = True
+) -> list[dict]:
     """Write `cfg.num_sources` raw sources (`raw0000.mp4`, ...) into `root` -> their truths."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -215,8 +236,11 @@ def main(argv: list[str] | None = None) -> None:
 
     from vidchat.cli import ArgumentParser, exit_on_user_error
 
-    parser = ArgumentParser(prog="python -m vidchat.data.demo_world.raw", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = ArgumentParser(
+        prog="python -m vidchat.data.demo_world.raw",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("root", help="folder to write the sources into (existing sources are kept)")
     parser.add_argument("--sources", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)

@@ -172,12 +172,20 @@ def _render_conversation(
         for person, identity in ((turn.speaker, talker), (1 - turn.speaker, listener)):
             talking = identity is talker
             motion = mouth if talking else None
-            track = face_track(rng, turn.num_frames, cfg.fps, turn.emotion, motion, cfg.head_sway,
-                               upper_face=cfg.expression == "face")  # fmt: skip
+            track = face_track(
+                rng,
+                turn.num_frames,
+                cfg.fps,
+                turn.emotion,
+                motion,
+                cfg.head_sway,
+                upper_face=cfg.expression == "face",
+            )
             frames = render_face(identity, track, cfg.size)
             letter = "A" if person == plan.turns[0].speaker else "B"  # A talks first
-            name = clip_stem(plan.conversation, cfg.size, 2 * cfg.size, turn.index, letter,
-                             listener=not talking)  # fmt: skip
+            name = clip_stem(
+                plan.conversation, cfg.size, 2 * cfg.size, turn.index, letter, listener=not talking
+            )
             clip_dir = out / "videos" / plan.conversation
             write_clip(clip_dir / f"{name}.mp4", frames, None, cfg.fps, cfg.sample_rate)
             write_wav(clip_dir / f"{name}.wav", speech, cfg.sample_rate)
@@ -198,8 +206,15 @@ class _Shot:
     talking: bool
 
 
-def _annotation(shot: _Shot, plan: ConversationPlan, cfg: DemoWorldConfig, total: float,
-                track: Any, syllables: list, rng: np.random.Generator) -> dict:  # fmt: skip
+def _annotation(
+    shot: _Shot,
+    plan: ConversationPlan,
+    cfg: DemoWorldConfig,
+    total: float,
+    track: Any,
+    syllables: list,
+    rng: np.random.Generator,
+) -> dict:
     """The clip's SpeakerVid-5M style annotation, with the demo's own labels under `demo`."""
     turn, seconds = shot.turn, shot.turn.num_frames / cfg.fps
     return {
@@ -295,12 +310,15 @@ def _write_release_files(root: Path, annos: list[dict]) -> None:
     scores = [a.pop("scores") for a in annos]
     docs = [(f"{s}.json", json.dumps(a, indent=1).encode()) for s, a in zip(stems, annos)]
     for k in range(0, len(docs), ANNO_BATCH):
-        write_tar_batch(root / "merged_anno" / f"tar_batch_{k // ANNO_BATCH}.tar.gz",
-                        docs[k : k + ANNO_BATCH])  # fmt: skip
+        write_tar_batch(
+            root / "merged_anno" / f"tar_batch_{k // ANNO_BATCH}.tar.gz", docs[k : k + ANNO_BATCH]
+        )
     labels = [(f"{s}.json", json.dumps(v).encode()) for s, v in zip(stems, scores)]
     for k in range(0, len(labels), SCORE_BATCH):
-        write_tar_batch(root / "raw_labels" / "l_score" / f"tar_batch_{k // SCORE_BATCH}.tar.gz",
-                        labels[k : k + SCORE_BATCH])  # fmt: skip
+        write_tar_batch(
+            root / "raw_labels" / "l_score" / f"tar_batch_{k // SCORE_BATCH}.tar.gz",
+            labels[k : k + SCORE_BATCH],
+        )
     atomic_write_json(root / MANIFEST_FILE, stems)
     atomic_write_json(root / "SFT_set.json", [s for s, v in zip(stems, scores) if _passes(v)])
 

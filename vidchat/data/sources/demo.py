@@ -40,8 +40,13 @@ def write_test_pairs(root: Path) -> None:
     write_pairs_jsonl(root / "test_pairs.jsonl", manifest.pairs_for("test"))
 
 
-def ensure_demo_world(root: str | Path, cfg: Any = None, progress: bool = True,
-                      allowed: bool = True, cache_dir: str | Path | None = None) -> Path:
+def ensure_demo_world(
+    root: str | Path,
+    cfg: Any = None,
+    progress: bool = True,
+    allowed: bool = True,
+    cache_dir: str | Path | None = None,
+) -> Path:
     """Generate the demo world into `root` unless an up-to-date one is there -> manifest path.
 
     Safe to call from parallel processes (file lock); a changed config or generator version
@@ -83,13 +88,17 @@ def _check_may_generate(root: Path, allowed: bool, cache_dir: str | Path | None)
 
     under_cache = cache_dir is not None and root.is_relative_to(Path(cache_dir).absolute())
     if not (allowed or under_cache):
-        raise VidchatError(f"data.root={root}: no demo world there; one is generated only under "
-                           f"the data cache ({cache_dir}), or into data.root with "
-                           "data.generate_world=true")  # fmt: skip
+        raise VidchatError(
+            f"data.root={root}: no demo world there; one is generated only under "
+            f"the data cache ({cache_dir}), or into data.root with "
+            "data.generate_world=true"
+        )
     if root.is_dir() and any(root.iterdir()) and not (root / MARKER).exists():
-        raise VidchatError(f"data.root={root} holds files that are not a demo world; a demo "
-                           "world is generated only into a new or empty folder, or over an "
-                           "older demo world")  # fmt: skip
+        raise VidchatError(
+            f"data.root={root} holds files that are not a demo world; a demo "
+            "world is generated only into a new or empty folder, or over an "
+            "older demo world"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -57,4 +57,9 @@ def load_folder(
         or hashed_split(r.conversation, val_fraction, test_fraction)
         for r in records
     }
-    return Manifest(records, pair_turns(records, history_turns, history_seconds, max_gap_seconds), split_of, root)
+    return Manifest(
+        records,
+        pair_turns(records, history_turns, history_seconds, max_gap_seconds),
+        split_of,
+        root,
+    )

@@ -27,7 +27,9 @@ SOURCE_OPTIONS: dict[str, frozenset[str]] = {}
 """kind -> the keys of a data config that only that source reads (`DataConfig.options`)."""
 
 
-def register_source(kind: str, options: Iterable[str] = ()) -> Callable[[SourceReader], SourceReader]:
+def register_source(
+    kind: str, options: Iterable[str] = ()
+) -> Callable[[SourceReader], SourceReader]:
     """Register `reader(data: DataConfig, history: dict) -> Manifest` as `data.kind=<kind>`;
     `options`: keys of its data config that are its own (`DataConfig.from_cfg` gathers them
     into `data.options` for the reader)."""
@@ -43,24 +45,35 @@ def register_source(kind: str, options: Iterable[str] = ()) -> Callable[[SourceR
 @register_source("demo", options=[f.name for f in fields(DemoWorldConfig)])
 def _demo(data: Any, history: dict[str, Any]) -> Manifest:
     """The demo world, generated on first use under the data cache (or when asked)."""
-    root = ensure_demo_world(data.root, data.options, allowed=data.generate_world,
-                             cache_dir=data.cache_dir).parent  # fmt: skip
+    root = ensure_demo_world(
+        data.root, data.options, allowed=data.generate_world, cache_dir=data.cache_dir
+    ).parent
     return load_speakervid(root, **history)
 
 
 @register_source("folder")
 def _folder(data: Any, history: dict[str, Any]) -> Manifest:
     """A folder of clips with a JSONL manifest (or every mp4 in it as a single clip)."""
-    return load_folder(data.root, manifest=data.manifest, val_fraction=data.val_fraction,
-                       test_fraction=data.test_fraction, **history)  # fmt: skip
+    return load_folder(
+        data.root,
+        manifest=data.manifest,
+        val_fraction=data.val_fraction,
+        test_fraction=data.test_fraction,
+        **history,
+    )
 
 
 @register_source("speakervid")
 def _speakervid(data: Any, history: dict[str, Any]) -> Manifest:
     """The SpeakerVid-5M release layout (cut clips, or windows of the source videos)."""
-    options = ReleaseOptions(video_dir=data.video_dir, video_pattern=data.video_pattern,
-                             audio_pattern=data.audio_pattern, cut=data.cut,
-                             check_files=data.check_files,
-                             score_keys=dict(data.score_keys or DEFAULT_SCORE_KEYS),
-                             val_fraction=data.val_fraction, **history)  # fmt: skip
+    options = ReleaseOptions(
+        video_dir=data.video_dir,
+        video_pattern=data.video_pattern,
+        audio_pattern=data.audio_pattern,
+        cut=data.cut,
+        check_files=data.check_files,
+        score_keys=dict(data.score_keys or DEFAULT_SCORE_KEYS),
+        val_fraction=data.val_fraction,
+        **history,
+    )
     return load_speakervid(data.root, options)

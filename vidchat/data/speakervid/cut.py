@@ -47,8 +47,13 @@ class CutJob:
 
 def plan_jobs(release: Path, sources: Path, out: Path, source_pattern: str) -> list[CutJob]:
     """One job per annotated clip (clips whose annotation cannot be read are warned about)."""
-    opts = ReleaseOptions(video_dir=str(sources), video_pattern=source_pattern, audio_pattern="",
-                          cut=False, check_files=False)  # fmt: skip
+    opts = ReleaseOptions(
+        video_dir=str(sources),
+        video_pattern=source_pattern,
+        audio_pattern="",
+        cut=False,
+        check_files=False,
+    )
     records = read_records(release, opts, Skips())
     return [_job(r, out) for r in records]
 
@@ -95,17 +100,26 @@ def cut_clip(job: CutJob) -> tuple[str, str, str]:
 
 
 def run_cut(
-    release: Path, sources: Path, out: Path, source_pattern: str = "{ytid}.mp4",
-    workers: int = 1, progress: bool = True,
-) -> dict:  # fmt: skip
+    release: Path,
+    sources: Path,
+    out: Path,
+    source_pattern: str = "{ytid}.mp4",
+    workers: int = 1,
+    progress: bool = True,
+) -> dict:
     """Cut every clip of the release that is not done yet -> the report (also written to
     `{out}/cut_report.json`)."""
     if not sources.is_dir():
         raise VidchatError(f"{sources}: source video folder not found")
     jobs = plan_jobs(release, sources, out, source_pattern)
     todo = [j for j in jobs if not is_done(j)]
-    report: dict = {"clips": len(jobs), "already_done": len(jobs) - len(todo), "cut": 0,
-                    "missing_source": [], "broken_source": []}  # fmt: skip
+    report: dict = {
+        "clips": len(jobs),
+        "already_done": len(jobs) - len(todo),
+        "cut": 0,
+        "missing_source": [],
+        "broken_source": [],
+    }
     bar = tqdm(total=len(todo), desc="cut", unit="clip", disable=not progress)
     for stem, status, detail in _map(cut_clip, todo, workers):
         if status == "ok":

@@ -72,8 +72,9 @@ class ReleaseOptions:
             try:
                 (pattern or "").format(**fill)
             except (KeyError, IndexError, ValueError) as exc:
-                raise ConfigError(f"data.{key} {pattern!r}: only {{ytid}} and {{stem}} can be "
-                                  f"filled in ({exc})") from None  # fmt: skip
+                raise ConfigError(
+                    f"data.{key} {pattern!r}: only {{ytid}} and {{stem}} can be filled in ({exc})"
+                ) from None
 
 
 class Skips:
@@ -90,8 +91,12 @@ class Skips:
     def summary(self, loaded: int) -> None:
         if self.counts:
             parts = ", ".join(f"{reason}: {n}" for reason, n in sorted(self.counts.items()))
-            log.warning("speakervid: loaded %d clips, skipped %d (%s)", loaded,
-                        sum(self.counts.values()), parts)  # fmt: skip
+            log.warning(
+                "speakervid: loaded %d clips, skipped %d (%s)",
+                loaded,
+                sum(self.counts.values()),
+                parts,
+            )
 
 
 def _window(anno: Mapping[str, Any]) -> tuple[float, float]:
@@ -193,8 +198,11 @@ def read_records(root: Path, opts: ReleaseOptions, skips: Skips) -> list[ClipRec
     for member in iter_members(anno_dir, broken):
         name = parse_clip_name(member.stem)
         if name is None:
-            skips.add("bad name", f"{member.where}: not a clip name "
-                      "{ytid}_full_video_{H}x{W}_{scene}_{speaker}")  # fmt: skip
+            skips.add(
+                "bad name",
+                f"{member.where}: not a clip name "
+                "{ytid}_full_video_{H}x{W}_{scene}_{speaker}",
+            )
             continue
         try:
             anno = json.loads(member.data)
@@ -205,8 +213,11 @@ def read_records(root: Path, opts: ReleaseOptions, skips: Skips) -> list[ClipRec
             skips.add("bad JSON", f"{member.where}: not valid JSON ({exc})")
             continue
         except KeyError as exc:
-            skips.add("missing key", f"{member.where}: missing required key {exc} "
-                      "(needs start + duration, or start_seconds + end_seconds)")  # fmt: skip
+            skips.add(
+                "missing key",
+                f"{member.where}: missing required key {exc} "
+                "(needs start + duration, or start_seconds + end_seconds)",
+            )
             continue
         except (TypeError, ValueError) as exc:
             skips.add("bad value", f"{member.where}: bad value ({exc})")
@@ -292,16 +303,24 @@ def _bench_pairs(
     if not testset.pairs:
         return pairs
     by_id = {r.clip_id: r for r in records}
-    made = {(p.partner.clip_id, p.responder.clip_id): p for p in pairs
-            if p.branch == "dialogue" and p.responder is not None}  # fmt: skip
+    made = {
+        (p.partner.clip_id, p.responder.clip_id): p
+        for p in pairs
+        if p.branch == "dialogue" and p.responder is not None
+    }
     bench = []
     for partner, responder in testset.pairs:
         if partner in by_id and responder in by_id and partner != responder:
             pair = made.get((partner, responder)) or TurnPair(
-                f"dialogue__{partner}__{responder}", "dialogue", by_id[partner], by_id[responder],
-                reference=by_id[responder].reference)  # fmt: skip
+                f"dialogue__{partner}__{responder}",
+                "dialogue",
+                by_id[partner],
+                by_id[responder],
+                reference=by_id[responder].reference,
+            )
             pair.labels["vidchatbench"] = True
             bench.append(pair)
-    kept = [p for p in pairs
-            if not (p.branch == "dialogue" and split_of.get(p.conversation) == "test")]  # fmt: skip
+    kept = [
+        p for p in pairs if not (p.branch == "dialogue" and split_of.get(p.conversation) == "test")
+    ]
     return kept + bench

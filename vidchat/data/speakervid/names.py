@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 SEPARATOR = "_full_video_"
-_TAIL = re.compile(r"^(?P<h>\d+)x(?P<w>\d+)_(?P<scene>\d+)_(?P<speaker>[A-Za-z0-9]+)(?P<none>_None)?$")
+_TAIL = re.compile(
+    r"^(?P<h>\d+)x(?P<w>\d+)_(?P<scene>\d+)_(?P<speaker>[A-Za-z0-9]+)(?P<none>_None)?$"
+)
 
 
 @dataclass(frozen=True)

@@ -50,10 +50,18 @@ def same_length(a: Segment, b: Segment, layout: SequenceLayout) -> tuple[Segment
     """Both partner turns cut to the shorter one's duration, keeping their ends (the part
     just before the answer)."""
     cfg = layout.cfg
-    seconds = min(a.video.shape[0] / cfg.video_frame_rate, b.video.shape[0] / cfg.video_frame_rate,
-                  a.audio.shape[1] / cfg.audio_frame_rate, b.audio.shape[1] / cfg.audio_frame_rate)  # fmt: skip
-    return tuple(Segment(s.role, *tail_codes(torch.as_tensor(s.video), torch.as_tensor(s.audio),
-                                             seconds, cfg)) for s in (a, b))  # fmt: skip
+    seconds = min(
+        a.video.shape[0] / cfg.video_frame_rate,
+        b.video.shape[0] / cfg.video_frame_rate,
+        a.audio.shape[1] / cfg.audio_frame_rate,
+        b.audio.shape[1] / cfg.audio_frame_rate,
+    )
+    return tuple(
+        Segment(
+            s.role, *tail_codes(torch.as_tensor(s.video), torch.as_tensor(s.audio), seconds, cfg)
+        )
+        for s in (a, b)
+    )
 
 
 def first_chunk(answer: Segment, layout: SequenceLayout) -> Segment:
@@ -61,8 +69,11 @@ def first_chunk(answer: Segment, layout: SequenceLayout) -> Segment:
     cfg = layout.cfg
     frames = max(1, int(round(cfg.chunk_seconds * cfg.video_frame_rate)))
     steps = int(round(cfg.chunk_seconds * cfg.audio_frame_rate))
-    return Segment(answer.role, torch.as_tensor(answer.video)[:frames],
-                   torch.as_tensor(answer.audio)[:, :steps])  # fmt: skip
+    return Segment(
+        answer.role,
+        torch.as_tensor(answer.video)[:frames],
+        torch.as_tensor(answer.audio)[:, :steps],
+    )
 
 
 def lm_scorer(model: torch.nn.Module, layout: SequenceLayout) -> FrameScorer:
@@ -75,13 +86,26 @@ def lm_scorer(model: torch.nn.Module, layout: SequenceLayout) -> FrameScorer:
     def score(partner: Segment, answer: Segment, ref: Tensor | None) -> tuple[Tensor, Tensor]:
         seq = layout.build([partner, answer], ref)
         device = next(model.parameters()).device
-        b = {k: v[None].to(device) for k, v in (("tokens", seq.tokens), ("roles", seq.roles),
-             ("slots", seq.next_slots), ("depth", seq.depth), ("modality", seq.modality))}  # fmt: skip
+        b = {
+            k: v[None].to(device)
+            for k, v in (
+                ("tokens", seq.tokens),
+                ("roles", seq.roles),
+                ("slots", seq.next_slots),
+                ("depth", seq.depth),
+                ("modality", seq.modality),
+            )
+        }
         # no head inputs: a frame head guesses every code, as its first pass does
-        logits = model(b["tokens"], b["roles"], b["slots"], depth=b["depth"],
-                       modality=b["modality"])[0]  # fmt: skip
-        at = ((seq.segment == 1) & (seq.roles == int(Role.RESPONDER)) & (seq.frame == 0)
-              & (seq.modality == int(Modality.VIDEO))).nonzero()[:, 0]  # fmt: skip
+        logits = model(
+            b["tokens"], b["roles"], b["slots"], depth=b["depth"], modality=b["modality"]
+        )[0]
+        at = (
+            (seq.segment == 1)
+            & (seq.roles == int(Role.RESPONDER))
+            & (seq.frame == 0)
+            & (seq.modality == int(Modality.VIDEO))
+        ).nonzero()[:, 0]
         at = at[torch.argsort(seq.row[at] * layout.w + seq.col[at])]  # row-major cells
         logp = logits[at.to(device) - 1, lo:hi].float().log_softmax(-1).cpu()  # [n,C]
         return logp, seq.tokens[at] - lo
@@ -113,10 +137,14 @@ def partner_dependence(cases: Sequence[Case], score: FrameScorer, cells: Tensor)
         kl = (lp_true.exp() * (lp_true - lp_other)).sum(-1)  # [n]
         kls.append(float(kl.clamp_min(0).mean()))
         picked = torch.arange(len(codes))[cells[: len(codes)]]
-        gains.append(float((lp_true[picked, codes[picked]] > lp_other[picked, codes[picked]])
-                           .float().mean()))  # fmt: skip
-    return MetricResult(NAME, sum(kls) / len(kls),
-                        {"gain": sum(gains) / len(gains), "per_pair": kls, "gain_per_pair": gains})  # fmt: skip
+        gains.append(
+            float((lp_true[picked, codes[picked]] > lp_other[picked, codes[picked]]).float().mean())
+        )
+    return MetricResult(
+        NAME,
+        sum(kls) / len(kls),
+        {"gain": sum(gains) / len(gains), "per_pair": kls, "gain_per_pair": gains},
+    )
 
 
 def pair_cases(pipe, inputs: Sequence, label: str = "emotion") -> list[Case]:
@@ -125,23 +153,31 @@ def pair_cases(pipe, inputs: Sequence, label: str = "emotion") -> list[Case]:
     encoded = []
     for item in inputs:
         target = pipe.codec.encode_clip(item.target.frames, item.target.audio)
-        encoded.append((pipe.encode_partner(item.partner),
-                        first_chunk(Segment(Role.RESPONDER, target.video, target.audio), pipe.layout),
-                        pipe.encode_reference(item.reference),
-                        item.pair.partner.labels.get(label), item.pair.partner.clip_id))  # fmt: skip
+        encoded.append(
+            (
+                pipe.encode_partner(item.partner),
+                first_chunk(Segment(Role.RESPONDER, target.video, target.audio), pipe.layout),
+                pipe.encode_reference(item.reference),
+                item.pair.partner.labels.get(label),
+                item.pair.partner.clip_id,
+            )
+        )
     cases = []
     for k, (partner, answer, ref, tag, clip) in enumerate(encoded):
         order = [encoded[(k + j) % len(encoded)] for j in range(1, len(encoded))]
-        others = ([o for o in order if tag is not None and o[3] != tag]
-                  or [o for o in order if o[4] != clip])  # fmt: skip
+        others = [o for o in order if tag is not None and o[3] != tag] or [
+            o for o in order if o[4] != clip
+        ]
         if others:
             cases.append(Case(*same_length(partner, others[0][0], pipe.layout), answer, ref))
     return cases
 
 
-def score_pipeline(pipe, inputs: Sequence, box: Sequence | None = None,
-                   label: str = "emotion") -> MetricResult:  # fmt: skip
+def score_pipeline(
+    pipe, inputs: Sequence, box: Sequence | None = None, label: str = "emotion"
+) -> MetricResult:
     """The metric for a `ResponderPipeline` on the runner's decoded test pairs."""
     cells = box_cells(pipe.layout.h, pipe.layout.w, box)
-    return partner_dependence(pair_cases(pipe, inputs, label), lm_scorer(pipe.model, pipe.layout),
-                              cells)  # fmt: skip
+    return partner_dependence(
+        pair_cases(pipe, inputs, label), lm_scorer(pipe.model, pipe.layout), cells
+    )

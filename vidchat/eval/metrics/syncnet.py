@@ -45,5 +45,3 @@ def syncnet_confidence(
         return MetricResult.unavailable("syncnet", "clip shorter than 6 frames")
     offset, conf, min_dist = scores
     return MetricResult("syncnet", conf, {"offset": offset, "min_dist": min_dist})
-
-

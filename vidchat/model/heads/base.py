@@ -120,8 +120,9 @@ class Head(nn.Module):
         """Raise `ConfigError` if this kind cannot serve `stream` under `layout` (a
         `LayoutConfig`)."""
         if stream not in cls.streams:
-            raise ConfigError(f"layout.{stream}_head={cls.kind!r} serves {' and '.join(cls.streams)} "
-                              f"only")  # fmt: skip
+            raise ConfigError(
+                f"layout.{stream}_head={cls.kind!r} serves {' and '.join(cls.streams)} only"
+            )
 
     @classmethod
     def resolve(cls, stream: str, size: int, settings: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -130,14 +131,16 @@ class Head(nn.Module):
         given = dict(settings or {})
         unknown = sorted(set(given) - set(cls.setting_names()))
         if unknown:
-            raise ConfigError(f"unknown model.heads.{cls.kind} keys {unknown}; "
-                              f"known: {list(cls.setting_names())}")  # fmt: skip
+            raise ConfigError(
+                f"unknown model.heads.{cls.kind} keys {unknown}; known: {list(cls.setting_names())}"
+            )
         values = vars(cls.Settings(**given)) if cls.setting_names() else {}
         return {"kind": cls.kind, "stream": stream, "size": int(size), **values}
 
     # ---- teacher-forced ---------------------------------------------------------------------
-    def step_logits(self, lm_head: nn.Linear, batch: StepBatch, pos: Tensor, context: Tensor
-                    ) -> Tensor:  # fmt: skip
+    def step_logits(
+        self, lm_head: nn.Linear, batch: StepBatch, pos: Tensor, context: Tensor
+    ) -> Tensor:
         """Logits `[N,n,V]` for the codes at `pos` `[N,n]` of this head's steps."""
         raise NotImplementedError(f"the {self.kind} head has no steps of its own")
 
@@ -146,28 +149,47 @@ class Head(nn.Module):
         raise NotImplementedError(f"the {self.kind} head cannot predict single-code steps")
 
     # ---- training ---------------------------------------------------------------------------
-    def training_targets(self, batch: Mapping[str, Tensor], loss_mask: Tensor,
-                         generator: torch.Generator, options: Mapping[str, Any]
-                         ) -> tuple[dict[str, Tensor], Tensor]:  # fmt: skip
+    def training_targets(
+        self,
+        batch: Mapping[str, Tensor],
+        loss_mask: Tensor,
+        generator: torch.Generator,
+        options: Mapping[str, Any],
+    ) -> tuple[dict[str, Tensor], Tensor]:
         """(inputs for `StepBatch.inputs`, the loss mask `[B,L]` to use) for one micro-batch;
         `options` are the stage's training options (`stage.noise`, `training`: whether this is
         a training step). Draws only from `generator`, so a resumed run draws the same."""
         return {}, loss_mask
 
     # ---- generation -------------------------------------------------------------------------
-    def begin(self, lm_head: nn.Linear, context: Tensor, slot: Tensor, state: Any = None,
-              run: StepRunner = EAGER) -> tuple[Tensor, Any]:  # fmt: skip
+    def begin(
+        self,
+        lm_head: nn.Linear,
+        context: Tensor,
+        slot: Tensor,
+        state: Any = None,
+        run: StepRunner = EAGER,
+    ) -> tuple[Tensor, Any]:
         """The first code's logits `[B,V]` of a step decoded code by code, and its state;
         `state`: what the previous step of this head returned, to reuse (None at the first)."""
         raise NotImplementedError(f"the {self.kind} head does not decode code by code")
 
-    def advance(self, lm_head: nn.Linear, state: Any, token: Tensor, slot: Tensor,
-                run: StepRunner = EAGER) -> Tensor:  # fmt: skip
+    def advance(
+        self, lm_head: nn.Linear, state: Any, token: Tensor, slot: Tensor, run: StepRunner = EAGER
+    ) -> Tensor:
         """The next code's logits `[B,V]` given the last code `[B,1]` and the next slot `[B,1]`."""
         raise NotImplementedError(f"the {self.kind} head does not decode code by code")
 
-    def decide(self, lm_head: nn.Linear, context: Tensor, slots: Tensor, lo: int, hi: int,
-               sampling: FrameSampling, history: History) -> Tensor:  # fmt: skip
+    def decide(
+        self,
+        lm_head: nn.Linear,
+        context: Tensor,
+        slots: Tensor,
+        lo: int,
+        hi: int,
+        sampling: FrameSampling,
+        history: History,
+    ) -> Tensor:
         """All codes `[B,n]` (token ids in `[lo, hi)`) of a step, from its context `[N,D]` and
         slots `[N,n]` (N = 2B with guidance)."""
         raise NotImplementedError(f"the {self.kind} head does not decide whole steps")

@@ -44,11 +44,17 @@ def head_config(cfg: ModelConfig, settings: TransformerSettings, size: int) -> M
     """The head transformer's shape: `settings.dim` wide (default the backbone's width) with the
     backbone's heads, `settings.layers` blocks, positions up to the step's size."""
     narrow = settings.dim is not None and settings.dim != cfg.dim
-    return replace(cfg, n_layers=settings.layers, max_seq_len=max(size, 2),
-                   dim=settings.dim if narrow else cfg.dim,
-                   head_dim=None if narrow else cfg.head_dim,
-                   ffn_dim=None if narrow else cfg.ffn_dim, stream_heads={},
-                   attn_impl="sdpa", partner_summary=False)  # fmt: skip
+    return replace(
+        cfg,
+        n_layers=settings.layers,
+        max_seq_len=max(size, 2),
+        dim=settings.dim if narrow else cfg.dim,
+        head_dim=None if narrow else cfg.head_dim,
+        ffn_dim=None if narrow else cfg.ffn_dim,
+        stream_heads={},
+        attn_impl="sdpa",
+        partner_summary=False,
+    )
 
 
 class TransformerHead(Head):
@@ -107,8 +113,14 @@ class TransformerHead(Head):
         x = self.inputs(context, slot.new_zeros(slot.shape[0], 0), slot)
         return lm_head(self(x))[:, 0]
 
-    def begin(self, lm_head: nn.Linear, context: Tensor, slot: Tensor, state: Any = None,
-              run: StepRunner = EAGER) -> tuple[Tensor, Any]:  # fmt: skip
+    def begin(
+        self,
+        lm_head: nn.Linear,
+        context: Tensor,
+        slot: Tensor,
+        state: Any = None,
+        run: StepRunner = EAGER,
+    ) -> tuple[Tensor, Any]:
         """A single-code step (no state: nothing follows it in the step)."""
         return run(self.single_logits)(lm_head, context, slot), None
 
@@ -124,34 +136,45 @@ class DepthHead(TransformerHead):
         if stream == "audio" and layout.audio_pattern != "time_major":
             raise ConfigError("layout.audio_head=depth needs layout.audio_pattern=time_major")
 
-    def step_logits(self, lm_head: nn.Linear, batch: StepBatch, pos: Tensor, context: Tensor
-                    ) -> Tensor:  # fmt: skip
+    def step_logits(
+        self, lm_head: nn.Linear, batch: StepBatch, pos: Tensor, context: Tensor
+    ) -> Tensor:
         flat_tokens, flat_slots = batch.tokens.reshape(-1), batch.own_slots.reshape(-1)
         x = self.inputs(context, flat_tokens[pos[:, :-1]], flat_slots[pos])
         return lm_head(self(x))  # [N,n,V]: out[:, d] predicts pos[:, d]
 
-    def begin(self, lm_head: nn.Linear, context: Tensor, slot: Tensor, state: Any = None,
-              run: StepRunner = EAGER) -> tuple[Tensor, Any]:  # fmt: skip
+    def begin(
+        self,
+        lm_head: nn.Linear,
+        context: Tensor,
+        slot: Tensor,
+        state: Any = None,
+        run: StepRunner = EAGER,
+    ) -> tuple[Tensor, Any]:
         """The step's first code from the context; the state is the step's static cache,
         emptied and reused from one step to the next."""
         cache = state
         if cache is None:
-            cache = run.cache(lambda batch, _: self.new_cache(batch), self, context.shape[0],
-                              self.cfg.max_seq_len)  # fmt: skip
+            cache = run.cache(
+                lambda batch, _: self.new_cache(batch), self, context.shape[0], self.cfg.max_seq_len
+            )
         cache.reset()
         return run(self.first_logits)(lm_head, context, slot, cache), cache
 
-    def advance(self, lm_head: nn.Linear, state: Any, token: Tensor, slot: Tensor,
-                run: StepRunner = EAGER) -> Tensor:  # fmt: skip
+    def advance(
+        self, lm_head: nn.Linear, state: Any, token: Tensor, slot: Tensor, run: StepRunner = EAGER
+    ) -> Tensor:
         return run(self.next_logits)(lm_head, token, slot, state)
 
-    def first_logits(self, lm_head: nn.Linear, context: Tensor, slot: Tensor,
-                     cache: StaticKVCache) -> Tensor:  # fmt: skip
+    def first_logits(
+        self, lm_head: nn.Linear, context: Tensor, slot: Tensor, cache: StaticKVCache
+    ) -> Tensor:
         """Static step: the context `[B,D]` and first slot `[B,1]` -> first code's logits."""
         x = self.inputs(context, slot.new_zeros(slot.shape[0], 0), slot)
         return self.decode_logits(lm_head, x, cache)
 
-    def next_logits(self, lm_head: nn.Linear, token: Tensor, slot: Tensor,
-                    cache: StaticKVCache) -> Tensor:  # fmt: skip
+    def next_logits(
+        self, lm_head: nn.Linear, token: Tensor, slot: Tensor, cache: StaticKVCache
+    ) -> Tensor:
         """Static step: the last code `[B,1]` and next slot `[B,1]` -> next code's logits."""
         return self.decode_logits(lm_head, self.embed_tokens(token) + self.embed_slots(slot), cache)

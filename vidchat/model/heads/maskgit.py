@@ -62,8 +62,14 @@ class MaskGITHead(TransformerHead):
         # per position, how much to favour the code the previous frame had there
         self.copy_gate = nn.Linear(cfg.dim, 1) if prev else None
 
-    def frame_inputs(self, context: Tensor, tokens: Tensor, slots: Tensor, masked: Tensor,
-                     prev: Tensor | None = None) -> Tensor:  # fmt: skip
+    def frame_inputs(
+        self,
+        context: Tensor,
+        tokens: Tensor,
+        slots: Tensor,
+        masked: Tensor,
+        prev: Tensor | None = None,
+    ) -> Tensor:
         """context `[N,D]`, the frame's tokens/slots/masked `[N,G]` -> inputs `[N,G,Dh]`;
         `prev` `[N,G]`: the codes of the frame this one follows (-1 rows: none)."""
         known = self.embed_tokens(tokens)
@@ -73,8 +79,14 @@ class MaskGITHead(TransformerHead):
             x = x + self.embed_prev(prev.clamp(min=0)) * (prev >= 0)[..., None].to(x.dtype)
         return x
 
-    def frame_logits(self, lm_head: nn.Linear, hidden: Tensor, prev: Tensor | None, lo: int = 0,
-                     hi: int | None = None) -> Tensor:  # fmt: skip
+    def frame_logits(
+        self,
+        lm_head: nn.Linear,
+        hidden: Tensor,
+        prev: Tensor | None,
+        lo: int = 0,
+        hi: int | None = None,
+    ) -> Tensor:
         """Output `[N,G,D]` -> logits `[N,G,V]` over token ids `[lo, hi)` (default all), the
         previous frame's code at each position raised by the copy gate's bonus."""
         weight = lm_head.weight if hi is None else lm_head.weight[lo:hi]
@@ -86,11 +98,15 @@ class MaskGITHead(TransformerHead):
         return logits.scatter_add(-1, where, bonus[..., None].to(logits.dtype))
 
     # ---- teacher-forced ---------------------------------------------------------------------
-    def step_logits(self, lm_head: nn.Linear, batch: StepBatch, pos: Tensor, context: Tensor
-                    ) -> Tensor:  # fmt: skip
+    def step_logits(
+        self, lm_head: nn.Linear, batch: StepBatch, pos: Tensor, context: Tensor
+    ) -> Tensor:
         hidden_codes = batch.inputs.get(self.input_key("frame_mask"))
-        masked = torch.ones_like(pos, dtype=torch.bool) if hidden_codes is None else (
-            hidden_codes.reshape(-1)[pos])  # fmt: skip
+        masked = (
+            torch.ones_like(pos, dtype=torch.bool)
+            if hidden_codes is None
+            else (hidden_codes.reshape(-1)[pos])
+        )
         prev = None
         if self.embed_prev is not None:
             who = torch.zeros_like(batch.tokens) if batch.roles is None else batch.roles
@@ -104,9 +120,13 @@ class MaskGITHead(TransformerHead):
         return self.frame_logits(lm_head, self(x), prev)  # [N,n,V]: guesses pos[:, d]
 
     # ---- training ---------------------------------------------------------------------------
-    def training_targets(self, batch: Mapping[str, Tensor], loss_mask: Tensor,
-                         generator: torch.Generator, options: Mapping[str, Any]
-                         ) -> tuple[dict[str, Tensor], Tensor]:  # fmt: skip
+    def training_targets(
+        self,
+        batch: Mapping[str, Tensor],
+        loss_mask: Tensor,
+        generator: torch.Generator,
+        options: Mapping[str, Any],
+    ) -> tuple[dict[str, Tensor], Tensor]:
         """Hide a share of every frame (the loss falls on the hidden codes) and, in training
         steps, cut `copy_dropout` of the frames off their copy path."""
         depth, modality = batch["depth"], batch["modality"]
@@ -121,8 +141,16 @@ class MaskGITHead(TransformerHead):
 
     # ---- generation -------------------------------------------------------------------------
     @torch.no_grad()
-    def decide(self, lm_head: nn.Linear, context: Tensor, slots: Tensor, lo: int, hi: int,
-               sampling: FrameSampling, history: History) -> Tensor:  # fmt: skip
+    def decide(
+        self,
+        lm_head: nn.Linear,
+        context: Tensor,
+        slots: Tensor,
+        lo: int,
+        hi: int,
+        sampling: FrameSampling,
+        history: History,
+    ) -> Tensor:
         """`sampling.refine_steps` passes, each sampling every masked position and keeping the
         most probable; with guidance the rows are B conditional then B unconditional ones,
         which see the same decided codes."""
@@ -135,8 +163,16 @@ class MaskGITHead(TransformerHead):
         step_logits = sampling.run(self.pass_logits)
         for step in range(sampling.refine_steps):
             # [N,G,n]: only the video codes' rows of the output head
-            logits = step_logits(lm_head, context, tokens.repeat(rows, 1), slots,
-                                 masked.repeat(rows, 1), prev, lo, hi)  # fmt: skip
+            logits = step_logits(
+                lm_head,
+                context,
+                tokens.repeat(rows, 1),
+                slots,
+                masked.repeat(rows, 1),
+                prev,
+                lo,
+                hi,
+            )
             if sampling.guide is not None:
                 logits = sampling.guide(logits)  # [B,G,n]
             picked = sampling.sample(logits.reshape(B * G, -1)).view(B, G)  # [B,G]
@@ -150,8 +186,17 @@ class MaskGITHead(TransformerHead):
             masked = remask
         return tokens.repeat(rows, 1)
 
-    def pass_logits(self, lm_head: nn.Linear, context: Tensor, tokens: Tensor, slots: Tensor,
-                    masked: Tensor, prev: Tensor | None, lo: int, hi: int) -> Tensor:  # fmt: skip
+    def pass_logits(
+        self,
+        lm_head: nn.Linear,
+        context: Tensor,
+        tokens: Tensor,
+        slots: Tensor,
+        masked: Tensor,
+        prev: Tensor | None,
+        lo: int,
+        hi: int,
+    ) -> Tensor:
         """One refinement pass (static shapes): the frame's inputs `[N,G]` -> fp32 logits
         `[N,G,hi-lo]`."""
         x = self.frame_inputs(context, tokens, slots, masked, prev)
@@ -179,20 +224,23 @@ def sample_frame_mask(depth: Tensor, modality: Tensor, generator: torch.Generato
     frame hides a share `cos(pi/2 * u)` (u uniform) and at least one code."""
     B, L = depth.shape
     steps = Steps.of(depth)
-    step_of = torch.repeat_interleave(torch.arange(len(steps.start), device=depth.device),
-                                      steps.size)  # [B*L]  # fmt: skip
+    step_of = torch.repeat_interleave(
+        torch.arange(len(steps.start), device=depth.device), steps.size
+    )  # [B*L]
     u = torch.rand(len(steps.start), generator=generator, device=depth.device)
     ratio = torch.cos(math.pi / 2 * u)  # [M] share hidden per step
     key = torch.rand(B * L, generator=generator, device=depth.device)
     hide = key < ratio[step_of]
-    forced = (torch.rand(len(steps.start), generator=generator, device=depth.device)
-              * steps.size).long()  # [M] one code per step is always hidden  # fmt: skip
+    forced = (
+        torch.rand(len(steps.start), generator=generator, device=depth.device) * steps.size
+    ).long()  # [M] one code per step is always hidden
     hide |= depth.reshape(-1) == forced[step_of]
     return hide.view(B, L) & (modality == int(Modality.VIDEO))
 
 
-def sample_copy_cut(depth: Tensor, modality: Tensor, share: float,
-                    generator: torch.Generator) -> Tensor | None:  # fmt: skip
+def sample_copy_cut(
+    depth: Tensor, modality: Tensor, share: float, generator: torch.Generator
+) -> Tensor | None:
     """`[B,L]` bool at the first code of each video frame whose copy path is cut (each with
     probability `share`); None when `share` is 0, drawing nothing, so that runs without copy
     dropout keep their random stream."""
