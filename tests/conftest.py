@@ -4,10 +4,15 @@
   test (the repo root is put on `sys.path` here).
 - `demo_world` (session-scoped): a small demo world generated once into a temp dir; see its
   docstring for what it returns.
+- Tiers: `slow` marks the long tests (`pytest -m "not slow"` is the inner loop); `serial` marks
+  the ones that must run alone, after the parallel part (`pytest -n 2 -m "not serial"`, then
+  `pytest -m serial`): kill and signal timings, Ray clusters, the browser, multi-process
+  training. Tests that use the `ray_cluster` fixture are marked serial here.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +23,14 @@ from omegaconf import DictConfig, OmegaConf
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
+SERIAL_FIXTURES = {"ray_cluster"}  # a local Ray cluster per xdist worker would fight for the CPUs
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Two workers on two cores: one thread each (and in the processes they start), not two each.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(1)
 
 from vidchat.data.sources.demo import ensure_demo_world  # noqa: E402
 
@@ -66,3 +79,9 @@ def demo_world(tmp_path_factory) -> DemoWorld:
     cfg = make_demo_cfg(root)
     manifest_path = ensure_demo_world(root, cfg, progress=False)
     return DemoWorld(root, manifest_path, cfg, load_manifest(cfg))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERIAL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.serial)

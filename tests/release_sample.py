@@ -154,16 +154,10 @@ def build_real_release(root: Path, sources_dir: Path, carphone: Path, wavs: list
     return write_release(root, annos, scores, sft=sorted(annos), testset=pairs, media=False)
 
 
-def real_release_or_skip(root: Path) -> Path:
-    """`build_real_release` into `root/release` and `root/sources` (skips the calling test when
-    the real recordings cannot be fetched)."""
-    import pytest
+def real_release(root: Path) -> Path:
+    """`build_real_release` into `root/release` and `root/sources`, from the real recordings."""
+    from tests.real_media import carphone_path, librivox_wavs
 
-    from tests.real_media import RealMediaError, carphone_path, librivox_wavs
-
-    try:
-        carphone, wavs = carphone_path(), [w for w, _ in librivox_wavs()]
-    except RealMediaError as exc:
-        pytest.skip(str(exc))
+    carphone, wavs = carphone_path(), [w for w, _ in librivox_wavs()]
     build_real_release(root / "release", root / "sources", carphone, wavs)
     return root

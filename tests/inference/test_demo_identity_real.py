@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.real_media import RealMediaError, carphone_path, librivox_wavs
+from tests.real_media import carphone_path, librivox_wavs
 from vidchat.cli import compose
 from vidchat.data.demo_world.face import neutral_track, render_face
 from vidchat.data.demo_world.identities import make_identities
@@ -39,10 +39,7 @@ def gallery(pipe) -> dict[str, np.ndarray]:
 
 def real_partner(pipe) -> Clip:
     """carphone's face (centre square) with a LibriVox reading as its voice."""
-    try:
-        video_path, (wav, _) = carphone_path(), librivox_wavs()[0]
-    except RealMediaError as exc:
-        pytest.skip(str(exc))
+    video_path, (wav, _) = carphone_path(), librivox_wavs()[0]
     info = probe(video_path)
     video = read_clip(
         video_path,

@@ -5,16 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.real_media import RealMediaError, carphone_path
+from tests.real_media import carphone_path
 from vidchat.media import MediaError, read_clip
 
 
 @pytest.fixture(scope="module")
 def carphone():
-    try:
-        return carphone_path()
-    except RealMediaError as exc:
-        pytest.skip(str(exc))
+    return carphone_path()
 
 
 def test_read_real_carphone_clip(carphone):
@@ -32,12 +29,9 @@ def test_read_real_carphone_clip(carphone):
 
 def test_read_real_speech_wavs_resampled():
     """Audio-only containers (WAV) read with require_video=False, resampled without drift."""
-    try:
-        from tests.real_media import pyannote_sample
+    from tests.real_media import pyannote_sample
 
-        wav, rttm = pyannote_sample()
-    except RealMediaError as exc:
-        pytest.skip(str(exc))
+    wav, rttm = pyannote_sample()
     native = read_clip(wav, require_video=False)
     assert native.sample_rate == 16000 and native.duration == pytest.approx(30.0, abs=0.1)
     assert native.frames.shape[0] == 0 and np.abs(native.audio).max() > 0.1
@@ -53,12 +47,9 @@ def test_read_real_speech_wavs_resampled():
 
 @pytest.mark.slow
 def test_librivox_wavs_have_transcripts():
-    try:
-        from tests.real_media import librivox_wavs
+    from tests.real_media import librivox_wavs
 
-        pairs = librivox_wavs()
-    except RealMediaError as exc:
-        pytest.skip(str(exc))
+    pairs = librivox_wavs()
     assert len(pairs) >= 3
     wav, text = pairs[0]
     clip = read_clip(wav, require_video=False)

@@ -9,7 +9,7 @@ import json
 import pytest
 from hydra import compose, initialize_config_dir
 
-from tests.release_sample import real_release_or_skip
+from tests.release_sample import real_release
 from vidchat.cli import CONFIG_DIR
 from vidchat.data.speakervid.cut import run_cut
 from vidchat.eval.runner import run as run_eval
@@ -19,7 +19,7 @@ from vidchat.training.tokenize import tokenize
 
 @pytest.fixture(scope="module")
 def release(tmp_path_factory):
-    root = real_release_or_skip(tmp_path_factory.mktemp("release_path"))
+    root = real_release(tmp_path_factory.mktemp("release_path"))
     report = run_cut(
         root / "release", root / "sources", root / "release" / "videos", progress=False
     )

@@ -15,6 +15,8 @@ import pytest
 from tests.conftest import DEMO_TEST_OVERRIDES, REPO_ROOT
 from vidchat.data.shards import ShardReader
 
+pytestmark = pytest.mark.serial  # timing-sensitive: runs alone (tests/conftest.py)
+
 
 def _group(pgid: int) -> list[int]:
     """Live (not zombie) processes of a process group."""

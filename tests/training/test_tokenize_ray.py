@@ -15,6 +15,8 @@ from vidchat.training.tokenize import shard_dir_for, tokenize
 
 pytest.importorskip("ray")
 
+pytestmark = pytest.mark.serial  # its own Ray cluster: runs alone (tests/conftest.py)
+
 
 def _cfg(demo_world, root, *extra):
     data = [f"data.{k}={json.dumps(v)}" for k, v in DEMO_TEST_OVERRIDES.items()]

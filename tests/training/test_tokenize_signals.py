@@ -15,7 +15,7 @@ import pytest
 from tests.training.test_tokenize_kill import _group, _progress, _tokenize_cmd
 from vidchat.data.shards import ShardReader
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.slow, pytest.mark.serial, pytest.mark.timeout(300)]
 
 
 def _start(root: Path, demo_world, log: Path, *extra: str) -> subprocess.Popen:

@@ -19,7 +19,7 @@ from vidchat.media import probe, read_image
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "images" / "web_demo.png"
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 
 @pytest.fixture(scope="module")
