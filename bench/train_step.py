@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))  # run as a script from any folder
 import torch  # noqa: E402
 
 from vidchat.model import LayoutConfig, ModelConfig, SequenceLayout, VidChatLM  # noqa: E402
+from vidchat.training.lm_losses import next_token_nll  # noqa: E402
 
 
 def _args() -> argparse.Namespace:
@@ -150,14 +151,16 @@ def _ours_step(
     chunk,
     documents: torch.Tensor | None = None,
 ):
-    """One training step of ours through `nll` (the training loss path) with `loss_chunk` (and
-    packed rows' `documents`)."""
+    """One training step of ours through `next_token_nll` (the training loss path) with
+    `chunk` positions per pass of the output head + cross-entropy (and packed rows'
+    `documents`)."""
 
     def step(opt):
-        ours.loss_chunk = chunk
         opt.zero_grad(set_to_none=True)
         with _autocast(tokens.device):
-            loss = ours.nll(tokens, tokens, roles, slots, documents=documents).mean()
+            loss = next_token_nll(
+                ours, tokens, tokens, roles, slots, documents=documents, chunk=chunk
+            ).mean()
         loss.backward()
         opt.step()
 

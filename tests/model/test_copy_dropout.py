@@ -8,6 +8,7 @@ from conftest import demo_layout, random_segment
 from vidchat.errors import ConfigError
 from vidchat.model import Modality, Role, build_model, pad_batch
 from vidchat.model.heads.maskgit import sample_copy_cut, sample_frame_mask
+from vidchat.training.lm_losses import next_token_nll
 from vidchat.training.lm_module import LMTrainingModule
 from vidchat.training.noise import NoiseConfig
 from vidchat.training.optim import OptimConfig
@@ -36,7 +37,8 @@ def _setup(gen):
 
 def _nll(model, batch, hidden, cut=None):
     inputs = {"video/frame_mask": hidden, **({} if cut is None else {"video/prev_cut": cut})}
-    return model.nll(
+    return next_token_nll(
+        model,
         batch["tokens"],
         batch["tokens"],
         batch["roles"],

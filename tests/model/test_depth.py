@@ -10,7 +10,7 @@ from vidchat.errors import ConfigError
 from vidchat.model import Modality, Role, build_model, pad_batch
 from vidchat.model.generate import SamplingConfig, generate, stream_chunks
 from vidchat.model.heads.maskgit import sample_frame_mask
-from vidchat.training.lm_module import nll_loss
+from vidchat.training.lm_losses import next_token_nll, nll_loss
 
 HEADS = [
     ("depth", "depth"),
@@ -174,7 +174,8 @@ def test_loss_falls_on_a_tiny_overfit_run(heads, gen):
                 batch, loss_mask, torch.Generator().manual_seed(step), {}
             )
             inputs.update(drawn)
-        nll = model.nll(
+        nll = next_token_nll(
+            model,
             batch["tokens"],
             batch["tokens"],
             batch["roles"],
@@ -230,39 +231,6 @@ def test_frame_masks_hide_a_share_of_every_frame_and_nothing_else():
     assert min(shares) > 0 and max(shares) <= 1 and 0.3 < sum(shares) / len(shares) < 0.9
     again = sample_frame_mask(batch["depth"], batch["modality"], torch.Generator().manual_seed(0))
     assert torch.equal(hidden, again)  # from the step's generator: a resumed run hides the same
-
-
-@pytest.mark.parametrize("video_head, audio_head", [("flat", "flat"), *HEADS])
-def test_nll_equals_the_cross_entropy_of_the_logits(video_head, audio_head, gen):
-    """`nll` (the training loss path, which never holds [B,L,V] logits for a head) scores the
-    clean targets exactly as cross-entropy over the full forward's logits does, also when the
-    input tokens were noised."""
-    layout = demo_layout(video_head=video_head, audio_head=audio_head)
-    model = depth_model(layout).train()
-    seqs = [layout.build([random_segment(layout, Role.RESPONDER, s, gen)]) for s in (1.0, 0.6)]
-    batch = pad_batch(seqs, loss_mode="after_ref")
-    noised = batch["tokens"].clone()
-    codes = batch["modality"] == Modality.VIDEO
-    noised[codes] = torch.randint(0, 1024, (int(codes.sum()),), generator=gen) + int(
-        layout.vocab.video_range[0]
-    )
-    extra = {}
-    if model.stepped:
-        hidden = sample_frame_mask(batch["depth"], batch["modality"], gen)
-        extra = dict(
-            depth=batch["depth"],
-            modality=batch["modality"],
-            head_inputs={"video/frame_mask": hidden},
-        )
-    logits = model(noised, batch["roles"], batch["next_slots"], **extra)
-    expected = torch.nn.functional.cross_entropy(
-        logits[:, :-1].transpose(1, 2), batch["tokens"][:, 1:], reduction="none"
-    )
-    nll = model.nll(noised, batch["tokens"], batch["roles"], batch["next_slots"], **extra)
-    assert nll.shape == expected.shape
-    torch.testing.assert_close(nll, expected, rtol=1e-5, atol=1e-5)
-    nll.sum().backward()  # and it trains
-    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
 
 
 def test_frame_links_follow_the_role_and_fall_back_to_the_reference(gen):

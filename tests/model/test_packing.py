@@ -12,6 +12,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from vidchat.data.lm_dataset import pack_rows
 from vidchat.model import Role
+from vidchat.training.lm_losses import next_token_nll
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -34,7 +35,8 @@ def sequences(layout, gen, seconds=(0.5, 1.0)):
 
 def nll(model, row, documents=None):
     batch = {k: row[k][None] for k in KEYS}
-    return model.nll(
+    return next_token_nll(
+        model,
         batch["tokens"],
         batch["tokens"],
         batch["roles"],

@@ -10,7 +10,7 @@ from vidchat.errors import ConfigError
 from vidchat.model import LayoutConfig, SequenceLayout, build_model
 from vidchat.model.checkpoint import export_state_dict, load_consolidated
 from vidchat.training.export import _model_state
-from vidchat.training.runtime import apply_runtime
+from vidchat.training.runtime import apply_runtime, loss_chunk
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -39,4 +39,4 @@ def test_a_wrapped_model_exports_under_its_own_names(tmp_path):
 @pytest.mark.parametrize("bad", [0, -4, 2.5, True, "many"])
 def test_a_bad_loss_chunk_is_one_config_error(bad):
     with pytest.raises(ConfigError, match="model.loss_chunk must be null or a positive integer"):
-        apply_runtime(_model()[1], {"loss_chunk": bad})
+        loss_chunk({"loss_chunk": bad})

@@ -32,9 +32,9 @@ MOVED = {
 """Model keys of earlier releases and where their setting lives now (old checkpoints are
 migrated by `vidchat.model.checkpoint.migrate_model_keys`)."""
 RUNTIME_FIELDS = ("grad_checkpointing", "loss_chunk", "compile", "init_from_hf")
-"""`model.*` settings that are not architecture: `build_model` applies `init_from_hf`, training
-applies `grad_checkpointing`, `loss_chunk` and `compile`; none is part of `ModelConfig` or of a
-saved checkpoint."""
+"""`model.*` settings that are not architecture: `build_model` applies `init_from_hf`; training
+applies `grad_checkpointing` and `compile` to the model and `loss_chunk` to its loss
+(`vidchat.training.runtime`); none is part of `ModelConfig` or of a saved checkpoint."""
 
 
 def build_layout(video_spec: Any, audio_spec: Any, layout_cfg: Any = None) -> SequenceLayout:

@@ -1,28 +1,36 @@
-"""The causal transformer: a Llama-style decoder (RMSNorm, SwiGLU, RoPE, optional GQA).
+"""`VidChatLM`, the causal transformer: a Llama-style decoder backbone (RMSNorm, SwiGLU, RoPE,
+optional GQA) plus one head per stream, and its forward, teacher-forced and decode paths.
 
 Public API
 ----------
-- `ModelConfig` (dataclass, one docstring per field; build it with `vidchat.model.build_model`
-  so that `vocab_size`/`num_slots` come from the sequence layout).
-- `VidChatLM(cfg)`: the backbone plus one head per stream, `.heads["video"]` and
-  `.heads["audio"]` (`vidchat.model.heads`, kinds from `cfg.stream_heads`):
+- `VidChatLM(cfg)`: built from a `ModelConfig` (`vidchat.model.build_model` sizes `vocab_size`
+  and `num_slots` from the sequence layout); the backbone plus one head per stream,
+  `.heads["video"]` and `.heads["audio"]` (`vidchat.model.heads`, kinds from
+  `cfg.stream_heads`), and the output head `.lm_head` `[V,D]` that every head ends in:
   - `forward(tokens [B,L], roles [B,L]=None, slots [B,L]=None, *, valid [B,L]=None,
-    cache=None, depth=None, modality=None, head_inputs=None) -> logits [B,L,V]`
-  - `nll(tokens, targets, ...)` the same arguments `-> [B,L-1]` (the training loss path)
-  - `hidden(...)` same arguments `-> [B,L,D]` (after the final norm; for losses on a subset)
+    cache=None, depth=None, modality=None, head_inputs=None, documents=None) -> logits [B,L,V]`
+  - `hidden(tokens, roles, slots, *, valid, cache, documents) -> [B,L,D]`: a flat model's
+    final hidden states (after the final norm), before `lm_head`
+  - `step_outputs(...)`: a stepped model's teacher-forced logits, one group of equal steps at a
+    time, never the whole `[B,L,V]`
   - `new_cache(batch, max_len, device=None, dtype=None, static=False) -> KVCache`
-  - `decode_token(tokens [B,1], roles, slots, cache) -> [B,V]` (flat) and
+  - `prefill(...)`, `decode_token(tokens [B,1], roles, slots, cache) -> [B,V]` (flat) and
     `decode_step(x [B,D], cache) -> [B,D]` (stepped): static-shape decode steps on a
     `StaticKVCache`, which generation may compile (`vidchat.model.runner`)
   - `num_params(exclude_embeddings=False) -> int`
-- `KVCache`: preallocated keys/values, per layer `[B, n_kv_heads, max_len, head_dim]`.
+- `ModelConfig` and `KVCache` live in `vidchat.model.blocks` (with the decoder block) and are
+  re-exported here.
 
 Inputs: `roles` and `slots` come from `LaidOutSequence.model_inputs()` (`slots` are the *next*
 slots: what each position predicts). `valid` is False on (left) padding; positions restart at 0
 on the first valid token, so a left-padded row computes the same as the unpadded one.
 With a cache, each call appends its tokens after the cached ones (prefill, then one token at a
 time). Parameter names follow Hugging Face Llama without the `model.` prefix, so
-`vidchat.model.hf` maps checkpoints one to one. Architecture only: no loading, no losses.
+`vidchat.model.hf` maps checkpoints one to one.
+
+Architecture only: no loading (`vidchat.model.checkpoint`) and no losses. Training computes the
+next-token loss (`vidchat.training.lm_losses`) from `hidden` and `lm_head.weight` (flat, where
+it may chunk the output head + cross-entropy) or from `step_outputs` (stepped).
 """
 
 from __future__ import annotations
@@ -31,12 +39,10 @@ import math
 from collections.abc import Iterator
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vidchat.errors import ConfigError
 from vidchat.model.blocks import Block, KVCache, ModelConfig, RMSNorm, compute_dtype, rope_table
-from vidchat.model.chunked_ce import linear_cross_entropy
 from vidchat.model.documents import document_attention, step_documents
 from vidchat.model.heads.base import STREAMS, Head, StepBatch
 from vidchat.model.heads.registry import build_head
@@ -50,11 +56,6 @@ STREAM_OF = {int(Modality.VIDEO): "video", int(Modality.AUDIO): "audio"}
 
 class VidChatLM(nn.Module):
     """Decoder-only LM over the shared audio-visual vocabulary (see the module docstring)."""
-
-    loss_chunk: int | None = None
-    """Positions per pass of the output head + cross-entropy in a flat model's `nll` (None: all
-    at once); only one chunk's logits exist at a time (`vidchat.model.chunked_ce`). A runtime
-    switch: training sets it from `model.loss_chunk`; it is never saved."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -170,44 +171,6 @@ class VidChatLM(nn.Module):
             self.hidden(tokens, roles, slots, valid=valid, cache=cache, documents=documents)
         )
 
-    def nll(
-        self,
-        tokens,
-        targets,
-        roles=None,
-        slots=None,
-        *,
-        valid=None,
-        depth=None,
-        modality=None,
-        head_inputs=None,
-        documents=None,
-    ) -> Tensor:
-        """Teacher-forced next-token NLL `[B,L-1]`: position i scores `targets[:, i+1]` given
-        input `tokens` `[B,L]` up to i (inputs may be noised, targets are clean). Arguments as
-        `forward`. A stepped model never holds `[B,L,V]` logits here: the full-vocabulary logits
-        of a 256-code frame at every position are most of a training step's memory and,
-        scattered into one buffer, a third of its CPU time."""
-        if not self.stepped:
-            hidden = self.hidden(tokens, roles, slots, valid=valid, documents=documents)[
-                :, :-1
-            ]  # [B,L-1,D]
-            return linear_cross_entropy(
-                hidden, self.lm_head.weight, targets[:, 1:], self.loss_chunk
-            )
-        B, L = tokens.shape
-        nll = torch.zeros(B * L, device=tokens.device)
-        flat_targets = targets.reshape(-1)
-        for where, out in self.step_outputs(
-            tokens, roles, slots, depth, valid, modality, head_inputs, documents=documents
-        ):
-            inside = (where % L) < L - 1  # a row's last position has no target in the row
-            where = where[inside]
-            nll[where] = F.cross_entropy(
-                out[inside].float(), flat_targets[where + 1], reduction="none"
-            )
-        return nll.view(B, L)[:, :-1]
-
     def step_outputs(
         self,
         tokens,
@@ -222,7 +185,8 @@ class VidChatLM(nn.Module):
     ) -> Iterator[tuple[Tensor, Tensor]]:
         """Teacher-forced predictions of a stepped model, one group of equal steps at a time:
         yields (flat logit positions `[M]`, logits `[M,V]`), where logit position i (= b*L + t)
-        predicts token t+1 of row b, the flat convention."""
+        predicts token t+1 of row b, the flat convention. `forward` scatters them into one
+        `[B,L,V]` buffer; training's loss reads them group by group."""
         if depth is None or modality is None or cache is not None:
             raise ValueError(
                 "a stepped model's forward needs `depth` and `modality` and takes no cache"
@@ -315,7 +279,8 @@ class VidChatLM(nn.Module):
     def hidden(
         self, tokens, roles=None, slots=None, *, valid=None, cache=None, documents=None
     ) -> Tensor:
-        """tokens/roles/slots/valid/documents `[B,L]` -> final hidden states `[B,L,D]`."""
+        """tokens/roles/slots/valid/documents `[B,L]` -> final hidden states `[B,L,D]` of a flat
+        model (`lm_head` makes them logits; training's loss applies `lm_head.weight` itself)."""
         return self.backbone(
             self.embed(tokens, roles, slots), valid=valid, cache=cache, documents=documents
         )

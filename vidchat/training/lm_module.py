@@ -1,8 +1,9 @@
 """LightningModule for the LM stages (pretrain, SFT): next-token loss on the layout's loss mask.
 
-The wrapped `VidChatLM` stays architecture only; this module owns the loss, noise injection,
-optimiser/schedule and per-step RNG. Batches are `pad_batch`-style dicts of `[B,L]` tensors
-(`tokens`, `roles`, `next_slots`, `modality`, `codebook`, `valid`, `loss_mask`).
+The wrapped `VidChatLM` stays architecture only; this module owns the loss (computed by
+`vidchat.training.lm_losses`), noise injection, optimiser/schedule and per-step RNG. Batches
+are `pad_batch`-style dicts of `[B,L]` tensors (`tokens`, `roles`, `next_slots`, `modality`,
+`codebook`, `valid`, `loss_mask`).
 
 Determinism: every micro-batch reseeds torch's global RNG (dropout) and builds the noise
 generator from (seed, rank, micro-batch index), so a resumed run continues exactly like an
@@ -21,40 +22,12 @@ from torch import Tensor, nn
 from vidchat.model.checkpoint import migrate_state
 from vidchat.model.layout import SequenceLayout
 from vidchat.model.plan import LayoutConfig
-from vidchat.model.vocab import Modality, Vocab
+from vidchat.model.vocab import Vocab
 from vidchat.training.export import CKPT_LAYOUT, CKPT_META, CKPT_MODEL_CONFIG
+from vidchat.training.lm_losses import next_token_nll, nll_loss
 from vidchat.training.noise import NoiseConfig, inject_noise
 from vidchat.training.optim import OptimConfig, configure_adamw
 from vidchat.training.turn_weight import turn_start_weights
-
-
-def nll_loss(
-    nll: Tensor, loss_mask: Tensor, modality: Tensor, weight: Tensor | None = None
-) -> dict[str, Tensor]:
-    """The masked next-token loss, in total and per modality, from per-position NLL `[B,L-1]`
-    (position i scores token i+1, `VidChatLM.nll`); loss_mask, modality `[B,L]` (loss_mask[i] =
-    token i is a target). Returns mean losses (`loss`, `video_loss`, `audio_loss`,
-    `special_loss`) and summed nats/counts (`*_sum`, `*_count`) for exact averages across
-    batches. weight `[B,L]` (per target token) makes `loss` a weighted mean; the others stay
-    plain."""
-    mask = loss_mask[:, 1:]
-    out: dict[str, Tensor] = {}
-    groups = {
-        "": mask,
-        "video_": mask & (modality[:, 1:] == int(Modality.VIDEO)),
-        "audio_": mask & (modality[:, 1:] == int(Modality.AUDIO)),
-        "special_": mask & (modality[:, 1:] == int(Modality.SPECIAL)),
-    }
-    for prefix, m in groups.items():
-        total = (nll * m).sum()
-        count = m.sum()
-        out[f"{prefix}loss_sum"] = total.detach()
-        out[f"{prefix}count"] = count.detach()
-        out[f"{prefix}loss"] = total / count.clamp(min=1)
-    if weight is not None:
-        w = weight[:, 1:] * mask
-        out["loss"] = (nll * w).sum() / w.sum().clamp(min=1e-6)
-    return out
 
 
 def step_generator(
@@ -69,12 +42,14 @@ def step_generator(
 class LMTrainingModule(L.LightningModule):
     """Trains a `VidChatLM` with next-token loss, noise injection, AdamW + warmup/cosine.
 
-    model: the architecture-only LM (`nll(tokens, targets, roles, slots, ...) -> [B,L-1]`).
+    model: the architecture-only `VidChatLM` (`lm_losses.next_token_nll` scores it).
     layout: the `SequenceLayout` (vocab ranges for noise injection; saved into checkpoints).
     meta: tokenizer specs/settings etc., saved into checkpoints and consolidated exports.
     total_steps: optimizer steps of the whole run (for the LR schedule).
     turn_start_weight: training-loss weight of the responder's first frame after its reference
         (`vidchat.training.turn_weight`); 1 = a plain mean.
+    loss_chunk: positions per pass of a flat model's output head + cross-entropy
+        (`model.loss_chunk`, `lm_losses.linear_cross_entropy`); None = all at once.
     """
 
     def __init__(
@@ -87,6 +62,7 @@ class LMTrainingModule(L.LightningModule):
         total_steps: int,
         seed: int = 0,
         turn_start_weight: float = 1.0,
+        loss_chunk: int | None = None,
         meta: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
@@ -99,6 +75,7 @@ class LMTrainingModule(L.LightningModule):
         self.total_steps = int(total_steps)
         self.seed = int(seed)
         self.turn_start_weight = float(turn_start_weight)
+        self.loss_chunk = loss_chunk
         self.val_history: list[dict[str, float]] = []
         self._val_sums: dict[str, Tensor] = {}
 
@@ -121,7 +98,8 @@ class LMTrainingModule(L.LightningModule):
             inputs, mask = head.training_targets(batch, mask, g, options)
             head_inputs.update(inputs)
         inputs = batch["tokens"] if tokens is None else tokens
-        nll = self.model.nll(
+        nll = next_token_nll(
+            self.model,
             inputs,
             batch["tokens"],
             batch["roles"],
@@ -130,6 +108,7 @@ class LMTrainingModule(L.LightningModule):
             modality=batch["modality"],
             head_inputs=head_inputs,
             documents=batch.get("documents"),
+            chunk=self.loss_chunk,
         )
         weight = None
         if training and self.turn_start_weight != 1.0:

@@ -43,7 +43,7 @@ from vidchat.training.config import (
 from vidchat.training.export import export_from_checkpoint
 from vidchat.training.lm_data import LMData, is_main_process, prepare_data, unigram_baseline
 from vidchat.training.lm_module import LMTrainingModule
-from vidchat.training.runtime import apply_runtime
+from vidchat.training.runtime import apply_runtime, loss_chunk
 from vidchat.training.trainer import build_trainer
 
 log = logging.getLogger("vidchat")
@@ -91,7 +91,8 @@ def resolve_init(stage: LMStageConfig, paths: PathsConfig, run_name: str = "") -
 
 def build_lm(job: LMJob, run: RunConfig, layout: SequenceLayout) -> torch.nn.Module:
     """The LM to train: fresh (`build_model`) or from `stage.init_from`, with the runtime
-    settings `model.grad_checkpointing`, `model.loss_chunk` and `model.compile` applied."""
+    settings `model.grad_checkpointing` and `model.compile` applied (`model.loss_chunk` is the
+    training module's, `_module_and_data`)."""
     init = resolve_init(job.stage, run.paths, run.run_name)
     if init is None:
         model = build_model(job.model, layout)
@@ -184,7 +185,7 @@ def _resume_point(run: RunConfig, root: Path) -> tuple[Path | None, Path | None]
 def _module_and_data(
     job: LMJob, run: RunConfig, data: LMData
 ) -> tuple[LMTrainingModule, LMDataModule]:
-    stage = job.stage
+    stage, chunk = job.stage, loss_chunk(job.model)  # a bad value fails before the build
     module = LMTrainingModule(
         build_lm(job, run, data.layout),  # a resumed run then loads its own weights over these
         data.layout,
@@ -193,6 +194,7 @@ def _module_and_data(
         total_steps=stage.max_steps,
         seed=run.seed,
         turn_start_weight=stage.turn_start_weight,
+        loss_chunk=chunk,
         meta=data.meta,
     )
     dm = LMDataModule(

@@ -1,6 +1,8 @@
-"""The model's runtime settings, applied from outside it before training: `model.loss_chunk`,
-`model.compile` and `model.grad_checkpointing` (`vidchat.model.build.RUNTIME_FIELDS`). None of
-them is architecture; none changes a parameter's name in a checkpoint."""
+"""The model's runtime settings, applied from outside it in training
+(`vidchat.model.build.RUNTIME_FIELDS`): `model.compile` and `model.grad_checkpointing` to the
+model before training, `model.loss_chunk` to the loss (`loss_chunk`, which
+`LMTrainingModule` passes to `vidchat.training.lm_losses`). None of them is architecture; none
+changes a parameter's name in a checkpoint."""
 
 from __future__ import annotations
 
@@ -13,15 +15,22 @@ from vidchat.model.runner import check_backend
 
 
 def apply_runtime(model: nn.Module, model_cfg: dict[str, Any]) -> nn.Module:
-    """Apply the `model` node's runtime settings to a `VidChatLM` (in place); returns it."""
-    chunk = model_cfg.get("loss_chunk")
-    if chunk is not None and (not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1):
-        raise ConfigError(f"model.loss_chunk must be null or a positive integer, got {chunk!r}")
-    model.loss_chunk = chunk
+    """Apply the `model` node's settings `compile` and `grad_checkpointing` to a `VidChatLM` (in
+    place); returns it. (`loss_chunk` is the loss's: `loss_chunk`.)"""
     compile_blocks(model, model_cfg.get("compile"))
     if model_cfg.get("grad_checkpointing"):
         checkpoint_blocks(model)
     return model
+
+
+def loss_chunk(model_cfg: dict[str, Any]) -> int | None:
+    """`model.loss_chunk`, checked: positions per pass of a flat model's output head +
+    cross-entropy in the training loss (`vidchat.training.lm_losses.linear_cross_entropy`);
+    None = all at once."""
+    chunk = model_cfg.get("loss_chunk")
+    if chunk is not None and (not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1):
+        raise ConfigError(f"model.loss_chunk must be null or a positive integer, got {chunk!r}")
+    return chunk
 
 
 def compile_blocks(model: nn.Module, backend: str | None) -> None:
