@@ -28,6 +28,8 @@ def resolve_entry(entry: str) -> Callable[[DictConfig], Any]:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
+        if not exc.name or not (module_name + ".").startswith(exc.name + "."):
+            raise  # the module exists but an import inside it failed: the user needs that trace
         raise ConfigError(f"stage.entry {entry!r}: module {module_name!r} not found") from exc
     try:
         return getattr(module, attr)
@@ -49,6 +51,20 @@ class ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         print(f"error: {self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
         sys.exit(2)
+
+
+def add_import_argument(parser: argparse.ArgumentParser) -> None:
+    """`--import MODULE` (repeatable) into `args.imports`: the user's modules, imported with
+    `vidchat.utils.imports.import_user_modules` before anything reads a registry."""
+    parser.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="your module (dotted name or .py path) to import first, e.g. one that registers "
+        "the head or tokenizer a checkpoint names (repeatable)",
+    )
 
 
 def exit_on_user_error(fn: Callable[[], Any]) -> Any:
@@ -132,6 +148,15 @@ def compose(config_name: str = "train", overrides: list[str] | None = None) -> D
         return hydra_compose(config_name, overrides=list(overrides or []))
 
 
+def run_with_imports(cfg: DictConfig, run: Callable[[DictConfig], Any]) -> Any:
+    """Import the user's modules that `cfg.imports` names (their registrations: heads,
+    tokenizers and trainers, data sources, metrics), then `run(cfg)`."""
+    from vidchat.utils.imports import import_user_modules
+
+    import_user_modules(cfg.get("imports"))
+    return run(cfg)
+
+
 def hydra_main(config_name: str, entry: Callable[[DictConfig], Any] | None = None) -> None:
     """Compose `configs/<config_name>.yaml` with the command-line overrides and run `entry`
     (default: the stage that `stage.entry` names)."""
@@ -143,6 +168,6 @@ def hydra_main(config_name: str, entry: Callable[[DictConfig], Any] | None = Non
 
     @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name)
     def _main(cfg: DictConfig) -> Any:
-        return exit_on_user_error(lambda: run(cfg))
+        return exit_on_user_error(lambda: run_with_imports(cfg, run))
 
     _main()

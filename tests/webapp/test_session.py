@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from vidchat.errors import ConfigError
 from vidchat.media import probe, write_clip
 from vidchat.webapp import session
 
@@ -30,10 +31,13 @@ def test_uploads_are_checked_with_one_message(tmp_path, partner_upload):
     for path, message in cases.items():
         with pytest.raises(session.DemoInputError, match=message):
             session.check_partner(path, LIMITS)
-    with pytest.raises(session.DemoInputError, match="top-p"):
+    with pytest.raises(ConfigError, match=r"sampling.video.top_p must be in \(0, 1\]"):
         session.sampling_config(1.0, 0, 1.5, 0)
-    with pytest.raises(session.DemoInputError, match="temperature"):
+    with pytest.raises(ConfigError, match="sampling.video.temperature must be a finite number"):
         session.sampling_config(float("nan"), 0, 1.0, 0)
+    with pytest.raises(ConfigError, match="sampling.seed must be an integer"):
+        session.sampling_config(1.0, 0, 1.0, 2.5)
+    assert session.sampling_config(0, 0, 1, 0).video.temperature == 0  # greedy, not refused
     for bad in (float("nan"), 0, -1, None):
         with pytest.raises(session.DemoInputError, match="maximum length"):
             session.answer_seconds(bad, 10)

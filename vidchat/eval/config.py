@@ -34,10 +34,13 @@ class EvalConfig:
     max_seconds: float | None = None
     """Answer length; None = as long as each ground-truth responder turn."""
     systems: tuple[str, ...] = SYSTEMS
-    sampling: dict = field(default_factory=dict)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    """`sampling:` as `SamplingConfig.from_dict` reads and checks it (temperature 0 = greedy)."""
     metrics: tuple[str, ...] = ()
     metric_options: dict = field(default_factory=dict)
     output_dir: str = "outputs/eval"
+    imports: tuple[str, ...] = ()
+    """The user's modules, imported before the metrics are looked up (`vidchat.utils.imports`)."""
 
     def __post_init__(self) -> None:
         check("split", self.split in SPLITS, f"one of {list(SPLITS)}", self.split)
@@ -61,10 +64,11 @@ class EvalConfig:
     def from_cfg(cls, cfg: Any) -> EvalConfig:
         root = {k: v for k, v in to_plain(cfg).items() if k not in ("paths", "hydra")}
         root["data"] = DataConfig.from_cfg(root.get("data"))
+        root["sampling"] = SamplingConfig.from_dict(root.get("sampling") or {})
         return from_node(cls, root, "eval")
 
     def sampling_config(self) -> SamplingConfig:
-        return SamplingConfig.from_dict(self.sampling)
+        return self.sampling
 
     def options(self, metric: str) -> dict[str, Any]:
         """`metric_options.<metric>` as keyword arguments."""

@@ -21,6 +21,7 @@ import argparse
 import dataclasses
 import sys
 import time
+from dataclasses import Field
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ import numpy as np
 from tqdm import tqdm
 
 import vidchat.inference.options as options
-from vidchat.cli import ArgumentParser, exit_on_user_error, stop_on_sigterm
+from vidchat.cli import ArgumentParser, add_import_argument, exit_on_user_error, stop_on_sigterm
 from vidchat.data.pairs_jsonl import read_pairs_jsonl
 from vidchat.data.records import ClipRecord
 from vidchat.errors import VidchatError
@@ -36,8 +37,9 @@ from vidchat.inference.loading import load_pipeline
 from vidchat.inference.pipeline import ResponderPipeline, StreamStats
 from vidchat.media import Clip, crop_resize, probe, write_clip
 from vidchat.media.stream_writer import ClipStreamWriter
-from vidchat.model.generate import SamplingConfig
+from vidchat.model.generate import TOKEN_KINDS, SamplingConfig, TokenSampling, option_fields
 from vidchat.model.runner import DECODE_CHOICES
+from vidchat.utils.imports import import_user_modules
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -47,6 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     src.add_argument("--manifest", type=Path, help="JSONL of pairs for batch mode (see README)")
     p.add_argument("--output", type=Path, help="response mp4 (default: <input>.response.mp4)")
     p.add_argument("--overwrite", action="store_true", help="replace existing response files")
+    add_import_argument(p)
     p.add_argument(
         "--output-dir",
         type=Path,
@@ -72,30 +75,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="answer the last N seconds of the partner clip (default: what the model's context "
         "holds beside the answer); a longer input is read from there on, never whole",
     )
-    p.add_argument("--temperature", type=float, default=1.0, help="for every token kind")
-    p.add_argument("--top-k", type=int, default=0, help="for every token kind (0 = off)")
-    p.add_argument("--top-p", type=float, default=1.0, help="for every token kind (1 = off)")
-    p.add_argument(
-        "--sample",
-        action="append",
-        default=[],
-        metavar="KIND.KEY=VALUE",
-        help="per-kind override, KIND in video|audio|boundary, e.g. video.temperature=0.8",
-    )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--refine-steps",
-        type=int,
-        default=8,
-        help="passes per video frame of a head that decides whole frames in passes (the frame "
-        "head)",
-    )
-    p.add_argument(
-        "--guidance",
-        type=float,
-        default=1.0,
-        help="classifier-free guidance scale over the partner (1 = off; costs a second pass)",
-    )
+    add_sampling_options(p)
     add_runtime_options(p)
     return p.parse_args(argv)
 
@@ -122,25 +102,48 @@ def add_runtime_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_option(p: argparse.ArgumentParser, option: Field, where: str = "") -> None:
+    """`--top-k` for the option `top_k`: its type, default and help from `SamplingConfig`."""
+    flag = "--" + option.name.replace("_", "-")
+    help_text = option.metadata["help"] + where
+    p.add_argument(flag, type=type(option.default), default=option.default, help=help_text)
+
+
+def add_sampling_options(p: argparse.ArgumentParser) -> None:
+    """The sampling flags, each made from its option in `SamplingConfig`:
+    `--temperature/--top-k/--top-p` for every token kind, `--sample` for one kind, then
+    `--seed/--refine-steps/--guidance`. Their values are checked by `SamplingConfig` alone."""
+    for option in option_fields(TokenSampling):
+        _add_option(p, option, ", for every token kind")
+    keys = "|".join(f.name for f in option_fields(TokenSampling))
+    p.add_argument(
+        "--sample",
+        action="append",
+        default=[],
+        metavar="KIND.KEY=VALUE",
+        help=f"per-kind override, KIND in {'|'.join(TOKEN_KINDS)}, KEY in {keys}, "
+        "e.g. video.temperature=0.8",
+    )
+    for option in option_fields(SamplingConfig):
+        _add_option(p, option)
+
+
 def sampling_from_args(args: argparse.Namespace) -> SamplingConfig:
-    """--temperature/--top-k/--top-p for every kind, then the --sample overrides."""
-    base = {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p}
-    cfg: dict[str, Any] = {kind: dict(base) for kind in ("video", "audio", "boundary")}
+    """--temperature/--top-k/--top-p for every kind, then the --sample overrides; checked (and
+    converted) by `SamplingConfig.from_dict`, as the web demo's and the eval's options are."""
+    base = {f.name: getattr(args, f.name) for f in option_fields(TokenSampling)}
+    cfg: dict[str, Any] = {kind: dict(base) for kind in TOKEN_KINDS}
     for item in args.sample:
         key, sep, value = item.partition("=")
         kind, dot, name = key.partition(".")
         if not sep or not dot or kind not in cfg or name not in base:
             raise VidchatError(
-                f"--sample {item!r}: expected KIND.KEY=VALUE with KIND in video|audio|boundary "
-                "and KEY in temperature|top_k|top_p"
+                f"--sample {item!r}: expected KIND.KEY=VALUE with KIND in "
+                f"{'|'.join(TOKEN_KINDS)} and KEY in {'|'.join(base)}"
             )
-        try:
-            cfg[kind][name] = type(base[name])(value)
-        except ValueError as exc:
-            raise VidchatError(f"--sample {item!r}: {value!r} is not a number") from exc
-    return SamplingConfig.from_dict(
-        {**cfg, "seed": args.seed, "refine_steps": args.refine_steps, "guidance": args.guidance}
-    )
+        cfg[kind][name] = value
+    scalars = {f.name: getattr(args, f.name) for f in option_fields(SamplingConfig)}
+    return SamplingConfig.from_dict({**cfg, **scalars})
 
 
 def recent_window(source: Path | ClipRecord, seconds: float) -> ClipRecord:
@@ -255,11 +258,12 @@ def main(argv: list[str] | None = None) -> None:
     stop_on_sigterm()
 
     def run() -> None:
+        import_user_modules(args.imports, "--import")  # before the checkpoint names its kinds
         if args.input is not None and not args.input.is_file():
             raise VidchatError(f"{args.input}: input clip not found")
         options.check_numbers(args)  # bad options fail before the model loads
         options.check_dtype(args.dtype)
-        sampling_from_args(args)
+        sampling_from_args(args)  # the sampling options: checked by SamplingConfig
         pairs = None
         if args.manifest is not None:
             pairs = read_pairs_jsonl(args.manifest)

@@ -1,5 +1,6 @@
 """`infer.py`'s options checked at the boundary, before the model loads or any work starts:
-numbers in range, and an output that can be written without destroying anything.
+numbers in range, and an output that can be written without destroying anything. The sampling
+options are not checked here: `SamplingConfig` checks them for every front end.
 
 Every rule is one `VidchatError` line naming the option and what it allows.
 """
@@ -29,13 +30,10 @@ def _number(name: str, value: float, ok: bool, rule: str) -> None:
 
 
 def check_numbers(args: argparse.Namespace) -> None:
+    """The options that are infer's own; the sampling options are `SamplingConfig`'s to check
+    (`vidchat.inference.cli.sampling_from_args`), the same for infer, the web demo and eval."""
     _number("--max-seconds", args.max_seconds, args.max_seconds > 0, "a positive number of seconds")
-    _number("--temperature", args.temperature, args.temperature > 0, "a positive number")
-    _number("--top-p", args.top_p, 0 < args.top_p <= 1, "in (0, 1]")
-    _number("--top-k", args.top_k, args.top_k >= 0, ">= 0")
     _number("--batch-size", args.batch_size, args.batch_size >= 1, ">= 1")
-    _number("--refine-steps", args.refine_steps, args.refine_steps >= 1, ">= 1")
-    _number("--guidance", args.guidance, args.guidance >= 0, ">= 0 (1 = off)")
 
 
 def check_output_file(output: Path, input_path: Path | None, overwrite: bool) -> None:

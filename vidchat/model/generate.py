@@ -6,6 +6,9 @@ Public API
 - `SamplingConfig(video, audio, boundary, seed=0, refine_steps=8, guidance=1.0)` (`boundary`:
   the `<chunk>`/`<eot>` choice; `guidance` != 1 also needs `unconditional=` prompts);
   `SamplingConfig.from_dict({"video": {...}, "audio": {...}, "boundary": {...}, "seed": 0})`.
+  The one home of the sampling options, their defaults and their checks: infer's flags, the web
+  demo's sliders and the eval config's `sampling:` all come here (`option_fields`), and a bad
+  value is one `ConfigError` naming its key (`sampling.video.top_p must be in (0, 1] ...`).
 - `stream_chunks(model, layout, prompt, max_chunks, sampling=None, use_cache=True,
   unconditional=None)` yields a
   `ResponderChunk(index, video [B,t,h,w], audio [B,K,ta], active [B])` as soon as chunk `index`
@@ -25,9 +28,9 @@ static-shape decode steps: `EAGER` (the reference) or a compiled `StepRunner`
 
 from __future__ import annotations
 
-import math
+import typing
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import Field, dataclass, field, fields
 from typing import Any
 
 import torch
@@ -39,46 +42,115 @@ from vidchat.model.runner import EAGER, StepRunner
 from vidchat.model.steppers import FrameSampling, make_stepper
 from vidchat.model.transformer import VidChatLM
 from vidchat.model.vocab import Modality, Vocab
+from vidchat.utils.typed import convert
+
+TOKEN_KINDS = ("video", "audio", "boundary")
+"""The token kinds that each have their own `TokenSampling` in a `SamplingConfig`."""
+
+
+def _option(default: Any, ok: Callable[[Any], bool] | None, rule: str, doc: str) -> Any:
+    """A sampling option: its default, its range (`ok`, said as `rule`; None: any value of its
+    type) and its help line, which every front end takes from here (`option_fields`)."""
+    return field(default=default, metadata={"option": True, "ok": ok, "rule": rule, "help": doc})
+
+
+def option_fields(cls: type) -> list[Field]:
+    """The options of `TokenSampling` or `SamplingConfig` (its own: seed, refine_steps,
+    guidance), each with its `default` and `metadata["help"]`, for a front end to offer."""
+    return [f for f in fields(cls) if f.metadata.get("option")]
+
+
+def _checked(cls: type, values: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """`values` for the options of `cls` converted to their types and checked against their
+    ranges; a bad one raises one `ConfigError` naming `where.key`."""
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{where} must be a mapping, got {values!r}")
+    options = {f.name: f for f in option_fields(cls)}
+    unknown = sorted(set(values) - set(options))
+    if unknown:
+        raise ConfigError(f"unknown {where} keys {unknown}; known: {', '.join(options)}")
+    hints = typing.get_type_hints(cls)
+    out = {}
+    for name, value in values.items():
+        value = convert(value, hints[name], f"{where}.{name}")
+        meta = options[name].metadata
+        if value is not None and meta["ok"] is not None and not meta["ok"](value):
+            raise ConfigError(f"{where}.{name} must be {meta['rule']}, got {value!r}")
+        out[name] = value
+    return out
+
+
+def _settle(obj: Any, where: str) -> None:
+    """Convert and check a sampling dataclass's own options in place (see `_checked`)."""
+    names = [f.name for f in option_fields(type(obj))]
+    for name, value in _checked(type(obj), {n: getattr(obj, n) for n in names}, where).items():
+        setattr(obj, name, value)
 
 
 @dataclass
 class TokenSampling:
-    temperature: float = 1.0
-    """Softmax temperature; 0 picks the most likely token."""
-    top_k: int = 0
-    """Keep the k most likely tokens (0 = all)."""
-    top_p: float = 1.0
-    """Keep the smallest set of tokens with this much probability (1 = all)."""
+    """How one kind of token is drawn; every front end's sampling options and their checks."""
+
+    temperature: float = _option(
+        1.0, lambda v: v >= 0, "a number >= 0 (0 = greedy)", "softmax temperature (0 = greedy)"
+    )
+    top_k: int = _option(
+        0, lambda v: v >= 0, "an integer >= 0 (0 = all)", "keep the k most likely tokens (0 = off)"
+    )
+    top_p: float = _option(
+        1.0,
+        lambda v: 0 < v <= 1,
+        "in (0, 1] (1 = all)",
+        "keep the smallest set of tokens with this much probability (1 = off)",
+    )
 
     def __post_init__(self) -> None:
-        if self.temperature < 0 or self.top_k < 0 or not 0 < self.top_p <= 1:
-            raise ConfigError(
-                f"sampling needs temperature >= 0, top_k >= 0, 0 < top_p <= 1; got {self}"
-            )
+        _settle(self, "sampling")
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], where: str = "sampling") -> TokenSampling:
+        """`values` (any subset of the options; strings and numbers converted) -> checked
+        settings; a bad value is one `ConfigError` naming `where.key`."""
+        return cls(**_checked(cls, values, where))
 
 
 @dataclass
 class SamplingConfig:
+    """Every sampling option of a generation: the single source of their defaults and checks.
+    Infer's flags, the web demo's sliders and `configs/eval.yaml`'s `sampling:` all build one
+    with `from_dict`, so a value is accepted or refused with the same message everywhere.
+
+    `guidance` `s`: every token is drawn from `u + s * (c - u)`, `c` the logits given the
+    partner, `u` those of the same answer given only the reference (the prompt without the
+    partner, as the `single` branch trains it)."""
+
     video: TokenSampling = field(default_factory=TokenSampling)
     """Settings for video code tokens."""
     audio: TokenSampling = field(default_factory=TokenSampling)
     """Settings for audio code tokens."""
     boundary: TokenSampling = field(default_factory=TokenSampling)
     """Settings for the `<chunk>` / `<eot>` decision at chunk boundaries."""
-    seed: int | None = 0
-    """Seed of the sampling generator (None: nondeterministic)."""
-    refine_steps: int = 8
-    """Passes over a frame with a head that decides whole frames (the MaskGIT frame head)."""
-    guidance: float = 1.0
-    """Classifier-free guidance scale `s` (1 = off): every token is drawn from
-    `u + s * (c - u)`, `c` the logits given the partner, `u` those of the same answer given only
-    the reference (the prompt without the partner, as the `single` branch trains it)."""
+    seed: int | None = _option(
+        0,
+        None,
+        "an integer or null",
+        "seed of the sampling generator (the same seed, the same answer)",
+    )
+    refine_steps: int = _option(
+        8,
+        lambda v: v >= 1,
+        "an integer >= 1",
+        "passes per video frame of a head that decides whole frames in passes (the frame head)",
+    )
+    guidance: float = _option(
+        1.0,
+        lambda v: v >= 0,
+        "a number >= 0 (1 = off)",
+        "classifier-free guidance scale over the partner (1 = off; costs a second pass)",
+    )
 
     def __post_init__(self) -> None:
-        if self.refine_steps < 1:
-            raise ConfigError(f"sampling.refine_steps must be >= 1, got {self.refine_steps}")
-        if not (math.isfinite(self.guidance) and self.guidance >= 0):
-            raise ConfigError(f"sampling.guidance must be a number >= 0, got {self.guidance}")
+        _settle(self, "sampling")
 
     @property
     def guided(self) -> bool:
@@ -86,15 +158,20 @@ class SamplingConfig:
 
     @classmethod
     def from_dict(cls, cfg: Mapping[str, Any]) -> SamplingConfig:
+        """`{"video": {...}, "audio": {...}, "boundary": {...}, "seed": 0, ...}` (any subset;
+        strings and numbers converted) -> a checked config; a bad value is one `ConfigError`
+        naming its key (`sampling.video.temperature must be ...`)."""
+        if not isinstance(cfg, Mapping):
+            raise ConfigError(f"sampling must be a mapping, got {cfg!r}")
         cfg = dict(cfg)
-        known = ("video", "audio", "boundary", "seed", "refine_steps", "guidance")
+        known = (*TOKEN_KINDS, *(f.name for f in option_fields(cls)))
         unknown = sorted(set(cfg) - set(known))
         if unknown:
             raise ConfigError(f"unknown sampling keys {unknown}; known: {', '.join(known)}")
         parts = {
-            k: TokenSampling(**dict(cfg.pop(k))) for k in ("video", "audio", "boundary") if k in cfg
+            k: TokenSampling.from_dict(cfg.pop(k), f"sampling.{k}") for k in TOKEN_KINDS if k in cfg
         }
-        return cls(**parts, **cfg)
+        return cls(**parts, **_checked(cls, cfg, "sampling"))
 
     def for_modality(self, modality: int) -> TokenSampling:
         return {Modality.VIDEO: self.video, Modality.AUDIO: self.audio}.get(modality, self.boundary)

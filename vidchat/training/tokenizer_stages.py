@@ -17,8 +17,9 @@ log-mel L1 1.11 (see the .metrics.json files). The 64 px recipe: `experiment=dem
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from omegaconf import DictConfig
@@ -45,6 +46,7 @@ from vidchat.utils.config import to_plain
 from vidchat.utils.typed import from_node
 
 log = logging.getLogger("vidchat")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,7 @@ def _fit(job: TokenizerJob, module, train_loader, val_loader) -> None:
     safe_load.fit(trainer, module, train_loader, val_loader, ckpt_path=str(ckpt) if ckpt else None)
 
 
-def _export_path(job: TokenizerJob, which: str) -> str:
+def export_path(job: TokenizerJob, which: str) -> str:
     """`stage.export` (default: under `paths.checkpoint_dir`, so a new run never overwrites the
     shipped demo tokenizers that the demo LM was trained on), else `tokenizer.<which>.checkpoint`."""
     path = job.stage.export or (job.tokenizer.get(which) or {}).get("checkpoint")
@@ -118,9 +120,9 @@ def video_config(job: TokenizerJob) -> VQVideoConfig:
         raise ConfigError(f"tokenizer.video.model: {exc}") from exc
 
 
-def _save_and_measure(job: TokenizerJob, which: str, tokenizer, measure, val_recs) -> dict:
+def save_and_measure(job: TokenizerJob, which: str, tokenizer, measure, val_recs) -> dict:
     """Export the trained weights, reload them and record their held-out quality next to them."""
-    out = _export_path(job, which)
+    out = export_path(job, which)
     tokenizer.save(out, fp16=job.stage.fp16, extra={"trained_steps": job.stage.max_steps})
     metrics = measure(type(tokenizer).load(out).eval())
     atomic_write_json(
@@ -134,11 +136,56 @@ def _save_and_measure(job: TokenizerJob, which: str, tokenizer, measure, val_rec
     return metrics
 
 
-def train_video_tokenizer(cfg: DictConfig) -> dict[str, float]:
-    """Stage entry: train the VQ / FSQ video tokenizer on the manifest's clips; export +
-    measure it."""
+TokenizerTrainer = Callable[[TokenizerJob], dict[str, float]]
+TRAINERS: dict[tuple[str, str], TokenizerTrainer] = {}
+"""(stream, `tokenizer.<stream>.kind`) -> the trainer the tokenizer stage runs for it."""
+DEFAULT_KINDS = {"video": "vq", "audio": "encodec"}
+
+
+def register_tokenizer_trainer(stream: str, kind: str) -> Callable[[T], T]:
+    """Register `trainer(job: TokenizerJob) -> held-out metrics` for `tokenizer.<stream>.kind=
+    <kind>`, from any module imported before the run (`imports=[...]`): `stage=video_tokenizer`
+    (or `audio_codec`) then trains that kind. The trainer exports the weights where
+    `export_path(job, stream)` says, so that the kind's builder loads them."""
+    if stream not in DEFAULT_KINDS:
+        raise ValueError(f"stream must be one of {sorted(DEFAULT_KINDS)}, got {stream!r}")
+
+    def add(trainer: T) -> T:
+        TRAINERS[stream, kind] = trainer  # type: ignore[assignment]
+        return trainer
+
+    return add
+
+
+def run_tokenizer_stage(cfg: DictConfig, stream: str) -> dict[str, float]:
+    """Type the stage's config, then run the trainer registered for the tokenizer's kind."""
     job = TokenizerJob.from_cfg(cfg)
+    kind = (job.tokenizer.get(stream) or {}).get("kind") or DEFAULT_KINDS[stream]
+    if (stream, kind) not in TRAINERS:
+        known = sorted(k for s, k in TRAINERS if s == stream)
+        raise ConfigError(
+            f"tokenizer.{stream}.kind={kind!r} has no trainer registered "
+            f"(register_tokenizer_trainer); known: {known}"
+        )
     _setup(job)
+    return TRAINERS[stream, kind](job)
+
+
+def train_video_tokenizer(cfg: DictConfig) -> dict[str, float]:
+    """Stage entry (`stage=video_tokenizer`): train the video tokenizer kind the config names;
+    export and measure it."""
+    return run_tokenizer_stage(cfg, "video")
+
+
+def train_audio_codec(cfg: DictConfig) -> dict[str, float]:
+    """Stage entry (`stage=audio_codec`): train the audio codec kind the config names; export
+    and measure it."""
+    return run_tokenizer_stage(cfg, "audio")
+
+
+@register_tokenizer_trainer("video", "vq")
+def train_vq_video_tokenizer(job: TokenizerJob) -> dict[str, float]:
+    """The VQ / FSQ video tokenizer on the manifest's clips."""
     s = job.stage
     vq_cfg = video_config(job)
     train_recs, val_recs = _records(job)
@@ -167,7 +214,7 @@ def train_video_tokenizer(cfg: DictConfig) -> dict[str, float]:
     val_loader = DataLoader(val_frames, batch_size=max(bs, 256 // k))
     _fit(job, module, train_loader, val_loader)
     frames = val_frames.flat_frames
-    return _save_and_measure(
+    return save_and_measure(
         job, "video", tokenizer, lambda t: evaluate_video_tokenizer(t, frames), val_recs
     )
 
@@ -190,11 +237,9 @@ def audio_config(job: TokenizerJob) -> tuple[EncodecConfig, int]:
     return config, k
 
 
-def train_audio_codec(cfg: DictConfig) -> dict[str, float]:
-    """Stage entry: train a small EnCodec (transformers architecture) with our recipe; export +
-    measure it."""
-    job = TokenizerJob.from_cfg(cfg)
-    _setup(job)
+@register_tokenizer_trainer("audio", "encodec")
+def train_encodec_audio_codec(job: TokenizerJob) -> dict[str, float]:
+    """A small EnCodec (transformers architecture) with our recipe."""
     s = job.stage
     if (job.tokenizer.get("audio") or {}).get("pretrained_dir"):
         raise ConfigError(
@@ -224,6 +269,6 @@ def train_audio_codec(cfg: DictConfig) -> dict[str, float]:
     )
     val_loader = DataLoader(val_ds, batch_size=s.batch_size)
     _fit(job, module, train_loader, val_loader)
-    return _save_and_measure(
+    return save_and_measure(
         job, "audio", codec, lambda t: evaluate_audio_codec(t, val_waves), val_recs
     )

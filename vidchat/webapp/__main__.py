@@ -5,8 +5,9 @@ from __future__ import annotations
 import signal
 import sys
 
-from vidchat.cli import ArgumentParser, exit_on_user_error
+from vidchat.cli import ArgumentParser, add_import_argument, exit_on_user_error
 from vidchat.errors import VidchatError
+from vidchat.utils.imports import import_user_modules
 from vidchat.webapp.config import DemoConfig
 from vidchat.webapp.workdirs import WorkDirs
 
@@ -31,7 +32,10 @@ def parse_args(argv: list[str] | None = None) -> DemoConfig:
         default=d.dtype,
         help="LM weights: auto (bfloat16 on a GPU, float32 on a CPU), float32, bfloat16 or float16",
     )
+    add_import_argument(p)
     args = p.parse_args(argv)
+    import_user_modules(args.imports, "--import")
+    del args.imports
     return DemoConfig(**{k.replace("-", "_"): v for k, v in vars(args).items()})
 
 

@@ -16,6 +16,7 @@ import gradio as gr  # noqa: E402
 import vidchat.webapp.session as session  # noqa: E402
 from vidchat.errors import VidchatError  # noqa: E402
 from vidchat.inference.pipeline import ResponderPipeline  # noqa: E402
+from vidchat.model.generate import SamplingConfig, TokenSampling  # noqa: E402
 from vidchat.webapp.config import DemoConfig  # noqa: E402
 from vidchat.webapp.workdirs import WorkDirs  # noqa: E402
 
@@ -63,6 +64,19 @@ def responder(cfg: DemoConfig, pipe: ResponderPipeline, work: WorkDirs):
     return respond
 
 
+def sampling_inputs() -> tuple[gr.Slider, gr.Slider, gr.Slider, gr.Number]:
+    """The sampling sliders, one setting for every token kind, at `SamplingConfig`'s defaults;
+    `session.sampling_config` has `SamplingConfig` check what they send (temperature 0 is
+    greedy)."""
+    d, seed = TokenSampling(), SamplingConfig().seed
+    return (
+        gr.Slider(0.0, 2.0, d.temperature, step=0.05, label="temperature (0 = greedy)"),
+        gr.Slider(0, 1024, d.top_k, step=1, label="top-k (0 = off)"),
+        gr.Slider(0.05, 1.0, d.top_p, step=0.05, label="top-p (1 = off)"),
+        gr.Number(seed, precision=0, label="seed"),
+    )
+
+
 def build_app(cfg: DemoConfig, pipe: ResponderPipeline, work: WorkDirs) -> gr.Blocks:
     clips, faces, _ = session.demo_choices(cfg.demo_data)
     face_choices = [session.DEFAULT_FACE, *faces, session.UPLOADED_FACE]
@@ -102,10 +116,7 @@ def build_app(cfg: DemoConfig, pipe: ResponderPipeline, work: WorkDirs) -> gr.Bl
                     label="uploaded face (with 'uploaded image')",
                 )
                 with gr.Accordion("sampling", open=False):
-                    temperature = gr.Slider(0.05, 2.0, 1.0, step=0.05, label="temperature")
-                    top_k = gr.Slider(0, 1024, 0, step=1, label="top-k (0 = off)")
-                    top_p = gr.Slider(0.05, 1.0, 1.0, step=0.05, label="top-p (1 = off)")
-                    seed = gr.Number(0, precision=0, label="seed")
+                    temperature, top_k, top_p, seed = sampling_inputs()
                     max_seconds = gr.Slider(
                         0.5,
                         cfg.max_answer_seconds,

@@ -19,7 +19,7 @@ from vidchat.errors import VidchatError
 from vidchat.inference.pipeline import ResponderPipeline, StreamStats
 from vidchat.media import MediaError, crop_resize, probe
 from vidchat.media.stream_writer import ClipStreamWriter
-from vidchat.model.generate import SamplingConfig
+from vidchat.model.generate import TOKEN_KINDS, SamplingConfig
 
 DEFAULT_FACE = "checkpoint default"
 UPLOADED_FACE = "uploaded image"
@@ -90,14 +90,11 @@ def pick_reference(
 
 
 def sampling_config(temperature: float, top_k: float, top_p: float, seed: float) -> SamplingConfig:
-    values = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "seed": seed}
-    bad = [k for k, v in values.items() if v is None or not math.isfinite(float(v))]
-    if bad or not float(temperature) > 0 or not 0 < float(top_p) <= 1 or float(top_k) < 0:
-        raise DemoInputError("sampling: temperature > 0, top-k >= 0 and 0 < top-p <= 1")
-    kind = {"temperature": float(temperature), "top_k": int(top_k), "top_p": float(top_p)}
-    return SamplingConfig.from_dict(
-        {"video": kind, "audio": kind, "boundary": kind, "seed": int(seed)}
-    )
+    """The sampling sliders (the same for every token kind) -> a `SamplingConfig`, which checks
+    them as it checks infer's flags and the eval config: a bad value is its one `ConfigError`
+    line on the page. Temperature 0 is greedy."""
+    kind = {"temperature": temperature, "top_k": top_k, "top_p": top_p}
+    return SamplingConfig.from_dict({**{k: kind for k in TOKEN_KINDS}, "seed": seed})
 
 
 def answer_seconds(value: float | None, limit: float) -> float:

@@ -258,6 +258,23 @@ REGISTRY: dict[str, Metric] = {
 }
 
 
+def register_metric(
+    name: str,
+    scope: Literal["sample", "dataset", "model"] = "sample",
+    higher_is_better: bool = True,
+    summary: str = "",
+) -> Callable[[Callable[..., MetricResult]], Callable[..., MetricResult]]:
+    """Register `fn` as the metric `name` (a decorator), from any module imported before the
+    run (`imports=[...]` in the eval config): `metrics=[name]` then reports it. `scope` says how
+    it is called (this module's docstring); its options come from `metric_options.<name>`."""
+
+    def add(fn: Callable[..., MetricResult]) -> Callable[..., MetricResult]:
+        REGISTRY[name] = Metric(name, scope, fn, higher_is_better, summary or fn.__doc__ or name)
+        return fn
+
+    return add
+
+
 def get_metric(name: str) -> Metric:
     try:
         return REGISTRY[name]
