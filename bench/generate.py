@@ -8,7 +8,8 @@ path, depth audio) for 8x8 codes per frame (random weights: speed does not depen
 lays out a prompt of
 about `--context` tokens (reference frame + a partner turn), and times
 `generate(..., max_chunks=1)` (one 0.5 s chunk; the time includes the prompt's prefill) with
-`use_cache=True` and `use_cache=False`, alternating, medians.
+the KV cache and with the tests' uncached reference (`tests/model/uncached.py`: the whole prefix
+again at every token), alternating, medians.
 Real-time factor = seconds of compute per second of media = media tokens/s ÷ generated tokens/s
 (< 1: faster than real time), the same definition `infer.py` reports.
 
@@ -33,6 +34,7 @@ in the same run, so the machine's load cancels).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import time
@@ -44,6 +46,7 @@ sys.path.insert(0, str(ROOT))  # run as a script from any folder
 
 import torch  # noqa: E402
 
+from tests.model.uncached import uncached  # noqa: E402
 from vidchat.cli import compose  # noqa: E402
 from vidchat.model import LayoutConfig, Role, Segment, SequenceLayout, build_model  # noqa: E402
 from vidchat.model.generate import SamplingConfig, generate  # noqa: E402
@@ -321,8 +324,10 @@ def main() -> None:
         m = model.to(device)
         if device == "cuda":
             torch.cuda.synchronize()
+        reference = contextlib.nullcontext() if use_cache else uncached()
         t0 = time.perf_counter()
-        out = generate(m, layout, prompt, max_chunks=1, sampling=sampling, use_cache=use_cache)
+        with reference:
+            out = generate(m, layout, prompt, max_chunks=1, sampling=sampling)
         if device == "cuda":
             torch.cuda.synchronize()
         return time.perf_counter() - t0, int((out.tokens != 0).sum())

@@ -5,6 +5,7 @@ grammar, stream like one-shot generation, and learn."""
 import pytest
 import torch
 from conftest import demo_layout, random_segment
+from uncached import generate_uncached
 
 from vidchat.errors import ConfigError
 from vidchat.model import Modality, Role, build_model, pad_batch
@@ -81,9 +82,7 @@ def _cached_equals_full(heads, gen, prev: bool) -> None:
     model = depth_model(layout, prev=prev).eval()
     batch = prompts(layout, gen)
     cached = generate(model, layout, batch, max_chunks=2, sampling=SamplingConfig(seed=5))
-    full = generate(
-        model, layout, batch, max_chunks=2, sampling=SamplingConfig(seed=5), use_cache=False
-    )
+    full = generate_uncached(model, layout, batch, max_chunks=2, sampling=SamplingConfig(seed=5))
     assert torch.equal(cached.tokens, full.tokens)
 
 
@@ -94,9 +93,7 @@ def test_a_narrow_head_generates_like_its_full_forward(video_head, gen):
     assert all(h.cfg.dim == 32 and h.out_proj is not None for h in model.heads.values())
     batch = prompts(layout, gen)
     cached = generate(model, layout, batch, max_chunks=2, sampling=SamplingConfig(seed=4))
-    full = generate(
-        model, layout, batch, max_chunks=2, sampling=SamplingConfig(seed=4), use_cache=False
-    )
+    full = generate_uncached(model, layout, batch, max_chunks=2, sampling=SamplingConfig(seed=4))
     assert torch.equal(cached.tokens, full.tokens)
 
 

@@ -1,4 +1,4 @@
-"""The fast decode path (#32): static-shape steps on a `StaticKVCache`, compiled once by
+"""The fast decode path (#32): static-shape steps on the `KVCache`, compiled once by
 `torch.compile(fullgraph=True)` and replayed, must give the eager path's tokens for every head,
 greedy and seeded; and nothing inside a chunk may read a tensor back to the host."""
 

@@ -1,6 +1,7 @@
 import pytest
 import torch
 from conftest import random_segment, tiny_model
+from uncached import generate_uncached
 
 from vidchat.errors import ConfigError
 from vidchat.model import Role, Vocab
@@ -25,8 +26,8 @@ def hot_sampling(seed=3):
 def test_cache_equals_no_cache_batched_left_padded(layout, gen):
     model = tiny_model(layout)
     p = prompts(layout, gen, seconds=(0.5, 0.25, 0.75))
-    a = generate(model, layout, p, max_chunks=2, sampling=hot_sampling(), use_cache=True)
-    b = generate(model, layout, p, max_chunks=2, sampling=hot_sampling(), use_cache=False)
+    a = generate(model, layout, p, max_chunks=2, sampling=hot_sampling())
+    b = generate_uncached(model, layout, p, max_chunks=2, sampling=hot_sampling())
     assert torch.equal(a.tokens, b.tokens)
     assert a.num_chunks == b.num_chunks
 

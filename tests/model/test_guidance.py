@@ -10,6 +10,7 @@ import pytest
 import torch
 from conftest import demo_layout, random_segment
 from test_depth import GREEDY, depth_model
+from uncached import generate_uncached
 
 from vidchat.errors import ConfigError
 from vidchat.model import Role
@@ -60,7 +61,7 @@ def test_guided_cache_equals_full_forward_and_guidance_matters(layout, gen):
     # a fresh model reads its partner only weakly: a large scale makes the difference visible
     sampling = with_guidance(SamplingConfig(seed=5), 10.0)
     cached = generate(model, layout, batch, 2, sampling, unconditional=plain)
-    full = generate(model, layout, batch, 2, sampling, use_cache=False, unconditional=plain)
+    full = generate_uncached(model, layout, batch, 2, sampling, unconditional=plain)
     assert torch.equal(cached.tokens, full.tokens)
     unguided = generate(model, layout, batch, 2, SamplingConfig(seed=5))
     assert not torch.equal(cached.tokens, unguided.tokens)

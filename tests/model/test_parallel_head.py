@@ -8,6 +8,7 @@ import pytest
 import torch
 from conftest import demo_layout, random_segment
 from parallel_head import ParallelHead
+from uncached import generate_uncached
 
 from vidchat.errors import ConfigError
 from vidchat.model import Role, Segment, build_model
@@ -54,7 +55,7 @@ def test_it_decides_a_frame_in_one_pass_whatever_the_sampling_says(gen):
     frames = out.video[0].shape[0]
     assert frames == 4 and len(passes) == frames
     cached = out.tokens
-    full = generate(model, layout, prompt, max_chunks=1, sampling=GREEDY, use_cache=False)
+    full = generate_uncached(model, layout, prompt, max_chunks=1, sampling=GREEDY)
     assert torch.equal(cached, full.tokens)
 
 

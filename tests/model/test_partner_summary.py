@@ -7,6 +7,7 @@ import pytest
 import torch
 from conftest import demo_layout, random_segment
 from test_depth import GREEDY, depth_model, prompts
+from uncached import generate_uncached
 
 from vidchat.errors import ConfigError
 from vidchat.model import Role
@@ -26,9 +27,7 @@ def test_kv_cache_generation_equals_full_forward(layout, gen):
     model = depth_model(layout, partner_summary=True).eval()
     batch = prompts(layout, gen)  # two partner turns of different lengths: left padding
     cached = generate(model, layout, batch, max_chunks=1, sampling=SamplingConfig(seed=5))
-    full = generate(
-        model, layout, batch, max_chunks=1, sampling=SamplingConfig(seed=5), use_cache=False
-    )
+    full = generate_uncached(model, layout, batch, max_chunks=1, sampling=SamplingConfig(seed=5))
     assert torch.equal(cached.tokens, full.tokens)
     together = generate(model, layout, batch, max_chunks=1, sampling=GREEDY)
     for b, prompt in enumerate(batch):

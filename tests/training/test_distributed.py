@@ -14,7 +14,7 @@ from lm_fixtures import ROOT, write_synthetic_world
 from vidchat.model.checkpoint import load_consolidated
 from vidchat.training.export import export_from_checkpoint
 
-pytestmark = [pytest.mark.slow, pytest.mark.serial]
+pytestmark = pytest.mark.slow
 
 
 def _run(cmd, cwd=ROOT):

@@ -97,9 +97,6 @@ def add_runtime_options(p: argparse.ArgumentParser) -> None:
         "replayed, CUDA graphs on a GPU: the same tokens, after a compilation "
         "of a minute or so); auto = fast for a --manifest on a GPU, else eager",
     )
-    p.add_argument(
-        "--no-cache", action="store_true", help="recompute the full forward each step (slow)"
-    )
 
 
 def _add_option(p: argparse.ArgumentParser, option: Field, where: str = "") -> None:
@@ -185,7 +182,6 @@ def respond_to_clip(pipe: ResponderPipeline, args: argparse.Namespace) -> Path:
         reference,
         max_seconds=args.max_seconds,
         sampling=sampling_from_args(args),
-        use_cache=not args.no_cache,
         stats=stats,
     )
     last_partner = partner.frames[-1]

@@ -178,7 +178,6 @@ class ResponderPipeline:
         *,
         max_seconds: float = 5.0,
         sampling: SamplingConfig | None = None,
-        use_cache: bool = True,
         stats: StreamStats | None = None,
     ) -> Iterator[ResponseChunk]:
         """Yield the responder's decoded chunks one by one (see the module docstring)."""
@@ -195,7 +194,6 @@ class ResponderPipeline:
             prompt,
             self.max_chunks(max_seconds),
             sampling,
-            use_cache,
             self.unconditional([reference], sampling),
             self.runner,
         ):
@@ -221,7 +219,6 @@ class ResponderPipeline:
         *,
         max_seconds: float = 5.0,
         sampling: SamplingConfig | None = None,
-        use_cache: bool = True,
     ) -> Response:
         """The whole response at once (codes generated in one call, then decoded)."""
         started = time.perf_counter()
@@ -231,7 +228,6 @@ class ResponderPipeline:
             self.prompt(clip, reference),
             self.max_chunks(max_seconds),
             sampling,
-            use_cache,
             self.unconditional([reference], sampling),
             self.runner,
         )

@@ -1,5 +1,6 @@
-"""Transformer building blocks shared by the backbone and the heads: `ModelConfig`, the KV
-cache, RMSNorm, RoPE, attention, the SwiGLU MLP and the decoder block (Llama-style). Parameter
+"""Transformer building blocks shared by the backbone and the heads: `ModelConfig`, RMSNorm,
+RoPE, attention, the SwiGLU MLP and the decoder block (Llama-style; the KV cache attention
+writes into is `vidchat.model.kv_cache`). Parameter
 names follow Hugging Face Llama, so `vidchat.model.hf` maps checkpoints one to one."""
 
 from __future__ import annotations
@@ -110,31 +111,6 @@ def compute_dtype(weight: Tensor) -> torch.dtype:
     if torch.is_autocast_enabled(kind) and weight.is_floating_point():
         return torch.get_autocast_dtype(kind)
     return weight.dtype
-
-
-class KVCache:
-    """Preallocated keys/values for every layer, `k[layer]` `[B,Hkv,S,hd]` (a tensor of its own
-    per layer: a compiled step writing into a view of one shared buffer would copy the whole
-    buffer, `vidchat.model.static_cache`), plus which cached positions are real tokens.
-    `dtype` must be the keys' compute dtype (`compute_dtype`): attention reads them beside the
-    queries, and SDPA wants one dtype for both."""
-
-    def __init__(self, cfg: ModelConfig, batch: int, max_len: int, device, dtype):
-        shape = (batch, cfg.n_kv_heads, max_len, cfg.head_dim)
-        self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layers)]
-        self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layers)]
-        self.valid = torch.ones(batch, max_len, dtype=torch.bool, device=device)  # [B,S]
-        self.next_pos = torch.zeros(batch, dtype=torch.long, device=device)  # [B] RoPE position
-        self.length = 0  # filled cache slots (same for every row)
-        self.has_padding = False
-        self.max_len = max_len
-
-    def update(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        """Store `[B,Hkv,L,hd]` keys/values after the cached ones; return all `[B,Hkv,S,hd]`."""
-        start, end = self.length, self.length + k.shape[2]
-        self.k[layer][:, :, start:end] = k
-        self.v[layer][:, :, start:end] = v
-        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
 
 
 class RMSNorm(nn.Module):

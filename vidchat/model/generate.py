@@ -9,8 +9,8 @@ Public API
   The one home of the sampling options, their defaults and their checks: infer's flags, the web
   demo's sliders and the eval config's `sampling:` all come here (`option_fields`), and a bad
   value is one `ConfigError` naming its key (`sampling.video.top_p must be in (0, 1] ...`).
-- `stream_chunks(model, layout, prompt, max_chunks, sampling=None, use_cache=True,
-  unconditional=None)` yields a
+- `stream_chunks(model, layout, prompt, max_chunks, sampling=None, unconditional=None,
+  runner=EAGER)` yields a
   `ResponderChunk(index, video [B,t,h,w], audio [B,K,ta], active [B])` as soon as chunk `index`
   is complete; rows that already ended (`<eot>`) have `active=False` and zero codes.
 - `generate(...)` same arguments `-> GenerationResult(tokens [B,N], video [T,h,w] per row,
@@ -20,9 +20,9 @@ Public API
 list of them (left-padded into a batch). Every sampled token lies in the range the layout's
 grammar allows at its position, so the output always splits and decodes. Rows stop at `<eot>`
 (afterwards they are fed `<pad>`, which no row attends to differently); the loop stops when every
-row has ended or `max_chunks` chunks are done. `use_cache=False` recomputes the whole sequence
-every step (for benchmarks and equality tests): same seed, same tokens. `runner` runs the
-static-shape decode steps: `EAGER` (the reference) or a compiled `StepRunner`
+row has ended or `max_chunks` chunks are done. The prompt is prefilled into a KV cache and every
+later token is one decode step on it (`vidchat.model.steppers`); the tests hold the uncached
+reference it must equal (`tests/model/uncached.py`). `runner` runs the static-shape decode steps: `EAGER` (the reference) or a compiled `StepRunner`
 (`vidchat.model.runner`; same tokens, `tests/model/test_fast_decode.py`).
 """
 
@@ -267,14 +267,11 @@ def stream_chunks(
     prompt: LaidOutSequence | Sequence[LaidOutSequence],
     max_chunks: int,
     sampling: SamplingConfig | None = None,
-    use_cache: bool = True,
     unconditional: Prompts | None = None,
     runner: StepRunner = EAGER,
 ) -> Iterator[ResponderChunk]:
     """Yield each responder chunk's codes as soon as it is complete (see the module docstring)."""
-    for _, chunk in _decode(
-        model, layout, prompt, max_chunks, sampling, use_cache, unconditional, runner
-    ):
+    for _, chunk in _decode(model, layout, prompt, max_chunks, sampling, unconditional, runner):
         if chunk is not None:
             yield chunk
 
@@ -286,7 +283,6 @@ def generate(
     prompt: LaidOutSequence | Sequence[LaidOutSequence],
     max_chunks: int,
     sampling: SamplingConfig | None = None,
-    use_cache: bool = True,
     unconditional: Prompts | None = None,
     runner: StepRunner = EAGER,
 ) -> GenerationResult:
@@ -294,7 +290,7 @@ def generate(
     chunks: list[ResponderChunk] = []
     tokens = None
     for generated, chunk in _decode(
-        model, layout, prompt, max_chunks, sampling, use_cache, unconditional, runner
+        model, layout, prompt, max_chunks, sampling, unconditional, runner
     ):
         tokens = generated  # [B,n]: the latest view of the generated tokens
         if chunk is not None:
@@ -312,9 +308,7 @@ def generate(
     return GenerationResult(tokens, video, audio, counts)
 
 
-def _decode(
-    model, layout, prompt, max_chunks, sampling, use_cache, unconditional=None, runner=EAGER
-):
+def _decode(model, layout, prompt, max_chunks, sampling, unconditional=None, runner=EAGER):
     """Yield `(generated tokens [B,n], completed chunk or None)` after every sampled token."""
     sampling = sampling or SamplingConfig()
     device = model.embed_tokens.weight.device
@@ -333,7 +327,7 @@ def _decode(
         combine if sampling.guided else None,
         runner,
     )
-    stepper = make_stepper(model, batch, grammar, use_cache, frames)
+    stepper = make_stepper(model, batch, grammar, frames)
     # python-side schedule: no tensor -> int syncs inside the loop
     lo, hi = grammar.lo.tolist(), grammar.hi.tolist()
     chunk_end = {start - 1: i - 1 for i, start in enumerate(grammar.chunk_starts) if i > 0}

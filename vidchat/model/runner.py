@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from vidchat.errors import ConfigError, VidchatError
-from vidchat.model.static_cache import StaticKVCache
+from vidchat.model.kv_cache import KVCache
 
 DECODE_CHOICES = ("eager", "fast", "auto")
 """`--decode` values: `fast` compiles the steps (`mode=reduce-overhead` on CUDA: CUDA graphs),
@@ -43,7 +43,7 @@ class StepRunner:
         self.backend, self.mode = backend, mode
         self._compiled: dict[tuple[int, str], Callable] = {}
         self._ran_compiled = False
-        self._caches: dict[tuple, StaticKVCache] = {}
+        self._caches: dict[tuple, KVCache] = {}
 
     @classmethod
     def for_device(cls, decode: str, device: torch.device | str) -> StepRunner:
@@ -88,8 +88,9 @@ class StepRunner:
         """`compiled`, except when its first call fails to compile (a step that cannot be
         captured whole, a compiler missing on this machine). Before any compiled step has run,
         the runner then turns eager for every step, with one warning: compilation fails before
-        the step runs, so nothing ran twice. After that, a half-compiled generation would mix
-        the two paths' cache bookkeeping (`StaticKVCache.visible`), so the failure is raised."""
+        the step runs, so nothing ran twice. After that, the failure is raised rather than
+        hidden: steps compiled before, so it is not a missing compiler but a new shape or a
+        bug, which a user should see (and can avoid with `--decode eager`)."""
 
         def first(*args: Any, **kwargs: Any) -> Any:
             try:
@@ -115,10 +116,8 @@ class StepRunner:
 
         return first
 
-    def cache(
-        self, new: Callable[..., StaticKVCache], owner: Any, batch: int, length: int
-    ) -> StaticKVCache:
-        """A static cache from `new(batch, length)`; a compiled runner reuses (empties) the one
+    def cache(self, new: Callable[..., KVCache], owner: Any, batch: int, length: int) -> KVCache:
+        """A cache from `new(batch, length)`; a compiled runner reuses (empties) the one
         it made before for the same owner and shape, so that captured steps see the same
         buffers."""
         if not self.compiled:
@@ -127,9 +126,9 @@ class StepRunner:
         cache = self._caches.get(key)
         if cache is None:
             cache = self._caches[key] = new(batch, length)
-            for buffer in (*cache.k, *cache.v, cache.valid, cache.next_pos, cache.slot):
+            for buffer in cache.buffers():
                 torch._dynamo.mark_static_address(buffer)
-        cache.reset(static=False)
+        cache.reset(decoding=False)
         return cache
 
 

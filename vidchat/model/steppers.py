@@ -3,17 +3,16 @@ frame or time step of a grouped stream, its head inside it (`vidchat.model.heads
 
 A stepper owns the preallocated sequence (prompt, then the generated tokens the loop writes) and
 answers `first()` (the logits after the prompt) and `next(n)` (after generated token n). The
-prompt is prefilled in one batched forward; every later step is a static-shape step on a
-`StaticKVCache` (`vidchat.model.static_cache`), run as `frames.run` says: eagerly, or compiled
-once and replayed (`vidchat.model.runner`). With `use_cache=False` it recomputes the whole
-prefix every time: slow, and the reference that the cached path must equal (same seed, same
-tokens).
+prompt is prefilled by the ordinary forward into the KV cache (`vidchat.model.kv_cache`); every
+later step is a static-shape decode step, run as `frames.run` says: eagerly, or compiled once
+and replayed (`vidchat.model.runner`). The tests hold the reference that this must equal (same
+seed, same tokens): steppers that recompute the whole prefix at every token
+(`tests/model/uncached.py`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import torch
@@ -80,23 +79,17 @@ class FlatStepper:
     def forced(self, n: int) -> None:
         return None
 
-    def __init__(
-        self, model: Any, seq: Running, use_cache: bool, run: StepRunner, length: int
-    ) -> None:
+    def __init__(self, model: Any, seq: Running, run: StepRunner, length: int) -> None:
         self.model, self.seq, self.run = model, seq, run
-        new = partial(model.new_cache, static=True)
-        self.cache = run.cache(new, model, seq.tokens.shape[0], length) if use_cache else None
+        self.cache = run.cache(model.new_cache, model, seq.tokens.shape[0], length)
 
     def first(self) -> Tensor:
         h = self.model.hidden(**self.seq.upto(self.seq.prompt_len), cache=self.cache)
-        if self.cache is not None:
-            self.cache.start_static()
+        self.cache.start_decoding()
         return self.model.lm_head(h[:, -1])
 
     def next(self, n: int) -> Tensor:
         i, s = self.seq.prompt_len + n, self.seq
-        if self.cache is None:
-            return self.model.lm_head(self.model.hidden(**s.upto(i + 1))[:, -1])
         t = slice(i, i + 1)
         step = (self.run.dense(x[:, t]) for x in (s.tokens, s.roles, s.slots))
         return self.run(self.model.decode_token)(*step, self.cache)
@@ -110,12 +103,11 @@ class StepStepper:
         self,
         model: VidChatLM,
         seq: Running,
-        use_cache: bool,
         grammar: ResponderGrammar,
         frames: FrameSampling,
         length: int,
     ) -> None:
-        self.model, self.seq, self.use_cache = model, seq, use_cache
+        self.model, self.seq = model, seq
         self.grammar, self.frames, self.run = grammar, frames, frames.run
         self.grammar_depth = seq.depth[0, seq.prompt_len :].tolist()
         self.grammar_video = (grammar.modality == int(Modality.VIDEO)).tolist()
@@ -129,8 +121,7 @@ class StepStepper:
                 self.heads[n] = (own if own is not None else model.single_head, whole)
         self.decided: Tensor | None = None  # [B,G] the current step's codes, decided at once
         self.decided_at = -1  # grammar position of that step's first code
-        new = partial(model.new_cache, static=True)
-        self.cache = self.run.cache(new, model, seq.tokens.shape[0], length) if use_cache else None
+        self.cache = self.run.cache(model.new_cache, model, seq.tokens.shape[0], length)
         self.context: Tensor | None = None  # [B,D] backbone state before the current step
         self.step_sum: Tensor | None = None  # [B,D] summed embeddings of the current step
         self.current: Head | None = None  # the current step's head
@@ -157,24 +148,13 @@ class StepStepper:
         )[:, -1]
         return torch.where(links >= 0, links % end, -1)
 
-    def _full(self, end: int) -> Tensor:
-        """Reference path: logits for token `end` from a full teacher-forced forward of the
-        prefix plus a placeholder at `end` (whose own value no earlier logit sees)."""
-        s = self.seq
-        inputs = s.upto(end + 1)
-        logits = self.model(
-            **inputs, depth=s.depth[:, : end + 1], modality=s.modality[:, : end + 1]
-        )
-        return logits[:, end - 1]
-
     def first(self) -> Tensor | None:
         s, P = self.seq, self.seq.prompt_len
-        if self.use_cache:
-            self.context = self.model.prefill(
-                **s.upto(P), depth=s.depth[:, :P], modality=s.modality[:, :P], cache=self.cache
-            )
-            self.context = self.run.dense(self.context)
-            self.cache.start_static()
+        self.context = self.model.prefill(
+            **s.upto(P), depth=s.depth[:, :P], modality=s.modality[:, :P], cache=self.cache
+        )
+        self.context = self.run.dense(self.context)
+        self.cache.start_decoding()
         return self._start(0)
 
     def next(self, n: int) -> Tensor | None:
@@ -184,14 +164,12 @@ class StepStepper:
             self._accumulate(n)
         if self._in_step(following):
             return None
-        if self.use_cache and self.grammar_depth[following] == 0:  # token n closed its step
+        if self.grammar_depth[following] == 0:  # token n closed its step
             roles = self.model.embed_roles
             x = self.step_sum + (roles(s.roles[:, i]) if roles is not None else 0)
             self.context = self.run(self.model.decode_step)(x, self.cache)
         if following in self.heads:
             return self._start(following)
-        if not self.use_cache:
-            return self._full(i + 1)
         token, slot = (self.run.dense(x[:, i : i + 1]) for x in (s.tokens, s.slots))
         return self.current.advance(
             self.model.lm_head, self.head_states[self.current.stream], token, slot, run=self.run
@@ -213,8 +191,6 @@ class StepStepper:
         logits = None
         if whole:
             self._decide(head, n)
-        elif not self.use_cache:
-            logits = self._full(i)
         else:
             logits, self.head_states[head.stream] = head.begin(
                 self.model.lm_head,
@@ -228,13 +204,9 @@ class StepStepper:
         return logits
 
     def _decide(self, head: Head, n: int) -> None:
-        """Decide the whole step that starts at generated position n; with a cache, its codes'
-        embeddings are summed into the step at once."""
+        """Decide the whole step that starts at generated position n; its codes' embeddings are
+        summed into the step at once."""
         s, m, i = self.seq, self.model, self.seq.prompt_len + n
-        if not self.use_cache:  # reference: the context from a full backbone pass
-            self.context = m.prefill(
-                **s.upto(i), depth=s.depth[:, :i], modality=s.modality[:, :i], cache=None
-            )
         size = next(d for d, v in enumerate(self.grammar_depth[n + 1 :] + [0], 1) if v == 0)
         slots = self.run.dense(s.slots[:, i - 1 : i - 1 + size])  # [B,G] its codes' slots
         lo, hi = self.ranges[n]
@@ -249,8 +221,7 @@ class StepStepper:
         )
         self.decided = head.decide(m.lm_head, self.context, slots, lo, hi, self.frames, history)
         self.decided_at = n
-        if self.use_cache:
-            self.step_sum = m.code_embedding(self.decided, slots).sum(1)  # [B,D]
+        self.step_sum = m.code_embedding(self.decided, slots).sum(1)  # [B,D]
 
     def _accumulate(self, n: int) -> None:
         """Add generated token n (and its own slot) to the running step embedding, as training
@@ -265,7 +236,6 @@ def make_stepper(
     model: Any,
     batch: dict[str, Tensor],
     grammar: ResponderGrammar,
-    use_cache: bool,
     frames: FrameSampling,
 ) -> FlatStepper | StepStepper:
     """The stepper for `model`, after checking that prompt and answer fit its context."""
@@ -283,5 +253,5 @@ def make_stepper(
         )
     length = cache_length(need, model.cfg.max_seq_len)
     if model.stepped:
-        return StepStepper(model, seq, use_cache, grammar, frames, length)
-    return FlatStepper(model, seq, use_cache, frames.run, length)
+        return StepStepper(model, seq, grammar, frames, length)
+    return FlatStepper(model, seq, frames.run, length)

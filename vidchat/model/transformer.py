@@ -13,19 +13,20 @@ Public API
     final hidden states (after the final norm), before `lm_head`
   - `step_outputs(...)`: a stepped model's teacher-forced logits, one group of equal steps at a
     time, never the whole `[B,L,V]`
-  - `new_cache(batch, max_len, device=None, dtype=None, static=False) -> KVCache`
-  - `prefill(...)`, `decode_token(tokens [B,1], roles, slots, cache) -> [B,V]` (flat) and
-    `decode_step(x [B,D], cache) -> [B,D]` (stepped): static-shape decode steps on a
-    `StaticKVCache`, which generation may compile (`vidchat.model.runner`)
+  - `new_cache(batch, max_len, device=None, dtype=None) -> KVCache` (`vidchat.model.kv_cache`)
+  - `prefill(...)` (a stepped model's prompt through the ordinary forward), then
+    `decode_token(tokens [B,1], roles, slots, cache) -> [B,V]` (flat) and
+    `decode_step(x [B,D], cache) -> [B,D]` (stepped): static-shape decode steps, which
+    generation runs eagerly or compiled (`vidchat.model.runner`)
   - `num_params(exclude_embeddings=False) -> int`
-- `ModelConfig` and `KVCache` live in `vidchat.model.blocks` (with the decoder block) and are
-  re-exported here.
+- `ModelConfig` lives in `vidchat.model.blocks` (with the decoder block) and `KVCache` in
+  `vidchat.model.kv_cache`; both are re-exported here.
 
 Inputs: `roles` and `slots` come from `LaidOutSequence.model_inputs()` (`slots` are the *next*
 slots: what each position predicts). `valid` is False on (left) padding; positions restart at 0
 on the first valid token, so a left-padded row computes the same as the unpadded one.
-With a cache, each call appends its tokens after the cached ones (prefill, then one token at a
-time). Parameter names follow Hugging Face Llama without the `model.` prefix, so
+With a cache, each forward appends its tokens after the cached ones (a prefill, or more), until
+the decode steps take over (`KVCache.start_decoding`). Parameter names follow Hugging Face Llama without the `model.` prefix, so
 `vidchat.model.hf` maps checkpoints one to one.
 
 Architecture only: no loading (`vidchat.model.checkpoint`) and no losses. Training computes the
@@ -42,12 +43,12 @@ import torch
 from torch import Tensor, nn
 
 from vidchat.errors import ConfigError
-from vidchat.model.blocks import Block, KVCache, ModelConfig, RMSNorm, compute_dtype, rope_table
+from vidchat.model.blocks import Block, ModelConfig, RMSNorm, compute_dtype, rope_table
 from vidchat.model.documents import document_attention, step_documents
 from vidchat.model.heads.base import STREAMS, Head, StepBatch
 from vidchat.model.heads.registry import build_head
+from vidchat.model.kv_cache import KVCache, decode_step
 from vidchat.model.partner import PartnerSummary
-from vidchat.model.static_cache import StaticKVCache, static_step
 from vidchat.model.steps import Steps, own_slots
 from vidchat.model.vocab import Modality
 
@@ -101,14 +102,11 @@ class VidChatLM(nn.Module):
             n -= self.embed_tokens.weight.numel()
         return n
 
-    def new_cache(
-        self, batch: int, max_len: int | None = None, device=None, dtype=None, static: bool = False
-    ) -> KVCache:
-        """A KV cache for `batch` rows; `static`: one whose decode steps keep their shapes
-        (`vidchat.model.static_cache`, for `decode_step` / `decode_token`)."""
+    def new_cache(self, batch: int, max_len: int | None = None, device=None, dtype=None) -> KVCache:
+        """A KV cache for `batch` rows (`vidchat.model.kv_cache`): the ordinary forward fills it,
+        then `decode_token` / `decode_step` continue one step at a time."""
         w = self.embed_tokens.weight
-        kind = StaticKVCache if static else KVCache
-        return kind(
+        return KVCache(
             self.cfg,
             batch,
             max_len or self.cfg.max_seq_len,
@@ -294,23 +292,21 @@ class VidChatLM(nn.Module):
             x = x + self.embed_slots(slots)
         return x
 
-    def decode_token(
-        self, tokens: Tensor, roles: Tensor, slots: Tensor, cache: StaticKVCache
-    ) -> Tensor:
+    def decode_token(self, tokens: Tensor, roles: Tensor, slots: Tensor, cache: KVCache) -> Tensor:
         """A flat model's static decode step: one token `[B,1]` (with its role and next slot)
         -> the next token's logits `[B,V]`."""
         rope = (self.rope_cos, self.rope_sin)
         return self.lm_head(
-            static_step(self.layers, self.norm, rope, self.embed(tokens, roles, slots), cache)[
+            decode_step(self.layers, self.norm, rope, self.embed(tokens, roles, slots), cache)[
                 :, -1
             ]
         )
 
-    def decode_step(self, x: Tensor, cache: StaticKVCache) -> Tensor:
+    def decode_step(self, x: Tensor, cache: KVCache) -> Tensor:
         """A stepped model's static backbone step: the step's input `[B,D]` -> the backbone's
         state after it `[B,D]`."""
         rope = (self.rope_cos, self.rope_sin)
-        return static_step(self.layers, self.norm, rope, x[:, None], cache)[:, 0]
+        return decode_step(self.layers, self.norm, rope, x[:, None], cache)[:, 0]
 
     def backbone(self, x: Tensor, *, valid=None, cache=None, documents=None) -> Tensor:
         """Input embeddings `[B,L,D]` (one per backbone step) -> final hidden states `[B,L,D]`;
@@ -322,6 +318,8 @@ class VidChatLM(nn.Module):
             cos, sin = self.rope_cos[pos].unsqueeze(1), self.rope_sin[pos].unsqueeze(1)
             is_causal = False
         else:
+            if cache is not None and cache.decoding:
+                raise ValueError("the cache is decoding: append with decode steps, not a forward")
             cos, sin, mask, is_causal = self._positions(x[..., 0], valid, cache)
         for i, layer in enumerate(self.layers):
             x = layer(x, cos, sin, mask, is_causal, cache, i)
@@ -363,7 +361,7 @@ class VidChatLM(nn.Module):
         )
         pos = (base[:, None] + v.long().cumsum(-1) - 1).clamp(min=0)  # [B,L]
         if cache is not None:
-            cache.next_pos = base + v.long().sum(-1)
+            cache.next_pos.copy_(base + v.long().sum(-1))  # in place: a compiled step reads it
         cos, sin = self.rope_cos[pos].unsqueeze(1), self.rope_sin[pos].unsqueeze(1)  # [B,1,L,hd]
         keys_valid = v if cache is None else cache.valid[:, :end]  # [B,S]
         causal = torch.ones(L, end, dtype=torch.bool, device=tokens.device).tril(start)  # [L,S]

@@ -23,8 +23,8 @@ from torch import Tensor, nn
 from vidchat.errors import ConfigError
 from vidchat.model.blocks import Block, ModelConfig, RMSNorm, compute_dtype, rope_table
 from vidchat.model.heads.base import Head, StepBatch
+from vidchat.model.kv_cache import KVCache, decode_step
 from vidchat.model.runner import EAGER, StepRunner
-from vidchat.model.static_cache import StaticKVCache, static_step
 
 
 @dataclass(frozen=True)
@@ -98,16 +98,16 @@ class TransformerHead(Head):
     def widen(self, h: Tensor) -> Tensor:
         return self.out_proj(h) if self.out_proj is not None else h
 
-    def new_cache(self, batch: int) -> StaticKVCache:
-        """A static cache for one step's codes (`decode_logits`), emptied by `reset`."""
+    def new_cache(self, batch: int) -> KVCache:
+        """A cache for one step's codes (`decode_logits`), emptied by `reset`."""
         w = self.embed_tokens.weight
-        return StaticKVCache(self.cfg, batch, self.cfg.max_seq_len, w.device, compute_dtype(w))
+        return KVCache(self.cfg, batch, self.cfg.max_seq_len, w.device, compute_dtype(w))
 
-    def decode_logits(self, lm_head: nn.Linear, x: Tensor, cache: StaticKVCache) -> Tensor:
+    def decode_logits(self, lm_head: nn.Linear, x: Tensor, cache: KVCache) -> Tensor:
         """One static step inside a backbone step: input `[B,1,Dh]` -> next code's logits
         `[B,V]`."""
         rope = (self.rope_cos, self.rope_sin)
-        return lm_head(self.widen(static_step(self.layers, self.norm, rope, x, cache)))[:, -1]
+        return lm_head(self.widen(decode_step(self.layers, self.norm, rope, x, cache)))[:, -1]
 
     def single_logits(self, lm_head: nn.Linear, context: Tensor, slot: Tensor) -> Tensor:
         x = self.inputs(context, slot.new_zeros(slot.shape[0], 0), slot)
@@ -167,14 +167,14 @@ class DepthHead(TransformerHead):
         return run(self.next_logits)(lm_head, token, slot, state)
 
     def first_logits(
-        self, lm_head: nn.Linear, context: Tensor, slot: Tensor, cache: StaticKVCache
+        self, lm_head: nn.Linear, context: Tensor, slot: Tensor, cache: KVCache
     ) -> Tensor:
         """Static step: the context `[B,D]` and first slot `[B,1]` -> first code's logits."""
         x = self.inputs(context, slot.new_zeros(slot.shape[0], 0), slot)
         return self.decode_logits(lm_head, x, cache)
 
     def next_logits(
-        self, lm_head: nn.Linear, token: Tensor, slot: Tensor, cache: StaticKVCache
+        self, lm_head: nn.Linear, token: Tensor, slot: Tensor, cache: KVCache
     ) -> Tensor:
         """Static step: the last code `[B,1]` and next slot `[B,1]` -> next code's logits."""
         return self.decode_logits(lm_head, self.embed_tokens(token) + self.embed_slots(slot), cache)
