@@ -39,8 +39,8 @@ from vidchat.eval.metrics.partner import box_cells  # noqa: E402
 from vidchat.model.checkpoint import load_consolidated  # noqa: E402
 from vidchat.model.frame_links import previous_frames  # noqa: E402
 from vidchat.model.vocab import Modality, Role  # noqa: E402
-from vidchat.training.lm_data import prepare_data  # noqa: E402
-from vidchat.training.lm_entry import lm_job  # noqa: E402
+from vidchat.training.lm.data import prepare_data  # noqa: E402
+from vidchat.training.lm.entry import lm_job  # noqa: E402
 
 
 class Frames(NamedTuple):

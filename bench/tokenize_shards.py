@@ -37,7 +37,7 @@ def _args() -> argparse.Namespace:
 def _shard_read_rate(cfg, repeats: int) -> tuple[float, dict]:
     """Clips per second read back from the shards (opening the indexes included), and the meta."""
     from vidchat.data.shards import ShardReader
-    from vidchat.training.tokenize import shard_dir_for
+    from vidchat.training.tokenize.stage import shard_dir_for
 
     reader = ShardReader(shard_dir_for(cfg))
     ids = reader.ids()
@@ -72,7 +72,7 @@ def main() -> None:
     args = _args()
     from vidchat.cli import compose
     from vidchat.data.manifest import load_manifest
-    from vidchat.training.tokenize import tokenize
+    from vidchat.training.tokenize.stage import tokenize
 
     out = args.out or Path(tempfile.mkdtemp(prefix="vidchat-bench-tokenize-"))
     tokens = out / "tokens"

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))  # run as a script from any folder
 import torch  # noqa: E402
 
 from vidchat.model import LayoutConfig, ModelConfig, SequenceLayout, VidChatLM  # noqa: E402
-from vidchat.training.lm_losses import next_token_nll  # noqa: E402
+from vidchat.training.lm.losses import next_token_nll  # noqa: E402
 
 
 def _args() -> argparse.Namespace:
@@ -230,7 +230,7 @@ def _add_optional_runs(
     if args.compile:
         import copy
 
-        from vidchat.training.runtime import compile_blocks
+        from vidchat.training.lm.runtime import compile_blocks
 
         twin = copy.deepcopy(ours)
         compile_blocks(twin, args.compile)

@@ -42,8 +42,8 @@ from vidchat.errors import VidchatError  # noqa: E402
 from vidchat.model.checkpoint import load_consolidated  # noqa: E402
 from vidchat.model.steps import Steps  # noqa: E402
 from vidchat.model.vocab import Modality, Role  # noqa: E402
-from vidchat.training.lm_data import prepare_data  # noqa: E402
-from vidchat.training.lm_entry import lm_job  # noqa: E402
+from vidchat.training.lm.data import prepare_data  # noqa: E402
+from vidchat.training.lm.entry import lm_job  # noqa: E402
 
 
 def turn_features(model, row: dict[str, torch.Tensor]) -> tuple[np.ndarray, np.ndarray] | None:

@@ -35,8 +35,8 @@ from vidchat.data.demo_world.face import render_face  # noqa: E402
 from vidchat.data.demo_world.identities import make_identities  # noqa: E402
 from vidchat.data.demo_world.script import face_track  # noqa: E402
 from vidchat.tokenizers.video_vq import VQVideoConfig, VQVideoTokenizer  # noqa: E402
-from vidchat.training.tokenizer_eval import evaluate_video_tokenizer  # noqa: E402
-from vidchat.training.tokenizer_modules import VideoTokenizerModule  # noqa: E402
+from vidchat.training.tokenizers.evaluate import evaluate_video_tokenizer  # noqa: E402
+from vidchat.training.tokenizers.modules import VideoTokenizerModule  # noqa: E402
 
 FPS = 8
 VARIANTS = {

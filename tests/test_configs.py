@@ -188,7 +188,7 @@ def test_a_bad_decode_timeout_is_one_config_error(timeout):
         "-m vidchat.webapp",
         "-m vidchat.data.speakervid",
         "-m vidchat.data.demo_world.raw",
-        "-m vidchat.training.release",
+        "-m vidchat.training.lm.bundle",
     ],
 )
 def test_a_bad_command_line_is_one_error_line(module):

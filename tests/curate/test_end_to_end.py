@@ -7,8 +7,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from vidchat.cli import CONFIG_DIR
-from vidchat.training.lm_entry import run as run_lm
-from vidchat.training.tokenize import tokenize
+from vidchat.training.lm.entry import run as run_lm
+from vidchat.training.tokenize.stage import tokenize
 
 
 @pytest.mark.slow

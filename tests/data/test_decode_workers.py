@@ -17,12 +17,12 @@ import torch
 from decode_helpers import StallsOnClip2, WorkerFacts, light_records
 from test_shards import NAMES, make_tiny_tokenizers, stage_cfg, toy_shard_dir
 
-import vidchat.training.tokenize as tokenize_module
+import vidchat.training.tokenize.stage as tokenize_module
 from vidchat.data.decode import DecodeDataset, DecodeStalled, decode_in_workers
 from vidchat.data.shards import ShardReader
 from vidchat.errors import VidchatError
 from vidchat.tokenizers.codec import encode_frames
-from vidchat.training.tokenize import tokenize_records
+from vidchat.training.tokenize.stage import tokenize_records
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -12,7 +12,7 @@ from test_shards import NAMES, make_tiny_tokenizers, stage_cfg, toy_shard_dir
 from vidchat.data.records import ClipRecord, source_signature
 from vidchat.data.shards import ShardReader
 from vidchat.media import write_clip, write_wav
-from vidchat.training.tokenize import tokenize_records
+from vidchat.training.tokenize.stage import tokenize_records
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -92,10 +92,10 @@ def test_retry_failed_retries_failures_with_unchanged_files(tmp_path, tiny_token
 def test_a_stale_set_the_user_made_is_refused_in_one_line(tmp_path, tiny_tokenizers, monkeypatch):
     """The LM stage checks the set against the data before training: a set made from folder A
     is refused for folder B (the stage never silently trains on A's tokens)."""
+    import vidchat.training.lm.data as lm_data
     from vidchat.cli import compose
     from vidchat.data.config import DataConfig
     from vidchat.errors import VidchatError
-    from vidchat.training import lm_data
 
     a, b = clips(tmp_path / "A", seed=1), clips(tmp_path / "B", seed=2)
     tokenize(tmp_path, a, tiny_tokenizers)

@@ -14,7 +14,7 @@ from vidchat.media import write_clip, write_image
 from vidchat.tokenizers.audio_codec import EncodecAudioTokenizer
 from vidchat.tokenizers.video_vq import VQVideoConfig, VQVideoTokenizer
 from vidchat.training.config import TokenizeStageConfig
-from vidchat.training.tokenize import shard_dir, tokenize_records
+from vidchat.training.tokenize.stage import shard_dir, tokenize_records
 
 META = {"video_spec": {"codebook_size": 1024}, "audio_spec": {"codebook_size": 1024}}
 

@@ -312,7 +312,7 @@ def test_uncut_sources_read_the_window_and_crop(real_sources, tmp_path):
 
 def test_tokenize_of_a_selection_with_no_clips_is_an_error(tmp_path):
     from vidchat.cli import compose
-    from vidchat.training.tokenize import tokenize
+    from vidchat.training.tokenize.stage import tokenize
 
     root = write_release(tmp_path / "r", sample_annos(), sft=[])  # nothing in the SFT subset
     cfg = compose(

@@ -8,9 +8,9 @@ from conftest import demo_layout, random_segment
 from vidchat.errors import ConfigError
 from vidchat.model import Modality, Role, build_model, pad_batch
 from vidchat.model.heads.maskgit import sample_copy_cut, sample_frame_mask
-from vidchat.training.lm_losses import next_token_nll
-from vidchat.training.lm_module import LMTrainingModule
-from vidchat.training.noise import NoiseConfig
+from vidchat.training.lm.losses import next_token_nll
+from vidchat.training.lm.module import LMTrainingModule
+from vidchat.training.lm.noise import NoiseConfig
 from vidchat.training.optim import OptimConfig
 
 

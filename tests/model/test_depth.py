@@ -11,7 +11,7 @@ from vidchat.errors import ConfigError
 from vidchat.model import Modality, Role, build_model, pad_batch
 from vidchat.model.generate import SamplingConfig, generate, stream_chunks
 from vidchat.model.heads.maskgit import sample_frame_mask
-from vidchat.training.lm_losses import next_token_nll, nll_loss
+from vidchat.training.lm.losses import next_token_nll, nll_loss
 
 HEADS = [
     ("depth", "depth"),

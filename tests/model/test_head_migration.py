@@ -94,8 +94,8 @@ def test_the_shipped_64px_lm_is_in_the_old_format_and_loads():
 def test_a_training_checkpoint_from_before_heads_resumes(gen):
     """Lightning's resume loads `state_dict` after `on_load_checkpoint`, which renames the old
     `depth.*` / `frame_head.*` weights."""
-    from vidchat.training.lm_module import LMTrainingModule
-    from vidchat.training.noise import NoiseConfig
+    from vidchat.training.lm.module import LMTrainingModule
+    from vidchat.training.lm.noise import NoiseConfig
     from vidchat.training.optim import OptimConfig
 
     layout = demo_layout(video_head="maskgit", audio_head="depth")

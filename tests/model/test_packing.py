@@ -12,7 +12,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from vidchat.data.lm_dataset import pack_rows
 from vidchat.model import Role
-from vidchat.training.lm_losses import next_token_nll
+from vidchat.training.lm.losses import next_token_nll
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -63,7 +63,7 @@ def test_it_decides_a_frame_in_one_pass_whatever_the_sampling_says(gen):
 def test_it_trains_on_the_demo_world_and_loads_back(demo_world, tmp_path):
     from tests.conftest import DEMO_TEST_OVERRIDES
     from tests.training.lm_fixtures import compose_train
-    from vidchat.training.lm_entry import run
+    from vidchat.training.lm.entry import run
 
     data = [f"data.{k}={json.dumps(v)}" for k, v in DEMO_TEST_OVERRIDES.items()]
     overrides = [

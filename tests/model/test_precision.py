@@ -17,8 +17,8 @@ from test_depth import depth_model, prompts
 
 from vidchat.model import Role, Vocab, pad_batch
 from vidchat.model.generate import SamplingConfig, generate
-from vidchat.training.lm_module import LMTrainingModule
-from vidchat.training.noise import NoiseConfig, inject_noise
+from vidchat.training.lm.module import LMTrainingModule
+from vidchat.training.lm.noise import NoiseConfig, inject_noise
 from vidchat.training.optim import OptimConfig
 
 pytestmark = pytest.mark.timeout(120)

@@ -69,7 +69,7 @@ def test_gradient_checkpointing_same_gradients_and_names(layout, gen):
     """`model.grad_checkpointing`, applied from outside the model (training's `apply_runtime`):
     each block recomputes in backward (fewer saved tensors), with the same gradients and the
     same state-dict names."""
-    from vidchat.training.runtime import apply_runtime
+    from vidchat.training.lm.runtime import apply_runtime
 
     b = batch_inputs(layout, gen, seconds=(0.5, 0.5))
     grads, saved, names = [], [], []

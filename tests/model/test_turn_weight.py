@@ -5,8 +5,8 @@ import torch
 from conftest import demo_layout, random_segment
 
 from vidchat.model import Modality, Role, pad_batch
-from vidchat.training.lm_losses import nll_loss
-from vidchat.training.turn_weight import turn_start_weights
+from vidchat.training.lm.losses import nll_loss
+from vidchat.training.lm.turn_weight import turn_start_weights
 
 
 def _batch(gen):

@@ -12,8 +12,8 @@ from omegaconf import OmegaConf
 
 from tests.conftest import REPO_ROOT
 from vidchat.tokenizers import build_audio_tokenizer, build_video_tokenizer
-from vidchat.training.tokenizer_data import decode_records
-from vidchat.training.tokenizer_eval import evaluate_audio_codec, evaluate_video_tokenizer
+from vidchat.training.tokenizers.data import decode_records
+from vidchat.training.tokenizers.evaluate import evaluate_audio_codec, evaluate_video_tokenizer
 
 DEMO = REPO_ROOT / "checkpoints" / "demo"
 DEMO64 = REPO_ROOT / "vidchat" / "assets" / "demo64"

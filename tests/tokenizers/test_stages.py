@@ -8,8 +8,8 @@ from hydra import compose, initialize_config_dir
 from tests.conftest import DEMO_TEST_OVERRIDES, REPO_ROOT
 from vidchat.data.shards import ShardReader
 from vidchat.tokenizers import build_audio_tokenizer, build_video_tokenizer
-from vidchat.training.tokenize import shard_dir_for, tokenize
-from vidchat.training.tokenizer_stages import train_audio_codec, train_video_tokenizer
+from vidchat.training.tokenize.stage import shard_dir_for, tokenize
+from vidchat.training.tokenizers.stages import train_audio_codec, train_video_tokenizer
 
 
 @pytest.fixture(scope="module")

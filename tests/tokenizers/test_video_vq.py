@@ -6,7 +6,7 @@ import torch
 from vidchat.errors import ConfigError, VidchatError
 from vidchat.tokenizers import build_video_tokenizer
 from vidchat.tokenizers.video_vq import VQVideoConfig, VQVideoTokenizer
-from vidchat.training.tokenizer_modules import VideoTokenizerModule
+from vidchat.training.tokenizers.modules import VideoTokenizerModule
 
 TINY = dict(frame_size=16, downsample=4, channels=[8, 16], codebook_size=64, code_dim=8)
 

@@ -19,8 +19,8 @@ from vidchat.data.lm_dataset import (
 )
 from vidchat.model import LayoutConfig, SequenceLayout, VidChatLM, build_model
 from vidchat.training.config import RunConfig
-from vidchat.training.lm_module import LMTrainingModule
-from vidchat.training.noise import NoiseConfig
+from vidchat.training.lm.module import LMTrainingModule
+from vidchat.training.lm.noise import NoiseConfig
 from vidchat.training.optim import OptimConfig
 
 CONFIG_DIR = __import__("pathlib").Path(__file__).resolve().parents[2] / "configs"

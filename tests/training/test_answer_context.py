@@ -24,8 +24,8 @@ def test_inference_prompt_equals_the_training_context(demo_world, tmp_path):
     from vidchat.data.lm_dataset import item_row
     from vidchat.eval.runner import read_pairs
     from vidchat.inference.loading import load_pipeline
-    from vidchat.training.lm_data import prepare_data
-    from vidchat.training.lm_entry import lm_job
+    from vidchat.training.lm.data import prepare_data
+    from vidchat.training.lm.entry import lm_job
 
     world = [f"data.{k}={json.dumps(v)}" for k, v in DEMO_TEST_OVERRIDES.items()]
     common = [f"paths.root_dir={tmp_path}", f"data.root={demo_world.root}", *world]

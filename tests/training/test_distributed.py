@@ -12,7 +12,7 @@ import torch
 from lm_fixtures import ROOT, write_synthetic_world
 
 from vidchat.model.checkpoint import load_consolidated
-from vidchat.training.export import export_from_checkpoint
+from vidchat.training.lm.export import export_from_checkpoint
 
 pytestmark = pytest.mark.slow
 

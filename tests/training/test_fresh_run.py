@@ -10,7 +10,7 @@ import pytest
 from lm_fixtures import compose_train, write_synthetic_world
 
 from vidchat.errors import VidchatError
-from vidchat.training.lm_entry import run
+from vidchat.training.lm.entry import run
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -57,7 +57,7 @@ def test_a_debug_sft_starts_from_the_debug_pretrain_and_says_when_it_takes_the_d
     import logging
 
     from vidchat.training.config import LMStageConfig, PathsConfig
-    from vidchat.training.lm_stage import resolve_init
+    from vidchat.training.lm.stage import resolve_init
 
     paths = PathsConfig(
         checkpoint_dir=str(tmp_path / "checkpoints"), demo_checkpoint_dir=str(tmp_path / "demo")

@@ -1,4 +1,4 @@
-"""The LM's training losses (`vidchat.training.lm_losses`): `next_token_nll` scores the clean
+"""The LM's training losses (`vidchat.training.lm.losses`): `next_token_nll` scores the clean
 targets exactly as cross-entropy over the model's full forward does, for every head; and the
 chunked output head + cross-entropy (`model.loss_chunk`) is the plain loss: the same
 per-position NLL and the same gradients, while only one chunk's logits exist at a time."""
@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import vidchat.training.lm.losses as lm_losses
 from vidchat.model import (
     LayoutConfig,
     Modality,
@@ -17,10 +18,9 @@ from vidchat.model import (
     pad_batch,
 )
 from vidchat.model.heads.maskgit import sample_frame_mask
-from vidchat.training import lm_losses
-from vidchat.training.lm_losses import linear_cross_entropy, next_token_nll
-from vidchat.training.lm_module import LMTrainingModule
-from vidchat.training.noise import NoiseConfig
+from vidchat.training.lm.losses import linear_cross_entropy, next_token_nll
+from vidchat.training.lm.module import LMTrainingModule
+from vidchat.training.lm.noise import NoiseConfig
 from vidchat.training.optim import OptimConfig
 
 pytestmark = pytest.mark.timeout(120)

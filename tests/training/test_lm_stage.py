@@ -9,7 +9,7 @@ from lm_fixtures import compose_train, write_synthetic_world
 
 from vidchat.errors import VidchatError
 from vidchat.model.checkpoint import load_consolidated
-from vidchat.training.lm_entry import run
+from vidchat.training.lm.entry import run
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ from lm_fixtures import make_datasets
 
 from vidchat.errors import ConfigError
 from vidchat.model import Modality, Role
-from vidchat.training.noise import NoiseConfig, inject_noise, parse_noise
+from vidchat.training.lm.noise import NoiseConfig, inject_noise, parse_noise
 
 
 def _batch(layout):

@@ -7,7 +7,7 @@ from vidchat.errors import VidchatError
 from vidchat.inference.loading import load_pipeline
 from vidchat.media import write_image
 from vidchat.model.checkpoint import read_config
-from vidchat.training.release import release
+from vidchat.training.lm.bundle import release
 
 
 def test_release_copies_weights_and_attaches_the_reference(saved_responder, tmp_path):

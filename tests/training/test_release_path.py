@@ -13,8 +13,8 @@ from tests.release_sample import real_release
 from vidchat.cli import CONFIG_DIR
 from vidchat.data.speakervid.cut import run_cut
 from vidchat.eval.runner import run as run_eval
-from vidchat.training.lm_entry import run as run_lm
-from vidchat.training.tokenize import tokenize
+from vidchat.training.lm.entry import run as run_lm
+from vidchat.training.tokenize.stage import tokenize
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The model's runtime settings (`vidchat.training.runtime`): checked values, and checkpoint
+"""The model's runtime settings (`vidchat.training.lm.runtime`): checked values, and checkpoint
 names that do not change under them, also as DeepSpeed's zero_to_fp32 names parameters."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import torch
 from vidchat.errors import ConfigError
 from vidchat.model import LayoutConfig, SequenceLayout, build_model
 from vidchat.model.checkpoint import export_state_dict, load_consolidated
-from vidchat.training.export import _model_state
-from vidchat.training.runtime import apply_runtime, loss_chunk
+from vidchat.training.lm.export import _model_state
+from vidchat.training.lm.runtime import apply_runtime, loss_chunk
 
 pytestmark = pytest.mark.timeout(60)
 

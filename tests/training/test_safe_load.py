@@ -7,8 +7,8 @@ import torch
 from lm_fixtures import compose_train, write_synthetic_world
 
 from vidchat.errors import VidchatError
-from vidchat.training.export import export_from_checkpoint
-from vidchat.training.lm_entry import run
+from vidchat.training.lm.entry import run
+from vidchat.training.lm.export import export_from_checkpoint
 
 
 class _Payload:

@@ -1,7 +1,7 @@
 """Which entry of a shard set is a clip's: the newest.
 
 A clip is written again when its files changed since it was tokenized, or when it failed and is
-retried (`vidchat.training.tokenize`); its earlier entry stays in its shard, and the writer and
+retried (`vidchat.training.tokenize.stage`); its earlier entry stays in its shard, and the writer and
 every reader take the entry committed last. Each entry carries the source signature it was made
 from (`vidchat.data.records.source_signature`; None in sets written before signatures).
 """

@@ -34,7 +34,7 @@ migrated by `vidchat.model.checkpoint.migrate_model_keys`)."""
 RUNTIME_FIELDS = ("grad_checkpointing", "loss_chunk", "compile", "init_from_hf")
 """`model.*` settings that are not architecture: `build_model` applies `init_from_hf`; training
 applies `grad_checkpointing` and `compile` to the model and `loss_chunk` to its loss
-(`vidchat.training.runtime`); none is part of `ModelConfig` or of a saved checkpoint."""
+(`vidchat.training.lm.runtime`); none is part of `ModelConfig` or of a saved checkpoint."""
 
 
 def build_layout(video_spec: Any, audio_spec: Any, layout_cfg: Any = None) -> SequenceLayout:

@@ -7,7 +7,7 @@ atomically (temp file + `os.replace`), weights first, so a reader never sees a J
 weights are missing.
 
 The format lives beside the model, so that inference and evaluation depend on the model alone;
-`vidchat.training.export.export_from_checkpoint` turns a resumable training checkpoint (a
+`vidchat.training.lm.export.export_from_checkpoint` turns a resumable training checkpoint (a
 Lightning `.ckpt` file or a DeepSpeed ZeRO checkpoint folder) into this format.
 """
 

@@ -30,7 +30,7 @@ the decode steps take over (`KVCache.start_decoding`). Parameter names follow Hu
 `vidchat.model.hf` maps checkpoints one to one.
 
 Architecture only: no loading (`vidchat.model.checkpoint`) and no losses. Training computes the
-next-token loss (`vidchat.training.lm_losses`) from `hidden` and `lm_head.weight` (flat, where
+next-token loss (`vidchat.training.lm.losses`) from `hidden` and `lm_head.weight` (flat, where
 it may chunk the output head + cross-entropy) or from `step_outputs` (stepped).
 """
 

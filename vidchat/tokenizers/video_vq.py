@@ -2,7 +2,7 @@
 
 Architecture only: a compact conv encoder (one stride-2 stage per halving, so stride 8 or 16 is a
 config value), a quantiser (EMA VQ, FSQ or LFQ, chosen by config) and a mirrored conv decoder.
-Training lives in `vidchat.training.tokenizer_modules`.
+Training lives in `vidchat.training.tokenizers.modules`.
 
 Temporal compression (`temporal_stride` k = 2 or 4): each group of k consecutive frames is one
 code frame. The per-frame encoder's features of a group are stacked on channels and merged by a

@@ -15,7 +15,7 @@ from typing import Any
 from vidchat.data.config import DataConfig
 from vidchat.data.lm_dataset import REFERENCE_SOURCES
 from vidchat.errors import ConfigError
-from vidchat.training.noise import NoiseConfig
+from vidchat.training.lm.noise import NoiseConfig
 from vidchat.training.optim import OptimConfig
 from vidchat.utils.config import to_plain
 from vidchat.utils.typed import check, convert, from_node

@@ -33,14 +33,14 @@ from vidchat.tokenizers.audio_codec import EncodecAudioTokenizer
 from vidchat.tokenizers.checkpoint import metrics_path
 from vidchat.tokenizers.video_vq import VQVideoConfig, VQVideoTokenizer
 from vidchat.training.config import LM_ONLY_KEYS, RunConfig, TokenizerStageConfig
-from vidchat.training.tokenizer_data import (
+from vidchat.training.tokenizers.data import (
     AudioSegmentDataset,
     FrameDataset,
     decode_records,
     split_records,
 )
-from vidchat.training.tokenizer_eval import evaluate_audio_codec, evaluate_video_tokenizer
-from vidchat.training.tokenizer_modules import AudioCodecModule, VideoTokenizerModule
+from vidchat.training.tokenizers.evaluate import evaluate_audio_codec, evaluate_video_tokenizer
+from vidchat.training.tokenizers.modules import AudioCodecModule, VideoTokenizerModule
 from vidchat.utils.atomic import atomic_write_json
 from vidchat.utils.config import to_plain
 from vidchat.utils.typed import from_node

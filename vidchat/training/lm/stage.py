@@ -40,10 +40,10 @@ from vidchat.training.config import (
     PathsConfig,
     RunConfig,
 )
-from vidchat.training.export import export_from_checkpoint
-from vidchat.training.lm_data import LMData, is_main_process, prepare_data, unigram_baseline
-from vidchat.training.lm_module import LMTrainingModule
-from vidchat.training.runtime import apply_runtime, loss_chunk
+from vidchat.training.lm.data import LMData, is_main_process, prepare_data, unigram_baseline
+from vidchat.training.lm.export import export_from_checkpoint
+from vidchat.training.lm.module import LMTrainingModule
+from vidchat.training.lm.runtime import apply_runtime, loss_chunk
 from vidchat.training.trainer import build_trainer
 
 log = logging.getLogger("vidchat")

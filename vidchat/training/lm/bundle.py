@@ -1,6 +1,6 @@
 """Package a consolidated LM checkpoint for `infer.py`: copy it, attach a default responder face.
 
-    python -m vidchat.training.release checkpoints/sft/lm checkpoints/demo/lm \
+    python -m vidchat.training.lm.bundle checkpoints/sft/lm checkpoints/demo/lm \
         --reference data_cache/demo/refs/id00.png
 
 The copy's JSON names its default reference face (stored beside it) and keeps the tokenizer

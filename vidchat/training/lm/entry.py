@@ -1,8 +1,8 @@
-"""The LM stages' entry point (`stage.entry: vidchat.training.lm_entry:run`).
+"""The LM stages' entry point (`stage.entry: vidchat.training.lm.entry:run`).
 
 The config is typed here, with only the config modules imported, so that a bad value is one
 `error:` line within a couple of seconds; Lightning and the rest of training load afterwards
-(`vidchat.training.lm_stage`).
+(`vidchat.training.lm.stage`).
 """
 
 from __future__ import annotations
@@ -51,8 +51,8 @@ def lm_job(cfg: DictConfig) -> tuple[LMJob, RunConfig]:
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
-    """Stage entry: type the config, then train (`vidchat.training.lm_stage.train_lm`)."""
+    """Stage entry: type the config, then train (`vidchat.training.lm.stage.train_lm`)."""
     job, run_cfg = lm_job(cfg)
-    from vidchat.training.lm_stage import train_lm
+    from vidchat.training.lm.stage import train_lm
 
     return train_lm(job, run_cfg)

@@ -10,8 +10,8 @@ from einops import rearrange
 from vidchat.tokenizers.audio_codec import EncodecAudioTokenizer
 from vidchat.tokenizers.video_vq import VQVideoTokenizer
 from vidchat.training.optim import OptimConfig, configure_adamw
-from vidchat.training.tokenizer_losses import image_gradient_loss, multiscale_stft_loss
-from vidchat.training.tokenizer_metrics import (
+from vidchat.training.tokenizers.losses import image_gradient_loss, multiscale_stft_loss
+from vidchat.training.tokenizers.metrics import (
     codebook_usage,
     envelope_correlation,
     log_mel_l1,

@@ -10,7 +10,7 @@ import torch
 from vidchat.perception.ssim import ssim_frames
 from vidchat.tokenizers.base import AudioTokenizer, VideoTokenizer
 from vidchat.tokenizers.codec import decode_audio, decode_frames, encode_audio, encode_frames
-from vidchat.training.tokenizer_metrics import (
+from vidchat.training.tokenizers.metrics import (
     codebook_usage,
     envelope_correlation,
     log_mel_l1,

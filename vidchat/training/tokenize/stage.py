@@ -106,7 +106,7 @@ def run_tokenize(
     """Tokenize here, or on Ray with `stage.ray_workers` (the stage and the LM stages' own
     tokenize run alike)."""
     if stage.ray_workers:
-        from vidchat.training.tokenize_ray import tokenize_on_ray
+        from vidchat.training.tokenize.ray_workers import tokenize_on_ray
 
         return tokenize_on_ray(tokenize_data, stage, data, tokenizer, data_dir)
     return tokenize_data(stage, data, tokenizer, data_dir)

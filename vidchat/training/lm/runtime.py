@@ -1,7 +1,7 @@
 """The model's runtime settings, applied from outside it in training
 (`vidchat.model.build.RUNTIME_FIELDS`): `model.compile` and `model.grad_checkpointing` to the
 model before training, `model.loss_chunk` to the loss (`loss_chunk`, which
-`LMTrainingModule` passes to `vidchat.training.lm_losses`). None of them is architecture; none
+`LMTrainingModule` passes to `vidchat.training.lm.losses`). None of them is architecture; none
 changes a parameter's name in a checkpoint."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def apply_runtime(model: nn.Module, model_cfg: dict[str, Any]) -> nn.Module:
 
 def loss_chunk(model_cfg: dict[str, Any]) -> int | None:
     """`model.loss_chunk`, checked: positions per pass of a flat model's output head +
-    cross-entropy in the training loss (`vidchat.training.lm_losses.linear_cross_entropy`);
+    cross-entropy in the training loss (`vidchat.training.lm.losses.linear_cross_entropy`);
     None = all at once."""
     chunk = model_cfg.get("loss_chunk")
     if chunk is not None and (not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1):

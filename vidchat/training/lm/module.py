@@ -1,7 +1,7 @@
 """LightningModule for the LM stages (pretrain, SFT): next-token loss on the layout's loss mask.
 
 The wrapped `VidChatLM` stays architecture only; this module owns the loss (computed by
-`vidchat.training.lm_losses`), noise injection, optimiser/schedule and per-step RNG. Batches
+`vidchat.training.lm.losses`), noise injection, optimiser/schedule and per-step RNG. Batches
 are `pad_batch`-style dicts of `[B,L]` tensors (`tokens`, `roles`, `next_slots`, `modality`,
 `codebook`, `valid`, `loss_mask`).
 
@@ -23,11 +23,11 @@ from vidchat.model.checkpoint import migrate_state
 from vidchat.model.layout import SequenceLayout
 from vidchat.model.plan import LayoutConfig
 from vidchat.model.vocab import Vocab
-from vidchat.training.export import CKPT_LAYOUT, CKPT_META, CKPT_MODEL_CONFIG
-from vidchat.training.lm_losses import next_token_nll, nll_loss
-from vidchat.training.noise import NoiseConfig, inject_noise
+from vidchat.training.lm.export import CKPT_LAYOUT, CKPT_META, CKPT_MODEL_CONFIG
+from vidchat.training.lm.losses import next_token_nll, nll_loss
+from vidchat.training.lm.noise import NoiseConfig, inject_noise
+from vidchat.training.lm.turn_weight import turn_start_weights
 from vidchat.training.optim import OptimConfig, configure_adamw
-from vidchat.training.turn_weight import turn_start_weights
 
 
 def step_generator(
@@ -47,7 +47,7 @@ class LMTrainingModule(L.LightningModule):
     meta: tokenizer specs/settings etc., saved into checkpoints and consolidated exports.
     total_steps: optimizer steps of the whole run (for the LR schedule).
     turn_start_weight: training-loss weight of the responder's first frame after its reference
-        (`vidchat.training.turn_weight`); 1 = a plain mean.
+        (`vidchat.training.lm.turn_weight`); 1 = a plain mean.
     loss_chunk: positions per pass of a flat model's output head + cross-entropy
         (`model.loss_chunk`, `lm_losses.linear_cross_entropy`); None = all at once.
     """
@@ -180,7 +180,7 @@ class LMTrainingModule(L.LightningModule):
     # ---- checkpoint extras -------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["vidchat_val_history"] = list(self.val_history)
-        # Enough to export a consolidated checkpoint from this file alone (training/export.py).
+        # Enough to export a consolidated checkpoint from this file alone (training/lm/export.py).
         checkpoint[CKPT_MODEL_CONFIG] = dataclasses.asdict(self.model.cfg)
         checkpoint[CKPT_LAYOUT] = dataclasses.asdict(self.layout.cfg)
         checkpoint[CKPT_META] = self.meta

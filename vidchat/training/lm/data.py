@@ -24,7 +24,7 @@ from vidchat.data.shards import META_NAME, ShardReader
 from vidchat.errors import VidchatError
 from vidchat.model import Modality, SequenceLayout, build_layout
 from vidchat.training.config import LMJob, LMStageConfig, TokenizeStageConfig
-from vidchat.training.tokenize import run_tokenize
+from vidchat.training.tokenize.stage import run_tokenize
 from vidchat.utils.paths import CONFIG_DIR
 from vidchat.utils.typed import from_node
 

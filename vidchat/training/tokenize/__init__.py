@@ -1,0 +1,1 @@
+"""Tokenizing clips into token shards (`stage=tokenize`), locally or on Ray workers."""

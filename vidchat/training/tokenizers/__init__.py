@@ -1,0 +1,1 @@
+"""Training the video tokenizer and the audio codec (`stage=video_tokenizer`, `stage=audio_codec`)."""
