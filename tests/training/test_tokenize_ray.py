@@ -78,10 +78,10 @@ def test_a_workers_error_reaches_the_user_as_its_own_line(demo_world, tmp_path):
 
 def test_workers_share_the_clusters_gpus_and_the_device_is_checked():
     import torch
-    from vidchat.training.tokenize.ray_workers import worker_gpus
 
     from vidchat.errors import ConfigError, VidchatError
     from vidchat.training.config import TokenizeStageConfig
+    from vidchat.training.tokenize.ray_workers import worker_gpus
     from vidchat.training.tokenize.stage import tokenize_device
 
     assert worker_gpus("auto", 0.0, 2) == 0.0  # no GPU in the cluster: CPU workers

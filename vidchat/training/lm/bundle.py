@@ -4,7 +4,7 @@
         --reference data_cache/demo/refs/id00.png
 
 The copy's JSON names its default reference face (stored beside it) and keeps the tokenizer
-checkpoint paths relative to the project root, so the released folder works on a fresh clone.
+checkpoint paths relative to the project root, so the bundled folder works on a fresh clone.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from vidchat.model.checkpoint import read_config, stem_of
 from vidchat.utils.atomic import atomic_path, atomic_write_json
 
 
-def release(src: str | Path, dst: str | Path, reference: str | Path | None = None) -> Path:
+def bundle(src: str | Path, dst: str | Path, reference: str | Path | None = None) -> Path:
     """Copy `<src>.{safetensors,json}` to `<dst>.*` with `<dst>.reference.png` as default face."""
     src, dst = stem_of(src), stem_of(dst)
     doc = read_config(src)
@@ -40,10 +40,10 @@ def release(src: str | Path, dst: str | Path, reference: str | Path | None = Non
 def main(argv: list[str] | None = None) -> None:
     p = ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("src", help="consolidated checkpoint stem, e.g. checkpoints/sft/lm")
-    p.add_argument("dst", help="where to put the release, e.g. checkpoints/demo/lm")
+    p.add_argument("dst", help="where to put the bundle, e.g. checkpoints/demo/lm")
     p.add_argument("--reference", help="default responder face image")
     args = p.parse_args(argv)
-    exit_on_user_error(lambda: print(f"released {release(args.src, args.dst, args.reference)}"))
+    exit_on_user_error(lambda: print(f"bundled {bundle(args.src, args.dst, args.reference)}"))
 
 
 if __name__ == "__main__":

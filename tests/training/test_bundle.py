@@ -1,4 +1,5 @@
-"""Releasing a consolidated checkpoint: same weights, a default face that infer.py picks up."""
+"""Bundling a consolidated checkpoint (`vidchat.training.lm.bundle`): same weights, a default face
+that infer.py picks up."""
 
 import numpy as np
 import pytest
@@ -7,14 +8,14 @@ from vidchat.errors import VidchatError
 from vidchat.inference.loading import load_pipeline
 from vidchat.media import write_image
 from vidchat.model.checkpoint import read_config
-from vidchat.training.lm.bundle import release
+from vidchat.training.lm.bundle import bundle
 
 
-def test_release_copies_weights_and_attaches_the_reference(saved_responder, tmp_path):
+def test_bundle_copies_weights_and_attaches_the_reference(saved_responder, tmp_path):
     face = np.zeros((48, 48, 3), np.uint8)
     face[:, :, 1] = 200  # a green face, unlike the fixture's grey default
     write_image(tmp_path / "face.png", face)
-    dst = release(saved_responder, tmp_path / "rel" / "lm", reference=tmp_path / "face.png")
+    dst = bundle(saved_responder, tmp_path / "rel" / "lm", reference=tmp_path / "face.png")
     assert read_config(dst)["meta"]["reference_image"] == "lm.reference.png"
     assert (
         dst.with_suffix(".safetensors").read_bytes()
@@ -25,6 +26,6 @@ def test_release_copies_weights_and_attaches_the_reference(saved_responder, tmp_
     assert pipe.default_reference[..., 1].mean() > 190 and pipe.default_reference[..., 0].max() < 10
 
 
-def test_release_of_a_missing_checkpoint_is_one_clear_error(tmp_path):
+def test_bundle_of_a_missing_checkpoint_is_one_clear_error(tmp_path):
     with pytest.raises(VidchatError, match="consolidated LM checkpoint not found"):
-        release(tmp_path / "nope", tmp_path / "out")
+        bundle(tmp_path / "nope", tmp_path / "out")
