@@ -68,3 +68,18 @@ def test_a_source_registers_its_own_keys_and_gets_them_as_options(monkeypatch, t
     assert demo.options == {"num_identities": 5}
     with pytest.raises(ConfigError, match="depth_of_field"):
         DataConfig.from_cfg({"kind": "demo", "root": str(tmp_path), "depth_of_field": 2})
+
+
+def test_the_built_in_sources_keep_their_own_keys_in_the_same_form(tmp_path):
+    """A folder's `manifest` and the release's `cut`, `video_dir`, ... are options like any
+    source's: gathered into `data.options`, typed by the source, and an error under another
+    kind."""
+    folder = DataConfig.from_cfg({"kind": "folder", "root": str(tmp_path), "manifest": "m.jsonl"})
+    assert folder.options == {"manifest": "m.jsonl"}
+    release = {"kind": "speakervid", "root": str(tmp_path), "cut": False, "video_dir": "/yt"}
+    assert DataConfig.from_cfg(release).options == {"cut": False, "video_dir": "/yt"}
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['cut'\]"):
+        DataConfig.from_cfg({"kind": "folder", "root": str(tmp_path), "cut": False})
+    bad = DataConfig.from_cfg({**release, "cut": "sometimes"})
+    with pytest.raises(ConfigError, match=r"data\.cut must be"):
+        manifests.load_manifest(bad)

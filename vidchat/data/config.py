@@ -1,9 +1,11 @@
 """`DataConfig`: the typed `data` config (configs/data/*.yaml), made at the entry point.
 
-One dataclass for every source: the keys all sources share, then the few that one source reads
-(`manifest` for folders; `video_dir`, `video_pattern`, `audio_pattern`, `cut`, `check_files`,
-`score_keys` for the SpeakerVid-5M release), and the settings a source registers as its own,
-kept as `options` (the demo world's generator settings).
+One dataclass for every source: the keys all sources share, then, in one form for every
+source, the settings a source registers as its own (`register_source(kind, options=[...])`),
+which the YAML writes at the data config's top level and `DataConfig.options` keeps: `manifest`
+for folders; `video_dir`, `video_pattern`, `audio_pattern`, `cut`, `check_files`, `score_keys`
+for the SpeakerVid-5M release; the demo world's generator settings. A key that no source
+registered, or that belongs to another source, is one error naming the known keys.
 """
 
 from __future__ import annotations
@@ -91,17 +93,11 @@ class DataConfig:
     pairs: PairsConfig = field(default_factory=PairsConfig)
     val_fraction: float = 0.05
     test_fraction: float = 0.05
-    manifest: str = "manifest.jsonl"
-    video_dir: str | None = None
-    video_pattern: str | None = None
-    audio_pattern: str | None = None
-    cut: bool = True
-    check_files: bool = True
-    score_keys: dict | None = None
-    """SpeakerVid-5M `raw_labels` score mapping (`vidchat.data.speakervid.lists`)."""
     options: dict = field(default_factory=dict)
-    """Settings only this source reads (the keys it registered with `register_source`, e.g.
-    the demo world's generator settings), gathered from the top level of the data config."""
+    """Settings only this source reads (the keys it registered with `register_source`: a
+    folder's `manifest`, the SpeakerVid-5M release's `video_dir`, `cut`, `score_keys`, ..., the
+    demo world's generator settings), gathered from the top level of the data config; the
+    source types and checks them."""
     generate_world: bool = False
     """Generate the demo world into a `root` outside `cache_dir` (a folder of your choosing);
     under the data cache it is generated on first use without asking."""

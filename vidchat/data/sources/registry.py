@@ -9,6 +9,7 @@ against this table) and the pairing settings every source passes on (`history_tu
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import fields
 from typing import Any
@@ -19,6 +20,7 @@ from vidchat.data.sources.demo import ensure_demo_world
 from vidchat.data.sources.folder import load_folder
 from vidchat.data.speakervid import ReleaseOptions, load_speakervid
 from vidchat.data.speakervid.lists import DEFAULT_SCORE_KEYS
+from vidchat.utils.typed import from_node
 
 # kind -> reader of a data config's records and pairs (before the subset and branch filters)
 SourceReader = Callable[[Any, dict[str, Any]], Manifest]
@@ -51,29 +53,27 @@ def _demo(data: Any, history: dict[str, Any]) -> Manifest:
     return load_speakervid(root, **history)
 
 
-@register_source("folder")
+@register_source("folder", options=["manifest"])
 def _folder(data: Any, history: dict[str, Any]) -> Manifest:
     """A folder of clips with a JSONL manifest (or every mp4 in it as a single clip)."""
     return load_folder(
         data.root,
-        manifest=data.manifest,
+        manifest=str(data.options.get("manifest", "manifest.jsonl")),
         val_fraction=data.val_fraction,
         test_fraction=data.test_fraction,
         **history,
     )
 
 
-@register_source("speakervid")
+SPEAKERVID_OPTIONS = ("video_dir", "video_pattern", "audio_pattern", "cut", "check_files")
+
+
+@register_source("speakervid", options=[*SPEAKERVID_OPTIONS, "score_keys"])
 def _speakervid(data: Any, history: dict[str, Any]) -> Manifest:
     """The SpeakerVid-5M release layout (cut clips, or windows of the source videos)."""
-    options = ReleaseOptions(
-        video_dir=data.video_dir,
-        video_pattern=data.video_pattern,
-        audio_pattern=data.audio_pattern,
-        cut=data.cut,
-        check_files=data.check_files,
-        score_keys=dict(data.score_keys or DEFAULT_SCORE_KEYS),
-        val_fraction=data.val_fraction,
-        **history,
+    own = {k: v for k, v in data.options.items() if k in SPEAKERVID_OPTIONS}
+    options = from_node(
+        ReleaseOptions, {**own, "val_fraction": data.val_fraction, **history}, "data"
     )
-    return load_speakervid(data.root, options)
+    score_keys = dict(data.options.get("score_keys") or DEFAULT_SCORE_KEYS)
+    return load_speakervid(data.root, dataclasses.replace(options, score_keys=score_keys))
