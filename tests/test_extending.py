@@ -64,6 +64,9 @@ def test_import_names_a_module_or_a_file_and_a_bad_one_is_one_error(tmp_path, mo
     assert by_name.LOADED and by_path.LOADED
     with pytest.raises(ConfigError, match="no module 'lab_nowhere_zz'"):
         import_user_modules(["lab_nowhere_zz"])
+    (tmp_path / "lab_broken_zz.py").write_text("import lab_nowhere_zz\n")
+    with pytest.raises(ModuleNotFoundError, match="lab_nowhere_zz"):  # the user's own error
+        import_user_modules(["lab_broken_zz"])
     with pytest.raises(ConfigError, match="is not a file"):
         import_user_modules([str(tmp_path / "missing.py")])
     with pytest.raises(ConfigError, match=r"must be a list of modules, e\.g\. imports=\[x\]"):

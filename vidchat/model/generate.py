@@ -22,8 +22,9 @@ grammar allows at its position, so the output always splits and decodes. Rows st
 (afterwards they are fed `<pad>`, which no row attends to differently); the loop stops when every
 row has ended or `max_chunks` chunks are done. The prompt is prefilled into a KV cache and every
 later token is one decode step on it (`vidchat.model.steppers`); the tests hold the uncached
-reference it must equal (`tests/model/uncached.py`). `runner` runs the static-shape decode steps: `EAGER` (the reference) or a compiled `StepRunner`
-(`vidchat.model.runner`; same tokens, `tests/model/test_fast_decode.py`).
+reference it must equal (`tests/model/uncached.py`). `runner` runs the static-shape decode
+steps: `EAGER` (the reference) or a compiled `StepRunner` (`vidchat.model.runner`; same tokens,
+`tests/model/test_fast_decode.py`).
 """
 
 from __future__ import annotations

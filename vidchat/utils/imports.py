@@ -53,7 +53,7 @@ def _by_name(name: str, what: str) -> ModuleType:
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as exc:
-        if exc.name and name.startswith(exc.name):
+        if exc.name and (name + ".").startswith(exc.name + "."):  # the module itself is missing
             raise ConfigError(
                 f"{what}: no module {name!r} (give a dotted name on the Python path, "
                 "or a path to a .py file)"
