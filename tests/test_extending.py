@@ -34,7 +34,7 @@ USER_TOKENIZER = """
 import json
 from pathlib import Path
 
-from vidchat.training.tokenizers.stages import export_path, register_tokenizer_trainer
+from vidchat.training.tokenizers.job import export_path, register_tokenizer_trainer
 
 
 @register_tokenizer_trainer("video", "user_codes")

@@ -65,16 +65,22 @@ class TokenizerSpec:
 
 class VideoTokenizer(nn.Module, abc.ABC):
     """Video tokenizer: frames `[B,T,H,W,3]` uint8 <-> codes `[B,T/k,h,w]` long
-    (k = `spec.temporal_stride`, 1 for per-frame codes)."""
+    (k = `spec.temporal_stride`, 1 for per-frame codes).
+
+    `decode` takes the responder's reference image `[B,H,W,3]` (or `[H,W,3]`) uint8: a motion
+    tokenizer (`needs_reference`) renders its codes on it; an appearance tokenizer ignores it."""
 
     spec: TokenizerSpec
     fingerprint: str = ""  # content hash of the loaded weights ("" when built in memory)
+    needs_reference: bool = False
 
     @abc.abstractmethod
     def encode(self, frames: torch.Tensor) -> torch.Tensor: ...
 
     @abc.abstractmethod
-    def decode(self, codes: torch.Tensor) -> torch.Tensor: ...
+    def decode(
+        self, codes: torch.Tensor, reference: torch.Tensor | None = None
+    ) -> torch.Tensor: ...
 
 
 class AudioTokenizer(nn.Module, abc.ABC):

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from vidchat.errors import ConfigError
 from vidchat.tokenizers.audio_codec import EncodecAudioTokenizer
 from vidchat.tokenizers.base import AudioTokenizer, VideoTokenizer
+from vidchat.tokenizers.motion import MotionTokenizer
 from vidchat.tokenizers.video_vq import VQVideoTokenizer
 from vidchat.utils.config import to_plain
 
@@ -69,6 +70,17 @@ def _vq(cfg: dict[str, Any]) -> VideoTokenizer:
             "tokenizer.video.checkpoint is not set; train one with `python train.py stage=video_tokenizer`"
         )
     return VQVideoTokenizer.load(cfg["checkpoint"]).eval()
+
+
+@register_video_tokenizer("motion")
+def _motion(cfg: dict[str, Any]) -> VideoTokenizer:
+    """The motion tokenizer (N codes per frame, rendered on a reference) from `checkpoint`."""
+    if not cfg.get("checkpoint"):
+        raise ConfigError(
+            "tokenizer.video.checkpoint is not set; train one with `python train.py "
+            "stage=video_tokenizer tokenizer.video.kind=motion`"
+        )
+    return MotionTokenizer.load(cfg["checkpoint"]).eval()
 
 
 @register_audio_tokenizer("encodec")

@@ -8,8 +8,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -77,3 +78,34 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         raise VidchatError(f"cannot read tokenizer checkpoint {wpath}: {exc}") from exc
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
     return state, hparams
+
+
+M = TypeVar("M", bound="ConfigCheckpoint")
+
+
+class ConfigCheckpoint:
+    """`save` / `load` for a tokenizer built from one config dataclass (`cls(config_class(...))`,
+    kept as `self.cfg`): the weights, and a JSON of its class name and config. `load` refuses
+    another class's checkpoint with one line naming `checkpoint_name`."""
+
+    config_class: type
+    checkpoint_name: str
+
+    def save(self, path: str | os.PathLike, fp16: bool = True, extra: dict | None = None) -> None:
+        hparams = {"class": type(self).__name__, "config": asdict(self.cfg), **(extra or {})}
+        save_checkpoint(path, self.state_dict(), hparams, fp16=fp16)
+
+    @classmethod
+    def load(cls: type[M], path: str | os.PathLike) -> M:
+        state, hparams = load_checkpoint(path)
+        if hparams.get("class") != cls.__name__:
+            raise VidchatError(
+                f"{path}: not a {cls.checkpoint_name} checkpoint (class={hparams.get('class')!r})"
+            )
+        model = cls(cls.config_class(**hparams["config"]))
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:
+            raise VidchatError(f"{path}: weights do not match its JSON config: {exc}") from exc
+        model.fingerprint = file_fingerprint(weights_path(path))
+        return model

@@ -17,8 +17,7 @@ copies of itself, which is what those tokenizers' replicate padding of the first
 from __future__ import annotations
 
 import math
-import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 from einops import rearrange
@@ -26,12 +25,7 @@ from torch import nn
 
 from vidchat.errors import VidchatError
 from vidchat.tokenizers.base import TokenizerSpec, VideoTokenizer
-from vidchat.tokenizers.checkpoint import (
-    file_fingerprint,
-    load_checkpoint,
-    save_checkpoint,
-    weights_path,
-)
+from vidchat.tokenizers.checkpoint import ConfigCheckpoint
 from vidchat.tokenizers.quantizers import QuantizerOutput, build_quantizer
 
 
@@ -150,8 +144,11 @@ def _temporal_split(cfg: VQVideoConfig, dim: int) -> nn.Sequential:
     )
 
 
-class VQVideoTokenizer(VideoTokenizer):
+class VQVideoTokenizer(ConfigCheckpoint, VideoTokenizer):
     """Frames in [0,255] -> a grid of codes from one codebook per code frame (k frames)."""
+
+    config_class = VQVideoConfig
+    checkpoint_name = "video tokenizer"
 
     def __init__(self, cfg: VQVideoConfig) -> None:
         super().__init__()
@@ -246,8 +243,9 @@ class VQVideoTokenizer(VideoTokenizer):
         return rearrange(codes, "(b t h w) -> b t h w", b=b, t=t, h=h, w=w)
 
     @torch.no_grad()
-    def decode(self, codes: torch.Tensor) -> torch.Tensor:
-        """codes `[B,Tc,h,w]` -> frames `[B,Tc*k,H,W,3]` uint8."""
+    def decode(self, codes: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
+        """codes `[B,Tc,h,w]` -> frames `[B,Tc*k,H,W,3]` uint8 (appearance codes: the
+        reference is not needed, and ignored)."""
         b, t, h, w = codes.shape
         device = next(self.parameters()).device
         zq = self.quantizer.decode(codes.to(device).long().flatten())  # [(B Tc h w), D]
@@ -255,23 +253,3 @@ class VQVideoTokenizer(VideoTokenizer):
         x = self.pixels(zq.float())  # [(B Tc k), 3, H, W]
         x = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
         return rearrange(x, "(b t) c h w -> b t h w c", b=b)
-
-    # --- checkpoint ------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike, fp16: bool = True, extra: dict | None = None) -> None:
-        hparams = {"class": "VQVideoTokenizer", "config": asdict(self.cfg), **(extra or {})}
-        save_checkpoint(path, self.state_dict(), hparams, fp16=fp16)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> VQVideoTokenizer:
-        state, hparams = load_checkpoint(path)
-        if hparams.get("class") != "VQVideoTokenizer":
-            raise VidchatError(
-                f"{path}: not a video tokenizer checkpoint (class={hparams.get('class')!r})"
-            )
-        model = cls(VQVideoConfig(**hparams["config"]))
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as exc:
-            raise VidchatError(f"{path}: weights do not match its JSON config: {exc}") from exc
-        model.fingerprint = file_fingerprint(weights_path(path))
-        return model

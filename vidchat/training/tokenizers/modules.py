@@ -8,7 +8,8 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from vidchat.tokenizers.audio_codec import EncodecAudioTokenizer
-from vidchat.tokenizers.video_vq import VQVideoTokenizer
+from vidchat.tokenizers.base import VideoTokenizer
+from vidchat.training.config import TokenizerStageConfig
 from vidchat.training.optim import OptimConfig, configure_adamw
 from vidchat.training.tokenizers.losses import image_gradient_loss, multiscale_stft_loss
 from vidchat.training.tokenizers.metrics import (
@@ -44,7 +45,7 @@ class VideoTokenizerModule(_Schedule):
 
     def __init__(
         self,
-        tokenizer: VQVideoTokenizer,
+        tokenizer: VideoTokenizer,
         lr: float = 1e-3,
         warmup_steps: int = 50,
         max_steps: int = 1000,
@@ -55,6 +56,19 @@ class VideoTokenizerModule(_Schedule):
         self.lr, self.warmup_steps, self.max_steps = lr, warmup_steps, max_steps
         self.edge_weight = edge_weight
         self._val_codes: list[torch.Tensor] = []
+
+    @classmethod
+    def for_stage(
+        cls, tokenizer: VideoTokenizer, stage: TokenizerStageConfig
+    ) -> VideoTokenizerModule:
+        """The module with the stage's learning rate, schedule and edge weight."""
+        return cls(
+            tokenizer,
+            lr=stage.lr,
+            warmup_steps=stage.warmup_steps,
+            max_steps=stage.max_steps,
+            edge_weight=stage.edge_weight,
+        )
 
     @staticmethod
     def to_images(frames: torch.Tensor) -> torch.Tensor:

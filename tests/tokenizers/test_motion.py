@@ -1,0 +1,152 @@
+"""The motion tokenizer (`tokenizer.video.kind=motion`, #40): N codes per frame at any frame
+size, frames rendered on a reference, self-reenactment training through the tokenizer stage."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from vidchat.data.demo_world.face import (
+    FaceTrack,
+    measure_mouth_opening,
+    neutral_track,
+    render_face,
+)
+from vidchat.data.demo_world.identities import make_identities
+from vidchat.errors import VidchatError
+from vidchat.tokenizers.build import build_video_tokenizer
+from vidchat.tokenizers.motion import MotionConfig, MotionTokenizer
+from vidchat.training.tokenizers.motion import MotionTokenizerModule, ReenactmentPairs
+
+pytestmark = pytest.mark.timeout(300)
+SMALL = dict(channels=[16, 16, 32], hidden=64, motion_channels=8)
+
+
+def _tokenizer(size: int = 32, num_codes: int = 4, seed: int = 0) -> MotionTokenizer:
+    torch.manual_seed(seed)
+    return MotionTokenizer(MotionConfig(frame_size=size, num_codes=num_codes, **SMALL)).eval()
+
+
+def _frames(size: int, t: int = 3, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (1, t, size, size, 3), generator=g, dtype=torch.uint8)
+
+
+@pytest.mark.parametrize("size", [32, 64, 128])
+def test_n_codes_per_frame_whatever_the_frame_size(size):
+    tok = _tokenizer(size, num_codes=4)
+    assert tok.spec.grid == (1, 4) and tok.spec.frame_size == (size, size)
+    assert tok.spec.codebook_size == 8 * 5 * 5 * 5
+    codes = tok.encode(_frames(size))
+    assert codes.shape == (1, 3, 1, 4) and int(codes.max()) < tok.spec.codebook_size
+    frames = tok.decode(codes, reference=_frames(size, t=1)[0, 0])
+    assert frames.shape == (1, 3, size, size, 3) and frames.dtype == torch.uint8
+
+
+def test_decoding_needs_the_reference_and_renders_on_it():
+    tok = _tokenizer()
+    codes = tok.encode(_frames(32))
+    with pytest.raises(VidchatError, match="renders its codes on a reference image"):
+        tok.decode(codes)
+    a, b = _frames(32, t=1, seed=1)[0, 0], _frames(32, t=1, seed=2)[0, 0]
+    assert not torch.equal(tok.decode(codes, reference=a), tok.decode(codes, reference=b))
+    with pytest.raises(VidchatError, match=r"expects reference \[\.\.\.,32,32,3\]"):
+        tok.decode(codes, reference=_frames(16, t=1)[0, 0])
+
+
+def test_save_load_round_trip_and_the_builder(tmp_path):
+    tok = _tokenizer()
+    tok.save(tmp_path / "motion", fp16=False)
+    loaded = build_video_tokenizer({"kind": "motion", "checkpoint": str(tmp_path / "motion")})
+    frames, ref = _frames(32), _frames(32, t=1, seed=3)[0, 0]
+    assert torch.equal(tok.encode(frames), loaded.encode(frames))
+    codes = tok.encode(frames)
+    assert torch.equal(tok.decode(codes, reference=ref), loaded.decode(codes, reference=ref))
+    with pytest.raises(VidchatError, match="not a motion tokenizer checkpoint"):
+        tok.save(tmp_path / "other", extra={"class": "VQVideoTokenizer"})
+        MotionTokenizer.load(tmp_path / "other")
+
+
+def _talking(identity, rng: np.random.Generator, frames: int, size: int) -> np.ndarray:
+    mouth = rng.uniform(0, 1, frames)
+    track = FaceTrack(mouth, np.ones(frames), np.zeros(frames), np.zeros(frames), 0.0)
+    return render_face(identity, track, size)
+
+
+@pytest.mark.slow
+def test_a_briefly_trained_tokenizer_moves_the_reference_face():
+    """Known answer from the demo world: A's mouth on B's face is `render_face(B, A's track)`.
+    After a short self-reenactment training (pairs never cross identities), A's codes rendered
+    on B's reference are near that target and far from A's own frame (the identity comes from
+    the reference), and the rendered mouth opens as A's does (the motion comes from the codes).
+    A renderer that ignored the reference would give A back; codes that ignored the motion
+    would give B's still face. A and B are training faces, never paired in training: new faces
+    need more identities than a test trains on (`bench/reenact.py` measures those)."""
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    people = make_identities(6)
+    clips = [_talking(p, rng, 12, 32) for p in people]
+    tok = MotionTokenizer(MotionConfig(frame_size=32, num_codes=4, **SMALL))
+    module = MotionTokenizerModule(tok)
+    optim = torch.optim.AdamW(tok.parameters(), lr=3e-3)
+    loader = DataLoader(ReenactmentPairs(clips, random=True), batch_size=24, shuffle=True)
+    for step, pairs in enumerate(pair for _ in range(100) for pair in loader):
+        if step == 300:
+            break
+        loss, _ = module.loss(pairs)
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+    tok.eval()
+    a, b = people[0], people[1]
+    mouth = np.array([0.0, 0.5, 1.0])
+    track = FaceTrack(mouth, np.ones(3), np.zeros(3), np.zeros(3), 0.0)
+    a_frames = render_face(a, track, 32)
+    target = render_face(b, track, 32)
+    reference = torch.from_numpy(render_face(b, neutral_track(), 32)[0])
+    codes = tok.encode(torch.from_numpy(a_frames)[None])
+    rendered = tok.decode(codes, reference=reference)[0].numpy()
+    to_target = np.abs(rendered.astype(np.float32) - target).mean()
+    to_driver = np.abs(rendered.astype(np.float32) - a_frames).mean()
+    assert to_target < 0.3 * to_driver, (to_target, to_driver)
+    opened = measure_mouth_opening(rendered)
+    assert opened[0] < opened[1] < opened[2], opened
+    np.testing.assert_allclose(opened, measure_mouth_opening(target), atol=0.2)
+
+
+def test_the_tokenizer_stage_trains_the_motion_kind_on_the_demo_world(demo_world, tmp_path):
+    """`stage=video_tokenizer tokenizer=motion` runs the motion trainer (the stage picks the
+    trainer by the tokenizer's kind), exports a checkpoint the builder loads, and records its
+    held-out round trip."""
+    from tests.conftest import DEMO_TEST_OVERRIDES
+    from vidchat.cli import compose
+    from vidchat.training.tokenizers.stages import train_video_tokenizer
+
+    world = [f"data.{k}={json.dumps(v)}" for k, v in DEMO_TEST_OVERRIDES.items()]
+    cfg = compose(
+        "train",
+        [
+            "stage=video_tokenizer",
+            "tokenizer=motion",
+            f"paths.root_dir={tmp_path}",
+            f"data.root={demo_world.root}",
+            *world,
+            "tokenizer.video.model.channels=[16,16,32]",
+            "tokenizer.video.model.hidden=32",
+            "tokenizer.video.model.motion_channels=8",
+            "stage.max_steps=3",
+            "stage.batch_size=8",
+            "trainer.enable_progress_bar=false",
+            "trainer.val_check_interval=3",
+            "trainer.checkpoint_every_n_steps=null",
+            "logger=none",
+        ],
+    )
+    metrics = train_video_tokenizer(cfg)
+    assert set(metrics) >= {"round_trip_psnr_db", "perplexity", "codes_used"}
+    tok = build_video_tokenizer({"kind": "motion", "checkpoint": cfg.stage.export})
+    assert tok.spec.grid == (1, 4) and tok.spec.frame_size == (32, 32)

@@ -1,0 +1,202 @@
+"""Motion tokenizer: N identity-free codes per frame, rendered back with a reference image.
+
+frames `[B,T,H,W,3]` uint8 -> codes `[B,T,1,N]` long; codes + reference `[B,H,W,3]` -> frames.
+
+Why: an appearance code (`video_vq`) makes "the partner smiles, so I smile" a map between two
+faces' codes, which an LM learns only by memorising pairs. Dyadic head systems (LIA, FOMM,
+LivePortrait, INFP, L2L) instead code the *motion* of a face in a few numbers and render it on a
+reference image; the partner's motion and the responder's then share one space. N does not
+depend on the frame size: only the renderer grows with it.
+
+Architecture only (training: `vidchat.training.tokenizers.motion`), three parts:
+- **motion encoder**: conv stages on the driving frame, pooled to one vector, projected to N
+  groups of `code_dim` channels and quantised by FSQ (`vector-quantize-pytorch`), one code per
+  group. The pool and the narrow bottleneck leave little room for identity (the argument of
+  BCD and INFP); `bench/reenact.py`'s probe measures what passes.
+- **appearance encoder**: conv stages on the reference -> features `[C,h,w]`, h = H / 2**stages.
+- **renderer** (a decoder conditioned on the reference's features, chosen over flow warping
+  for its simplicity at 64 px): the codes -> a motion map `[Cm,h,w]` (a learned projection:
+  where the mouth and eyes are is spatial), concatenated with the appearance features, then
+  mirrored conv stages up to the frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from vidchat.errors import VidchatError
+from vidchat.tokenizers.base import TokenizerSpec, VideoTokenizer
+from vidchat.tokenizers.checkpoint import ConfigCheckpoint
+from vidchat.tokenizers.quantizers import QuantizerOutput, build_quantizer
+from vidchat.tokenizers.video_vq import ResBlock
+
+POOL = 4
+"""The motion encoder pools its features to POOL x POOL at any frame size: enough to say where
+the mouth and eyes are, too coarse to carry a face's look."""
+
+
+@dataclass
+class MotionConfig:
+    """Hyper-parameters of the motion tokenizer (saved in the checkpoint JSON).
+
+    frame_size: frames are frame_size x frame_size pixels (the renderer's size; N is not).
+    fps: frame rate it is trained for (its `TokenizerSpec.frame_rate`).
+    num_codes: N codes per frame, whatever the frame size.
+    fsq_levels: FSQ levels of one code (its codebook is their product).
+    channels: conv width per stage, highest resolution first; each stage halves the size.
+    motion_channels: channels of the motion map the renderer reads beside the appearance.
+    """
+
+    frame_size: int = 64
+    fps: float = 8.0
+    num_codes: int = 4
+    fsq_levels: list[int] = field(default_factory=lambda: [8, 5, 5, 5])
+    channels: list[int] = field(default_factory=lambda: [32, 64, 128])
+    motion_channels: int = 32
+    hidden: int = 256
+
+    def __post_init__(self) -> None:
+        if self.num_codes < 1:
+            raise ValueError(f"num_codes must be >= 1, got {self.num_codes}")
+        if self.frame_size % 2 ** len(self.channels):
+            raise ValueError(
+                f"frame_size={self.frame_size} not divisible by 2**{len(self.channels)} "
+                f"(one halving per channel stage)"
+            )
+
+    @property
+    def latent_side(self) -> int:
+        return self.frame_size // 2 ** len(self.channels)
+
+
+def _down(channels: list[int]) -> nn.Sequential:
+    """`[N,3,H,W]` -> `[N,channels[-1],H/2**S,W/2**S]`."""
+    layers: list[nn.Module] = [nn.Conv2d(3, channels[0], 3, padding=1)]
+    prev = channels[0]
+    for ch in channels:
+        layers += [nn.Conv2d(prev, ch, 4, stride=2, padding=1), ResBlock(ch)]
+        prev = ch
+    return nn.Sequential(*layers)
+
+
+def _up(channels: list[int], in_dim: int) -> nn.Sequential:
+    """`[N,in_dim,h,w]` -> `[N,3,h*2**S,w*2**S]` in about [-1, 1]."""
+    chans = list(reversed(channels))
+    layers: list[nn.Module] = [nn.Conv2d(in_dim, chans[0], 3, padding=1)]
+    prev = chans[0]
+    for ch in chans:
+        layers += [ResBlock(prev), nn.Upsample(scale_factor=2, mode="nearest")]
+        layers += [nn.Conv2d(prev, ch, 3, padding=1)]
+        prev = ch
+    layers += [nn.GroupNorm(8, prev), nn.SiLU(), nn.Conv2d(prev, 3, 3, padding=1)]
+    return nn.Sequential(*layers)
+
+
+class MotionTokenizer(ConfigCheckpoint, VideoTokenizer):
+    """Frames -> N motion codes each; codes + a reference image -> frames (module docstring)."""
+
+    config_class = MotionConfig
+    checkpoint_name = "motion tokenizer"
+    needs_reference = True
+
+    def __init__(self, cfg: MotionConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        dim = len(cfg.fsq_levels)
+        side = cfg.latent_side
+        self.motion_encoder = nn.Sequential(
+            _down(cfg.channels),
+            nn.AdaptiveAvgPool2d(POOL),  # a fixed grid whatever the frame size: where is kept
+            nn.Flatten(),
+            nn.Linear(cfg.channels[-1] * POOL * POOL, cfg.hidden),
+            nn.LayerNorm(cfg.hidden),  # keeps the latent in FSQ's unsaturated range
+            nn.SiLU(),
+            nn.Linear(cfg.hidden, cfg.num_codes * dim),
+        )
+        self.quantizer = build_quantizer("fsq", 0, dim, levels=cfg.fsq_levels)
+        self.appearance_encoder = _down(cfg.channels)
+        self.motion_map = nn.Sequential(
+            nn.Linear(cfg.num_codes * dim, cfg.hidden),
+            nn.SiLU(),
+            nn.Linear(cfg.hidden, cfg.motion_channels * side * side),
+        )
+        self.renderer = _up(cfg.channels, cfg.channels[-1] + cfg.motion_channels)
+        self.spec = TokenizerSpec(
+            modality="video",
+            frame_rate=float(cfg.fps),
+            num_codebooks=1,
+            codebook_size=int(self.quantizer.codebook_size),
+            grid=(1, cfg.num_codes),
+            frame_size=(cfg.frame_size, cfg.frame_size),
+        )
+
+    # --- continuous path (training) -------------------------------------------------------
+    def quantize_motion(self, images: torch.Tensor) -> QuantizerOutput:
+        """Driving images `[N,3,H,W]` in [-1,1] -> quantised motion `[N*num_codes, D]` with codes
+        `[N, num_codes]`."""
+        z = self.motion_encoder(images)  # [N, num_codes*D]
+        n = z.shape[0]
+        q = self.quantizer(rearrange(z, "n (c d) -> (n c) d", c=self.cfg.num_codes))
+        q.codes = q.codes.view(n, self.cfg.num_codes)
+        return q
+
+    def render(self, motion: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        """Quantised motion `[N*num_codes, D]` and reference images `[N,3,H,W]` in [-1,1] ->
+        images `[N,3,H,W]` in about [-1,1]."""
+        side = self.cfg.latent_side
+        m = rearrange(motion, "(n c) d -> n (c d)", c=self.cfg.num_codes)
+        motion_map = self.motion_map(m).view(m.shape[0], -1, side, side)
+        appearance = self.appearance_encoder(reference)
+        return self.renderer(torch.cat([appearance, motion_map], dim=1))
+
+    def forward(
+        self, driving: torch.Tensor, reference: torch.Tensor
+    ) -> tuple[torch.Tensor, QuantizerOutput]:
+        """Driving and reference images `[N,3,H,W]` in [-1,1] (the same person) -> (the driving
+        frame rendered from its codes on the reference, quantiser output)."""
+        q = self.quantize_motion(driving)
+        return self.render(q.quantized, reference), q
+
+    # --- discrete interface ----------------------------------------------------------------
+    def _images(self, frames: torch.Tensor, what: str) -> torch.Tensor:
+        """uint8 `[...,H,W,3]` -> `[N,3,H,W]` float in [-1,1] on this tokenizer's device."""
+        size = self.cfg.frame_size
+        if frames.ndim < 3 or frames.shape[-1] != 3 or tuple(frames.shape[-3:-1]) != (size, size):
+            raise VidchatError(
+                f"motion tokenizer expects {what} [...,{size},{size},3] uint8, got "
+                f"{tuple(frames.shape)}; resample to {size}x{size} first"
+            )
+        device = next(self.parameters()).device
+        x = frames.reshape(-1, *frames.shape[-3:]).to(device).float()
+        return rearrange(x, "n h w c -> n c h w") / 127.5 - 1.0
+
+    @torch.no_grad()
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        """frames `[B,T,H,W,3]` uint8 -> codes `[B,T,1,N]` long."""
+        if frames.ndim != 5:
+            raise VidchatError(f"motion tokenizer expects frames [B,T,H,W,3], got {frames.shape}")
+        b, t = frames.shape[:2]
+        codes = self.quantize_motion(self._images(frames, "frames")).codes
+        return codes.view(b, t, 1, self.cfg.num_codes)
+
+    @torch.no_grad()
+    def decode(self, codes: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
+        """codes `[B,T,1,N]` and the reference `[B,H,W,3]` (or `[H,W,3]` for every row) uint8
+        -> frames `[B,T,H,W,3]` uint8, the reference's face moving as the codes say."""
+        if reference is None:
+            raise VidchatError(
+                "a motion tokenizer renders its codes on a reference image: pass reference="
+            )
+        b, t = codes.shape[:2]
+        ref = self._images(reference, "reference")  # [B or 1,3,H,W]
+        ref = ref.expand(b, -1, -1, -1) if ref.shape[0] == 1 else ref
+        ref = ref.repeat_interleave(t, dim=0)  # [B*T,3,H,W]
+        device = ref.device
+        motion = self.quantizer.decode(codes.to(device).long().flatten())  # [(B T N), D]
+        x = self.render(motion.float(), ref)
+        x = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+        return rearrange(x, "(b t) c h w -> b t h w c", b=b)
