@@ -150,3 +150,36 @@ def test_the_tokenizer_stage_trains_the_motion_kind_on_the_demo_world(demo_world
     assert set(metrics) >= {"round_trip_psnr_db", "perplexity", "codes_used"}
     tok = build_video_tokenizer({"kind": "motion", "checkpoint": cfg.stage.export})
     assert tok.spec.grid == (1, 4) and tok.spec.frame_size == (32, 32)
+
+
+def test_every_decode_path_renders_on_the_responders_reference(partner_clip):
+    """The pipeline's one-shot and streaming answers, and the codec's round trip, draw a motion
+    tokenizer's codes on the reference they are given (#40 item 3)."""
+    from tests.tiny_responder import tiny_tokenizers
+    from vidchat.inference.pipeline import ResponderPipeline
+    from vidchat.model.build import build_layout, build_model
+    from vidchat.model.generate import SamplingConfig
+
+    video, audio = _tokenizer(32), tiny_tokenizers()[1]
+    layout = build_layout(video.spec, audio.spec, {"chunk_seconds": 0.5})
+    torch.manual_seed(0)
+    model = build_model({"dim": 32, "n_layers": 2, "n_heads": 2, "max_seq_len": 1024}, layout)
+    grey = np.full((32, 32, 3), 128, np.uint8)
+    pipe = ResponderPipeline(model, layout, video, audio, reference=grey)
+    face_a, face_b = (_frames(32, t=1, seed=s)[0, 0].numpy() for s in (5, 6))
+    clip, sampling = pipe.read_partner(partner_clip), SamplingConfig(seed=0)
+
+    answer = pipe.respond(clip, face_b, max_seconds=1.0, sampling=sampling)
+    assert answer.video_codes.shape[1:] == (1, 4)
+    assert np.array_equal(answer.frames, pipe.decode_video(answer.video_codes, face_b))
+    assert not np.array_equal(answer.frames, pipe.decode_video(answer.video_codes, face_a))
+    streamed = pipe.stream(clip, face_b, max_seconds=1.0, sampling=sampling)
+    assert np.array_equal(np.concatenate([c.frames for c in streamed]), answer.frames)
+    (batched,) = pipe.respond_batch([clip], [face_b], max_seconds=1.0, sampling=sampling)
+    assert np.array_equal(batched.frames, answer.frames)
+
+    frames = clip.frames[:4]
+    on_a, _ = pipe.codec.round_trip(frames, clip.audio, reference=face_a)
+    on_b, _ = pipe.codec.round_trip(frames, clip.audio, reference=face_b)
+    own, _ = pipe.codec.round_trip(frames, clip.audio)  # default: the clip's first frame
+    assert not np.array_equal(on_a, on_b) and not np.array_equal(own, on_a)

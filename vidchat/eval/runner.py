@@ -131,7 +131,8 @@ def responses(
         return
     if system == "tokenized":
         for item in inputs:
-            yield item, *pipe.codec.round_trip(item.target.frames, item.target.audio)
+            reference = pipe.reference_image(item.reference)  # a motion tokenizer's face
+            yield item, *pipe.codec.round_trip(item.target.frames, item.target.audio, reference)
         return
     sampling = cfg.sampling_config()
     batch_size = cfg.batch_size

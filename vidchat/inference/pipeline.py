@@ -138,14 +138,18 @@ class ResponderPipeline:
             video, audio = tail_codes(video, audio, self.partner_seconds, self.layout.cfg)
         return Segment(Role.PARTNER, video, audio)
 
-    def encode_reference(self, image: np.ndarray | None) -> torch.Tensor:
-        """Reference face `[H,W,3]` (or the default one) -> codes `[h,w]`."""
+    def reference_image(self, image: np.ndarray | None) -> np.ndarray:
+        """The responder's face `[H,W,3]`: `image`, else the checkpoint's default."""
         image = self.default_reference if image is None else image
         if image is None:
             raise VidchatError(
                 "no reference face: pass --reference face.png (this checkpoint has no default)"
             )
-        return encode_frames(self.codec.video, image[None])[0]
+        return image
+
+    def encode_reference(self, image: np.ndarray | None) -> torch.Tensor:
+        """Reference face `[H,W,3]` (or the default one) -> codes `[h,w]`."""
+        return encode_frames(self.codec.video, self.reference_image(image)[None])[0]
 
     def prompt(self, clip: Clip, reference: np.ndarray | None = None):
         return self.layout.prompt([self.encode_partner(clip)], ref=self.encode_reference(reference))
@@ -163,9 +167,10 @@ class ResponderPipeline:
         return max(1, int(round(max_seconds / float(self.layout.cfg.chunk_seconds))))
 
     # ---- output side --------------------------------------------------------------------
-    def decode_video(self, codes: torch.Tensor) -> np.ndarray:
-        """codes `[t,h,w]` -> frames `[t,H,W,3]` uint8."""
-        return decode_frames(self.codec.video, codes)
+    def decode_video(self, codes: torch.Tensor, reference: np.ndarray | None = None) -> np.ndarray:
+        """codes `[t,h,w]` -> frames `[t,H,W,3]` uint8, rendered on the responder's face
+        (`reference`, else the default: a motion tokenizer draws its codes on it)."""
+        return decode_frames(self.codec.video, codes, self.reference_image(reference))
 
     def decode_audio(self, codes: torch.Tensor) -> np.ndarray:
         """codes `[K,Ta]` -> waveform `[Ta*hop]` float32."""
@@ -197,7 +202,7 @@ class ResponderPipeline:
             self.unconditional([reference], sampling),
             self.runner,
         ):
-            frames = self.decode_video(chunk.video[0])
+            frames = self.decode_video(chunk.video[0], reference)
             new = chunk.audio[0]  # [K,ta]
             audio_codes.append(new)
             codes = torch.cat(audio_codes, dim=-1)  # [K,Ta so far]
@@ -232,7 +237,10 @@ class ResponderPipeline:
             self.runner,
         )
         return self._response(
-            result.video[0], result.audio[0], {"compute_s": time.perf_counter() - started}
+            result.video[0],
+            result.audio[0],
+            {"compute_s": time.perf_counter() - started},
+            reference,
         )
 
     def respond_batch(
@@ -257,13 +265,18 @@ class ResponderPipeline:
         )
         per_row = (time.perf_counter() - started) / max(1, len(clips))
         return [
-            self._response(v, a, {"compute_s": per_row}) for v, a in zip(result.video, result.audio)
+            self._response(v, a, {"compute_s": per_row}, r)
+            for v, a, r in zip(result.video, result.audio, references, strict=True)
         ]
 
     def _response(
-        self, video: torch.Tensor, audio: torch.Tensor, timings: dict[str, float]
+        self,
+        video: torch.Tensor,
+        audio: torch.Tensor,
+        timings: dict[str, float],
+        reference: np.ndarray | None,
     ) -> Response:
-        frames = self.decode_video(video)
+        frames = self.decode_video(video, reference)
         wave = self.decode_audio(audio)
         return Response(
             frames,

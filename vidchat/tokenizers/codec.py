@@ -43,13 +43,17 @@ def encode_frames(tokenizer: VideoTokenizer, frames: np.ndarray | Tensor) -> Ten
 
 
 @torch.inference_mode()
-def decode_frames(tokenizer: VideoTokenizer, codes: Tensor) -> np.ndarray:
-    """codes `[Tc,h,w]` -> frames `[Tc*k,H,W,3]` uint8."""
+def decode_frames(
+    tokenizer: VideoTokenizer, codes: Tensor, reference: np.ndarray | Tensor | None = None
+) -> np.ndarray:
+    """codes `[Tc,h,w]` -> frames `[Tc*k,H,W,3]` uint8, rendered on `reference` `[H,W,3]` uint8
+    (the responder's face: a motion tokenizer needs it, an appearance tokenizer ignores it)."""
     if codes.shape[0] == 0:
         return np.zeros((0, *tokenizer.spec.frame_size, 3), np.uint8)
     dev = _device(tokenizer)
+    ref = None if reference is None else torch.as_tensor(np.ascontiguousarray(reference)).to(dev)
     out = [
-        tokenizer.decode(codes[i : i + FRAME_BATCH][None].to(dev))[0].cpu().numpy()
+        tokenizer.decode(codes[i : i + FRAME_BATCH][None].to(dev), reference=ref)[0].cpu().numpy()
         for i in range(0, codes.shape[0], FRAME_BATCH)
     ]
     return np.concatenate(out)
@@ -104,14 +108,24 @@ class ClipCodec:
         -> their codes."""
         return ClipCodes(encode_frames(self.video, frames), encode_audio(self.audio, audio))
 
-    def decode_clip(self, codes: ClipCodes) -> tuple[np.ndarray, np.ndarray]:
-        """Codes -> (frames `[T,H,W,3]` uint8, waveform `[Ta*hop]` float32)."""
-        return decode_frames(self.video, codes.video), decode_audio(self.audio, codes.audio)
+    def decode_clip(
+        self, codes: ClipCodes, reference: np.ndarray | Tensor | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Codes (and the face they are rendered on, `decode_frames`) -> (frames `[T,H,W,3]`
+        uint8, waveform `[Ta*hop]` float32)."""
+        frames = decode_frames(self.video, codes.video, reference)
+        return frames, decode_audio(self.audio, codes.audio)
 
     def round_trip(
-        self, frames: np.ndarray | Tensor, audio: np.ndarray | Tensor
+        self,
+        frames: np.ndarray | Tensor,
+        audio: np.ndarray | Tensor,
+        reference: np.ndarray | Tensor | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """A clip through encode then decode: what any LM over these codes can reach at best
-        (as many frames as went in, also when a temporal stride groups them)."""
-        out_frames, out_audio = self.decode_clip(self.encode_clip(frames, audio))
+        (as many frames as went in, also when a temporal stride groups them). `reference`: the
+        face a motion tokenizer renders on (default: the clip's first frame)."""
+        if reference is None and self.video.needs_reference and len(frames):
+            reference = frames[0]
+        out_frames, out_audio = self.decode_clip(self.encode_clip(frames, audio), reference)
         return out_frames[: len(frames)], out_audio

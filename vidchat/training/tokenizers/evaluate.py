@@ -25,7 +25,8 @@ def evaluate_video_tokenizer(tokenizer: VideoTokenizer, frames: np.ndarray) -> d
     {psnr_db, ssim, perplexity, codes_used, num_frames}."""
     x = torch.from_numpy(np.ascontiguousarray(frames))
     codes = encode_frames(tokenizer, x)  # [N/k,h,w]
-    rec_u8 = decode_frames(tokenizer, codes)[: len(x)]
+    reference = x[0] if tokenizer.needs_reference else None  # the clip's own face
+    rec_u8 = decode_frames(tokenizer, codes, reference)[: len(x)]
     rec = torch.from_numpy(rec_u8).float() / 255
     perplexity, used = codebook_usage(codes.flatten(), tokenizer.spec.codebook_size)
     window = min(11, *x.shape[1:3])
