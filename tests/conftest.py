@@ -4,10 +4,10 @@
   test (the repo root is put on `sys.path` here).
 - `demo_world` (session-scoped): a small demo world generated once into a temp dir; see its
   docstring for what it returns.
-- Tiers: `slow` marks the long tests (`pytest -m "not slow"` is the inner loop); `serial` marks
-  the ones that must run alone, after the parallel part (`pytest -n 2 -m "not serial"`, then
-  `pytest -m serial`): kill and signal timings, Ray clusters, the browser, multi-process
-  training. Tests that use the `ray_cluster` fixture are marked serial here.
+- Tiers: `slow` marks the long tests and `serial` the ones that must run alone (kill and signal
+  timings, Ray clusters, the browser). The inner loop is `pytest -n 2 -m "not slow and not
+  serial"`; CI runs `pytest -n 2 -m "not serial"`, then `pytest -m serial`. Tests that use the
+  `ray_cluster` fixture are marked serial here.
 """
 
 from __future__ import annotations

@@ -67,6 +67,9 @@ def test_import_names_a_module_or_a_file_and_a_bad_one_is_one_error(tmp_path, mo
     (tmp_path / "lab_broken_zz.py").write_text("import lab_nowhere_zz\n")
     with pytest.raises(ModuleNotFoundError, match="lab_nowhere_zz"):  # the user's own error
         import_user_modules(["lab_broken_zz"])
+    (tmp_path / "json.py").write_text("SHADOW = True\n")
+    with pytest.raises(ConfigError, match="names another module already imported"):
+        import_user_modules([str(tmp_path / "json.py")])
     with pytest.raises(ConfigError, match="is not a file"):
         import_user_modules([str(tmp_path / "missing.py")])
     with pytest.raises(ConfigError, match=r"must be a list of modules, e\.g\. imports=\[x\]"):

@@ -32,8 +32,13 @@ def _from_file(path: Path, what: str) -> ModuleType:
     if not path.is_file():
         raise ConfigError(f"{what}: {path} is not a file")
     name = path.stem
-    if name in sys.modules and getattr(sys.modules[name], "__file__", None) == str(path):
-        return sys.modules[name]
+    if name in sys.modules:
+        if getattr(sys.modules[name], "__file__", None) == str(path):
+            return sys.modules[name]
+        raise ConfigError(
+            f"{what}: {path} would be imported as {name!r}, which names another module "
+            "already imported; rename the file"
+        )
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise ConfigError(f"{what}: {path} cannot be imported as a Python module")
