@@ -85,7 +85,7 @@ def test_a_briefly_trained_tokenizer_moves_the_reference_face():
     the reference), and the rendered mouth opens as A's does (the motion comes from the codes).
     A renderer that ignored the reference would give A back; codes that ignored the motion
     would give B's still face. A and B are training faces, never paired in training: new faces
-    need more identities than a test trains on (`bench/reenact.py` measures those)."""
+    need more identities than a test trains on (still to be measured: #40)."""
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     people = make_identities(6)

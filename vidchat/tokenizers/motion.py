@@ -9,10 +9,12 @@ reference image; the partner's motion and the responder's then share one space. 
 depend on the frame size: only the renderer grows with it.
 
 Architecture only (training: `vidchat.training.tokenizers.motion`), three parts:
-- **motion encoder**: conv stages on the driving frame, pooled to one vector, projected to N
-  groups of `code_dim` channels and quantised by FSQ (`vector-quantize-pytorch`), one code per
-  group. The pool and the narrow bottleneck leave little room for identity (the argument of
-  BCD and INFP); `bench/reenact.py`'s probe measures what passes.
+- **motion encoder**: conv stages on the driving frame, pooled to a fixed 4x4 grid (`POOL`,
+  whatever the frame size), projected to N groups of `len(fsq_levels)` channels and quantised
+  by FSQ (`vector-quantize-pytorch`), one code per group. The pool and the narrow bottleneck
+  leave little room for identity (the argument of BCD and INFP); an identity probe on the codes
+  is what will measure what passes. A global pool gave every frame the same code: the mouth's
+  few pixels vanished in the average.
 - **appearance encoder**: conv stages on the reference -> features `[C,h,w]`, h = H / 2**stages.
 - **renderer** (a decoder conditioned on the reference's features, chosen over flow warping
   for its simplicity at 64 px): the codes -> a motion map `[Cm,h,w]` (a learned projection:
