@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import av
 import numpy as np
@@ -24,6 +28,22 @@ def decoded_durations(path) -> tuple[float, float]:
         samples = sum(f.samples for f in container.decode(a))
         sr = a.codec_context.sample_rate
     return n_frames / fps, samples / sr
+
+
+def answering(partner_clip, out: Path, stderr: int) -> subprocess.Popen:
+    """`infer.py` answering 5 s of `partner_clip` into `out` with the shipped LM, returned once
+    the first chunk's temp file stands beside `out`: mid-answer, as the rest takes seconds more."""
+    cmd = [sys.executable, "infer.py", "--input", str(partner_clip), "--output", str(out)]
+    proc = subprocess.Popen(
+        [*cmd, "--max-seconds", "5"], stdout=subprocess.PIPE, stderr=stderr, text=True
+    )
+    for line in proc.stdout:
+        if line.startswith("loaded model"):
+            break
+    deadline = time.monotonic() + 60
+    while not list(out.parent.glob(f".{out.name}.*")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return proc
 
 
 def run(args, capsys):
@@ -267,29 +287,10 @@ def test_outputs_never_destroy_a_file(saved_responder, partner_clip, tmp_path, c
 def test_sigterm_mid_answer_leaves_nothing_behind(partner_clip, tmp_path):
     """SIGTERM is handled like Ctrl-C: one line, non-zero exit, no output and no temp file."""
     import signal
-    import subprocess
-    import sys
-    import time
 
     out = tmp_path / "out" / "answer.mp4"
-    cmd = [
-        sys.executable,
-        "infer.py",
-        "--input",
-        str(partner_clip),
-        "--output",
-        str(out),
-        "--max-seconds",
-        "5",
-    ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for line in proc.stdout:
-        if line.startswith("loaded model"):
-            break
-    deadline = time.monotonic() + 60  # the first chunk's temp file: the answer has begun
-    while not list(out.parent.glob(".answer.mp4.*")) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGTERM)  # 5 s of answer take the shipped LM seconds more
+    proc = answering(partner_clip, out, subprocess.PIPE)
+    proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
     assert stderr.strip().splitlines()[-1].startswith("error: interrupted")
@@ -349,31 +350,12 @@ def test_a_rerun_removes_the_temp_file_a_killed_run_left(
     the same output removes it once it has gone stale; the folder's other files stay."""
     import os
     import signal
-    import subprocess
-    import sys
-    import time
 
     import vidchat.utils.atomic as atomic
 
     out = tmp_path / "answer.mp4"
     (tmp_path / ".someone-elses.tmp").write_text("not ours")
-    cmd = [
-        sys.executable,
-        "infer.py",
-        "--input",
-        str(partner_clip),
-        "--output",
-        str(out),
-        "--max-seconds",
-        "5",
-    ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    for line in proc.stdout:
-        if line.startswith("loaded model"):
-            break
-    deadline = time.monotonic() + 60
-    while not list(tmp_path.glob(".answer.mp4.*")) and time.monotonic() < deadline:
-        time.sleep(0.02)
+    proc = answering(partner_clip, out, subprocess.DEVNULL)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     (left,) = tmp_path.glob(".answer.mp4.*")
