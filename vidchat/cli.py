@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 
 from vidchat.errors import ConfigError, VidchatError
 from vidchat.utils.atomic import check_writable_folder
+from vidchat.utils.imports import import_user_modules, missing_itself
 from vidchat.utils.paths import CONFIG_DIR
 
 log = logging.getLogger("vidchat")
@@ -28,7 +29,7 @@ def resolve_entry(entry: str) -> Callable[[DictConfig], Any]:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if not exc.name or not (module_name + ".").startswith(exc.name + "."):
+        if not missing_itself(module_name, exc):
             raise  # the module exists but an import inside it failed: the user needs that trace
         raise ConfigError(f"stage.entry {entry!r}: module {module_name!r} not found") from exc
     try:
@@ -151,8 +152,6 @@ def compose(config_name: str = "train", overrides: list[str] | None = None) -> D
 def run_with_imports(cfg: DictConfig, run: Callable[[DictConfig], Any]) -> Any:
     """Import the user's modules that `cfg.imports` names (their registrations: heads,
     tokenizers and trainers, data sources, metrics), then `run(cfg)`."""
-    from vidchat.utils.imports import import_user_modules
-
     import_user_modules(cfg.get("imports"))
     return run(cfg)
 

@@ -52,13 +52,19 @@ def _from_file(path: Path, what: str) -> ModuleType:
     return module
 
 
+def missing_itself(name: str, exc: ModuleNotFoundError) -> bool:
+    """Whether importing `name` failed because `name` (or a package above it) does not exist,
+    rather than because the module failed to import something of its own."""
+    return bool(exc.name) and (name + ".").startswith(f"{exc.name}.")
+
+
 def _by_name(name: str, what: str) -> ModuleType:
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as exc:
-        if exc.name and (name + ".").startswith(exc.name + "."):  # the module itself is missing
+        if missing_itself(name, exc):
             raise ConfigError(
                 f"{what}: no module {name!r} (give a dotted name on the Python path, "
                 "or a path to a .py file)"

@@ -22,11 +22,12 @@ from vidchat.training.tokenizers.metrics import (
 @torch.no_grad()
 def evaluate_video_tokenizer(tokenizer: VideoTokenizer, frames: np.ndarray) -> dict[str, float]:
     """frames `[N,H,W,3]` uint8 (consecutive, N a multiple of the temporal stride) ->
-    {psnr_db, ssim, perplexity, codes_used, num_frames}."""
+    {psnr_db, ssim, perplexity, codes_used, num_frames}. For appearance tokenizers: the frames
+    may come from many clips, so there is no one reference to render on (a motion tokenizer is
+    measured clip by clip, `vidchat.training.tokenizers.motion.evaluate_motion_tokenizer`)."""
     x = torch.from_numpy(np.ascontiguousarray(frames))
     codes = encode_frames(tokenizer, x)  # [N/k,h,w]
-    reference = x[0] if tokenizer.needs_reference else None  # the clip's own face
-    rec_u8 = decode_frames(tokenizer, codes, reference)[: len(x)]
+    rec_u8 = decode_frames(tokenizer, codes)[: len(x)]
     rec = torch.from_numpy(rec_u8).float() / 255
     perplexity, used = codebook_usage(codes.flatten(), tokenizer.spec.codebook_size)
     window = min(11, *x.shape[1:3])

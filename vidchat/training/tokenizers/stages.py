@@ -33,7 +33,6 @@ from vidchat.training.tokenizers.job import (
     TRAINERS,
     TokenizerJob,
     export_path,
-    fit,
     fit_batches,
     records,
     register_tokenizer_trainer,
@@ -50,11 +49,6 @@ __all__ = [
     "train_audio_codec",
     "train_video_tokenizer",
 ]
-
-
-def video_config(job: TokenizerJob) -> VQVideoConfig:
-    """The VQ's architecture from `tokenizer.video.model`, frame size and fps from the data."""
-    return video_model_config(job, VQVideoConfig)
 
 
 def run_tokenizer_stage(cfg: DictConfig, stream: str) -> dict[str, float]:
@@ -87,7 +81,7 @@ def train_audio_codec(cfg: DictConfig) -> dict[str, float]:
 def train_vq_video_tokenizer(job: TokenizerJob) -> dict[str, float]:
     """The VQ / FSQ video tokenizer on the manifest's clips."""
     s = job.stage
-    vq_cfg = video_config(job)
+    vq_cfg = video_model_config(job, VQVideoConfig)
     train_recs, val_recs = records(job)
     read = dict(fps=vq_cfg.fps, size=vq_cfg.frame_size)
     k = vq_cfg.temporal_stride
@@ -153,11 +147,7 @@ def train_encodec_audio_codec(job: TokenizerJob) -> dict[str, float]:
     )
     train_ds = AudioSegmentDataset(train_waves, segment, random=True, repeats=s.segments_per_clip)
     val_ds = AudioSegmentDataset(val_waves, segment, random=False)
-    train_loader = DataLoader(
-        train_ds, batch_size=s.batch_size, shuffle=True, drop_last=len(train_ds) > s.batch_size
-    )
-    val_loader = DataLoader(val_ds, batch_size=s.batch_size)
-    fit(job, module, train_loader, val_loader)
+    fit_batches(job, module, train_ds, DataLoader(val_ds, batch_size=s.batch_size))
     return save_and_measure(
         job, "audio", codec, lambda t: evaluate_audio_codec(t, val_waves), val_recs
     )
