@@ -21,6 +21,7 @@ LAYERS = [
     ["vidchat.tokenizers", "vidchat.model", "vidchat.perception"],
     ["vidchat.data"],
     ["vidchat.training", "vidchat.inference"],
+    ["vidchat.live"],
     ["vidchat.eval", "vidchat.webapp"],
     ["vidchat.curate"],
     ["vidchat.train", "vidchat.infer"],

@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from threading import Event
 
 import numpy as np
 import torch
@@ -184,8 +185,10 @@ class ResponderPipeline:
         max_seconds: float = 5.0,
         sampling: SamplingConfig | None = None,
         stats: StreamStats | None = None,
+        stop: Event | None = None,
     ) -> Iterator[ResponseChunk]:
-        """Yield the responder's decoded chunks one by one (see the module docstring)."""
+        """Yield the responder's decoded chunks one by one (see the module docstring); `stop`,
+        set from another thread, ends the answer between two tokens."""
         stats = stats if stats is not None else StreamStats()
         stats.started = time.perf_counter()
         prompt = self.prompt(clip, reference)
@@ -201,6 +204,7 @@ class ResponderPipeline:
             sampling,
             self.unconditional([reference], sampling),
             self.runner,
+            stop,
         ):
             frames = self.decode_video(chunk.video[0], reference)
             new = chunk.audio[0]  # [K,ta]

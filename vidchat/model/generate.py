@@ -32,6 +32,7 @@ from __future__ import annotations
 import typing
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import Field, dataclass, field, fields
+from threading import Event
 from typing import Any
 
 import torch
@@ -270,9 +271,16 @@ def stream_chunks(
     sampling: SamplingConfig | None = None,
     unconditional: Prompts | None = None,
     runner: StepRunner = EAGER,
+    stop: Event | None = None,
 ) -> Iterator[ResponderChunk]:
-    """Yield each responder chunk's codes as soon as it is complete (see the module docstring)."""
+    """Yield each responder chunk's codes as soon as it is complete (see the module docstring).
+
+    stop: set from another thread to end the answer between two tokens (a live caller cancels a
+    chunk in flight when its partner speaks again; waiting for the chunk's end would cost a
+    whole chunk of compute)."""
     for _, chunk in _decode(model, layout, prompt, max_chunks, sampling, unconditional, runner):
+        if stop is not None and stop.is_set():
+            return
         if chunk is not None:
             yield chunk
 

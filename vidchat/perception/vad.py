@@ -26,18 +26,30 @@ def _session() -> Any:
     return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
 
 
+class StreamingVAD:
+    """Silero's speech probability for one 512-sample window at a time, carrying the model's
+    state and context from window to window (a live caller feeds the microphone as it comes)."""
+
+    def __init__(self) -> None:
+        self.session = _session()
+        self.reset()
+
+    def reset(self) -> None:
+        self.state = np.zeros((2, 1, 128), np.float32)
+        self.context = np.zeros((1, CONTEXT), np.float32)
+
+    def __call__(self, window: np.ndarray) -> float:
+        """window `[WINDOW]` float32 at 16 kHz -> P(speech)."""
+        x = np.concatenate([self.context, window.astype(np.float32)[None]], axis=1)
+        sr = np.array(VAD_RATE, dtype=np.int64)
+        out, self.state = self.session.run(None, {"input": x, "state": self.state, "sr": sr})
+        self.context = x[:, -CONTEXT:]
+        return float(out.reshape(-1)[0])
+
+
 def speech_probabilities(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     """[S] float audio -> [N] speech probability per 32 ms window (16 kHz)."""
     wav = resample(check_audio(audio, sample_rate, "audio"), sample_rate, VAD_RATE)
     wav = np.pad(wav, (0, -len(wav) % WINDOW))
-    session = _session()
-    state = np.zeros((2, 1, 128), np.float32)
-    context = np.zeros((1, CONTEXT), np.float32)
-    sr = np.array(VAD_RATE, dtype=np.int64)
-    probs = []
-    for start in range(0, len(wav), WINDOW):
-        x = np.concatenate([context, wav[None, start : start + WINDOW]], axis=1)
-        out, state = session.run(None, {"input": x, "state": state, "sr": sr})
-        probs.append(float(out.reshape(-1)[0]))
-        context = x[:, -CONTEXT:]
-    return np.asarray(probs)
+    vad = StreamingVAD()
+    return np.asarray([vad(wav[start : start + WINDOW]) for start in range(0, len(wav), WINDOW)])
