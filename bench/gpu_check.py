@@ -58,6 +58,7 @@ ORDER = (
     "tokenize_ray",
     "train_step",
     "generate_32",
+    "live",
 )
 """Correctness first (what crashed or hung on the first GPU), then speed: a short budget cuts
 the tail."""
@@ -236,6 +237,16 @@ TRAIN_STEP_FIGURES = {
     "peak GiB plain": r"^peak memory GiB ours plain \w+: ([0-9.]+)",
     "peak GiB chunked": r"^peak memory GiB ours chunked \w+: ([0-9.]+)",
 }
+LIVE_FIGURES = {
+    name: rf"^live {name}: ([0-9.]+)"
+    for name in (
+        "first answer frame ms",
+        "barge-in to listening ms",
+        "output frame interval p95 ms",
+        "dropped frames",
+        "listening chunk ms",
+    )
+}
 BASE_SHAPE = ["--dim", "1024", "--layers", "24", "--heads", "16", "--seq", "4096", "--batch", "8"]
 
 
@@ -261,6 +272,7 @@ def _bench_steps(device: str) -> list[Step]:
         Step("generate", [*bench, "--grids", "8,16" if gpu else "4,8"], table),
         Step("generate_32", [*bench, *grids_32], table),
         Step("train_step", train_step, TRAIN_STEP_FIGURES),
+        Step("live", [py, str(ROOT / "bench" / "live.py"), "--device", device], LIVE_FIGURES),
     ]
 
 

@@ -79,6 +79,7 @@ SELF_CONTAINED = {
         "1",
     ],
     "web_demo.py": ["--repeats", "1", "--threads", "1"],
+    "live.py": ["--seconds", "6", "--threads", "1", "--device", "cpu"],
     "curate.py": ["--sources", "1", "--workers", "1"],
     "overfit_rung.py": ["--steps", "3", "--conversations", "4", "--work", "rung"],
 }
