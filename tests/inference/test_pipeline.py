@@ -138,3 +138,20 @@ def _streams_like_one_shot(pipeline, clip, sampling):
     chunks = list(pipeline.stream(clip, max_seconds=1.0, sampling=sampling))
     whole = pipeline.respond(clip, max_seconds=1.0, sampling=sampling)
     np.testing.assert_array_equal(np.concatenate([c.frames for c in chunks]), whole.frames)
+
+
+@pytest.mark.parametrize("head", ["flat", "depth"])
+def test_a_listening_turn_keeps_every_audio_step_silent(partner_clip, head):
+    """`fixed_audio` pins each audio step to the codec's silence codes; video stays free."""
+    from tests.tiny_responder import tiny_pipeline
+    from vidchat.model.generate import stream_chunks
+
+    pipe = tiny_pipeline(head=head)
+    prompt = pipe.prompt(pipe.read_partner(partner_clip))
+    silence = pipe.silence_codes()  # [K]
+    free = list(stream_chunks(pipe.model, pipe.layout, prompt, 2, SamplingConfig()))
+    fixed = list(stream_chunks(pipe.model, pipe.layout, prompt, 2, fixed_audio=silence))
+    assert fixed and free
+    for chunk in fixed:
+        assert torch.equal(chunk.audio[0], silence[:, None].expand_as(chunk.audio[0]))
+    assert not all(torch.equal(c.audio[0], silence[:, None].expand_as(c.audio[0])) for c in free)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tests.live.test_loop import partner, silence, speech
-from vidchat.data.demo_world.face import neutral_track, render_face
+from vidchat.data.demo_world.face import measure_mouth_opening, neutral_track, render_face
 from vidchat.data.demo_world.identities import make_identities
 from vidchat.eval.metrics.demo_oracle import identity_match
 from vidchat.inference.loading import load_pipeline
@@ -51,6 +51,9 @@ def test_listens_and_answers_on_the_reference_face(pipe, gallery):
     assert len(distinct) >= 4, len(distinct)
     assert any(not np.array_equal(f, responder.still()) for f in heard)
     assert len(answering) >= 8  # 1.5 s at 8 fps, give or take a chunk
+    # a listener's mouth stays shut (its voice is fixed to silence); the answer's opens
+    assert measure_mouth_opening(np.stack(heard)).mean() < 0.05
+    assert measure_mouth_opening(np.stack(answering)).mean() > 0.1
     for frames in (listening, answering):
         hits = [identity_match(f[None], gallery, "id05").value for f in frames]
         assert np.mean(hits) >= 0.9

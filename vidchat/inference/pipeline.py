@@ -33,7 +33,13 @@ from vidchat.model.runner import EAGER, StepRunner
 from vidchat.model.transformer import VidChatLM
 from vidchat.model.vocab import Role
 from vidchat.tokenizers.base import AudioTokenizer, VideoTokenizer
-from vidchat.tokenizers.codec import ClipCodec, decode_audio, decode_frames, encode_frames
+from vidchat.tokenizers.codec import (
+    ClipCodec,
+    decode_audio,
+    decode_frames,
+    encode_audio,
+    encode_frames,
+)
 
 
 @dataclass
@@ -104,6 +110,7 @@ class ResponderPipeline:
         self.audio_context_seconds = audio_context_seconds
         self.partner_seconds = partner_seconds
         self.runner = runner
+        self._silence: torch.Tensor | None = None
 
     # ---- input side ---------------------------------------------------------------------
     @property
@@ -164,6 +171,15 @@ class ResponderPipeline:
             return None
         return [self.layout.prompt([], ref=self.encode_reference(r)) for r in references]
 
+    def silence_codes(self) -> torch.Tensor:
+        """`[K]`: the audio codec's code for silence in each codebook (the most common code of
+        a second of -54 dBFS noise, a quiet room, as a silent listener's track holds)."""
+        if self._silence is None:
+            quiet = 0.002 * np.random.default_rng(0).standard_normal(self.sample_rate)
+            codes = encode_audio(self.audio_tokenizer, quiet.astype(np.float32))  # [K,Ta]
+            self._silence = torch.mode(codes, dim=-1).values
+        return self._silence
+
     def max_chunks(self, max_seconds: float) -> int:
         return max(1, int(round(max_seconds / float(self.layout.cfg.chunk_seconds))))
 
@@ -186,9 +202,12 @@ class ResponderPipeline:
         sampling: SamplingConfig | None = None,
         stats: StreamStats | None = None,
         stop: Event | None = None,
+        listening: bool = False,
     ) -> Iterator[ResponseChunk]:
         """Yield the responder's decoded chunks one by one (see the module docstring); `stop`,
-        set from another thread, ends the answer between two tokens."""
+        set from another thread, ends the answer between two tokens. `listening` fixes the
+        responder's voice to silence (`silence_codes`), as the listening branch trains it, so
+        the face listens instead of talking."""
         stats = stats if stats is not None else StreamStats()
         stats.started = time.perf_counter()
         prompt = self.prompt(clip, reference)
@@ -205,6 +224,7 @@ class ResponderPipeline:
             self.unconditional([reference], sampling),
             self.runner,
             stop,
+            self.silence_codes() if listening else None,
         ):
             frames = self.decode_video(chunk.video[0], reference)
             new = chunk.audio[0]  # [K,ta]

@@ -12,6 +12,7 @@ turn-taking end to end without a model: `python -m vidchat.webapp --live-respond
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from threading import Event
 from typing import Protocol
 
@@ -46,9 +47,9 @@ class LiveResponder(Protocol):
 class ModelResponder:
     """The trained responder (`ResponderPipeline`) on one reference face.
 
-    Listening runs the model on the partner so far and keeps the first chunk's frames: the
-    listening branch trains exactly that (partner speaking, listener silent), so the face reacts
-    to the partner's voice and face as they come. Its voice is dropped: a listener is silent.
+    Listening runs the model on the partner so far for one chunk, its voice fixed to the codec's
+    silence: the listening branch trains exactly that (partner speaking, listener silent), so
+    the face reacts to the partner's voice and face as they come, with a listener's mouth.
     The cost is one prefill of the partner's last `context_seconds` and one chunk per chunk of
     listening, about the cost of answering (see the README's "Live chat")."""
 
@@ -61,7 +62,8 @@ class ModelResponder:
     ) -> None:
         self.pipe = pipe
         self.reference = pipe.reference_image(reference)
-        self.sampling = sampling
+        self.sampling = sampling or SamplingConfig()
+        self._listened = 0
         self.answer_max_seconds = answer_max_seconds
         self.fps, self.sample_rate = pipe.fps, pipe.sample_rate
         self.frame_size = pipe.frame_size
@@ -71,12 +73,16 @@ class ModelResponder:
         return self.reference
 
     def listen(self, partner: Clip, stop: Event) -> np.ndarray | None:
+        self._listened += 1  # each chunk its own seed: one seed would draw the same chunk again
+        seed = self.sampling.seed
+        sampling = replace(self.sampling, seed=None if seed is None else seed + self._listened)
         chunks = self.pipe.stream(
             partner,
             self.reference,
             max_seconds=self.chunk_seconds,
-            sampling=self.sampling,
+            sampling=sampling,
             stop=stop,
+            listening=True,
         )
         chunk = next(iter(chunks), None)
         return None if chunk is None or stop.is_set() else chunk.frames

@@ -272,13 +272,17 @@ def stream_chunks(
     unconditional: Prompts | None = None,
     runner: StepRunner = EAGER,
     stop: Event | None = None,
+    fixed_audio: Tensor | None = None,
 ) -> Iterator[ResponderChunk]:
     """Yield each responder chunk's codes as soon as it is complete (see the module docstring).
 
     stop: set from another thread to end the answer between two tokens (a live caller cancels a
     chunk in flight when its partner speaks again; waiting for the chunk's end would cost a
-    whole chunk of compute)."""
-    for _, chunk in _decode(model, layout, prompt, max_chunks, sampling, unconditional, runner):
+    whole chunk of compute).
+    fixed_audio: `[K]` codes every audio step takes (`ResponderGrammar.with_audio`: with the
+    codec's silence, a listening turn)."""
+    steps = _decode(model, layout, prompt, max_chunks, sampling, unconditional, runner, fixed_audio)
+    for _, chunk in steps:
         if stop is not None and stop.is_set():
             return
         if chunk is not None:
@@ -317,13 +321,17 @@ def generate(
     return GenerationResult(tokens, video, audio, counts)
 
 
-def _decode(model, layout, prompt, max_chunks, sampling, unconditional=None, runner=EAGER):
+def _decode(
+    model, layout, prompt, max_chunks, sampling, unconditional=None, runner=EAGER, fixed_audio=None
+):
     """Yield `(generated tokens [B,n], completed chunk or None)` after every sampled token."""
     sampling = sampling or SamplingConfig()
     device = model.embed_tokens.weight.device
     batch, B = _batch(prompt, unconditional, sampling)
     batch = {k: v.to(device) for k, v in batch.items()}
     grammar = layout.responder_grammar(max_chunks)
+    if fixed_audio is not None:
+        grammar = grammar.with_audio(fixed_audio, layout.vocab)
     P, N = batch["tokens"].shape[1], len(grammar)
     combine = guide(sampling.guidance, B) if sampling.guided else (lambda logits: logits)
     rows = 2 if sampling.guided else 1  # the unconditional rows copy each sampled token

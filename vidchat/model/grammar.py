@@ -41,6 +41,27 @@ class ResponderGrammar:
     def __len__(self) -> int:
         return self.lo.numel()
 
+    def with_audio(self, codes: Tensor, vocab: Vocab) -> ResponderGrammar:
+        """The same grammar with every audio step fixed to `codes [K]` (one code per codebook).
+        With the codec's codes for silence this is a listening turn: the listening branch
+        trains the responder's face on its silent voice, and in a frame-interleaved chunk each
+        frame is drawn right after its audio, so the face is drawn as a listener's."""
+        audio = self.modality == int(Modality.AUDIO)
+        book = self.codebook[audio]
+        fixed = vocab.audio_offset(0) + book * vocab.audio_codebook_size + codes.cpu()[book]
+        lo, hi = self.lo.clone(), self.hi.clone()
+        lo[audio], hi[audio] = fixed, fixed + 1
+        return ResponderGrammar(
+            lo,
+            hi,
+            self.slots,
+            self.modality,
+            self.frame,
+            self.codebook,
+            self.depth,
+            chunk_starts=self.chunk_starts,
+        )
+
 
 def _boundary(i: int, max_chunks: int) -> tuple[int, int]:
     """Allowed range at chunk i's boundary: `<chunk>` first, `<eot>` once the budget is spent,
