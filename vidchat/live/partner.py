@@ -45,19 +45,18 @@ class _Resampler:
 
 
 class _Ring:
-    """The last `capacity` samples of a stream, addressed by absolute sample index."""
+    """The last `capacity` samples of a stream, addressed by absolute sample index (sample i
+    lives at `data[i % capacity]`: a push copies only itself)."""
 
     def __init__(self, capacity: int) -> None:
         self.data = np.zeros(capacity, np.float32)
         self.end = 0  # absolute index one past the newest sample
 
     def extend(self, samples: np.ndarray) -> None:
-        n, cap = len(samples), len(self.data)
-        if n >= cap:
-            self.data[:] = samples[-cap:]
-        else:
-            self.data = np.roll(self.data, -n)
-            self.data[cap - n :] = samples
+        cap, n = len(self.data), len(samples)
+        keep = samples[-cap:]
+        first = self.end + n - len(keep)  # absolute index of keep[0]
+        self.data[(first + np.arange(len(keep))) % cap] = keep
         self.end += n
 
     def read(self, start: int, stop: int) -> np.ndarray:
@@ -65,8 +64,7 @@ class _Ring:
         out = np.zeros(max(0, stop - start), np.float32)
         lo, hi = max(start, self.end - len(self.data)), min(stop, self.end)
         if hi > lo:
-            base = self.end - len(self.data)
-            out[lo - start : hi - start] = self.data[lo - base : hi - base]
+            out[lo - start : hi - start] = self.data[np.arange(lo, hi) % len(self.data)]
         return out
 
 
