@@ -58,8 +58,11 @@ def code_bags(
     )
 
 
-def held_out_accuracy(x: torch.Tensor, y: torch.Tensor, train: torch.Tensor) -> float:
-    """Fit a weight-decayed softmax classifier on `x[train]` (standardised), score the rest."""
+def held_out_accuracy(
+    x: torch.Tensor, y: torch.Tensor, train: torch.Tensor, classes: int = len(EMOTIONS)
+) -> float:
+    """Fit a weight-decayed softmax classifier of `classes` labels on `x[train]`
+    (standardised), score the rest."""
     if train.sum() < 2 or train.all():
         raise SystemExit(
             f"error: {int(train.sum())} examples to fit and {int((~train).sum())} "
@@ -67,8 +70,8 @@ def held_out_accuracy(x: torch.Tensor, y: torch.Tensor, train: torch.Tensor) -> 
         )
     mu, sd = x[train].mean(0), x[train].std(0) + 1e-6
     x = (x - mu) / sd
-    weight = torch.zeros(x.shape[1], len(EMOTIONS), requires_grad=True)
-    bias = torch.zeros(len(EMOTIONS), requires_grad=True)
+    weight = torch.zeros(x.shape[1], classes, requires_grad=True)
+    bias = torch.zeros(classes, requires_grad=True)
     opt = torch.optim.Adam([weight, bias], lr=0.02)
     for _ in range(500):
         opt.zero_grad()

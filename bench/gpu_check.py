@@ -59,6 +59,7 @@ ORDER = (
     "train_step",
     "generate_32",
     "live",
+    "reenact",
 )
 """Correctness first (what crashed or hung on the first GPU), then speed: a short budget cuts
 the tail."""
@@ -247,11 +248,23 @@ LIVE_FIGURES = {
         "listening chunk ms",
     )
 }
+REENACT_FIGURES = {
+    name: rf"^{name}: ([0-9.]+)"
+    for name in (
+        "reenact psnr db",
+        "reenact emotion agreement",
+        "reenact identity",
+        "identity probe from motion codes",
+        "emotion probe from motion codes",
+        "round trip psnr db",
+    )
+}
 BASE_SHAPE = ["--dim", "1024", "--layers", "24", "--heads", "16", "--seq", "4096", "--batch", "8"]
 
 
-def _bench_steps(device: str) -> list[Step]:
-    """The decoding table (`bench/generate.py`) and the training step (`bench/train_step.py`)."""
+def _bench_steps(work: Path, device: str) -> list[Step]:
+    """The decoding table (`bench/generate.py`), the training step (`bench/train_step.py`), the
+    live loop (`bench/live.py`) and motion reenactment (`bench/reenact.py`)."""
     py, gpu = sys.executable, device != "cpu"
     table = {
         f"rtf {h} {s} {r}": rf"^rtf {h} {s} \w+ {r}: ([0-9.]+)"
@@ -268,11 +281,14 @@ def _bench_steps(device: str) -> list[Step]:
     grids_32 = ["--grids", "32" if gpu else "8", "--heads", "maskgit,depth", "--no-first-chunk"]
     shape = [*BASE_SHAPE, "--vocab", "73735"] if gpu else []
     train_step = [py, str(ROOT / "bench" / "train_step.py"), "--device", device, *shape]
+    reenact = [py, str(ROOT / "bench" / "reenact.py"), "--work", str(work / "reenact")]
+    reenact += ["--train-steps", "1500"] if gpu else ["--train-steps", "2", "--conversations", "4"]
     return [
         Step("generate", [*bench, "--grids", "8,16" if gpu else "4,8"], table),
         Step("generate_32", [*bench, *grids_32], table),
         Step("train_step", train_step, TRAIN_STEP_FIGURES),
         Step("live", [py, str(ROOT / "bench" / "live.py"), "--device", device], LIVE_FIGURES),
+        Step("reenact", [*reenact, "--", "trainer=gpu" if gpu else "trainer=cpu"], REENACT_FIGURES),
     ]
 
 
@@ -280,7 +296,7 @@ def default_steps(work: Path, device: str, steps: int, real: str | None) -> list
     every = [
         *_training_steps(work, device, steps),
         *_inference_steps(work, device, real),
-        *_bench_steps(device),
+        *_bench_steps(work, device),
     ]
     return sorted(every, key=lambda step: ORDER.index(step.name))
 

@@ -82,6 +82,22 @@ SELF_CONTAINED = {
     "live.py": ["--seconds", "6", "--threads", "1", "--device", "cpu"],
     "curate.py": ["--sources", "1", "--workers", "1"],
     "overfit_rung.py": ["--steps", "3", "--conversations", "4", "--work", "rung"],
+    "reenact.py": [
+        "--train-steps",
+        "2",
+        "--work",
+        "reenact",
+        "--conversations",
+        "4",
+        "--trained-faces",
+        "4",
+        "--faces",
+        "2",
+        "--takes",
+        "2",
+        "--seconds",
+        "1",
+    ],
 }
 ON_A_WORLD = {
     "copy_probe.py": [

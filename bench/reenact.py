@@ -1,0 +1,162 @@
+"""Cross-identity reenactment with a motion tokenizer, on demo faces it never saw in training.
+
+    python bench/reenact.py --checkpoint checkpoints/tokenizers/motion [--faces 8] [--seconds 2]
+    python bench/reenact.py --train-steps 1500 --work runs/reenact [-- trainer=gpu]  # train first
+
+The demo world draws any face state on any identity, so `render_face(B, A's track)` is the
+pixel-exact answer to "A's motion on B's face". For each ordered pair (A, B) of held-out faces
+(identities after the `--trained-faces` the tokenizer's world used), A talks with an emotion;
+the tokenizer codes A's frames and renders the codes on B's neutral reference. It prints:
+
+- `reenact psnr db`: the renders against `render_face(B, A's track)` (goal >= 26);
+- `reenact emotion agreement`: the demo emotion oracle on the renders against A's (goal >= 0.95);
+- `reenact identity`: the demo identity oracle names B (goal 1.00);
+- `identity probe from motion codes` (with chance) and `emotion probe from motion codes`: linear
+  probes on each clip's bag of codes, held out by take (goal: identity <= 2x chance, emotion
+  >= 0.9): identity must not pass through the code, expression must;
+- `round trip psnr db`: A's codes rendered on A's own reference (goal >= 30).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from itertools import permutations
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script from any folder
+sys.path.insert(0, str(ROOT / "bench"))
+
+from expression_probe import held_out_accuracy  # noqa: E402
+
+from vidchat.data.demo_world.face import (  # noqa: E402
+    classify_emotion,
+    neutral_track,
+    render_face,
+)
+from vidchat.data.demo_world.identities import make_identities  # noqa: E402
+from vidchat.data.demo_world.script import face_track  # noqa: E402
+from vidchat.data.demo_world.speech import (  # noqa: E402
+    EMOTIONS,
+    audio_envelope,
+    mouth_from_envelope,
+    synthesize_turn,
+)
+from vidchat.eval.metrics.demo_oracle import identity_match  # noqa: E402
+from vidchat.tokenizers import build_video_tokenizer  # noqa: E402
+from vidchat.training.tokenizers.metrics import psnr  # noqa: E402
+
+SR = 16000
+
+
+def talking(person, emotion: str, seconds: float, fps: float, size: int, seed: int):
+    """A face track of `person` talking with `emotion` -> (track, frames [T,H,W,3])."""
+    rng = np.random.default_rng(seed)
+    audio, _ = synthesize_turn(rng, person, emotion, seconds, SR)
+    T = int(seconds * fps)
+    mouth = mouth_from_envelope(audio_envelope(audio, SR, fps, T, window=1 / 24))
+    track = face_track(rng, T, int(fps), emotion, mouth)
+    return track, render_face(person, track, size)
+
+
+def db(a: np.ndarray, b: np.ndarray) -> float:
+    return float(psnr(torch.from_numpy(a).float() / 255, torch.from_numpy(b).float() / 255))
+
+
+@torch.no_grad()
+def measure(tokenizer, people, seconds: float, takes: int) -> dict[str, float]:
+    fps, size = tokenizer.spec.pixel_frame_rate, tokenizer.spec.frame_size[0]
+    gallery = {p.name: render_face(p, neutral_track(), size)[0] for p in people}
+    cross, emotion_hits, identity_hits, round_trip = [], [], [], []
+    bags, who, felt, take_of = [], [], [], []
+    for take in range(takes):
+        clips = {}
+        for i, person in enumerate(people):
+            for e, emotion in enumerate(EMOTIONS):  # every face shows every emotion: no confound
+                seed = 1000 * take + 10 * i + e
+                track, frames = talking(person, emotion, seconds, fps, size, seed)
+                codes = tokenizer.encode(torch.from_numpy(frames)[None])  # [1,T,1,N]
+                flat = codes.flatten().cpu().numpy()
+                bags.append(np.bincount(flat, minlength=tokenizer.spec.codebook_size) / len(frames))
+                who.append(i), felt.append(e), take_of.append(take)
+                if e == (i + take) % len(EMOTIONS):  # one clip per face is reenacted
+                    clips[person.name] = (person, emotion, track, frames, codes)
+                    ref = torch.from_numpy(gallery[person.name])
+                    back = tokenizer.decode(codes, reference=ref)[0].cpu().numpy()
+                    round_trip.append(db(back, frames))
+        for a, b in permutations(clips, 2):
+            _, emotion, track, _, codes = clips[a]
+            target = render_face(clips[b][0], track, size)
+            render = (
+                tokenizer.decode(codes, reference=torch.from_numpy(gallery[b]))[0].cpu().numpy()
+            )
+            cross.append(db(render, target))
+            emotion_hits.append(classify_emotion(render) == emotion)
+            identity_hits.append(identity_match(render, gallery, b).value)
+    x = torch.tensor(np.array(bags), dtype=torch.float32)
+    train = torch.tensor(take_of) < max(1, takes - 1)  # the last take is held out
+    with torch.enable_grad():  # the probes fit a classifier
+        identity_probe = held_out_accuracy(x, torch.tensor(who), train, classes=len(people))
+        emotion_probe = held_out_accuracy(x, torch.tensor(felt), train)
+    return {
+        "reenact psnr db": float(np.mean(cross)),
+        "reenact emotion agreement": float(np.mean(emotion_hits)),
+        "reenact identity": float(np.mean(identity_hits)),
+        "identity probe": identity_probe,
+        "identity chance": 1.0 / len(people),
+        "emotion probe": emotion_probe,
+        "round trip psnr db": float(np.mean(round_trip)),
+    }
+
+
+def train(work: Path, steps: int, faces: int, conversations: int, extra: list[str]) -> Path:
+    """`train.py stage=video_tokenizer tokenizer=motion` on a demo64-sized world of `faces`
+    (`extra`: more overrides, e.g. `trainer=gpu`)."""
+    cmd = [sys.executable, str(ROOT / "train.py"), "stage=video_tokenizer", "tokenizer=motion"]
+    cmd += [f"paths.root_dir={work}", f"data.root={work}/data_cache/demo64_motion"]
+    cmd += [f"data.num_identities={faces}", f"data.num_conversations={conversations}"]
+    cmd += ["data.video.fps=8", "data.video.size=64", f"stage.max_steps={steps}", *extra]
+    subprocess.run(cmd, check=True)
+    return work / "checkpoints" / "tokenizers" / "motion"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--checkpoint", default=None, help="a trained motion tokenizer (stem)")
+    p.add_argument("--train-steps", type=int, default=0, help="train one first (no --checkpoint)")
+    p.add_argument("--work", type=Path, default=Path("runs/reenact"), help="where to train it")
+    p.add_argument("--conversations", type=int, default=96, help="world size when training")
+    p.add_argument("--trained-faces", type=int, default=32, help="identities it was trained on")
+    p.add_argument("--faces", type=int, default=6, help="held-out identities to measure on")
+    p.add_argument("--seconds", type=float, default=2.0, help="length of each talking clip")
+    p.add_argument("--takes", type=int, default=3, help="clips per face (the last is held out)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("overrides", nargs="*", help="after --: train.py overrides (trainer=gpu)")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.checkpoint is None and not args.train_steps:
+        raise SystemExit("error: give --checkpoint STEM or --train-steps N")
+    stem = args.checkpoint or train(
+        args.work, args.train_steps, args.trained_faces, args.conversations
+    )
+    tokenizer = build_video_tokenizer({"kind": "motion", "checkpoint": str(stem)}).eval()
+    people = make_identities(args.trained_faces + args.faces)[args.trained_faces :]
+    figures = measure(tokenizer, people, args.seconds, max(2, args.takes))
+    print(f"tokenizer: {stem}, {np.prod(tokenizer.spec.grid)} codes per frame")
+    for name in ("reenact psnr db", "reenact emotion agreement", "reenact identity"):
+        print(f"{name}: {figures[name]:.3f}")
+    print(
+        f"identity probe from motion codes: {figures['identity probe']:.3f} "
+        f"(chance {figures['identity chance']:.3f})"
+    )
+    print(f"emotion probe from motion codes: {figures['emotion probe']:.3f}")
+    print(f"round trip psnr db: {figures['round trip psnr db']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
