@@ -23,7 +23,8 @@ class LiveConfig:
     barge_in_seconds: float = 0.2  # the person's speech during an answer that interrupts it
     echo_gate: float = 0.5  # during an answer, the mic counts as speech only at this share of
     # our own output level (our voice echoing back must not interrupt us); 0 = off
-    context_seconds: float = 6.0  # the partner's last seconds that prompt the responder
+    context_seconds: float = 6.0  # the partner's last seconds that prompt an answer
+    listen_context_seconds: float = 3.0  # ... and a listening chunk (one prefill per chunk)
     answer_max_seconds: float = 8.0  # an answer ends here if the model has not ended it
     queue_chunks: int = 2  # answer chunks generated ahead of playback
     listen: bool = True  # generate listening frames while the person speaks (else hold a frame)
@@ -34,7 +35,14 @@ class LiveConfig:
             value = getattr(self, f.name)
             if isinstance(value, float):
                 check(f"live.{f.name}", math.isfinite(value) and value >= 0, ">= 0", value)
-        for name in ("tick_seconds", "silence_seconds", "context_seconds", "answer_max_seconds"):
+        positive = (
+            "tick_seconds",
+            "silence_seconds",
+            "context_seconds",
+            "listen_context_seconds",
+            "answer_max_seconds",
+        )
+        for name in positive:
             check(f"live.{name}", getattr(self, name) > 0, "> 0", getattr(self, name))
         check(
             "live.speech_threshold",

@@ -236,7 +236,8 @@ class LiveLoop:
             return
         now = self.partner.now
         if now >= self.responder.chunk_seconds:
-            self._next = _Job("listen", self.partner.clip(now - self.cfg.context_seconds, now))
+            start = now - self.cfg.listen_context_seconds
+            self._next = _Job("listen", self.partner.clip(start, now))
 
     # ---- the worker ----------------------------------------------------------------------
     def _work(self) -> None:

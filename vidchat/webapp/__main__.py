@@ -1,4 +1,5 @@
-"""`python -m vidchat.webapp [--checkpoint STEM] [--host H] [--port P] [--share]`: the web demo."""
+"""`python -m vidchat.webapp [--checkpoint STEM] [--host H] [--port P] [--share]`: the web demo,
+the upload page at / and the live chat at /live."""
 
 from __future__ import annotations
 
@@ -32,6 +33,30 @@ def parse_args(argv: list[str] | None = None) -> DemoConfig:
         default=d.dtype,
         help="LM weights: auto (bfloat16 on a GPU, float32 on a CPU), float32, bfloat16 or float16",
     )
+    p.add_argument(
+        "--live-responder",
+        default=d.live_responder,
+        help="the live page's responder: model, or signal (blue/red frames and a 440 Hz tone "
+        "for listening/answering: a connection check without a model)",
+    )
+    p.add_argument("--live-max-seconds", type=float, default=d.live_max_seconds)
+    p.add_argument(
+        "--ice-server",
+        dest="ice_servers",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a STUN or TURN server for the live page, e.g. stun:stun.example.org:3478 or "
+        "turn:turn.example.org:3478 (repeatable; default: none, direct connections only)",
+    )
+    p.add_argument("--ice-username", default=None, help="the TURN servers' username")
+    p.add_argument("--ice-credential", default=None, help="the TURN servers' password")
+    p.add_argument(
+        "--ice-loopback",
+        action="store_true",
+        help="live media over 127.0.0.1 only (a browser on this machine started with "
+        "--allow-loopback-in-peer-connection)",
+    )
     add_import_argument(p)
     args = p.parse_args(argv)
     import_user_modules(args.imports, "--import")
@@ -45,18 +70,20 @@ def _serve(cfg: DemoConfig) -> None:
         work.hand_to_gradio()
         try:
             from vidchat.webapp.app import launch
-        except ModuleNotFoundError as exc:
+        except ModuleNotFoundError as exc:  # gradio, or aiortc for the live page
             raise VidchatError(
                 f"the web demo needs {exc.name}: pip install 'vidchat[demo]'"
             ) from exc
         from vidchat.inference.loading import load_pipeline
 
         pipe = load_pipeline(cfg.checkpoint, device=cfg.device, dtype=cfg.dtype)
-        print(f"vidchat demo on http://{cfg.host}:{cfg.port} (Ctrl-C to stop)", flush=True)
+        url = f"http://{cfg.host}:{cfg.port}"
+        print(f"vidchat demo on {url} (Ctrl-C to stop); live chat on {url}/live", flush=True)
         app = launch(cfg, pipe, block=False, work=work)
         try:
             signal.sigwait({signal.SIGINT, signal.SIGTERM})  # SIGTERM stops it like Ctrl-C
         finally:
+            app.vidchat_live.shutdown()  # type: ignore[attr-defined]  # a live chat ends first
             app.close()
     finally:
         work.remove_all()

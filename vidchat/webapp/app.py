@@ -18,6 +18,7 @@ from vidchat.errors import VidchatError  # noqa: E402
 from vidchat.inference.pipeline import ResponderPipeline  # noqa: E402
 from vidchat.model.generate import SamplingConfig, TokenSampling  # noqa: E402
 from vidchat.webapp.config import DemoConfig  # noqa: E402
+from vidchat.webapp.live import LiveService, live_service  # noqa: E402
 from vidchat.webapp.workdirs import WorkDirs  # noqa: E402
 
 CSS = "#live img { image-rendering: pixelated; }"
@@ -152,12 +153,20 @@ def build_app(cfg: DemoConfig, pipe: ResponderPipeline, work: WorkDirs) -> gr.Bl
 
 
 def launch(
-    cfg: DemoConfig, pipe: ResponderPipeline, block: bool = True, work: WorkDirs | None = None
+    cfg: DemoConfig,
+    pipe: ResponderPipeline,
+    block: bool = True,
+    work: WorkDirs | None = None,
+    live: LiveService | None = None,
 ) -> gr.Blocks:
-    """Serve the page on cfg.host:cfg.port (uploads capped at cfg.max_upload_mb). Gradio keeps
-    its copies of uploads and answers in the server's work folder, which `remove_all` clears."""
+    """Serve the page on cfg.host:cfg.port (uploads capped at cfg.max_upload_mb), and the live
+    chat (`live`, default: from cfg) at /live on the same server: its routes come before
+    Gradio's, and Gradio's server runs its lifespan, which ends a live session on close. Gradio
+    keeps its copies of uploads and answers in the server's work folder, which `remove_all`
+    clears."""
     work = work or WorkDirs(max_age_s=cfg.delete_after_s)
     work.hand_to_gradio()  # the folders that uploads and answers use are read as the app is built
+    live = live or live_service(cfg, pipe)
     app = build_app(cfg, pipe, work)
     app.launch(
         server_name=cfg.host,
@@ -171,6 +180,8 @@ def launch(
         quiet=not block,
         footer_links=[],
         allowed_paths=[str(work.root)],
+        app_kwargs={"routes": live.routes(), "lifespan": live.lifespan},
     )
     app.vidchat_work = work  # type: ignore[attr-defined]  # so callers can remove it
+    app.vidchat_live = live  # type: ignore[attr-defined]  # so callers can end a live chat
     return app

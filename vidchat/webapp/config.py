@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from vidchat.inference.options import check_dtype
 from vidchat.utils.typed import check
 
+LIVE_RESPONDERS = ("model", "signal")
+ICE_SCHEMES = ("stun:", "stuns:", "turn:", "turns:")
+
 
 @dataclass(frozen=True)
 class DemoConfig:
@@ -25,10 +28,26 @@ class DemoConfig:
     demo_data: str = "data_cache/demo"  # demo world: partner clips and identities to pick from
     device: str = "auto"
     dtype: str = "auto"  # LM weights: auto (bfloat16 on a GPU, float32 on a CPU), float32, ...
+    # The live page (/live): its responder ("signal": blue/red and a tone, a check without a
+    # model), a session's length, and the STUN/TURN servers for it and the browser (none: the
+    # browser and this server must reach each other directly, e.g. on one machine or LAN).
+    live_responder: str = "model"
+    live_max_seconds: float = 300.0
+    ice_servers: tuple[str, ...] = ()  # stun:HOST:PORT or turn:HOST:PORT URLs
+    ice_username: str | None = None  # for the turn: servers
+    ice_credential: str | None = None
+    ice_loopback: bool = False  # live media over 127.0.0.1 only (a local browser started with
+    # --allow-loopback-in-peer-connection; the tests)
 
     def __post_init__(self) -> None:
         check("--port", 0 <= self.port <= 65535, "in [0, 65535]", self.port)
-        for name in ("max_upload_mb", "max_input_seconds", "max_answer_seconds"):
+        object.__setattr__(self, "ice_servers", tuple(self.ice_servers or ()))
+        for name in (
+            "max_upload_mb",
+            "max_input_seconds",
+            "max_answer_seconds",
+            "live_max_seconds",
+        ):
             value = getattr(self, name)
             check(
                 f"--{name.replace('_', '-')}",
@@ -39,3 +58,24 @@ class DemoConfig:
         check_dtype(self.dtype)
         check("--queue-size", self.queue_size >= 1, ">= 1", self.queue_size)
         check("--delete-after-s", self.delete_after_s >= 60, ">= 60", self.delete_after_s)
+        check(
+            "--live-responder",
+            self.live_responder in LIVE_RESPONDERS,
+            f"one of {', '.join(LIVE_RESPONDERS)}",
+            self.live_responder,
+        )
+        for url in self.ice_servers:
+            check(
+                "--ice-server",
+                url.startswith(ICE_SCHEMES) and " " not in url,
+                "a stun:, stuns:, turn: or turns: URL",
+                url,
+            )
+        pair = (self.ice_username is None, self.ice_credential is None)
+        check(
+            "--ice-username", pair[0] == pair[1], "given with --ice-credential", self.ice_username
+        )
+        turn = any(u.startswith(("turn:", "turns:")) for u in self.ice_servers)
+        check(
+            "--ice-username", turn or pair[0], "used with a turn: --ice-server", self.ice_username
+        )
