@@ -142,7 +142,7 @@ def main() -> None:
     if args.checkpoint is None and not args.train_steps:
         raise SystemExit("error: give --checkpoint STEM or --train-steps N")
     stem = args.checkpoint or train(
-        args.work, args.train_steps, args.trained_faces, args.conversations
+        args.work, args.train_steps, args.trained_faces, args.conversations, args.overrides
     )
     tokenizer = build_video_tokenizer({"kind": "motion", "checkpoint": str(stem)}).eval()
     people = make_identities(args.trained_faces + args.faces)[args.trained_faces :]

@@ -195,6 +195,7 @@ class LiveLoop:
                 self._stop_answer()
                 self.turns.reset()
                 self._record("answer_end")
+                self._log_answer()
             else:
                 self.underrun_ticks += 1  # the model is behind: hold the face, send silence
                 silence = np.zeros(self.tick_samples, np.float32)
@@ -205,6 +206,21 @@ class LiveLoop:
             self._last_frame = self._listen_frame
         silence = np.zeros(self.tick_samples, np.float32)
         return OutputTick(silence, self._last_frame if due else None, "listening")
+
+    def _log_answer(self) -> None:
+        """One line per answer in the server's log: how soon it started, how long it played,
+        and how long it waited for the model (underrun) in all so far."""
+        turn_end = next((e for e in reversed(self.events) if e.kind == "turn_end"), None)
+        first = next((e for e in reversed(self.events) if e.kind == "answer_frame"), None)
+        if turn_end is None or first is None or first.wall < turn_end.wall:
+            return
+        log.info(
+            "live answer: first frame %.0f ms after the turn end, %.1f s played, %.0f ms of "
+            "underrun in this session",
+            1000 * (first.wall - turn_end.wall),
+            self._ticks * self.cfg.tick_seconds - first.out,
+            1000 * self.underrun_ticks * self.cfg.tick_seconds,
+        )
 
     def _emit_answer(self, due: bool) -> OutputTick:
         head = self._answer_q[0]

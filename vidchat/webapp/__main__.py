@@ -3,6 +3,7 @@ the upload page at / and the live chat at /live."""
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 
@@ -65,6 +66,10 @@ def parse_args(argv: list[str] | None = None) -> DemoConfig:
 
 
 def _serve(cfg: DemoConfig) -> None:
+    handler = logging.StreamHandler()  # vidchat's INFO lines (a live answer's latency) on stderr
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))
+    logging.getLogger("vidchat").addHandler(handler)
+    logging.getLogger("vidchat").setLevel(logging.INFO)
     work = WorkDirs(max_age_s=cfg.delete_after_s)  # removes what killed servers left
     try:
         work.hand_to_gradio()
