@@ -12,8 +12,11 @@ frame should take from the partner never appears.
 
 Where the manifest labels each clip's emotion (the demo world), the answer's first frame (the
 last responder turn's, the frame the expression must come from) is also split by the answer's
-emotion and into the codes of the demo face's mouth box and the rest: a model that reads the
-partner's expression gives a smiling answer's mouth codes more than a neutral one's. Ends with
+emotion and into parts of its codes: a model that reads the partner's expression gives a smiling
+answer's mouth codes more than a neutral one's. The parts depend on the video kind
+(`vidchat.eval.metrics.partner.code_parts`): for the VQ, whose codes are places in the frame, the
+cells of the demo face's mouth box and the rest; for the motion kind, whose N codes each describe
+the whole face, each code on its own (`code0` ...), since none is the mouth. Ends with
 `name: value` lines.
 """
 
@@ -35,8 +38,8 @@ from vidchat.data.demo_world.face import MOUTH_BOX  # noqa: E402
 from vidchat.data.lm_dataset import item_row  # noqa: E402
 from vidchat.data.manifest import load_manifest  # noqa: E402
 from vidchat.errors import VidchatError  # noqa: E402
-from vidchat.eval.metrics.partner import box_cells  # noqa: E402
-from vidchat.model.checkpoint import load_consolidated  # noqa: E402
+from vidchat.eval.metrics.partner import code_parts  # noqa: E402
+from vidchat.inference.loading import load_pipeline  # noqa: E402
 from vidchat.model.frame_links import previous_frames  # noqa: E402
 from vidchat.model.vocab import Modality, Role  # noqa: E402
 from vidchat.training.lm.data import prepare_data  # noqa: E402
@@ -86,26 +89,21 @@ def frame_changes(frames: Frames, size: int) -> list[tuple]:
     return out
 
 
-def mouth_codes(h: int, w: int) -> torch.Tensor:
-    """`[h*w]` bool: the code cells that overlap the demo face's mouth box."""
-    return box_cells(h, w, MOUTH_BOX)
-
-
-def answer_first_frame(frames: Frames, mouth: torch.Tensor) -> dict:
-    """At the first frame of the sequence's last responder turn, per part (`mouth`, `rest`):
-    codes that differ from the frame it follows, and where they differ the mean P(true code) and
-    P(copied code)."""
+def answer_first_frame(frames: Frames, parts: dict[str, torch.Tensor]) -> dict:
+    """At the first frame of the sequence's last responder turn, per part of its codes
+    (`code_parts`: `mouth` and `rest`, or one part per motion code): codes that differ from the
+    frame it follows, and where they differ the mean P(true code) and P(copied code)."""
     probs, tokens, links, starts, segment = frames
     if not starts:
         return {}
     s = next(t for t in starts if segment[t] == segment[starts[-1]])
-    size = len(mouth)
+    size = len(next(iter(parts.values())))
     if links[s] < 0 or s + size > len(tokens):  # no frame to follow, or cut by max_seq_len
         return {}
     true, copied = tokens[s : s + size], tokens[links[s] : links[s] + size]
     at = s - 1 + torch.arange(size)
     out = {}
-    for part, sel in (("mouth", mouth), ("rest", ~mouth)):
+    for part, sel in parts.items():
         d = sel & (true != copied)
         out[f"changed {part}"] = float(d.sum())
         if d.any():
@@ -150,13 +148,15 @@ def main() -> None:
     args = probe_args(__doc__, 400)
     job, _ = lm_job(compose("train", args.overrides))
     data = prepare_data(job)
-    model, layout, _ = load_consolidated(args.checkpoint)
+    pipe = load_pipeline(args.checkpoint, device="cpu", dtype="float32")
+    model, layout = pipe.model, pipe.layout
     if not model.heads["video"].whole_step:
         raise SystemExit(
             f"error: {args.checkpoint} has no frame head (one that decides whole "
             "frames, e.g. layout.video_head=maskgit)"
         )
-    size, mouth = layout.h * layout.w, mouth_codes(layout.h, layout.w)
+    size = layout.h * layout.w
+    parts = code_parts(pipe.video_tokenizer, layout.h, layout.w, MOUTH_BOX)
     records = load_manifest(job.data).records
     emotion_of = {r.clip_id: r.labels["emotion"] for r in records if r.labels.get("emotion")}
     first, later, by_emotion = [], [], {}
@@ -165,8 +165,9 @@ def main() -> None:
         for k, *measured in frame_changes(frames, size):
             (first if k == 0 else later).append(measured)
         emotion = emotion_of.get(data.train.examples[i].segments[-1][1])
-        if emotion is not None and (measured := answer_first_frame(frames, mouth)):
+        if emotion is not None and (measured := answer_first_frame(frames, parts)):
             by_emotion.setdefault(emotion, []).append(measured)
+    print(f"first frame parts: {','.join(parts)}")
     report_changes(first, later, size)
     report_by_emotion(by_emotion)
 

@@ -6,6 +6,8 @@
   readings, `tests/real_media.py`) cut into two-person source videos, with their annotations.
   Person A is the carphone face; person B is the same recording mirrored and tinted, a second
   real face. While one talks, the other's half of the frame holds still (a listener).
+  `pretrain_source=True` adds a fourth source whose clips SFT_set.json leaves out, as the release
+  does for most clips: the pretrain subset (`data.subset=pretrain`) then has training clips.
 """
 
 from __future__ import annotations
@@ -90,6 +92,8 @@ def _write_docs(folder: Path, docs: list[tuple[str, bytes]], tar: bool, batch: i
 SOURCES = ("car_phone-01", "car-phone_02", "carphone-03")  # YouTube-like ids with _ and -
 TURN_SECONDS = 4.0  # one carphone recording per turn
 SIZE = (144, 352)  # source frame: person A on the left half, person B on the right
+PRETRAIN_SOURCE = "talk_show-04"  # in the train split; its clips are not in SFT_set.json
+TINTS = [(1.0, 0.85, 0.7), (0.75, 0.9, 1.1), (0.9, 1.1, 0.8), (1.1, 0.8, 0.9)]
 
 
 def _people(carphone: Path, tint: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
@@ -110,16 +114,19 @@ def _speech(path: Path, seconds: float) -> np.ndarray:
     return out
 
 
-def build_real_release(root: Path, sources_dir: Path, carphone: Path, wavs: list[Path]) -> Path:
+def build_real_release(
+    root: Path, sources_dir: Path, carphone: Path, wavs: list[Path], pretrain_source: bool = False
+) -> Path:
     """Three two-turn source videos (A talks, then B) at `sources_dir/{ytid}.mp4`, and their
     release annotations at `root`: per turn, the talker's clip and the other's listener clip.
-    The last source is VidChatBench's test pair; every clip is in SFT_set.json."""
+    SOURCES[-1] is VidChatBench's test pair; every clip is in SFT_set.json, except those of
+    `PRETRAIN_SOURCE`, a fourth source when `pretrain_source`."""
     from vidchat.media import write_clip
 
-    annos, scores, pairs = {}, {}, []
+    annos, scores, pairs, sft = {}, {}, [], []
     h, w = SIZE
-    for s, ytid in enumerate(SOURCES):
-        a, b = _people(carphone, [(1.0, 0.85, 0.7), (0.75, 0.9, 1.1), (0.9, 1.1, 0.8)][s])
+    for s, ytid in enumerate(SOURCES + ((PRETRAIN_SOURCE,) if pretrain_source else ())):
+        a, b = _people(carphone, TINTS[s])
         still_a, still_b = np.repeat(a[:1], len(a), 0), np.repeat(b[:1], len(b), 0)
         frames = np.concatenate(
             [
@@ -149,15 +156,17 @@ def build_real_release(root: Path, sources_dir: Path, carphone: Path, wavs: list
                 )
                 scores[stem] = dict(GOOD)
                 stems.append(stem)
-        if s == len(SOURCES) - 1:
+        if ytid == SOURCES[-1]:
             pairs.append({"partner": stems[0], "responder": stems[2]})
-    return write_release(root, annos, scores, sft=sorted(annos), testset=pairs, media=False)
+        if ytid != PRETRAIN_SOURCE:
+            sft += stems
+    return write_release(root, annos, scores, sft=sorted(sft), testset=pairs, media=False)
 
 
-def real_release(root: Path) -> Path:
+def real_release(root: Path, pretrain_source: bool = False) -> Path:
     """`build_real_release` into `root/release` and `root/sources`, from the real recordings."""
     from tests.real_media import carphone_path, librivox_wavs
 
     carphone, wavs = carphone_path(), [w for w, _ in librivox_wavs()]
-    build_real_release(root / "release", root / "sources", carphone, wavs)
+    build_real_release(root / "release", root / "sources", carphone, wavs, pretrain_source)
     return root

@@ -129,7 +129,9 @@ def test_the_runner_reports_it_for_lm_systems_only(demo_world, saved_responder, 
     model, tokenized = report["systems"]["model"], report["systems"]["tokenized"]
     assert model["overall"]["partner_dependence"]["n"] == 3
     assert model["overall"]["partner_dependence"]["mean"] > 0
-    assert 0 <= model["details"]["partner_dependence"]["gain"] <= 1
+    details = model["details"]["partner_dependence"]
+    assert 0 <= details["gain"] <= 1 and 0 <= details["pixel_gain"] <= 1
+    assert details["gain_over"] == "frame"  # no box: every code of the VQ's grid
     assert "needs an LM" in tokenized["unavailable"]["partner_dependence"]
     assert not model["samples"]  # nothing generated: the metric reads the LM only
     assert json.loads((tmp_path / "eval" / "report.json").read_text())["systems"]["model"]

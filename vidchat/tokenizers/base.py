@@ -73,6 +73,10 @@ class VideoTokenizer(nn.Module, abc.ABC):
     spec: TokenizerSpec
     fingerprint: str = ""  # content hash of the loaded weights ("" when built in memory)
     needs_reference: bool = False
+    spatial_codes: bool = True
+    """Code (r, c) of the `[h,w]` grid stands for that cell of the frame (an appearance
+    tokenizer), so a region of the frame is a set of codes; False where every code describes the
+    whole frame (the motion kind), and a region exists only in the decoded pixels."""
 
     @abc.abstractmethod
     def encode(self, frames: torch.Tensor) -> torch.Tensor: ...

@@ -104,6 +104,7 @@ class MotionTokenizer(ConfigCheckpoint, VideoTokenizer):
     config_class = MotionConfig
     checkpoint_name = "motion tokenizer"
     needs_reference = True
+    spatial_codes = False  # N codes for the whole face: no code is a place in the frame
 
     def __init__(self, cfg: MotionConfig) -> None:
         super().__init__()

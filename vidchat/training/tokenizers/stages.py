@@ -5,7 +5,8 @@ Each stage decodes the manifest's clips once (cached in memory), trains with Lig
 names (`tokenizer.video.checkpoint` / `tokenizer.audio.checkpoint`), reloads that export and records
 its held-out reconstruction quality in `<stem>.metrics.json` next to the weights.
 
-Weights go to `stage.export` (default `checkpoints/tokenizers/<stage>`); point later stages at
+Weights go to `stage.export` (default `checkpoints/tokenizers/<tokenizer.name>`, where a tokenizer
+config that is not shipped, such as `tokenizer=motion`, reads them); point other configs at
 them with `tokenizer.video.checkpoint=...` / `tokenizer.audio.checkpoint=...`. The demo
 checkpoints under checkpoints/demo/ were made with (data=demo, tokenizer=demo defaults):
     python train.py stage=video_tokenizer stage.torch_threads=1 stage.export=checkpoints/demo/video_tokenizer
