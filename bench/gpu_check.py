@@ -18,6 +18,8 @@ scratch folder under DIR, `TQDM_DISABLE=1`):
 | generate | `bench/generate.py --model base`: the decoding table (RTF per head and size, eager and fast; the demo model's first chunk) |
 | generate_32 | the same at 32x32 codes per frame, frame and depth heads |
 | train_step | `bench/train_step.py` at the `base` shape: MFU, ours and Hugging Face's |
+| live | `bench/live.py`: the live loop with the shipped responder, 60 s in real time (needs onnxruntime for Silero: `bash ../shared/gpu/wheels.sh onnxruntime`) |
+| reenact | `bench/reenact.py --train-steps 1500`: a motion tokenizer trained, then measured on held-out faces |
 
 The budget is total wall time: a step gets what is left (less a reserve for the summary), is
 killed when it runs over, and a step that cannot start in time is listed as skipped. Every
@@ -287,7 +289,12 @@ def _bench_steps(work: Path, device: str) -> list[Step]:
         Step("generate", [*bench, "--grids", "8,16" if gpu else "4,8"], table),
         Step("generate_32", [*bench, *grids_32], table),
         Step("train_step", train_step, TRAIN_STEP_FIGURES),
-        Step("live", [py, str(ROOT / "bench" / "live.py"), "--device", device], LIVE_FIGURES),
+        Step(
+            "live",
+            [py, str(ROOT / "bench" / "live.py"), "--device", device],
+            LIVE_FIGURES,
+            needs="onnxruntime",
+        ),
         Step("reenact", [*reenact, "--", "trainer=gpu" if gpu else "trainer=cpu"], REENACT_FIGURES),
     ]
 
