@@ -288,7 +288,7 @@ def test_the_page_and_its_ice_config_are_served(live_server):
 def test_live_flags_are_checked_and_reach_the_page_and_the_peer():
     from vidchat.errors import ConfigError
     from vidchat.webapp.__main__ import parse_args
-    from vidchat.webapp.live import rtc_options
+    from vidchat.webapp.live import live_service, rtc_options
 
     cfg = parse_args(
         "--live-responder signal --live-max-seconds 30 --ice-server stun:stun.example.org:3478 "
@@ -303,9 +303,15 @@ def test_live_flags_are_checked_and_reach_the_page_and_the_peer():
     }
     assert turn.for_aiortc().username == "u" and rtc_options(cfg).max_seconds == 30
     assert parse_args([]).ice_servers == () and parse_args([]).live_responder == "model"
+    flags = ["--live-responder", "signal", "--live-silence-seconds", "1.2"]
+    service = live_service(parse_args(flags), pipe=None)
+    loop = service.make_loop()  # the live loop made for a session has the flag's silence
+    assert loop.cfg.silence_seconds == 1.2
+    loop.close()
     bad = {
         "--live-responder echo": "--live-responder must be one of model, signal",
         "--live-max-seconds 0": "--live-max-seconds must be a positive number",
+        "--live-silence-seconds nan": "--live-silence-seconds must be a positive number",
         "--ice-server stun.example.org": "--ice-server must be a stun:, stuns:, turn: or turns:",
         "--ice-server turn:t:3478 --ice-username u": "--ice-username must be given with --ice",
         "--ice-server stun:s:3478 --ice-username u --ice-credential p": "used with a turn:",

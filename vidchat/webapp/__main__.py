@@ -42,6 +42,12 @@ def parse_args(argv: list[str] | None = None) -> DemoConfig:
     )
     p.add_argument("--live-max-seconds", type=float, default=d.live_max_seconds)
     p.add_argument(
+        "--live-silence-seconds",
+        type=float,
+        default=d.live_silence_seconds,
+        help="the silence that ends a person's turn on the live page",
+    )
+    p.add_argument(
         "--ice-server",
         dest="ice_servers",
         action="append",

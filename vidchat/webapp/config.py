@@ -33,6 +33,7 @@ class DemoConfig:
     # browser and this server must reach each other directly, e.g. on one machine or LAN).
     live_responder: str = "model"
     live_max_seconds: float = 300.0
+    live_silence_seconds: float = 0.7  # the person's silence that ends their turn
     ice_servers: tuple[str, ...] = ()  # stun:HOST:PORT or turn:HOST:PORT URLs
     ice_username: str | None = None  # for the turn: servers
     ice_credential: str | None = None
@@ -47,6 +48,7 @@ class DemoConfig:
             "max_input_seconds",
             "max_answer_seconds",
             "live_max_seconds",
+            "live_silence_seconds",
         ):
             value = getattr(self, name)
             check(

@@ -185,4 +185,5 @@ def live_service(cfg: Any, pipe: Any) -> LiveService:
     from vidchat.live.responders import ModelResponder, SignalResponder
 
     responder = SignalResponder() if cfg.live_responder == "signal" else ModelResponder(pipe)
-    return LiveService(lambda: LiveLoop(responder, LiveConfig()), rtc_options(cfg))
+    settings = LiveConfig(silence_seconds=cfg.live_silence_seconds)
+    return LiveService(lambda: LiveLoop(responder, settings), rtc_options(cfg))
