@@ -24,6 +24,9 @@ real-time factor (compute seconds per media second) and the backbone steps per m
 Part 3: the shipped demo responder's first-chunk latency through `ResponderPipeline.stream`,
 eager and fast (`--no-first-chunk` skips it).
 
+Part 4 (`bench/motion_rtf.py`; `--no-motion` skips it): a motion video code at 64 and 256 px,
+the same LM with N codes per frame plus the renderer at each size: `rtf motion <S>px <device>`.
+
 Parts 2 and 3 run on the CPU and, with CUDA, on the GPU (`--device`). Ends with `name: value`
 lines: `rtf <head> <H>x<W> <device> eager|fast`, `fast speedup <head> <H>x<W> <device>`,
 `compile s <head> <H>x<W> <device>` (the first fast call), `steps/s <head> <H>x<W>`,
@@ -43,8 +46,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from any folder
+sys.path.insert(0, str(ROOT / "bench"))
 
 import torch  # noqa: E402
+from motion_rtf import motion_rtf  # noqa: E402
 
 from tests.model.uncached import uncached  # noqa: E402
 from vidchat.cli import compose  # noqa: E402
@@ -94,6 +99,12 @@ def _args() -> argparse.Namespace:
         dest="first_chunk",
         action="store_false",
         help="skip the shipped demo model's first-chunk latency",
+    )
+    parser.add_argument(
+        "--no-motion",
+        dest="motion",
+        action="store_false",
+        help="skip the motion code's cost at 64 and 256 px",
     )
     args = parser.parse_args()
     if args.device not in ("all", "cpu", "cuda") or args.dtype not in ("float32", "bfloat16"):
@@ -360,6 +371,8 @@ def main() -> None:
         lines.update(table)
         if args.first_chunk:
             lines.update(first_chunk(device, args.backend, args.repeats))
+        if args.motion:
+            lines.update(motion_rtf(args.model, device, args.repeats, args.dtype))
     for name, value in lines.items():
         print(f"{name}: {value}")
 

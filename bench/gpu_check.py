@@ -15,7 +15,7 @@ scratch folder under DIR, `TQDM_DISABLE=1`):
 | demo64_summary_bf16 | `experiment=demo64` pretraining with the partner summary, bf16-mixed |
 | deepspeed_zero2_bf16 / deepspeed_zero3_bf16 | `trainer=deepspeed_zero2|3`, bf16, one GPU |
 | infer_demo / infer_real | `infer.py --dtype bfloat16` on a demo clip / on `--real` |
-| generate | `bench/generate.py --model base`: the decoding table (RTF per head and size, eager and fast; the demo model's first chunk) |
+| generate | `bench/generate.py --model base`: the decoding table (RTF per head and size, eager and fast; the demo model's first chunk; a motion code at 64 and 256 px) |
 | generate_32 | the same at 32x32 codes per frame, frame and depth heads |
 | train_step | `bench/train_step.py` at the `base` shape: MFU, ours and Hugging Face's |
 | live | `bench/live.py`: the live loop with the shipped responder, 60 s in real time (needs onnxruntime for Silero: `bash ../shared/gpu/wheels.sh onnxruntime`) |
@@ -277,10 +277,12 @@ def _bench_steps(work: Path, device: str) -> list[Step]:
     table.update(
         {f"first chunk s {r}": rf"^first chunk s \w+ {r}: ([0-9.]+)" for r in ("eager", "fast")}
     )
+    table.update({f"rtf motion {s}px": rf"^rtf motion {s}px \w+: ([0-9.]+)" for s in (64, 256)})
     bench = [py, str(ROOT / "bench" / "generate.py"), "--device", device]
     bench += ["--model", "base" if gpu else "tiny", "--dtype", "bfloat16" if gpu else "float32"]
     bench += ["--repeats", "2"]
     grids_32 = ["--grids", "32" if gpu else "8", "--heads", "maskgit,depth", "--no-first-chunk"]
+    grids_32 += ["--no-motion"]
     shape = [*BASE_SHAPE, "--vocab", "73735"] if gpu else []
     train_step = [py, str(ROOT / "bench" / "train_step.py"), "--device", device, *shape]
     reenact = [py, str(ROOT / "bench" / "reenact.py"), "--work", str(work / "reenact")]

@@ -44,6 +44,7 @@ SELF_CONTAINED = {
         "aot_eager",
         "--heads",
         "flat,maskgit",
+        "--no-motion",  # motion_rtf.py's own smoke run covers it
     ],
     "long_input.py": ["--minutes", "0.1", "--threads", "1"],
     "train_step.py": [
@@ -80,6 +81,7 @@ SELF_CONTAINED = {
     ],
     "web_demo.py": ["--repeats", "1", "--threads", "1"],
     "live.py": ["--seconds", "6", "--threads", "1", "--device", "cpu"],
+    "motion_rtf.py": ["--repeats", "1", "--threads", "1"],
     "curate.py": ["--sources", "1", "--workers", "1"],
     "overfit_rung.py": ["--steps", "3", "--conversations", "4", "--work", "rung"],
     "reenact.py": [

@@ -23,7 +23,7 @@ from vidchat.tokenizers.motion import MotionConfig, MotionTokenizer
 from vidchat.training.tokenizers.motion import MotionTokenizerModule, ReenactmentPairs
 
 pytestmark = pytest.mark.timeout(300)
-SMALL = dict(channels=[16, 16, 32], hidden=64, motion_channels=8)
+SMALL = dict(channels=[8, 16, 16, 32], hidden=64, motion_channels=8)
 
 
 def _tokenizer(size: int = 32, num_codes: int = 4, seed: int = 0) -> MotionTokenizer:
@@ -58,6 +58,24 @@ def test_decoding_needs_the_reference_and_renders_on_it():
         tok.decode(codes, reference=_frames(16, t=1)[0, 0])
 
 
+def test_decoding_encodes_each_reference_once_and_renders_as_training_does():
+    """`decode` computes a reference's appearance once for all its frames: the same frames as
+    the training path's `render`, which encodes the reference beside every frame (to float
+    rounding: convolutions over batches of other sizes)."""
+    tok = _tokenizer()
+    codes = tok.encode(_frames(32, t=4, seed=3).expand(2, -1, -1, -1, -1).contiguous())
+    refs = _frames(32, t=2, seed=4)[0]  # [2,H,W,3]: one reference per row
+    fast = tok.decode(codes, reference=refs)
+    with torch.no_grad():
+        motion = tok.quantizer.decode(codes.flatten())
+        ref = tok._images(refs, "reference").repeat_interleave(4, dim=0)
+        slow = ((tok.render(motion, ref).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    slow = slow.permute(0, 2, 3, 1).reshape(2, 4, 32, 32, 3)
+    diff = (fast.int() - slow.int()).abs()  # a batch of another size may round differently
+    assert int(diff.max()) <= 1 and float((diff > 0).float().mean()) < 0.01
+    assert not torch.equal(fast[0], fast[1])  # each row on its own reference
+
+
 def test_save_load_round_trip_and_the_builder(tmp_path):
     tok = _tokenizer()
     tok.save(tmp_path / "motion", fp16=False)
@@ -90,7 +108,7 @@ def test_a_briefly_trained_tokenizer_moves_the_reference_face():
     rng = np.random.default_rng(0)
     people = make_identities(6)
     clips = [_talking(p, rng, 12, 32) for p in people]
-    tok = MotionTokenizer(MotionConfig(frame_size=32, num_codes=4, **SMALL))
+    tok = MotionTokenizer(MotionConfig(frame_size=32, num_codes=4, latent_side=4, **SMALL))
     module = MotionTokenizerModule(tok)
     optim = torch.optim.AdamW(tok.parameters(), lr=3e-3)
     loader = DataLoader(ReenactmentPairs(clips, random=True), batch_size=24, shuffle=True)

@@ -49,7 +49,13 @@ class MotionConfig:
     fps: frame rate it is trained for (its `TokenizerSpec.frame_rate`).
     num_codes: N codes per frame, whatever the frame size.
     fsq_levels: FSQ levels of one code (its codebook is their product).
-    channels: conv width per stage, highest resolution first; each stage halves the size.
+    channels: conv widths, highest resolution first, one stride-2 stage each; a frame uses the
+        last `stages` of them, so one list serves every size: [8, 16, 32, 64, 128] is
+        [32, 64, 128] at 64 px and all five at 256 px. The stages a larger frame adds are the
+        narrow ones, so the renderer's cost grows slowly with the frame (`bench/generate.py`,
+        `rtf motion 256px`).
+    latent_side: the side of the grid the encoders end on and the renderer starts from, at any
+        frame size (frame_size = latent_side * 2**stages).
     motion_channels: channels of the motion map the renderer reads beside the appearance.
     """
 
@@ -57,22 +63,33 @@ class MotionConfig:
     fps: float = 8.0
     num_codes: int = 4
     fsq_levels: list[int] = field(default_factory=lambda: [8, 5, 5, 5])
-    channels: list[int] = field(default_factory=lambda: [32, 64, 128])
+    channels: list[int] = field(default_factory=lambda: [8, 16, 32, 64, 128])
+    latent_side: int = 8
     motion_channels: int = 32
     hidden: int = 256
 
     def __post_init__(self) -> None:
         if self.num_codes < 1:
             raise ValueError(f"num_codes must be >= 1, got {self.num_codes}")
-        if self.frame_size % 2 ** len(self.channels):
+        ratio = self.frame_size // max(1, self.latent_side)
+        whole = self.frame_size % max(1, self.latent_side) == 0
+        if not (whole and ratio >= 2 and ratio & (ratio - 1) == 0) or self.stages > len(
+            self.channels
+        ):
             raise ValueError(
-                f"frame_size={self.frame_size} not divisible by 2**{len(self.channels)} "
-                f"(one halving per channel stage)"
+                f"frame_size={self.frame_size} must be latent_side={self.latent_side} times a "
+                f"power of two, at most 2**{len(self.channels)} (one stage per channel entry)"
             )
 
     @property
-    def latent_side(self) -> int:
-        return self.frame_size // 2 ** len(self.channels)
+    def stages(self) -> int:
+        """Stride-2 stages between the frame and the latent grid."""
+        return (self.frame_size // max(1, self.latent_side)).bit_length() - 1
+
+    @property
+    def stage_channels(self) -> list[int]:
+        """The widths this frame size uses: the last `stages` entries of `channels`."""
+        return list(self.channels[-self.stages :])
 
 
 def _down(channels: list[int]) -> nn.Sequential:
@@ -112,22 +129,23 @@ class MotionTokenizer(ConfigCheckpoint, VideoTokenizer):
         dim = len(cfg.fsq_levels)
         side = cfg.latent_side
         self.motion_encoder = nn.Sequential(
-            _down(cfg.channels),
+            _down(cfg.stage_channels),
             nn.AdaptiveAvgPool2d(POOL),  # a fixed grid whatever the frame size: where is kept
             nn.Flatten(),
-            nn.Linear(cfg.channels[-1] * POOL * POOL, cfg.hidden),
+            nn.Linear(cfg.stage_channels[-1] * POOL * POOL, cfg.hidden),
             nn.LayerNorm(cfg.hidden),  # keeps the latent in FSQ's unsaturated range
             nn.SiLU(),
             nn.Linear(cfg.hidden, cfg.num_codes * dim),
         )
         self.quantizer = build_quantizer("fsq", 0, dim, levels=cfg.fsq_levels)
-        self.appearance_encoder = _down(cfg.channels)
+        self.appearance_encoder = _down(cfg.stage_channels)
         self.motion_map = nn.Sequential(
             nn.Linear(cfg.num_codes * dim, cfg.hidden),
             nn.SiLU(),
             nn.Linear(cfg.hidden, cfg.motion_channels * side * side),
         )
-        self.renderer = _up(cfg.channels, cfg.channels[-1] + cfg.motion_channels)
+        widths = cfg.stage_channels
+        self.renderer = _up(widths, widths[-1] + cfg.motion_channels)
         self.spec = TokenizerSpec(
             modality="video",
             frame_rate=float(cfg.fps),
@@ -150,10 +168,14 @@ class MotionTokenizer(ConfigCheckpoint, VideoTokenizer):
     def render(self, motion: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
         """Quantised motion `[N*num_codes, D]` and reference images `[N,3,H,W]` in [-1,1] ->
         images `[N,3,H,W]` in about [-1,1]."""
+        return self.render_on(motion, self.appearance_encoder(reference))
+
+    def render_on(self, motion: torch.Tensor, appearance: torch.Tensor) -> torch.Tensor:
+        """`render` from the reference's appearance features `[N,C,h,w]` (`appearance_encoder`;
+        decoding computes them once per reference, not once per frame)."""
         side = self.cfg.latent_side
         m = rearrange(motion, "(n c) d -> n (c d)", c=self.cfg.num_codes)
         motion_map = self.motion_map(m).view(m.shape[0], -1, side, side)
-        appearance = self.appearance_encoder(reference)
         return self.renderer(torch.cat([appearance, motion_map], dim=1))
 
     def forward(
@@ -196,10 +218,10 @@ class MotionTokenizer(ConfigCheckpoint, VideoTokenizer):
             )
         b, t = codes.shape[:2]
         ref = self._images(reference, "reference")  # [B or 1,3,H,W]
-        ref = ref.expand(b, -1, -1, -1) if ref.shape[0] == 1 else ref
-        ref = ref.repeat_interleave(t, dim=0)  # [B*T,3,H,W]
-        device = ref.device
-        motion = self.quantizer.decode(codes.to(device).long().flatten())  # [(B T N), D]
-        x = self.render(motion.float(), ref)
+        appearance = self.appearance_encoder(ref)  # [B or 1,C,h,w]: once per reference
+        appearance = appearance.expand(b, -1, -1, -1) if ref.shape[0] == 1 else appearance
+        appearance = appearance.repeat_interleave(t, dim=0)  # [B*T,C,h,w]
+        motion = self.quantizer.decode(codes.to(ref.device).long().flatten())  # [(B T N), D]
+        x = self.render_on(motion.float(), appearance)
         x = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
         return rearrange(x, "(b t) c h w -> b t h w c", b=b)
