@@ -239,19 +239,27 @@ def test_twenty_sessions_leave_no_threads_tasks_or_files(live_server):
         await wait_until(lambda: live_server.service.session is None, 1.0)
 
     def usage() -> tuple[int, int, int]:
-        return threading.active_count(), server_tasks(), len(os.listdir("/proc/self/fd"))
+        # asyncio's default executor keeps up to min(32, cores + 4) idle threads, grown on
+        # demand under load: a pool, not a leak; every other thread counts
+        threads = [t for t in threading.enumerate() if not t.name.startswith("asyncio_")]
+        return len(threads), server_tasks(), len(os.listdir("/proc/self/fd"))
 
     async def run() -> None:
-        for _ in range(3):  # warm up: executor threads, the VAD's session, codecs
+        for _ in range(3):  # warm up: the VAD's session, codecs
             await cycle()
         await asyncio.sleep(0.5)
         before = usage()
         for _ in range(20):
             await cycle()
-        await asyncio.sleep(0.5)
-        after = usage()
-        assert after[0] <= before[0] and after[1] <= before[1], (before, after)
-        assert after[2] <= before[2] + 2, (before, after)  # a socket or two in TIME_WAIT
+
+        def settled() -> bool:  # what a closed session leaves is gone within 3 s
+            now = usage()
+            return now[0] <= before[0] and now[1] <= before[1] and now[2] <= before[2] + 2
+
+        try:
+            await wait_until(settled, 3.0)  # a socket or two may wait in TIME_WAIT
+        except AssertionError:
+            raise AssertionError(f"before {before}, after {usage()}") from None
         assert live_server.service.sessions_started == 23
 
     asyncio.run(run())
