@@ -49,7 +49,7 @@ sys.path.insert(0, str(ROOT))  # run as a script from any folder
 sys.path.insert(0, str(ROOT / "bench"))
 
 import torch  # noqa: E402
-from motion_rtf import motion_rtf  # noqa: E402
+from motion_rtf import motion_rtf, partner_prompt, timed  # noqa: E402
 
 from tests.model.uncached import uncached  # noqa: E402
 from vidchat.cli import compose  # noqa: E402
@@ -212,11 +212,7 @@ def _fast(backend: str, device: str) -> StepRunner:
 
 
 def _timed(device: str, call) -> float:
-    _sync(device)
-    t0 = time.perf_counter()
-    call()
-    _sync(device)
-    return time.perf_counter() - t0
+    return timed(device, call)[0]
 
 
 def _head_run(
@@ -234,26 +230,7 @@ def _head_run(
     torch.manual_seed(0)
     overrides = [f"model={model_name}", "model.max_seq_len=16384", *extra]
     model = build_model(compose("train", overrides).model, layout).eval().to(device, dtype)
-    return model, layout, _partner_prompt(layout, seconds=1.0)
-
-
-def _sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
-def _partner_prompt(layout: SequenceLayout, seconds: float):
-    """Reference frame + a random partner turn of `seconds` at the layout's grid."""
-    c = layout.cfg
-    h, w = c.video_grid
-    g = torch.Generator().manual_seed(0)
-    T, Ta = round(seconds * c.video_frame_rate), round(seconds * c.audio_frame_rate)
-    partner = Segment(
-        Role.PARTNER,
-        torch.randint(0, 1024, (T, h, w), generator=g),
-        torch.randint(0, 1024, (2, Ta), generator=g),
-    )
-    return layout.prompt([partner], ref=torch.randint(0, 1024, (h, w), generator=g))
+    return model, layout, partner_prompt(layout, seconds=1.0)
 
 
 def _cache_lines(run, repeats: int, prompt_len: int, media_tps: float) -> dict[str, str]:

@@ -31,12 +31,8 @@ sys.path.insert(0, str(ROOT))  # run as a script from any folder
 
 from vidchat.data.demo_world.face import render_face  # noqa: E402
 from vidchat.data.demo_world.identities import make_identities  # noqa: E402
-from vidchat.data.demo_world.script import face_track  # noqa: E402
-from vidchat.data.demo_world.speech import (  # noqa: E402
-    audio_envelope,
-    mouth_from_envelope,
-    synthesize_turn,
-)
+from vidchat.data.demo_world.script import speaking_track  # noqa: E402
+from vidchat.data.demo_world.speech import synthesize_turn  # noqa: E402
 from vidchat.inference.loading import load_pipeline  # noqa: E402
 from vidchat.live.config import LiveConfig  # noqa: E402
 from vidchat.live.drive import Recording, drive  # noqa: E402
@@ -61,9 +57,8 @@ def scripted_partner(seconds: float, fps: float, sr: int, size: int) -> Clip:
             else:
                 pieces.append(np.zeros(n, np.float32))
     audio = np.concatenate(pieces)[: int(seconds * sr)]
-    T = int(seconds * fps)
-    mouth = mouth_from_envelope(audio_envelope(audio, sr, fps, T, window=1 / 24))
-    frames = render_face(person, face_track(rng, T, int(fps), "happy", mouth), size)
+    frames = render_face(person, speaking_track(rng, audio, sr, fps, "happy"), size)
+    T = len(frames)
     return Clip(frames, audio[: int(round(T / fps * sr))], fps, sr, T / fps)
 
 

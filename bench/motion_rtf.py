@@ -42,7 +42,8 @@ def motion_layout(num_codes: int, codebook: int) -> SequenceLayout:
 
 
 def partner_prompt(layout: SequenceLayout, seconds: float):
-    """A reference frame and a random partner turn of `seconds`, in the layout's codebooks."""
+    """A reference frame and a random partner turn of `seconds`, in the layout's codebooks
+    (`bench/generate.py`'s prompt too)."""
     c = layout.cfg
     h, w = c.video_grid
     g = torch.Generator().manual_seed(0)
@@ -53,7 +54,8 @@ def partner_prompt(layout: SequenceLayout, seconds: float):
     return layout.prompt([partner], ref=torch.randint(0, V, (h, w), generator=g))
 
 
-def _timed(device: str, call) -> tuple[float, object]:
+def timed(device: str, call) -> tuple[float, object]:
+    """(seconds `call()` took, synchronised on a GPU, its result)."""
     if device == "cuda":
         torch.cuda.synchronize()
     t0 = time.perf_counter()
@@ -79,10 +81,10 @@ def motion_rtf(
     lm_times: list[float] = []
     render_times: dict[int, list[float]] = {s: [] for s in SIZES}
     for r in range(1 + repeats):  # the first round warms up
-        lm_s, out = _timed(device, step)
+        lm_s, out = timed(device, step)
         codes = out.video[0][None]  # [1,t,1,N]: the same codes rendered at every size
         for size in SIZES:
-            render_s, _ = _timed(device, partial(renderers[size].decode, codes, references[size]))
+            render_s, _ = timed(device, partial(renderers[size].decode, codes, references[size]))
             if r:
                 render_times[size].append(render_s / max(1, codes.shape[1]))
         if r:

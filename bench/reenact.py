@@ -40,13 +40,8 @@ from vidchat.data.demo_world.face import (  # noqa: E402
     render_face,
 )
 from vidchat.data.demo_world.identities import make_identities  # noqa: E402
-from vidchat.data.demo_world.script import face_track  # noqa: E402
-from vidchat.data.demo_world.speech import (  # noqa: E402
-    EMOTIONS,
-    audio_envelope,
-    mouth_from_envelope,
-    synthesize_turn,
-)
+from vidchat.data.demo_world.script import speaking_track  # noqa: E402
+from vidchat.data.demo_world.speech import EMOTIONS, synthesize_turn  # noqa: E402
 from vidchat.eval.metrics.demo_oracle import identity_match  # noqa: E402
 from vidchat.tokenizers import build_video_tokenizer  # noqa: E402
 from vidchat.training.tokenizers.metrics import psnr  # noqa: E402
@@ -58,9 +53,7 @@ def talking(person, emotion: str, seconds: float, fps: float, size: int, seed: i
     """A face track of `person` talking with `emotion` -> (track, frames [T,H,W,3])."""
     rng = np.random.default_rng(seed)
     audio, _ = synthesize_turn(rng, person, emotion, seconds, SR)
-    T = int(seconds * fps)
-    mouth = mouth_from_envelope(audio_envelope(audio, SR, fps, T, window=1 / 24))
-    track = face_track(rng, T, int(fps), emotion, mouth)
+    track = speaking_track(rng, audio, SR, fps, emotion)
     return track, render_face(person, track, size)
 
 

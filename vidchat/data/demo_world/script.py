@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vidchat.data.demo_world.face import CURVATURE, UPPER_FACE, FaceTrack
-from vidchat.data.demo_world.speech import EMOTIONS
+from vidchat.data.demo_world.speech import EMOTIONS, audio_envelope, mouth_from_envelope
 
 
 @dataclass
@@ -100,3 +100,14 @@ def face_track(
         brow_lift=lift,
         brow_tilt=tilt,
     )
+
+
+def speaking_track(
+    rng: np.random.Generator, audio: np.ndarray, sample_rate: int, fps: float, emotion: str
+) -> FaceTrack:
+    """A talking face's track at `fps` whose mouth follows `audio [S]` (any speech, with its
+    pauses), read as the world's 24 fps render reads it (`audio_envelope`'s window); one frame
+    per `1 / fps` of the audio."""
+    num_frames = int(len(audio) / sample_rate * fps)
+    env = audio_envelope(audio, sample_rate, fps, num_frames, window=1 / 24)
+    return face_track(rng, num_frames, int(fps), emotion, mouth_from_envelope(env))
