@@ -2,7 +2,8 @@
 
 The LM is the same at every frame size: N motion codes per frame (`MotionConfig.num_codes`), the
 64 px demo layout's heads (MaskGIT video, depth audio), random weights. Only the renderer grows
-with the frame. Each repeat generates one 0.5 s chunk after a 1 s partner turn (prefill
+with the frame: the shipped motion tokenizer's architecture (`experiment=demo64_motion`) at each
+size, random weights. Each repeat generates one 0.5 s chunk after a 1 s partner turn (prefill
 included) and renders its frames on a reference at every size; medians. The real-time factor
 of a size is the LM's chunk plus its frames rendered at that size, per media second.
 Lines: `rtf motion <S>px <device>` (LM plus renderer, compute seconds per media second),
@@ -21,6 +22,7 @@ from functools import partial
 from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from any folder
 
@@ -65,11 +67,18 @@ def timed(device: str, call) -> tuple[float, object]:
     return time.perf_counter() - t0, out
 
 
+def shipped_config(size: int) -> MotionConfig:
+    """The shipped motion tokenizer's architecture (`experiment=demo64_motion`) at `size` px:
+    one config serves every frame size."""
+    model = OmegaConf.to_container(compose("train", ["experiment=demo64_motion"]).tokenizer)
+    return MotionConfig(frame_size=size, **model["video"]["model"])
+
+
 def motion_rtf(
     model_name: str, device: str, repeats: int, dtype: torch.dtype = torch.float32
 ) -> dict[str, str]:
     """The `rtf motion <S>px` lines (see the module docstring)."""
-    renderers = {s: MotionTokenizer(MotionConfig(frame_size=s)).eval().to(device) for s in SIZES}
+    renderers = {s: MotionTokenizer(shipped_config(s)).eval().to(device) for s in SIZES}
     spec = renderers[SIZES[0]].spec
     layout = motion_layout(spec.grid[1], spec.codebook_size)
     torch.manual_seed(0)

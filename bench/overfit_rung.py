@@ -2,6 +2,7 @@
 it trains on?
 
     python bench/overfit_rung.py [--steps 600] [--conversations 6] [--work data_cache/overfit_rung]
+    python bench/overfit_rung.py --experiment demo64_motion  # the same on motion codes (#40)
 
 Generates a small 64 px demo world (`--conversations`; 6 give 12 training dialogue pairs,
 happy, sad and neutral), trains the demo64 LM from scratch on its training dialogue pairs alone
@@ -51,11 +52,16 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--conversations", type=int, default=6)
     parser.add_argument("--work", type=Path, default=ROOT / "data_cache" / "overfit_rung")
+    parser.add_argument(
+        "--experiment",
+        default="demo64",
+        help="demo64 (8x8 VQ codes) or demo64_motion (4 motion codes)",
+    )
     args = parser.parse_args()
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
     world = [
-        "experiment=demo64",
+        f"experiment={args.experiment}",
         f"paths.root_dir={work}",
         f"data.num_conversations={args.conversations}",
     ]
@@ -76,6 +82,7 @@ def main() -> None:
         ],
         work,
     )
+    print(f"experiment: {args.experiment}")
     print(f"steps: {args.steps}")
     print(f"train loss at the end: {last_train_loss(work / 'checkpoints' / 'overfit'):.4f}")
     evaluate = [

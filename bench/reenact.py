@@ -1,12 +1,15 @@
 """Cross-identity reenactment with a motion tokenizer, on demo faces it never saw in training.
 
+    python bench/reenact.py  # the shipped one, vidchat/assets/demo64/motion_tokenizer
     python bench/reenact.py --checkpoint checkpoints/tokenizers/motion [--faces 8] [--seconds 2]
     python bench/reenact.py --train-steps 1500 --work runs/reenact [-- trainer=gpu]  # train first
 
 The demo world draws any face state on any identity, so `render_face(B, A's track)` is the
 pixel-exact answer to "A's motion on B's face". For each ordered pair (A, B) of held-out faces
 (identities after the `--trained-faces` the tokenizer's world used), A talks with an emotion;
-the tokenizer codes A's frames and renders the codes on B's neutral reference. It prints:
+the tokenizer codes A's frames and renders the codes on B's neutral reference. The emotion
+shows in the mouth corners, brows and eyes (`--expression face`, the world the shipped tokenizer
+was trained on) or in the mouth corners only (`--expression mouth`). It prints:
 
 - `reenact psnr db`: the renders against `render_face(B, A's track)` (goal >= 26);
 - `reenact emotion agreement`: the demo emotion oracle on the renders against A's (goal >= 0.95);
@@ -47,13 +50,15 @@ from vidchat.tokenizers import build_video_tokenizer  # noqa: E402
 from vidchat.training.tokenizers.metrics import psnr  # noqa: E402
 
 SR = 16000
+SHIPPED = "pkg:vidchat/assets/demo64/motion_tokenizer"
 
 
-def talking(person, emotion: str, seconds: float, fps: float, size: int, seed: int):
-    """A face track of `person` talking with `emotion` -> (track, frames [T,H,W,3])."""
+def talking(person, emotion: str, seconds: float, fps: float, size: int, seed: int, face: bool):
+    """A face track of `person` talking with `emotion` (in the brows and eyes too with `face`)
+    -> (track, frames [T,H,W,3])."""
     rng = np.random.default_rng(seed)
     audio, _ = synthesize_turn(rng, person, emotion, seconds, SR)
-    track = speaking_track(rng, audio, SR, fps, emotion)
+    track = speaking_track(rng, audio, SR, fps, emotion, upper_face=face)
     return track, render_face(person, track, size)
 
 
@@ -62,7 +67,7 @@ def db(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @torch.no_grad()
-def measure(tokenizer, people, seconds: float, takes: int) -> dict[str, float]:
+def measure(tokenizer, people, seconds: float, takes: int, face: bool) -> dict[str, float]:
     fps, size = tokenizer.spec.pixel_frame_rate, tokenizer.spec.frame_size[0]
     gallery = {p.name: render_face(p, neutral_track(), size)[0] for p in people}
     cross, emotion_hits, identity_hits, round_trip = [], [], [], []
@@ -72,7 +77,7 @@ def measure(tokenizer, people, seconds: float, takes: int) -> dict[str, float]:
         for i, person in enumerate(people):
             for e, emotion in enumerate(EMOTIONS):  # every face shows every emotion: no confound
                 seed = 1000 * take + 10 * i + e
-                track, frames = talking(person, emotion, seconds, fps, size, seed)
+                track, frames = talking(person, emotion, seconds, fps, size, seed, face)
                 codes = tokenizer.encode(torch.from_numpy(frames)[None])  # [1,T,1,N]
                 flat = codes.flatten().cpu().numpy()
                 bags.append(np.bincount(flat, minlength=tokenizer.spec.codebook_size) / len(frames))
@@ -107,24 +112,30 @@ def measure(tokenizer, people, seconds: float, takes: int) -> dict[str, float]:
     }
 
 
-def train(work: Path, steps: int, faces: int, conversations: int, extra: list[str]) -> Path:
-    """`train.py stage=video_tokenizer tokenizer=motion` on a demo64-sized world of `faces`
-    (`extra`: more overrides, e.g. `trainer=gpu`)."""
-    cmd = [sys.executable, str(ROOT / "train.py"), "stage=video_tokenizer", "tokenizer=motion"]
-    cmd += [f"paths.root_dir={work}", f"data.root={work}/data_cache/demo64_motion"]
+def train(
+    work: Path, steps: int, faces: int, conversations: int, expression: str, extra: list[str]
+) -> Path:
+    """The shipped tokenizer's recipe (`experiment=demo64_motion stage=video_tokenizer`) on a
+    world of `faces` with `steps` (`extra`: more overrides, e.g. `trainer=gpu`)."""
+    cmd = [sys.executable, str(ROOT / "train.py"), "experiment=demo64_motion"]
+    cmd += ["stage=video_tokenizer", "stage.batch_size=32", f"stage.max_steps={steps}"]
+    cmd += [f"paths.root_dir={work}", f"data.root={work}/data_cache/demo64_{expression}"]
     cmd += [f"data.num_identities={faces}", f"data.num_conversations={conversations}"]
-    cmd += ["data.video.fps=8", "data.video.size=64", f"stage.max_steps={steps}", *extra]
+    cmd += [f"data.expression={expression}", *extra]
     subprocess.run(cmd, check=True)
-    return work / "checkpoints" / "tokenizers" / "motion"
+    return work / "checkpoints" / "tokenizers" / "demo64_motion"
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--checkpoint", default=None, help="a trained motion tokenizer (stem)")
+    p.add_argument("--checkpoint", default=SHIPPED, help="a trained motion tokenizer (stem)")
     p.add_argument("--train-steps", type=int, default=0, help="train one first (no --checkpoint)")
     p.add_argument("--work", type=Path, default=Path("runs/reenact"), help="where to train it")
-    p.add_argument("--conversations", type=int, default=96, help="world size when training")
-    p.add_argument("--trained-faces", type=int, default=32, help="identities it was trained on")
+    p.add_argument("--conversations", type=int, default=256, help="world size when training")
+    p.add_argument(
+        "--expression", choices=["face", "mouth"], default="face", help="where emotion shows"
+    )
+    p.add_argument("--trained-faces", type=int, default=256, help="identities it was trained on")
     p.add_argument("--faces", type=int, default=6, help="held-out identities to measure on")
     p.add_argument("--seconds", type=float, default=2.0, help="length of each talking clip")
     p.add_argument("--takes", type=int, default=3, help="clips per face (the last is held out)")
@@ -132,14 +143,20 @@ def main() -> None:
     p.add_argument("overrides", nargs="*", help="after --: train.py overrides (trainer=gpu)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    if args.checkpoint is None and not args.train_steps:
-        raise SystemExit("error: give --checkpoint STEM or --train-steps N")
-    stem = args.checkpoint or train(
-        args.work, args.train_steps, args.trained_faces, args.conversations, args.overrides
-    )
+    stem = args.checkpoint
+    if args.train_steps:
+        stem = train(
+            args.work,
+            args.train_steps,
+            args.trained_faces,
+            args.conversations,
+            args.expression,
+            args.overrides,
+        )
     tokenizer = build_video_tokenizer({"kind": "motion", "checkpoint": str(stem)}).eval()
     people = make_identities(args.trained_faces + args.faces)[args.trained_faces :]
-    figures = measure(tokenizer, people, args.seconds, max(2, args.takes))
+    face = args.expression == "face"
+    figures = measure(tokenizer, people, args.seconds, max(2, args.takes), face)
     print(f"tokenizer: {stem}, {np.prod(tokenizer.spec.grid)} codes per frame")
     for name in ("reenact psnr db", "reenact emotion agreement", "reenact identity"):
         print(f"{name}: {figures[name]:.3f}")

@@ -9,17 +9,21 @@ reference image; the partner's motion and the responder's then share one space. 
 depend on the frame size: only the renderer grows with it.
 
 Architecture only (training: `vidchat.training.tokenizers.motion`), three parts:
-- **motion encoder**: conv stages on the driving frame, pooled to a fixed 4x4 grid (`POOL`,
-  whatever the frame size), projected to N groups of `len(fsq_levels)` channels and quantised
-  by FSQ (`vector-quantize-pytorch`), one code per group. The pool and the narrow bottleneck
-  leave little room for identity (the argument of BCD and INFP); an identity probe on the codes
-  is what will measure what passes. A global pool gave every frame the same code: the mouth's
-  few pixels vanished in the average.
+- **motion encoder**: conv stages on the driving frame's standardised luma (`driver_input`),
+  pooled to a fixed 4x4 grid (`POOL`, whatever the frame size), projected to N groups of
+  `len(fsq_levels)` channels and quantised by FSQ (`vector-quantize-pytorch`), one code per
+  group. The pool and the narrow bottleneck leave little room for identity (the argument of BCD
+  and INFP), and without colour or brightness a face's palette has no way through; an identity
+  probe on the codes (`bench/reenact.py`) measures what passes. A global pool gave every frame
+  the same code: the mouth's few pixels vanished in the average.
 - **appearance encoder**: conv stages on the reference -> features `[C,h,w]`, h = H / 2**stages.
 - **renderer** (a decoder conditioned on the reference's features, chosen over flow warping
   for its simplicity at 64 px): the codes -> a motion map `[Cm,h,w]` (a learned projection:
   where the mouth and eyes are is spatial), concatenated with the appearance features, then
-  mirrored conv stages up to the frame.
+  mirrored conv stages up to the frame, whose output is added to the reference (`residual`).
+  Trained only on pairs of one person, a renderer that draws the whole frame took the face's
+  colours from the codes as readily as from the reference, and A's motion on B's reference
+  came out in A's colours; drawing a change to the reference makes the reference the face.
 """
 
 from __future__ import annotations
@@ -39,6 +43,17 @@ from vidchat.tokenizers.video_vq import ResBlock
 POOL = 4
 """The motion encoder pools its features to POOL x POOL at any frame size: enough to say where
 the mouth and eyes are, too coarse to carry a face's look."""
+DRIVER_INPUTS = ("luma", "rgb")
+LUMA = (0.299, 0.587, 0.114)
+
+
+def standardised_luma(images: torch.Tensor) -> torch.Tensor:
+    """`[N,3,H,W]` -> `[N,1,H,W]`: each frame's luma with zero mean and unit variance, so what
+    the motion encoder sees carries shapes, not a palette or a brightness."""
+    weights = torch.tensor(LUMA, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
+    y = (images * weights).sum(dim=1, keepdim=True)
+    mean = y.mean(dim=(2, 3), keepdim=True)
+    return (y - mean) / (y.std(dim=(2, 3), keepdim=True) + 1e-3)
 
 
 @dataclass
@@ -57,6 +72,12 @@ class MotionConfig:
     latent_side: the side of the grid the encoders end on and the renderer starts from, at any
         frame size (frame_size = latent_side * 2**stages).
     motion_channels: channels of the motion map the renderer reads beside the appearance.
+    driver_input: what the motion encoder sees of the driving frame: "luma" (its luma,
+        standardised per frame: no colour, no brightness, so a face's palette cannot pass
+        through the codes) or "rgb".
+    residual: the renderer draws the reference plus a change (True) rather than a whole frame:
+        what does not move comes from the reference's own pixels, so the look of the face stays
+        the reference's and the codes need only say what moved.
     """
 
     frame_size: int = 64
@@ -67,8 +88,14 @@ class MotionConfig:
     latent_side: int = 8
     motion_channels: int = 32
     hidden: int = 256
+    driver_input: str = "luma"
+    residual: bool = True
 
     def __post_init__(self) -> None:
+        if self.driver_input not in DRIVER_INPUTS:
+            raise ValueError(
+                f"driver_input must be one of {list(DRIVER_INPUTS)}, got {self.driver_input!r}"
+            )
         if self.num_codes < 1:
             raise ValueError(f"num_codes must be >= 1, got {self.num_codes}")
         ratio = self.frame_size // max(1, self.latent_side)
@@ -92,9 +119,9 @@ class MotionConfig:
         return list(self.channels[-self.stages :])
 
 
-def _down(channels: list[int]) -> nn.Sequential:
-    """`[N,3,H,W]` -> `[N,channels[-1],H/2**S,W/2**S]`."""
-    layers: list[nn.Module] = [nn.Conv2d(3, channels[0], 3, padding=1)]
+def _down(channels: list[int], in_channels: int = 3) -> nn.Sequential:
+    """`[N,in_channels,H,W]` -> `[N,channels[-1],H/2**S,W/2**S]`."""
+    layers: list[nn.Module] = [nn.Conv2d(in_channels, channels[0], 3, padding=1)]
     prev = channels[0]
     for ch in channels:
         layers += [nn.Conv2d(prev, ch, 4, stride=2, padding=1), ResBlock(ch)]
@@ -129,7 +156,7 @@ class MotionTokenizer(ConfigCheckpoint, VideoTokenizer):
         dim = len(cfg.fsq_levels)
         side = cfg.latent_side
         self.motion_encoder = nn.Sequential(
-            _down(cfg.stage_channels),
+            _down(cfg.stage_channels, 1 if cfg.driver_input == "luma" else 3),
             nn.AdaptiveAvgPool2d(POOL),  # a fixed grid whatever the frame size: where is kept
             nn.Flatten(),
             nn.Linear(cfg.stage_channels[-1] * POOL * POOL, cfg.hidden),
@@ -146,6 +173,9 @@ class MotionTokenizer(ConfigCheckpoint, VideoTokenizer):
         )
         widths = cfg.stage_channels
         self.renderer = _up(widths, widths[-1] + cfg.motion_channels)
+        if cfg.residual:  # starts as the reference itself: training learns only what moves
+            nn.init.zeros_(self.renderer[-1].weight)
+            nn.init.zeros_(self.renderer[-1].bias)
         self.spec = TokenizerSpec(
             modality="video",
             frame_rate=float(cfg.fps),
@@ -156,10 +186,14 @@ class MotionTokenizer(ConfigCheckpoint, VideoTokenizer):
         )
 
     # --- continuous path (training) -------------------------------------------------------
+    def driver_view(self, images: torch.Tensor) -> torch.Tensor:
+        """Driving images `[N,3,H,W]` in [-1,1] -> what the motion encoder reads (`driver_input`)."""
+        return standardised_luma(images) if self.cfg.driver_input == "luma" else images
+
     def quantize_motion(self, images: torch.Tensor) -> QuantizerOutput:
         """Driving images `[N,3,H,W]` in [-1,1] -> quantised motion `[N*num_codes, D]` with codes
         `[N, num_codes]`."""
-        z = self.motion_encoder(images)  # [N, num_codes*D]
+        z = self.motion_encoder(self.driver_view(images))  # [N, num_codes*D]
         n = z.shape[0]
         q = self.quantizer(rearrange(z, "n (c d) -> (n c) d", c=self.cfg.num_codes))
         q.codes = q.codes.view(n, self.cfg.num_codes)
@@ -168,15 +202,19 @@ class MotionTokenizer(ConfigCheckpoint, VideoTokenizer):
     def render(self, motion: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
         """Quantised motion `[N*num_codes, D]` and reference images `[N,3,H,W]` in [-1,1] ->
         images `[N,3,H,W]` in about [-1,1]."""
-        return self.render_on(motion, self.appearance_encoder(reference))
+        return self.render_on(motion, self.appearance_encoder(reference), reference)
 
-    def render_on(self, motion: torch.Tensor, appearance: torch.Tensor) -> torch.Tensor:
+    def render_on(
+        self, motion: torch.Tensor, appearance: torch.Tensor, reference: torch.Tensor
+    ) -> torch.Tensor:
         """`render` from the reference's appearance features `[N,C,h,w]` (`appearance_encoder`;
-        decoding computes them once per reference, not once per frame)."""
+        decoding computes them once per reference, not once per frame) and its images
+        `[N,3,H,W]` (read only by a `residual` renderer)."""
         side = self.cfg.latent_side
         m = rearrange(motion, "(n c) d -> n (c d)", c=self.cfg.num_codes)
         motion_map = self.motion_map(m).view(m.shape[0], -1, side, side)
-        return self.renderer(torch.cat([appearance, motion_map], dim=1))
+        drawn = self.renderer(torch.cat([appearance, motion_map], dim=1))
+        return reference + drawn if self.cfg.residual else drawn
 
     def forward(
         self, driving: torch.Tensor, reference: torch.Tensor
@@ -219,9 +257,10 @@ class MotionTokenizer(ConfigCheckpoint, VideoTokenizer):
         b, t = codes.shape[:2]
         ref = self._images(reference, "reference")  # [B or 1,3,H,W]
         appearance = self.appearance_encoder(ref)  # [B or 1,C,h,w]: once per reference
-        appearance = appearance.expand(b, -1, -1, -1) if ref.shape[0] == 1 else appearance
+        if ref.shape[0] == 1:
+            appearance, ref = appearance.expand(b, -1, -1, -1), ref.expand(b, -1, -1, -1)
         appearance = appearance.repeat_interleave(t, dim=0)  # [B*T,C,h,w]
         motion = self.quantizer.decode(codes.to(ref.device).long().flatten())  # [(B T N), D]
-        x = self.render_on(motion.float(), appearance)
+        x = self.render_on(motion.float(), appearance, ref.repeat_interleave(t, dim=0))
         x = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
         return rearrange(x, "(b t) c h w -> b t h w c", b=b)

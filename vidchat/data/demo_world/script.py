@@ -103,11 +103,18 @@ def face_track(
 
 
 def speaking_track(
-    rng: np.random.Generator, audio: np.ndarray, sample_rate: int, fps: float, emotion: str
+    rng: np.random.Generator,
+    audio: np.ndarray,
+    sample_rate: int,
+    fps: float,
+    emotion: str,
+    upper_face: bool = False,
 ) -> FaceTrack:
     """A talking face's track at `fps` whose mouth follows `audio [S]` (any speech, with its
     pauses), read as the world's 24 fps render reads it (`audio_envelope`'s window); one frame
-    per `1 / fps` of the audio."""
+    per `1 / fps` of the audio. `upper_face`: the emotion shows in the brows and eyes too, as
+    in a world with `data.expression=face`."""
     num_frames = int(len(audio) / sample_rate * fps)
     env = audio_envelope(audio, sample_rate, fps, num_frames, window=1 / 24)
-    return face_track(rng, num_frames, int(fps), emotion, mouth_from_envelope(env))
+    mouth = mouth_from_envelope(env)
+    return face_track(rng, num_frames, int(fps), emotion, mouth, upper_face=upper_face)

@@ -42,16 +42,30 @@ def decode_records(
     desc: str = "decode clips",
 ) -> list[Clip]:
     """Decode each record's window (crop, resample); clips that fail are skipped with a warning."""
-    clips, failed = [], 0
+    kept = decode_records_kept(records, fps=fps, size=size, sample_rate=sample_rate, desc=desc)
+    return [clip for _, clip in kept]
+
+
+def decode_records_kept(
+    records: Sequence[Any],
+    *,
+    fps: float | None = None,
+    size: int | None = None,
+    sample_rate: int | None = None,
+    desc: str = "decode clips",
+) -> list[tuple[Any, Clip]]:
+    """`decode_records` with each decoded clip's record beside it (record, clip), for callers
+    that need a record's fields (its speaker) once failed clips are gone."""
+    kept, failed = [], 0
     for rec in tqdm(records, desc=desc, unit="clip"):
         try:
-            clips.append(read_record(rec, fps=fps, size=size, sample_rate=sample_rate))
+            kept.append((rec, read_record(rec, fps=fps, size=size, sample_rate=sample_rate)))
         except MediaError as exc:
             failed += 1
             log.warning("skipping clip %s: %s", rec.clip_id, exc)
     if failed:
         log.warning("%d of %d clips failed to decode", failed, len(records))
-    return clips
+    return kept
 
 
 class FrameDataset(Dataset):

@@ -11,15 +11,19 @@ runs the same on the SpeakerVid-5M release or a folder of clips (FOMM's and LIA'
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
+from vidchat.media.clip import Clip
 from vidchat.tokenizers.motion import MotionConfig, MotionTokenizer
-from vidchat.training.tokenizers.data import decode_records
+from vidchat.training.config import TokenizerStageConfig
+from vidchat.training.tokenizers.data import decode_records_kept
 from vidchat.training.tokenizers.job import (
     TokenizerJob,
     fit_batches,
@@ -36,32 +40,73 @@ log = logging.getLogger("vidchat")
 
 
 class ReenactmentPairs(Dataset):
-    """Every frame of the clips as a driver, with a reference from its own clip: item =
-    `[2,H,W,3]` uint8 (reference, driver). The reference is a random frame of the clip in
-    training (`random=True`), its first frame otherwise (the same pairs at every validation)."""
+    """Every frame of the clips as a driver, with a reference of the same person: item =
+    `[2,H,W,3]` uint8 (reference, driver).
 
-    def __init__(self, clips: Sequence[np.ndarray], random: bool) -> None:
-        self.clips = [torch.from_numpy(np.ascontiguousarray(c)) for c in clips if len(c) >= 2]
+    `speakers[i]` names clip i's person ("" when unknown: the clip is its own person). In
+    training (`random=True`) the reference is a random frame of a random clip of that person, so
+    a driver whose expression differs from the reference's (another clip, another emotion) makes
+    the codes carry the expression rather than the renderer copy it from the reference. For
+    validation it is the first frame of the person's first other clip (the same pairs at every
+    validation), or of its own clip when it has no other.
+    """
+
+    def __init__(self, clips: Sequence[np.ndarray], speakers: Sequence[str], random: bool) -> None:
+        kept = [(c, s) for c, s in zip(clips, speakers, strict=True) if len(c) >= 2]
+        self.clips = [torch.from_numpy(np.ascontiguousarray(c)) for c, _ in kept]
+        by_person: dict[str, list[int]] = defaultdict(list)
+        for i, (_, speaker) in enumerate(kept):
+            by_person[speaker or f"clip {i}"].append(i)
+        self.same_person = [by_person[s or f"clip {i}"] for i, (_, s) in enumerate(kept)]
         self.index = [(c, t) for c, frames in enumerate(self.clips) for t in range(len(frames))]
         self.random = random
 
     def __len__(self) -> int:
         return len(self.index)
 
+    def reference_of(self, c: int) -> torch.Tensor:
+        """A reference frame `[H,W,3]` for a driver from clip `c`."""
+        people = self.same_person[c]
+        if self.random:
+            r = people[int(torch.randint(0, len(people), ()))]
+            return self.clips[r][int(torch.randint(0, len(self.clips[r]), ()))]
+        others = [i for i in people if i != c]
+        return self.clips[others[0] if others else c][0]
+
     def __getitem__(self, i: int) -> torch.Tensor:
         c, t = self.index[i]
-        frames = self.clips[c]
-        r = int(torch.randint(0, len(frames), ())) if self.random else 0
-        return torch.stack([frames[r], frames[t]])
+        return torch.stack([self.reference_of(c), self.clips[c][t]])
+
+
+def colour_jitter(images: torch.Tensor, amount: float) -> torch.Tensor:
+    """Images `[N,3,H,W]` in [-1,1], each with its own random per-channel gain in 1 ± amount and
+    offset in ± amount (clamped to [-1,1]). Applied to the driver the motion encoder sees (never
+    to the target), it leaves colour, which is most of a face's identity, useless to the codes."""
+    if amount <= 0:
+        return images
+    n = images.shape[0]
+    gain = 1 + amount * (2 * torch.rand(n, 3, 1, 1, device=images.device) - 1)
+    offset = amount * (2 * torch.rand(n, 3, 1, 1, device=images.device) - 1)
+    return (images * gain + offset).clamp(-1, 1)
 
 
 class MotionTokenizerModule(VideoTokenizerModule):
     """Batches of pairs `[N,2,H,W,3]` uint8 (reference, driver); loss = L1 + L2 + edge loss of
-    the driver rendered from its codes on the reference."""
+    the driver rendered from its codes on the reference. The encoder sees the driver with
+    `driver_jitter` colour jitter; the loss compares against the clean driver."""
+
+    driver_jitter: float = 0.0
+
+    @classmethod
+    def for_stage(cls, tokenizer, stage: TokenizerStageConfig) -> MotionTokenizerModule:
+        module = super().for_stage(tokenizer, stage)
+        module.driver_jitter = stage.driver_jitter
+        return module
 
     def loss(self, pairs: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         reference, driver = self.to_images(pairs[:, 0]), self.to_images(pairs[:, 1])
-        recon, q = self.tokenizer(driver, reference)
+        q = self.tokenizer.quantize_motion(colour_jitter(driver, self.driver_jitter))
+        recon = self.tokenizer.render(q.quantized, reference)
         l1, l2 = F.l1_loss(recon, driver), F.mse_loss(recon, driver)
         loss = l1 + l2 + self.edge_weight * image_gradient_loss(driver, recon) + q.loss
         return loss, {"train/loss": loss, "train/l1": l1}
@@ -96,19 +141,29 @@ def evaluate_motion_tokenizer(
     }
 
 
+def _frames_and_speakers(kept: Sequence[tuple[Any, Clip]]) -> tuple[list[np.ndarray], list[str]]:
+    """(record, clip) pairs -> (each clip's frames, each clip's `speaker_id` or "")."""
+    return [c.frames for _, c in kept], [str(getattr(r, "speaker_id", "") or "") for r, _ in kept]
+
+
 @register_tokenizer_trainer("video", "motion")
 def train_motion_tokenizer(job: TokenizerJob) -> dict[str, float]:
     """The motion tokenizer on self-reenactment pairs of the manifest's clips."""
     s, cfg = job.stage, video_model_config(job, MotionConfig)
     train_recs, val_recs = records(job)
     read = dict(fps=cfg.fps, size=cfg.frame_size)
-    train = [c.frames for c in decode_records(train_recs, **read, desc="decode train clips")]
-    val = [c.frames for c in decode_records(val_recs, **read, desc="decode val clips")]
-    train_pairs, val_pairs = ReenactmentPairs(train, random=True), ReenactmentPairs(val, False)
+    train = decode_records_kept(train_recs, **read, desc="decode train clips")
+    val = decode_records_kept(val_recs, **read, desc="decode val clips")
+    train_pairs = ReenactmentPairs(*_frames_and_speakers(train), random=True)
+    val_pairs = ReenactmentPairs(*_frames_and_speakers(val), random=False)
     log.info("motion tokenizer: %d train pairs, %d val pairs", len(train_pairs), len(val_pairs))
     tokenizer = MotionTokenizer(cfg)
     module = MotionTokenizerModule.for_stage(tokenizer, s)
     fit_batches(job, module, train_pairs, DataLoader(val_pairs, s.batch_size))
     return save_and_measure(
-        job, "video", tokenizer, lambda t: evaluate_motion_tokenizer(t, val), val_recs
+        job,
+        "video",
+        tokenizer,
+        lambda t: evaluate_motion_tokenizer(t, [c.frames for _, c in val]),
+        val_recs,
     )

@@ -1,0 +1,57 @@
+"""The motion tokenizer's training pairs and driver jitter (#40): a reference is always the
+same person, drawn from any of that person's clips, so a driver whose expression differs from
+its reference's makes the codes carry the expression."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vidchat.training.tokenizers.motion import ReenactmentPairs, colour_jitter
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def _clips() -> list[np.ndarray]:
+    """Four clips `[T,2,2,3]` whose every pixel is the clip's number, frame t adding 10 * t."""
+    return [
+        np.full((3, 2, 2, 3), 100 + 40 * c, np.uint8)
+        + 10 * np.arange(3, dtype=np.uint8)[:, None, None, None]
+        for c in range(4)
+    ]
+
+
+def _clip_of(frame: torch.Tensor) -> int:
+    return (int(frame[0, 0, 0]) - 100) // 40
+
+
+def test_training_references_come_from_every_clip_of_the_same_person_only():
+    torch.manual_seed(0)
+    pairs = ReenactmentPairs(_clips(), ["ann", "bob", "ann", "ann"], random=True)
+    seen: dict[int, set[int]] = {c: set() for c in range(4)}
+    for _ in range(20):
+        for i in range(len(pairs)):
+            reference, driver = pairs[i]
+            seen[_clip_of(driver)].add(_clip_of(reference))
+    assert seen == {0: {0, 2, 3}, 1: {1}, 2: {0, 2, 3}, 3: {0, 2, 3}}
+
+
+def test_validation_references_are_fixed_and_from_another_clip_when_there_is_one():
+    pairs = ReenactmentPairs(_clips(), ["ann", "bob", "ann", ""], random=False)
+    first = [pairs[i][0] for i in range(len(pairs))]
+    assert all(torch.equal(a, pairs[i][0]) for i, a in enumerate(first))  # the same each time
+    by_driver = {_clip_of(pairs[i][1]): _clip_of(pairs[i][0]) for i in range(len(pairs))}
+    assert by_driver == {0: 2, 1: 1, 2: 0, 3: 3}  # "" (unknown): the clip is its own person
+    assert all(int(pairs[i][0][0, 0, 0]) % 40 == 100 % 40 for i in range(len(pairs)))  # frame 0
+
+
+def test_driver_jitter_changes_each_image_its_own_way_and_stays_in_range():
+    torch.manual_seed(0)
+    images = torch.zeros(4, 3, 8, 8)
+    assert torch.equal(colour_jitter(images, 0.0), images)
+    jittered = colour_jitter(images, 0.2)
+    per_image = jittered.mean(dim=(2, 3))  # [N,3]
+    assert per_image.abs().max() <= 0.2 + 1e-6 and per_image.abs().max() > 0.01
+    assert not torch.allclose(per_image[0], per_image[1])
+    assert colour_jitter(torch.ones(2, 3, 4, 4), 0.5).max() <= 1.0
