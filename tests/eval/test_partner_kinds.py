@@ -152,11 +152,14 @@ def test_a_box_selects_vq_cells_but_no_motion_codes():
 
 def test_motion_codes_are_measured_in_their_rendered_pixels():
     """The real motion renderer: a copier's greedy frame renders exactly as the true answer, a
-    blind responder's does not move; the code gain then counts all four codes."""
+    blind responder's does not move; the code gain then counts all four codes. (A whole-frame
+    renderer with random weights: an untrained residual one draws the reference whatever the
+    codes, so no code would move a pixel.)"""
     torch.manual_seed(0)
-    motion = MotionTokenizer(
-        MotionConfig(frame_size=32, channels=[8, 8, 8], hidden=16, motion_channels=8)
-    ).eval()
+    cfg = MotionConfig(
+        frame_size=32, channels=[8, 8, 8], hidden=16, motion_channels=8, residual=False
+    )
+    motion = MotionTokenizer(cfg).eval()
     pipe = SimpleNamespace(layout=SimpleNamespace(h=1, w=4), video_tokenizer=motion)
     size = motion.spec.codebook_size
     cases = _cases(1, 4, size)
