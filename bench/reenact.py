@@ -121,7 +121,8 @@ def train(
     cmd += ["stage=video_tokenizer", "stage.batch_size=32", f"stage.max_steps={steps}"]
     cmd += [f"paths.root_dir={work}", f"data.root={work}/data_cache/demo64_{expression}"]
     cmd += [f"data.num_identities={faces}", f"data.num_conversations={conversations}"]
-    cmd += [f"data.expression={expression}", *extra]
+    cmd += [f"data.expression={expression}", "trainer.val_check_interval=500"]
+    cmd += ["trainer.limit_val_batches=20", *extra]
     subprocess.run(cmd, check=True)
     return work / "checkpoints" / "tokenizers" / "demo64_motion"
 
@@ -129,7 +130,7 @@ def train(
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--checkpoint", default=SHIPPED, help="a trained motion tokenizer (stem)")
-    p.add_argument("--train-steps", type=int, default=0, help="train one first (no --checkpoint)")
+    p.add_argument("--train-steps", type=int, default=0, help="train one first, and measure it")
     p.add_argument("--work", type=Path, default=Path("runs/reenact"), help="where to train it")
     p.add_argument("--conversations", type=int, default=256, help="world size when training")
     p.add_argument(
