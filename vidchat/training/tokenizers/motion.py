@@ -1,11 +1,13 @@
 """Training the motion tokenizer (`tokenizer.video.kind=motion`) on self-reenactment pairs.
 
-    python train.py stage=video_tokenizer tokenizer.video.kind=motion [tokenizer.video.model.num_codes=4]
+    python train.py stage=video_tokenizer tokenizer=motion [tokenizer.video.model.num_codes=4]
+    python train.py experiment=demo64_motion stage=video_tokenizer  # the shipped 64 px one
 
-A pair is two frames of one clip: the reference (what the face looks like) and the driver (how
-it moves). The tokenizer codes the driver's motion, renders it on the reference, and learns to
-give the driver back. Pairs never cross identities, so the recipe needs no identity labels and
-runs the same on the SpeakerVid-5M release or a folder of clips (FOMM's and LIA's training).
+A pair is two frames of one person: the reference (what the face looks like), from any clip
+with the driver's `speaker_id` (the driver's own clip when the records name no speaker), and
+the driver (how it moves). The tokenizer codes the driver's motion, renders it on the
+reference, and learns to give the driver back. Pairs never cross identities, so the recipe runs
+the same on the SpeakerVid-5M release or a folder of clips (FOMM's and LIA's training).
 """
 
 from __future__ import annotations
