@@ -91,6 +91,26 @@ def test_save_load_round_trip_and_the_builder(tmp_path):
         MotionTokenizer.load(tmp_path / "other")
 
 
+def test_a_checkpoint_from_before_luma_and_residual_loads_as_it_was_trained(tmp_path):
+    """A checkpoint whose JSON predates `driver_input` and `residual` was an RGB, whole-frame
+    tokenizer: it loads as one and decodes as before, not into the new defaults' shapes."""
+    old = MotionTokenizer(
+        MotionConfig(frame_size=32, driver_input="rgb", residual=False, **SMALL)
+    ).eval()
+    old.save(tmp_path / "old")
+    old = MotionTokenizer.load(tmp_path / "old")  # its weights as saved (fp16)
+    hparams = json.loads((tmp_path / "old.json").read_text())
+    for key in ("driver_input", "residual"):
+        del hparams["config"][key]
+    (tmp_path / "old.json").write_text(json.dumps(hparams))
+    loaded = MotionTokenizer.load(tmp_path / "old")
+    assert (loaded.cfg.driver_input, loaded.cfg.residual) == ("rgb", False)
+    frames, ref = _frames(32), _frames(32, t=1, seed=1)[0, 0]
+    codes = old.encode(frames)
+    assert torch.equal(loaded.encode(frames), codes)
+    assert torch.equal(loaded.decode(codes, reference=ref), old.decode(codes, reference=ref))
+
+
 def _talking(identity, rng: np.random.Generator, frames: int, size: int) -> np.ndarray:
     mouth = rng.uniform(0, 1, frames)
     track = FaceTrack(mouth, np.ones(frames), np.zeros(frames), np.zeros(frames), 0.0)

@@ -90,6 +90,8 @@ class ConfigCheckpoint:
 
     config_class: type
     checkpoint_name: str
+    legacy_config: dict[str, Any] = {}
+    """Values for config keys added after a checkpoint was written: what it was trained as."""
 
     def save(self, path: str | os.PathLike, fp16: bool = True, extra: dict | None = None) -> None:
         hparams = {"class": type(self).__name__, "config": asdict(self.cfg), **(extra or {})}
@@ -102,7 +104,7 @@ class ConfigCheckpoint:
             raise VidchatError(
                 f"{path}: not a {cls.checkpoint_name} checkpoint (class={hparams.get('class')!r})"
             )
-        model = cls(cls.config_class(**hparams["config"]))
+        model = cls(cls.config_class(**{**cls.legacy_config, **hparams["config"]}))
         try:
             model.load_state_dict(state)
         except RuntimeError as exc:

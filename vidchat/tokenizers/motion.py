@@ -147,6 +147,7 @@ class MotionTokenizer(ConfigCheckpoint, VideoTokenizer):
 
     config_class = MotionConfig
     checkpoint_name = "motion tokenizer"
+    legacy_config = {"driver_input": "rgb", "residual": False}  # checkpoints from before both
     needs_reference = True
     spatial_codes = False  # N codes for the whole face: no code is a place in the frame
 
