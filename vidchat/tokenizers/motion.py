@@ -44,7 +44,7 @@ POOL = 4
 """The motion encoder pools its features to POOL x POOL at any frame size: enough to say where
 the mouth and eyes are, too coarse to carry a face's look."""
 DRIVER_INPUTS = ("luma", "rgb")
-LUMA = (0.299, 0.587, 0.114)
+LUMA = (0.299, 0.587, 0.114)  # BT.601, as `vidchat.perception.ssim.LUMA_WEIGHTS` (same layer)
 
 
 def standardised_luma(images: torch.Tensor) -> torch.Tensor:
