@@ -14,6 +14,8 @@ was trained on) or in the mouth corners only (`--expression mouth`). It prints:
 - `reenact psnr db`: the renders against `render_face(B, A's track)` (goal >= 26);
 - `reenact emotion agreement`: the demo emotion oracle on the renders against A's (goal >= 0.95);
 - `reenact identity`: the demo identity oracle names B (goal 1.00);
+- `reenact mouth curvature happy|sad`: the renders' median mouth-corner lift (`mouth_curvature`,
+  fractions of the frame) beside the target's: how much of a smile or a frown gets drawn;
 - `identity probe from motion codes` (with chance) and `emotion probe from motion codes`: linear
   probes on each clip's bag of codes, held out by take (goal: identity <= 2x chance, emotion
   >= 0.9): identity must not pass through the code, expression must;
@@ -39,6 +41,7 @@ from expression_probe import held_out_accuracy  # noqa: E402
 
 from vidchat.data.demo_world.face import (  # noqa: E402
     classify_emotion,
+    mouth_curvature,
     neutral_track,
     render_face,
 )
@@ -71,6 +74,7 @@ def measure(tokenizer, people, seconds: float, takes: int, face: bool) -> dict[s
     fps, size = tokenizer.spec.pixel_frame_rate, tokenizer.spec.frame_size[0]
     gallery = {p.name: render_face(p, neutral_track(), size)[0] for p in people}
     cross, emotion_hits, identity_hits, round_trip = [], [], [], []
+    curvature = {e: ([], []) for e in ("happy", "sad")}  # emotion -> (renders', targets')
     bags, who, felt, take_of = [], [], [], []
     for take in range(takes):
         clips = {}
@@ -95,6 +99,9 @@ def measure(tokenizer, people, seconds: float, takes: int, face: bool) -> dict[s
             )
             cross.append(db(render, target))
             emotion_hits.append(classify_emotion(render) == emotion)
+            if emotion in curvature:
+                curvature[emotion][0].append(np.median(mouth_curvature(render)))
+                curvature[emotion][1].append(np.median(mouth_curvature(target)))
             identity_hits.append(identity_match(render, gallery, b).value)
     x = torch.tensor(np.array(bags), dtype=torch.float32)
     train = torch.tensor(take_of) < max(1, takes - 1)  # the last take is held out
@@ -109,6 +116,11 @@ def measure(tokenizer, people, seconds: float, takes: int, face: bool) -> dict[s
         "identity chance": 1.0 / len(people),
         "emotion probe": emotion_probe,
         "round trip psnr db": float(np.mean(round_trip)),
+        **{
+            f"reenact mouth curvature {e}": (float(np.mean(r)), float(np.mean(t)))
+            for e, (r, t) in curvature.items()
+            if r
+        },
     }
 
 
@@ -167,6 +179,10 @@ def main() -> None:
     )
     print(f"emotion probe from motion codes: {figures['emotion probe']:.3f}")
     print(f"round trip psnr db: {figures['round trip psnr db']:.3f}")
+    for e in ("happy", "sad"):
+        if f"reenact mouth curvature {e}" in figures:
+            drawn, target = figures[f"reenact mouth curvature {e}"]
+            print(f"reenact mouth curvature {e}: {drawn:.4f} (target {target:.4f})")
 
 
 if __name__ == "__main__":

@@ -127,14 +127,17 @@ def test_a_briefly_trained_tokenizer_moves_the_reference_face():
     would give B's still face. A and B are training faces, never paired in training: new faces
     need more identities than a test trains on (`test_the_shipped_motion_tokenizer_...` below).
 
-    The renderer here draws whole frames (`residual=False`): one that draws a change to the
-    reference (the default) keeps the reference from its first step but needs thousands of steps
-    to learn the mouth's change (the shipped one: 7,000 at 64 px); 300 steps leave it shut."""
+    The renderer here draws whole frames from the latent grid alone (`residual=False`,
+    `skips=False`). The defaults keep the reference from the first step (a change drawn on it, or
+    its features at every scale) and need thousands of steps to learn the mouth's change (the
+    shipped one: 5,000 at 64 px); at 300 steps either leaves the mouth shut."""
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     people = make_identities(6)
     clips = [_talking(p, rng, 12, 32) for p in people]
-    cfg = MotionConfig(frame_size=32, num_codes=4, latent_side=4, residual=False, **SMALL)
+    cfg = MotionConfig(
+        frame_size=32, num_codes=4, latent_side=4, residual=False, skips=False, **SMALL
+    )
     tok = MotionTokenizer(cfg)
     module = MotionTokenizerModule(tok)
     optim = torch.optim.AdamW(tok.parameters(), lr=3e-3)

@@ -1,4 +1,4 @@
-"""The motion tokenizer's training pairs and driver jitter (#40): a reference is always the
+"""The motion tokenizer's training pairs, driver jitter and change-weighted loss (#40): a reference is always the
 same person, drawn from any of that person's clips, so a driver whose expression differs from
 its reference's makes the codes carry the expression."""
 
@@ -7,8 +7,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
-from vidchat.training.tokenizers.motion import ReenactmentPairs, colour_jitter
+from vidchat.training.tokenizers.motion import (
+    ReenactmentPairs,
+    change_weighted_losses,
+    colour_jitter,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -55,3 +60,25 @@ def test_driver_jitter_changes_each_image_its_own_way_and_stays_in_range():
     assert per_image.abs().max() <= 0.2 + 1e-6 and per_image.abs().max() > 0.01
     assert not torch.allclose(per_image[0], per_image[1])
     assert colour_jitter(torch.ones(2, 3, 4, 4), 0.5).max() <= 1.0
+
+
+def test_the_change_weight_makes_an_error_where_the_face_moved_cost_more():
+    """Two renders with the same error, one on a pixel where the driver differs from the
+    reference (the mouth moved), one where it does not: with `change_weight` the first costs
+    more; without it they cost the same, and the losses are the plain L1 and L2."""
+    reference = torch.zeros(1, 3, 4, 4)
+    driver = reference.clone()
+    driver[..., 0, 0] = 1.0  # the pixel that moved
+    wrong_where_moved, wrong_elsewhere = driver.clone(), driver.clone()
+    wrong_where_moved[..., 0, 0] -= 0.5
+    wrong_elsewhere[..., 3, 3] += 0.5
+    plain = change_weighted_losses(wrong_where_moved, driver, reference, 0.0)
+    assert torch.equal(plain[0], F.l1_loss(wrong_where_moved, driver))
+    assert torch.equal(plain[1], F.mse_loss(wrong_where_moved, driver))
+    assert torch.equal(plain[0], change_weighted_losses(wrong_elsewhere, driver, reference, 0.0)[0])
+    moved = change_weighted_losses(wrong_where_moved, driver, reference, 10.0)
+    elsewhere = change_weighted_losses(wrong_elsewhere, driver, reference, 10.0)
+    assert moved[0] > 5 * elsewhere[0] and moved[1] > 5 * elsewhere[1]
+    assert torch.equal(
+        change_weighted_losses(driver, driver, reference, 10.0)[0], torch.tensor(0.0)
+    )

@@ -20,7 +20,8 @@ Architecture only (training: `vidchat.training.tokenizers.motion`), three parts:
 - **renderer** (a decoder conditioned on the reference's features, chosen over flow warping
   for its simplicity at 64 px): the codes -> a motion map `[Cm,h,w]` (a learned projection:
   where the mouth and eyes are is spatial), concatenated with the appearance features, then
-  mirrored conv stages up to the frame, whose output is added to the reference (`residual`).
+  mirrored conv stages up to the frame, each also reading the reference's features at its
+  scale (`skips`), whose output is added to the reference (`residual`).
   Trained only on pairs of one person, a renderer that draws the whole frame took the face's
   colours from the codes as readily as from the reference, and A's motion on B's reference
   came out in A's colours; drawing a change to the reference makes the reference the face.
@@ -78,6 +79,11 @@ class MotionConfig:
     residual: the renderer draws the reference plus a change (True) rather than a whole frame:
         what does not move comes from the reference's own pixels, so the look of the face stays
         the reference's and the codes need only say what moved.
+    skips: the renderer also reads the reference's features at every scale it draws at (a
+        U-Net's skips), not only on the latent grid: where the reference's mouth and eyes are,
+        to the pixel, so that a change of a few pixels (the corners of a smile) lands in place.
+        Without them the renders left the corners flat though the codes named the emotion
+        (docs/experiments.md, "Motion tokens").
     """
 
     frame_size: int = 64
@@ -90,6 +96,7 @@ class MotionConfig:
     hidden: int = 256
     driver_input: str = "luma"
     residual: bool = True
+    skips: bool = True
 
     def __post_init__(self) -> None:
         if self.driver_input not in DRIVER_INPUTS:
@@ -142,12 +149,49 @@ def _up(channels: list[int], in_dim: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def _features(down: nn.Sequential, images: torch.Tensor) -> list[torch.Tensor]:
+    """`_down`'s output at every scale, finest first: `[N,channels[0],H,W]`, then one per stage
+    `[N,channels[j],H/2**(j+1),W/2**(j+1)]`; the last is `down(images)`."""
+    x, scales = down[0](images), []
+    scales.append(x)
+    for j in range(1, len(down), 2):  # (stride-2 conv, ResBlock) per stage
+        x = down[j + 1](down[j](x))
+        scales.append(x)
+    return scales
+
+
+def _skip_projections(channels: list[int]) -> nn.ModuleList:
+    """For each of `_up`'s stages, a 3x3 conv from the reference's features at the scale that
+    stage ends on to that stage's width (`_draw`)."""
+    chans = list(reversed(channels))
+    sources = list(reversed(channels[:-1])) + [channels[0]]  # stage k ends on down scale S-1-k
+    return nn.ModuleList(nn.Conv2d(c, ch, 3, padding=1) for c, ch in zip(sources, chans))
+
+
+def _draw(
+    up: nn.Sequential, skips: nn.ModuleList | None, x: torch.Tensor, scales: list[torch.Tensor]
+) -> torch.Tensor:
+    """`_up` on `x`, adding after each stage the projected reference features of its scale
+    (`scales` from `_features`, finest first) when there are `skips`."""
+    if skips is None:
+        return up(x)
+    x = up[0](x)
+    stages = len(skips)
+    for k in range(stages):  # (ResBlock, Upsample, conv) per stage
+        x = up[3 * k + 3](up[3 * k + 2](up[3 * k + 1](x)))
+        x = x + skips[k](scales[stages - 1 - k])
+    for layer in up[3 * stages + 1 :]:
+        x = layer(x)
+    return x
+
+
 class MotionTokenizer(ConfigCheckpoint, VideoTokenizer):
     """Frames -> N motion codes each; codes + a reference image -> frames (module docstring)."""
 
     config_class = MotionConfig
     checkpoint_name = "motion tokenizer"
-    legacy_config = {"driver_input": "rgb", "residual": False}  # checkpoints from before both
+    # checkpoints from before these values: the RGB whole-frame renderer, without skips
+    legacy_config = {"driver_input": "rgb", "residual": False, "skips": False}
     needs_reference = True
     spatial_codes = False  # N codes for the whole face: no code is a place in the frame
 
@@ -174,6 +218,7 @@ class MotionTokenizer(ConfigCheckpoint, VideoTokenizer):
         )
         widths = cfg.stage_channels
         self.renderer = _up(widths, widths[-1] + cfg.motion_channels)
+        self.skips = _skip_projections(widths) if cfg.skips else None
         if cfg.residual:  # starts as the reference itself: training learns only what moves
             nn.init.zeros_(self.renderer[-1].weight)
             nn.init.zeros_(self.renderer[-1].bias)
@@ -200,21 +245,26 @@ class MotionTokenizer(ConfigCheckpoint, VideoTokenizer):
         q.codes = q.codes.view(n, self.cfg.num_codes)
         return q
 
+    def appearance(self, reference: torch.Tensor) -> list[torch.Tensor]:
+        """Reference images `[N,3,H,W]` in [-1,1] -> the renderer's view of them: the
+        appearance features at every scale, finest first (`_features`; the renderer reads only
+        the last, `[N,C,h,w]`, without `skips`), then the images themselves (read only by a
+        `residual` renderer). Decoding computes it once per reference, not once per frame."""
+        return [*_features(self.appearance_encoder, reference), reference]
+
     def render(self, motion: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
         """Quantised motion `[N*num_codes, D]` and reference images `[N,3,H,W]` in [-1,1] ->
         images `[N,3,H,W]` in about [-1,1]."""
-        return self.render_on(motion, self.appearance_encoder(reference), reference)
+        return self.render_on(motion, self.appearance(reference))
 
-    def render_on(
-        self, motion: torch.Tensor, appearance: torch.Tensor, reference: torch.Tensor
-    ) -> torch.Tensor:
-        """`render` from the reference's appearance features `[N,C,h,w]` (`appearance_encoder`;
-        decoding computes them once per reference, not once per frame) and its images
-        `[N,3,H,W]` (read only by a `residual` renderer)."""
+    def render_on(self, motion: torch.Tensor, appearance: list[torch.Tensor]) -> torch.Tensor:
+        """`render` from the reference's `appearance` (one row per motion row)."""
+        *scales, reference = appearance
         side = self.cfg.latent_side
         m = rearrange(motion, "(n c) d -> n (c d)", c=self.cfg.num_codes)
         motion_map = self.motion_map(m).view(m.shape[0], -1, side, side)
-        drawn = self.renderer(torch.cat([appearance, motion_map], dim=1))
+        x = torch.cat([scales[-1], motion_map], dim=1)
+        drawn = _draw(self.renderer, self.skips, x, scales)
         return reference + drawn if self.cfg.residual else drawn
 
     def forward(
@@ -257,11 +307,11 @@ class MotionTokenizer(ConfigCheckpoint, VideoTokenizer):
             )
         b, t = codes.shape[:2]
         ref = self._images(reference, "reference")  # [B or 1,3,H,W]
-        appearance = self.appearance_encoder(ref)  # [B or 1,C,h,w]: once per reference
+        appearance = self.appearance(ref)  # once per reference
         if ref.shape[0] == 1:
-            appearance, ref = appearance.expand(b, -1, -1, -1), ref.expand(b, -1, -1, -1)
-        appearance = appearance.repeat_interleave(t, dim=0)  # [B*T,C,h,w]
+            appearance = [a.expand(b, *a.shape[1:]) for a in appearance]
+        appearance = [a.repeat_interleave(t, dim=0) for a in appearance]  # [B*T,...] each
         motion = self.quantizer.decode(codes.to(ref.device).long().flatten())  # [(B T N), D]
-        x = self.render_on(motion.float(), appearance, ref.repeat_interleave(t, dim=0))
+        x = self.render_on(motion.float(), appearance)
         x = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
         return rearrange(x, "(b t) c h w -> b t h w c", b=b)

@@ -256,6 +256,7 @@ class TokenizerStageConfig:
     torch_threads: int | None = None
     edge_weight: float = 0.5  # video tokenizer
     driver_jitter: float = 0.3  # motion tokenizer: colour jitter of the driver the codes see
+    change_weight: float = 0.0  # motion tokenizer: more loss where the driver and reference differ
     segment_seconds: float = 0.64  # audio codec
     segments_per_clip: int = 4
     spectral_weight: float = 1.0
@@ -268,6 +269,7 @@ class TokenizerStageConfig:
         check("stage.warmup_steps", self.warmup_steps >= 0, ">= 0", self.warmup_steps)
         check("stage.val_fraction", 0 < self.val_fraction < 1, "in (0, 1)", self.val_fraction)
         check("stage.driver_jitter", 0 <= self.driver_jitter < 1, "in [0, 1)", self.driver_jitter)
+        check("stage.change_weight", self.change_weight >= 0, ">= 0", self.change_weight)
         check("stage.segment_seconds", self.segment_seconds > 0, "positive", self.segment_seconds)
         check(
             "stage.segments_per_clip", self.segments_per_clip >= 1, ">= 1", self.segments_per_clip

@@ -12,6 +12,7 @@ Both it and the GPU strategy (`SafeDeepSpeedStrategy`) resume with `weights_only
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import pickle
 from collections.abc import Iterator
@@ -24,6 +25,21 @@ from lightning.pytorch.strategies import DeepSpeedStrategy
 from lightning.pytorch.strategies.ddp import DDPStrategy
 
 from vidchat.training.safe_load import forced_weights_only, refused
+
+
+@contextmanager
+def _without_shm_inference_op() -> Iterator[None]:
+    """DeepSpeed's torch backend compiles its shared-memory all-reduce (`ShareMemCommBuilder`, a
+    C++ op for CPU *inference*) when it starts on the CPU accelerator: 90 s on a fresh machine,
+    for an op that training, whose collectives are gloo's, never calls. Within this block the
+    backend starts without it."""
+    ds_torch = importlib.import_module("deepspeed.comm.torch")  # the attribute is torch itself
+    original = ds_torch.build_shm_op
+    ds_torch.build_shm_op = lambda: None
+    try:
+        yield
+    finally:
+        ds_torch.build_shm_op = original
 
 
 class SafeDeepSpeedStrategy(DeepSpeedStrategy):
@@ -63,7 +79,8 @@ class CPUDeepSpeedStrategy(SafeDeepSpeedStrategy):
         # CPU devices have no index, so skip the GPU index check; the rest is DeepSpeedStrategy's.
         reset_seed()
         self.set_world_ranks()
-        self._init_deepspeed_distributed()
+        with _without_shm_inference_op():
+            self._init_deepspeed_distributed()
 
     def _setup_model_and_optimizer(self, model, optimizer, lr_scheduler=None):
         with self._cpu_device_rank():
