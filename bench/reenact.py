@@ -131,6 +131,7 @@ def train(
     world of `faces` with `steps` (`extra`: more overrides, e.g. `trainer=gpu`)."""
     cmd = [sys.executable, str(ROOT / "train.py"), "experiment=demo64_motion"]
     cmd += ["stage=video_tokenizer", "stage.batch_size=32", f"stage.max_steps={steps}"]
+    cmd += ["stage.edge_weight=1.0"]
     cmd += [f"paths.root_dir={work}", f"data.root={work}/data_cache/demo64_{expression}"]
     cmd += [f"data.num_identities={faces}", f"data.num_conversations={conversations}"]
     cmd += [f"data.expression={expression}", "trainer.val_check_interval=500"]
@@ -144,7 +145,7 @@ def main() -> None:
     p.add_argument("--checkpoint", default=SHIPPED, help="a trained motion tokenizer (stem)")
     p.add_argument("--train-steps", type=int, default=0, help="train one first, and measure it")
     p.add_argument("--work", type=Path, default=Path("runs/reenact"), help="where to train it")
-    p.add_argument("--conversations", type=int, default=256, help="world size when training")
+    p.add_argument("--conversations", type=int, default=768, help="world size when training")
     p.add_argument(
         "--expression", choices=["face", "mouth"], default="face", help="where emotion shows"
     )
