@@ -104,7 +104,8 @@ def change_weighted_losses(
     Under a plain pixel loss a renderer that is unsure draws them half-way: the reference's
     mouth and the driver's, each faint. Weighting the pixels where driver and reference differ
     makes that ghost cost what it looks like. It needs no landmarks or labels, so the recipe
-    runs the same on real clips."""
+    runs the same on real clips. Not in the shipped recipe: as a 1,000-step fine-tune it moved
+    nothing (docs/experiments.md, "Motion tokens"); from the first step it is untried."""
     if change_weight <= 0:
         return F.l1_loss(recon, driver), F.mse_loss(recon, driver)
     change = (driver - reference).abs().mean(dim=1, keepdim=True)  # [N,1,H,W]
