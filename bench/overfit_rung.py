@@ -3,6 +3,7 @@ it trains on?
 
     python bench/overfit_rung.py [--steps 600] [--conversations 6] [--work data_cache/overfit_rung]
     python bench/overfit_rung.py --experiment demo64_motion  # the same on motion codes (#40)
+    python bench/overfit_rung.py --expression face  # emotion in the brows and eyes as well
 
 Generates a small 64 px demo world (`--conversations`; 6 give 12 training dialogue pairs,
 happy, sad and neutral), trains the demo64 LM from scratch on its training dialogue pairs alone
@@ -57,6 +58,12 @@ def main() -> None:
         default="demo64",
         help="demo64 (8x8 VQ codes) or demo64_motion (4 motion codes)",
     )
+    parser.add_argument(
+        "--expression",
+        choices=["mouth", "face"],
+        default="mouth",
+        help="where the world's emotion shows: the mouth corners, or brows and eyes as well",
+    )
     args = parser.parse_args()
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -64,6 +71,7 @@ def main() -> None:
         f"experiment={args.experiment}",
         f"paths.root_dir={work}",
         f"data.num_conversations={args.conversations}",
+        f"data.expression={args.expression}",
     ]
     _run(
         [
@@ -83,6 +91,7 @@ def main() -> None:
         work,
     )
     print(f"experiment: {args.experiment}")
+    print(f"expression: {args.expression}")
     print(f"steps: {args.steps}")
     print(f"train loss at the end: {last_train_loss(work / 'checkpoints' / 'overfit'):.4f}")
     evaluate = [
@@ -95,6 +104,7 @@ def main() -> None:
         "data.video.size=64",
         "data.num_identities=32",
         f"data.num_conversations={args.conversations}",
+        f"data.expression={args.expression}",
         f"paths.root_dir={work}",
         f"metrics={METRICS}",
         "device=cpu",

@@ -11,7 +11,10 @@ import torch
 from torch.utils.data import DataLoader
 
 from vidchat.data.demo_world.face import (
+    CURVATURE,
+    UPPER_FACE,
     FaceTrack,
+    classify_emotion,
     measure_mouth_opening,
     neutral_track,
     render_face,
@@ -185,11 +188,31 @@ def test_the_shipped_motion_tokenizer_moves_a_face_it_never_saw():
         rendered = tok.decode(codes, reference=torch.from_numpy(gallery[b.name]))[0].numpy()
         to_target = np.abs(rendered.astype(np.float32) - target).mean()
         to_driver = np.abs(rendered.astype(np.float32) - a_frames).mean()
-        assert to_target < 3 and to_driver > 30, (to_target, to_driver)
+        assert to_target < 5 and to_driver > 30, (to_target, to_driver)
         opened = measure_mouth_opening(rendered)
         assert opened[0] < opened[1] < opened[2] and opened[3] < 0.1, opened
         np.testing.assert_allclose(opened, measure_mouth_opening(target), atol=0.2)
         assert identity_match(rendered, gallery, b.name).value == 1.0
+
+
+@pytest.mark.parametrize("emotion", ["happy", "neutral", "sad"])
+def test_the_shipped_motion_tokenizer_draws_a_partners_emotion_on_another_face(emotion):
+    """A's smile or frown (mouth corners, brows, eyes), coded and rendered on B's neutral
+    reference, is the emotion the demo oracle reads, on held-out faces: the codes carry the
+    expression and the renderer draws it rather than copying the reference's mouth (a
+    renderer that did would read neutral whatever A showed)."""
+    tok = build_video_tokenizer({"kind": "motion", "checkpoint": SHIPPED}).eval()
+    people = make_identities(262)[256:]
+    lift, tilt, eyes = UPPER_FACE[emotion]
+    mouth = np.array([0.0, 0.3, 0.6, 0.3, 0.0, 0.5])
+    track = FaceTrack(
+        mouth, np.full(6, eyes), np.zeros(6), np.zeros(6), CURVATURE[emotion], lift, tilt
+    )
+    for a, b in zip(people[::2], people[1::2], strict=True):
+        reference = torch.from_numpy(render_face(b, neutral_track(), 64)[0])
+        codes = tok.encode(torch.from_numpy(render_face(a, track, 64))[None])
+        rendered = tok.decode(codes, reference=reference)[0].numpy()
+        assert classify_emotion(rendered) == emotion, (a.name, b.name)
 
 
 def test_the_tokenizer_stage_trains_the_motion_kind_on_the_demo_world(demo_world, tmp_path):
