@@ -8,6 +8,7 @@ from vidchat.data.demo_world.face import HEAD_Y, classify_emotion, render_face
 from vidchat.data.demo_world.identities import make_identities
 from vidchat.data.demo_world.script import face_track
 from vidchat.data.demo_world.world import DemoWorldConfig
+from vidchat.data.demo_world.world import _upper_face as upper_face
 from vidchat.errors import ConfigError
 
 MOUTH = np.linspace(0, 1, 8)
@@ -51,3 +52,17 @@ def test_expression_default_keeps_the_hash_and_a_bad_value_is_an_error():
     assert DemoWorldConfig(expression="face").digest() != DemoWorldConfig().digest()
     with pytest.raises(ConfigError, match=r"data\.expression"):
         DemoWorldConfig.from_cfg({"expression": "eyes"})
+
+
+def test_a_mixed_world_shows_each_kind_in_about_half_its_conversations():
+    """`data.expression=mixed`: each conversation is a `face` or a `mouth` one, the same on
+    every run, about half each; the two plain worlds keep their one kind."""
+    names = [f"demo{i:04d}" for i in range(400)]
+    mixed = DemoWorldConfig(expression="mixed")
+    kinds = [upper_face(mixed, name) for name in names]
+    assert 0.4 < np.mean(kinds) < 0.6
+    assert kinds == [upper_face(mixed, name) for name in names]
+    assert kinds != [upper_face(DemoWorldConfig(expression="mixed", seed=1), n) for n in names]
+    for expression, shown in (("face", True), ("mouth", False)):
+        assert {upper_face(DemoWorldConfig(expression=expression), n) for n in names} == {shown}
+    assert len({DemoWorldConfig(expression=e).digest() for e in ("mouth", "face", "mixed")}) == 3

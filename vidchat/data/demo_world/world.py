@@ -58,7 +58,10 @@ __all__ = [
     "audio_envelope",
 ]
 ANNO_BATCH, SCORE_BATCH = 256, 200  # clips per tar batch (unequal, as in the release)
-EXPRESSIONS = ("mouth", "face")  # data.expression: mouth corners only, or brows as well
+# data.expression: the mouth corners only, the brows and eyes as well, or each conversation
+# one of the two (half and half at random): a motion tokenizer trained on `mixed` must draw a
+# smile from the corners alone, as a `mouth` world shows it, not infer it from the eyes
+EXPRESSIONS = ("mouth", "face", "mixed")
 
 
 @dataclass
@@ -155,11 +158,21 @@ def _split_of(index: int, total: int, cfg: DemoWorldConfig) -> str:
     return "train"
 
 
+def _upper_face(cfg: DemoWorldConfig, conversation: str) -> bool:
+    """Whether a conversation's emotion shows in the brows and eyes too (`data.expression`);
+    `mixed` draws it from its own stream, so the rest of the conversation is as in the other
+    worlds."""
+    if cfg.expression != "mixed":
+        return cfg.expression == "face"
+    return bool(np.random.default_rng([cfg.seed, 2, int(conversation[4:])]).random() < 0.5)
+
+
 def _render_conversation(
     plan: ConversationPlan, people: list[Identity], cfg: DemoWorldConfig, out: Path
 ) -> list[dict]:
     """Synthesise, render and write every clip of one conversation -> their annotations."""
     rng = np.random.default_rng([cfg.seed, 1, int(plan.conversation[4:])])
+    upper_face = _upper_face(cfg, plan.conversation)
     annos = []
     total = sum(t.num_frames for t in plan.turns) / cfg.fps
     for turn in plan.turns:
@@ -179,7 +192,7 @@ def _render_conversation(
                 turn.emotion,
                 motion,
                 cfg.head_sway,
-                upper_face=cfg.expression == "face",
+                upper_face=upper_face,
             )
             frames = render_face(identity, track, cfg.size)
             letter = "A" if person == plan.turns[0].speaker else "B"  # A talks first
