@@ -25,6 +25,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script from any folder
+
+from vidchat.data.demo_world.world import EXPRESSIONS  # noqa: E402
+
 METRICS = "[demo_emotion,demo_lip_sync,demo_identity,partner_dependence]"
 GREEDY = ["sampling.video.top_k=1", "sampling.audio.top_k=1", "sampling.boundary.top_k=1"]
 
@@ -60,9 +64,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--expression",
-        choices=["mouth", "face"],
+        choices=EXPRESSIONS,
         default="mouth",
-        help="where the world's emotion shows: the mouth corners, or brows and eyes as well",
+        help="where the world's emotion shows (data.expression)",
     )
     args = parser.parse_args()
     work = args.work.resolve()
