@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO_ROOT, make_demo_cfg
-from vidchat.data.demo_world.face import measure_mouth_opening
+from vidchat.data.demo_world.face import measure_mouth_opening, mouth_curvature
 from vidchat.data.manifest import load_manifest
 from vidchat.data.sources.demo import ensure_demo_world
 from vidchat.eval.metrics.demo_oracle import identity_match, load_gallery
@@ -83,3 +83,39 @@ def test_demo_lm_draws_the_reference_identity(pipe, demo_world):
     for pair, r in zip(pairs, responses(pipe, pairs), strict=True):
         res = identity_match(r.frames, gallery, pair.responder.speaker_id)
         assert res.value == 1.0, (pair.pair_id, res.details)
+
+
+@pytest.fixture(scope="module")
+def emotional_world(tmp_path_factory):
+    """Dialogue pairs of a demo world with faces and conversations the model never saw (seed
+    11), by the emotion the dialogue rule asks of their responder (the partner's): {emotion:
+    pairs}."""
+    root = tmp_path_factory.mktemp("emotional") / "demo"
+    cfg = make_demo_cfg(
+        root, seed=11, num_conversations=10, turns_per_conversation=2, turn_seconds=[2.0, 3.0]
+    )
+    ensure_demo_world(root, cfg, progress=False)
+    manifest = load_manifest(cfg)
+    by_emotion: dict[str, list] = {}
+    for split in ("train", "val", "test"):
+        for p in manifest.pairs_for(split, ["dialogue"]):
+            if p.responder is not None:
+                by_emotion.setdefault(p.responder.labels["emotion"], []).append(p)
+    return by_emotion
+
+
+def test_the_default_responder_mirrors_its_partners_emotion(demo_pipe, emotional_world):
+    """#40: the default responder (motion codes) answers a smiling partner with higher mouth
+    corners than a frowning one, on faces it never saw. Measured on these pairs: 0.049 higher (a
+    full smile lifts them 0.049 over neutral; 2 of 4 answers to a happy partner read happy, 5 of
+    5 to a sad one read sad); the VQ responder it replaced: 0.004; untrained: 0.002."""
+    happy, sad = emotional_world["happy"], emotional_world["sad"]
+    assert len(happy) >= 3 and len(sad) >= 3
+
+    def lift(pipe, pairs) -> float:
+        return float(np.mean([mouth_curvature(r.frames).mean() for r in responses(pipe, pairs)]))
+
+    mirrored = lift(demo_pipe, happy) - lift(demo_pipe, sad)
+    untrained = untrained_copy(demo_pipe, seed=0)
+    blind = lift(untrained, happy) - lift(untrained, sad)
+    assert mirrored > 0.025 and abs(blind) < 0.01, (mirrored, blind)

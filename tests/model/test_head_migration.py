@@ -13,12 +13,12 @@ import torch
 from conftest import demo_layout, random_segment
 from test_depth import depth_model
 
-from vidchat.model import Role, pad_batch
-from vidchat.model.checkpoint import export_consolidated, load_consolidated
+from vidchat.model import LayoutConfig, ModelConfig, Role, SequenceLayout, pad_batch
+from vidchat.model.checkpoint import export_consolidated, load_consolidated, migrate_model_keys
 
 pytestmark = pytest.mark.timeout(120)
 
-SHIPPED64 = Path(__file__).resolve().parents[2] / "vidchat" / "assets" / "demo64" / "lm.json"
+BEFORE_HEADS = Path(__file__).parent / "data" / "lm_before_heads.json"
 
 
 def _as_saved_before(stem: Path, shared_depth: bool) -> None:
@@ -75,11 +75,13 @@ def test_an_export_from_before_heads_loads_and_computes_the_same(
         torch.testing.assert_close(loaded(*args, **kw), model(*args, **kw), rtol=0, atol=0)
 
 
-def test_the_shipped_64px_lm_is_in_the_old_format_and_loads():
-    doc = json.loads(SHIPPED64.read_text())
+def test_the_64px_lm_json_shipped_before_heads_becomes_stream_heads():
+    """The `lm.json` of the 64 px responder shipped before heads (the VQ one, kept here without
+    its weights) turns into the stream specs its weights were trained as."""
+    doc = json.loads(BEFORE_HEADS.read_text())
     assert doc["model"]["frame_head"] is True and "stream_heads" not in doc["model"]
-    model, _, _ = load_consolidated(SHIPPED64)
-    specs = model.cfg.stream_heads
+    layout = SequenceLayout(LayoutConfig(**doc["layout"]))
+    specs = ModelConfig(**migrate_model_keys(doc["model"], layout)).stream_heads
     assert specs["video"] == {
         "kind": "maskgit",
         "stream": "video",
