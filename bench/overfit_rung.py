@@ -44,8 +44,12 @@ def _fmt(value: float | None) -> str:
 
 
 def last_train_loss(run: Path) -> float:
-    """The last `train/loss` the run's CSV log holds (NaN before the first logged step)."""
-    (log,) = (run / "csv").glob("version_*/metrics.csv")
+    """The last `train/loss` the run's CSV log holds (NaN before the first logged step, when
+    the logger may not have written its file yet)."""
+    logs = list((run / "csv").glob("version_*/metrics.csv"))
+    if not logs:
+        return float("nan")
+    log = max(logs, key=lambda p: int(p.parent.name.removeprefix("version_")))
     rows = [r for r in csv.DictReader(log.open()) if r.get("train/loss")]
     return float(rows[-1]["train/loss"]) if rows else float("nan")
 

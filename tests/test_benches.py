@@ -83,7 +83,7 @@ SELF_CONTAINED = {
     "live.py": ["--seconds", "6", "--threads", "1", "--device", "cpu"],
     "motion_rtf.py": ["--repeats", "1", "--threads", "1"],
     "curate.py": ["--sources", "1", "--workers", "1"],
-    "overfit_rung.py": ["--steps", "3", "--conversations", "4", "--work", "rung"],
+    "overfit_rung.py": ["--steps", "3", "--conversations", "2", "--work", "rung"],
     "reenact.py": [
         "--train-steps",
         "2",
