@@ -6,7 +6,7 @@
   docstring for what it returns.
 - Tiers: `slow` marks the long tests and `serial` the ones that must run alone (kill and signal
   timings, Ray clusters, the browser). The inner loop is `pytest -n 2 -m "not slow and not
-  serial"`; CI runs `pytest -n 2 --dist worksteal -m "not serial"`, then `pytest -m serial`. Tests that use the
+  serial"`; CI runs `pytest -n 2 -m "not serial"`, then `pytest -m serial`. Tests that use the
   `ray_cluster` fixture are marked serial here.
 """
 

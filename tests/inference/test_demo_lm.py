@@ -3,7 +3,8 @@ responder (vidchat/assets/demo64/lm) and the 32 px quickstart LM (checkpoints/de
 
 What issue #5 asks of it: the responder's mouth opens when its own generated audio is loud and
 rests in silence (the pixel mouth opening correlates with the audio envelope, unlike an
-untrained model's), and it draws the identity of the reference face it is given.
+untrained model's), and it draws the identity of the reference face it is given. What issue
+#40 asks of the default one: its answer's expression follows its partner's.
 Responses are sampled at temperature 1 for partner turns of a demo world generated with another
 seed than the one the model was trained on (new conversations, new faces).
 """

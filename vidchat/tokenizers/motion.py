@@ -339,7 +339,7 @@ class MotionTokenizer(ConfigCheckpoint, VideoTokenizer):
         -> frames `[B,T,H,W,3]` uint8, the reference's face moving as the codes say.
 
         Decoding renders channels-last (NHWC): oneDNN's convolutions at these narrow widths ran
-        2.1x faster so at 256 px and 1.6x at 64 px on one CPU thread, for the same frames to
+        2.1x faster at 256 px and 1.6x at 64 px on one CPU thread, for the same frames to
         float rounding. Training keeps PyTorch's default layout."""
         if reference is None:
             raise VidchatError(
