@@ -34,20 +34,25 @@ def pipe(request, demo_pipe):
     return load_pipeline(REPO_ROOT / "checkpoints" / "demo" / "lm", device="cpu")
 
 
-@pytest.fixture(scope="module")
-def unseen_world(tmp_path_factory):
-    """Dialogue pairs of a demo world the model never saw: seed 7, 3 conversations x 3 turns."""
-    root = tmp_path_factory.mktemp("unseen") / "demo"
-    cfg = make_demo_cfg(root, seed=7, num_conversations=3, turn_seconds=[2.0, 3.0])
+def dialogue_pairs(root, cfg) -> list:
+    """The dialogue pairs with a responder of every split of the demo world `cfg` describes,
+    generated into `root`."""
     ensure_demo_world(root, cfg, progress=False)
     manifest = load_manifest(cfg)
-    pairs = [
+    return [
         p
         for split in ("train", "val", "test")
         for p in manifest.pairs_for(split, ["dialogue"])
         if p.responder is not None
     ]
-    return root, pairs
+
+
+@pytest.fixture(scope="module")
+def unseen_world(tmp_path_factory):
+    """Dialogue pairs of a demo world the model never saw: seed 7, 3 conversations x 3 turns."""
+    root = tmp_path_factory.mktemp("unseen") / "demo"
+    cfg = make_demo_cfg(root, seed=7, num_conversations=3, turn_seconds=[2.0, 3.0])
+    return root, dialogue_pairs(root, cfg)
 
 
 def responses(pipe, pairs):
@@ -95,13 +100,9 @@ def emotional_world(tmp_path_factory):
     cfg = make_demo_cfg(
         root, seed=11, num_conversations=10, turns_per_conversation=2, turn_seconds=[2.0, 3.0]
     )
-    ensure_demo_world(root, cfg, progress=False)
-    manifest = load_manifest(cfg)
     by_emotion: dict[str, list] = {}
-    for split in ("train", "val", "test"):
-        for p in manifest.pairs_for(split, ["dialogue"]):
-            if p.responder is not None:
-                by_emotion.setdefault(p.responder.labels["emotion"], []).append(p)
+    for p in dialogue_pairs(root, cfg):
+        by_emotion.setdefault(p.responder.labels["emotion"], []).append(p)
     return by_emotion
 
 

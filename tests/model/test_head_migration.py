@@ -13,8 +13,8 @@ import torch
 from conftest import demo_layout, random_segment
 from test_depth import depth_model
 
-from vidchat.model import LayoutConfig, ModelConfig, Role, SequenceLayout, pad_batch
-from vidchat.model.checkpoint import export_consolidated, load_consolidated, migrate_model_keys
+from vidchat.model import Role, pad_batch
+from vidchat.model.checkpoint import configs_of, export_consolidated, load_consolidated
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -80,8 +80,7 @@ def test_the_64px_lm_json_shipped_before_heads_becomes_stream_heads():
     its weights) turns into the stream specs its weights were trained as."""
     doc = json.loads(BEFORE_HEADS.read_text())
     assert doc["model"]["frame_head"] is True and "stream_heads" not in doc["model"]
-    layout = SequenceLayout(LayoutConfig(**doc["layout"]))
-    specs = ModelConfig(**migrate_model_keys(doc["model"], layout)).stream_heads
+    specs = configs_of(doc)[0].stream_heads
     assert specs["video"] == {
         "kind": "maskgit",
         "stream": "video",

@@ -183,6 +183,14 @@ def migrate_state(state: dict[str, torch.Tensor], layout: LayoutConfig) -> dict[
     return out
 
 
+def configs_of(doc: dict[str, Any]) -> tuple[ModelConfig, SequenceLayout]:
+    """An `lm.json` document's model config and layout, older formats migrated
+    (`migrate_model_keys`)."""
+    # checkpoints written before `chunk_order` existed were all trained video-first
+    layout = SequenceLayout(LayoutConfig(**{"chunk_order": "video_first", **doc["layout"]}))
+    return ModelConfig(**migrate_model_keys(doc["model"], layout)), layout
+
+
 def load_consolidated(
     path: str | os.PathLike,
     *,
@@ -201,9 +209,8 @@ def load_consolidated(
             f"{weights_path}: weights do not match the checksum in "
             f"{stem.with_suffix('.json').name}; export the checkpoint again"
         )
-    # checkpoints written before `chunk_order` existed were all trained video-first
-    layout = SequenceLayout(LayoutConfig(**{"chunk_order": "video_first", **doc["layout"]}))
-    model = VidChatLM(ModelConfig(**migrate_model_keys(doc["model"], layout)))
+    model_cfg, layout = configs_of(doc)
+    model = VidChatLM(model_cfg)
     try:
         state = load_file(str(weights_path))
     except Exception as exc:  # safetensors raises its own SafetensorError for a damaged file
