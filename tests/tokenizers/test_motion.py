@@ -4,6 +4,7 @@ size, frames rendered on a reference, self-reenactment training through the toke
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ from vidchat.data.demo_world.face import (
     render_face,
 )
 from vidchat.data.demo_world.identities import make_identities
-from vidchat.errors import VidchatError
+from vidchat.errors import ConfigError, VidchatError
 from vidchat.eval.metrics.demo_oracle import identity_match
 from vidchat.tokenizers.build import build_video_tokenizer
 from vidchat.tokenizers.motion import MotionConfig, MotionTokenizer
@@ -231,21 +232,18 @@ def test_the_shipped_motion_tokenizer_draws_a_partners_emotion_on_another_face(e
         assert classify_emotion(rendered) == emotion, (a.name, b.name)
 
 
-def test_the_tokenizer_stage_trains_the_motion_kind_on_the_demo_world(demo_world, tmp_path):
-    """`stage=video_tokenizer tokenizer=motion` runs the motion trainer (the stage picks the
-    trainer by the tokenizer's kind), exports a checkpoint the builder loads, and records its
-    held-out round trip."""
+def _motion_stage(demo_world, root, *overrides: str):
+    """`stage=video_tokenizer tokenizer=motion` on the test demo world at tiny sizes, 3 steps."""
     from tests.conftest import DEMO_TEST_OVERRIDES
     from vidchat.cli import compose
-    from vidchat.training.tokenizers.stages import train_video_tokenizer
 
     world = [f"data.{k}={json.dumps(v)}" for k, v in DEMO_TEST_OVERRIDES.items()]
-    cfg = compose(
+    return compose(
         "train",
         [
             "stage=video_tokenizer",
             "tokenizer=motion",
-            f"paths.root_dir={tmp_path}",
+            f"paths.root_dir={root}",
             f"data.root={demo_world.root}",
             *world,
             "tokenizer.video.model.channels=[16,16,32]",
@@ -257,12 +255,72 @@ def test_the_tokenizer_stage_trains_the_motion_kind_on_the_demo_world(demo_world
             "trainer.val_check_interval=3",
             "trainer.checkpoint_every_n_steps=null",
             "logger=none",
+            *overrides,
         ],
     )
+
+
+def test_the_tokenizer_stage_trains_the_motion_kind_on_the_demo_world(demo_world, tmp_path):
+    """`stage=video_tokenizer tokenizer=motion` runs the motion trainer (the stage picks the
+    trainer by the tokenizer's kind), exports a checkpoint the builder loads, and records its
+    held-out round trip."""
+    from vidchat.training.tokenizers.stages import train_video_tokenizer
+
+    cfg = _motion_stage(demo_world, tmp_path)
     metrics = train_video_tokenizer(cfg)
     assert set(metrics) >= {"round_trip_psnr_db", "perplexity", "codes_used"}
     tok = build_video_tokenizer({"kind": "motion", "checkpoint": cfg.stage.export})
     assert tok.spec.grid == (1, 4) and tok.spec.frame_size == (32, 32)
+
+
+def test_a_fine_tune_with_the_motion_encoder_frozen_keeps_every_code(demo_world, tmp_path):
+    """`stage.init_from` + `stage.freeze=[motion_encoder]`: the renderer learns on, the codes of
+    any frame stay those of the checkpoint it started from (so an LM trained on them stays
+    valid), and the export records where it started. Bad values are one `ConfigError` each."""
+    from vidchat.training.tokenizers.stages import train_video_tokenizer
+
+    first = _motion_stage(demo_world, tmp_path / "first")
+    train_video_tokenizer(first)
+    start = first.stage.export
+    tuned = _motion_stage(
+        demo_world,
+        tmp_path / "tuned",
+        f"stage.init_from={start}",
+        "stage.freeze=[motion_encoder]",
+        "stage.lr=0.05",
+        "stage.warmup_steps=0",
+    )
+    train_video_tokenizer(tuned)
+    before, after = (MotionTokenizer.load(p).eval() for p in (start, tuned.stage.export))
+    frames = _frames(32, t=6, seed=3)
+    assert torch.equal(before.encode(frames), after.encode(frames))
+    state_before, state_after = before.state_dict(), after.state_dict()
+    moved = {
+        k.split(".")[0] for k in state_after if not torch.equal(state_before[k], state_after[k])
+    }
+    assert moved and "motion_encoder" not in moved and "renderer" in moved
+    assert json.loads(Path(f"{tuned.stage.export}.json").read_text())["init_from"] == start
+
+    unfrozen = _motion_stage(
+        demo_world,
+        tmp_path / "all",
+        f"stage.init_from={start}",
+        "stage.lr=0.05",
+        "stage.warmup_steps=0",
+    )
+    train_video_tokenizer(unfrozen)
+    assert not torch.equal(
+        before.encode(frames), MotionTokenizer.load(unfrozen.stage.export).eval().encode(frames)
+    ), "the control: without the freeze the codes move, or this test proves nothing"
+
+    bad = [
+        ("stage.freeze=[motion_encoderr]", "has no part 'motion_encoderr'"),
+        ("tokenizer.video.model.hidden=48", "was trained with hidden=32"),
+    ]
+    for override, message in bad:
+        cfg = _motion_stage(demo_world, tmp_path / "bad", f"stage.init_from={start}", override)
+        with pytest.raises(ConfigError, match=message):
+            train_video_tokenizer(cfg)
 
 
 def test_every_decode_path_renders_on_the_responders_reference(partner_clip):

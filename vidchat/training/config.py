@@ -254,6 +254,8 @@ class TokenizerStageConfig:
     max_clips: int | None = None
     fp16: bool = True
     torch_threads: int | None = None
+    init_from: str | None = None  # a checkpoint of the same tokenizer to start from
+    freeze: tuple[str, ...] = ()  # the tokenizer's parts kept as they are (e.g. motion_encoder)
     edge_weight: float = 0.5  # video tokenizer
     driver_jitter: float = 0.3  # motion tokenizer: colour jitter of the driver the codes see
     change_weight: float = 0.0  # motion tokenizer: more loss where the driver and reference differ

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
 import torch
@@ -32,6 +32,7 @@ from vidchat.utils.typed import from_node
 
 log = logging.getLogger("vidchat")
 T = TypeVar("T")
+M = TypeVar("M", bound=torch.nn.Module)
 
 
 @dataclass(frozen=True)
@@ -113,10 +114,32 @@ def video_model_config(job: TokenizerJob, config_class: type[T]) -> T:
         raise ConfigError(f"tokenizer.video.model: {exc}") from exc
 
 
+def start_from(job: TokenizerJob, tokenizer: M) -> M:
+    """The tokenizer a run trains: `tokenizer` itself, or with `stage.init_from` set, that
+    checkpoint's weights, whose config must be the run's (a difference is one `ConfigError`).
+
+    With `stage.freeze` naming what makes the codes, a run that starts here changes only what
+    reads them (a renderer, a decoder), so the codes and every LM trained on them stay valid."""
+    stem = job.stage.init_from
+    if not stem:
+        return tokenizer
+    start = type(tokenizer).load(stem)
+    if start.cfg != tokenizer.cfg:
+        ours, theirs = asdict(tokenizer.cfg), asdict(start.cfg)
+        key = next(k for k in ours if ours[k] != theirs.get(k))
+        raise ConfigError(
+            f"stage.init_from={stem} was trained with {key}={theirs.get(key)!r}, "
+            f"this run's tokenizer has {key}={ours[key]!r}"
+        )
+    return start
+
+
 def save_and_measure(job: TokenizerJob, which: str, tokenizer, measure, val_recs) -> dict:
     """Export the trained weights, reload them and record their held-out quality next to them."""
     out = export_path(job, which)
-    tokenizer.save(out, fp16=job.stage.fp16, extra={"trained_steps": job.stage.max_steps})
+    s = job.stage
+    history = {"init_from": s.init_from, "frozen": list(s.freeze)} if s.init_from else {}
+    tokenizer.save(out, fp16=s.fp16, extra={"trained_steps": s.max_steps, **history})
     metrics = measure(type(tokenizer).load(out).eval())
     atomic_write_json(
         metrics_path(out),

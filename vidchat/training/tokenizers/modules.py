@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import lightning as L
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 
+from vidchat.errors import ConfigError
 from vidchat.tokenizers.audio_codec import EncodecAudioTokenizer
 from vidchat.tokenizers.base import VideoTokenizer
 from vidchat.training.config import TokenizerStageConfig
@@ -55,20 +58,46 @@ class VideoTokenizerModule(_Schedule):
         self.tokenizer = tokenizer
         self.lr, self.warmup_steps, self.max_steps = lr, warmup_steps, max_steps
         self.edge_weight = edge_weight
+        self.frozen: tuple[str, ...] = ()
         self._val_codes: list[torch.Tensor] = []
 
     @classmethod
     def for_stage(
         cls, tokenizer: VideoTokenizer, stage: TokenizerStageConfig
     ) -> VideoTokenizerModule:
-        """The module with the stage's learning rate, schedule and edge weight."""
-        return cls(
+        """The module with the stage's learning rate, schedule, edge weight and frozen parts."""
+        module = cls(
             tokenizer,
             lr=stage.lr,
             warmup_steps=stage.warmup_steps,
             max_steps=stage.max_steps,
             edge_weight=stage.edge_weight,
         )
+        module.freeze(stage.freeze)
+        return module
+
+    def freeze(self, parts: Sequence[str]) -> None:
+        """Keep the tokenizer's `parts` (names of its top-level submodules) as they are: no
+        gradient, and in eval mode while the rest trains, so that nothing in them moves (a
+        codebook's EMA, a norm's statistics). A bad name is one `ConfigError`."""
+        children = dict(self.tokenizer.named_children())
+        name = type(self.tokenizer).__name__
+        unknown = [p for p in parts if p not in children]
+        if unknown:
+            raise ConfigError(
+                f"stage.freeze: {name} has no part {unknown[0]!r}; its parts: {sorted(children)}"
+            )
+        for part in parts:
+            children[part].requires_grad_(False)
+        if not any(p.requires_grad for p in self.tokenizer.parameters()):
+            raise ConfigError(f"stage.freeze={list(parts)} leaves nothing of {name} to train")
+        self.frozen = tuple(parts)
+
+    def train(self, mode: bool = True) -> VideoTokenizerModule:
+        super().train(mode)
+        for part in self.frozen:
+            getattr(self.tokenizer, part).eval()
+        return self
 
     @staticmethod
     def to_images(frames: torch.Tensor) -> torch.Tensor:

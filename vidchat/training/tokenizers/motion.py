@@ -32,6 +32,7 @@ from vidchat.training.tokenizers.job import (
     records,
     register_tokenizer_trainer,
     save_and_measure,
+    start_from,
     video_model_config,
 )
 from vidchat.training.tokenizers.losses import image_gradient_loss
@@ -177,6 +178,8 @@ def _frames_and_speakers(kept: Sequence[tuple[Any, Clip]]) -> tuple[list[np.ndar
 def train_motion_tokenizer(job: TokenizerJob) -> dict[str, float]:
     """The motion tokenizer on self-reenactment pairs of the manifest's clips."""
     s, cfg = job.stage, video_model_config(job, MotionConfig)
+    tokenizer = start_from(job, MotionTokenizer(cfg))  # a bad init_from or freeze fails here,
+    module = MotionTokenizerModule.for_stage(tokenizer, s)  # before minutes of decoding
     train_recs, val_recs = records(job)
     read = dict(fps=cfg.fps, size=cfg.frame_size)
     train = decode_records_kept(train_recs, **read, desc="decode train clips")
@@ -184,8 +187,6 @@ def train_motion_tokenizer(job: TokenizerJob) -> dict[str, float]:
     train_pairs = ReenactmentPairs(*_frames_and_speakers(train), random=True)
     val_pairs = ReenactmentPairs(*_frames_and_speakers(val), random=False)
     log.info("motion tokenizer: %d train pairs, %d val pairs", len(train_pairs), len(val_pairs))
-    tokenizer = MotionTokenizer(cfg)
-    module = MotionTokenizerModule.for_stage(tokenizer, s)
     fit_batches(job, module, train_pairs, DataLoader(val_pairs, s.batch_size))
     return save_and_measure(
         job,

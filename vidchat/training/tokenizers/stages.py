@@ -39,6 +39,7 @@ from vidchat.training.tokenizers.job import (
     register_tokenizer_trainer,
     save_and_measure,
     setup,
+    start_from,
     video_model_config,
 )
 from vidchat.training.tokenizers.modules import AudioCodecModule, VideoTokenizerModule
@@ -83,6 +84,8 @@ def train_vq_video_tokenizer(job: TokenizerJob) -> dict[str, float]:
     """The VQ / FSQ video tokenizer on the manifest's clips."""
     s = job.stage
     vq_cfg = video_model_config(job, VQVideoConfig)
+    tokenizer = start_from(job, VQVideoTokenizer(vq_cfg))  # a bad init_from or freeze fails
+    module = VideoTokenizerModule.for_stage(tokenizer, s)  # here, before the decoding
     train_recs, val_recs = records(job)
     read = dict(fps=vq_cfg.fps, size=vq_cfg.frame_size)
     k = vq_cfg.temporal_stride
@@ -94,8 +97,6 @@ def train_vq_video_tokenizer(job: TokenizerJob) -> dict[str, float]:
     )
     log.info("video tokenizer: %d train frames, %d val frames", len(train_frames), len(val_frames))
 
-    tokenizer = VQVideoTokenizer(vq_cfg)
-    module = VideoTokenizerModule.for_stage(tokenizer, s)
     fit_batches(job, module, train_frames, DataLoader(val_frames, max(s.batch_size, 256 // k)))
     frames = val_frames.flat_frames
     return save_and_measure(
