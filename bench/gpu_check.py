@@ -259,6 +259,8 @@ REENACT_FIGURES = {
         "identity probe from motion codes",
         "emotion probe from motion codes",
         "round trip psnr db",
+        "round trip psnr db on crisp renders",
+        "video codec psnr db",
     )
 }
 BASE_SHAPE = ["--dim", "1024", "--layers", "24", "--heads", "16", "--seq", "4096", "--batch", "8"]
