@@ -82,6 +82,32 @@ def test_decoding_encodes_each_reference_once_and_renders_as_training_does():
     assert not torch.equal(fast[0], fast[1])  # each row on its own reference
 
 
+def test_decoding_keeps_a_references_view_until_the_reference_or_the_weights_change():
+    """A stream decodes chunk after chunk on one reference: the reference's view is computed
+    once, and the chunks are the frames a fresh tokenizer draws. Another reference, or weights
+    changed in place (an optimiser step), is never served the old view."""
+    tok = _tokenizer()
+    calls = []
+    appearance = tok.appearance
+    tok.appearance = lambda ref: calls.append(1) or appearance(ref)
+    codes = tok.encode(_frames(32, t=4, seed=3))
+    ref, other = _frames(32, t=1, seed=4)[0, 0], _frames(32, t=1, seed=5)[0, 0]
+    chunks = [tok.decode(codes[:, i : i + 2], reference=ref) for i in (0, 2)]
+    assert len(calls) == 1
+    fresh = _tokenizer()
+    for i, chunk in zip((0, 2), chunks, strict=True):
+        assert torch.equal(chunk, fresh.decode(codes[:, i : i + 2], reference=ref))
+    assert torch.equal(tok.decode(codes, reference=other), fresh.decode(codes, reference=other))
+    assert len(calls) == 2
+    stale = tok.decode(codes, reference=other)
+    with torch.no_grad():
+        next(tok.appearance_encoder.parameters()).mul_(1.5)
+        next(fresh.appearance_encoder.parameters()).mul_(1.5)
+    now = tok.decode(codes, reference=other)
+    assert len(calls) == 3 and not torch.equal(now, stale)
+    assert torch.equal(now, fresh.decode(codes, reference=other))
+
+
 def test_one_reference_for_every_row_renders_as_that_reference_repeated():
     """A reference `[H,W,3]` is viewed once and broadcast over every frame of every row: the same
     frames as passing it once per row; a count that fits neither is refused."""

@@ -255,6 +255,7 @@ class MotionTokenizer(ConfigCheckpoint, VideoTokenizer):
         if cfg.residual:  # starts as the reference itself: training learns only what moves
             nn.init.zeros_(self.renderer[-1].weight)
             nn.init.zeros_(self.renderer[-1].bias)
+        self._last_view: tuple[tuple, torch.Tensor, ReferenceView] | None = None  # decode's
         self.spec = TokenizerSpec(
             modality="video",
             frame_rate=float(cfg.fps),
@@ -333,6 +334,22 @@ class MotionTokenizer(ConfigCheckpoint, VideoTokenizer):
         codes = self.quantize_motion(self._images(frames, "frames")).codes
         return codes.view(b, t, 1, self.cfg.num_codes)
 
+    def _view_of(self, ref: torch.Tensor) -> ReferenceView:
+        """`appearance(ref)`, kept for the next decode on the same reference with the same
+        weights. Why: a stream decodes each 0.5 s chunk of a turn on one reference, and at
+        256 px the view costs about 17 ms a chunk, paid again for nothing. The key holds the
+        reference's pixels and, for every weight, its storage and in-place version counter,
+        so an optimiser step, `load_state_dict`, `.to()` or `.half()` makes it stale, as does a
+        change of autocast."""
+        weights = tuple((p.data_ptr(), p._version) for p in self.parameters())
+        key = (weights, torch.is_autocast_enabled(ref.device.type), ref.shape, ref.device)
+        cached = self._last_view
+        if cached is not None and cached[0] == key and torch.equal(cached[1], ref):
+            return cached[2]
+        view = self.appearance(ref)
+        self._last_view = (key, ref.clone(), view)
+        return view
+
     @torch.no_grad()
     def decode(self, codes: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
         """codes `[B,T,1,N]` and the reference `[B,H,W,3]` (or `[H,W,3]` for every row) uint8
@@ -352,7 +369,7 @@ class MotionTokenizer(ConfigCheckpoint, VideoTokenizer):
             raise VidchatError(
                 f"motion tokenizer: {ref.shape[0]} references for {b} rows of codes (give one, or one per row)"
             )
-        view = self.appearance(ref)  # once per reference; one row serves every frame
+        view = self._view_of(ref)  # once per reference; one row serves every frame
         if ref.shape[0] > 1:
             view = view.repeat_interleave(t)  # [B*T,...] each
         motion = self.quantizer.decode(codes.to(ref.device).long().flatten())  # [(B T N), D]
