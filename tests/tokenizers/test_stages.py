@@ -91,3 +91,27 @@ def test_temporal_stride_tokenizer_trains_and_tokenizes_at_half_the_code_rate(cf
     assert reader.meta["video_spec"]["temporal_stride"] == 2
     assert clip.video.shape[0] == -(-clip.meta["num_frames"] // 2)
     assert clip.reference is not None and clip.reference.shape == (4, 4)
+
+
+def test_a_vq_fine_tune_with_the_encoder_and_codebook_frozen_keeps_every_code(cfg, tmp_path):
+    """`stage.freeze=[encoder,quantizer]` from `stage.init_from`: the decoder learns on, every
+    code stays (a codebook's EMA would move it if the frozen quantiser ran in training mode);
+    without the freeze, the same run moves them."""
+    import torch
+
+    runs = {}
+    for name, freeze in (("first", None), ("tuned", ["encoder", "quantizer"]), ("all", [])):
+        c = cfg["video_tokenizer"].copy()
+        c.stage.export = str(tmp_path / name)
+        c.stage.max_steps, c.stage.batch_size, c.stage.warmup_steps = 3, 16, 0
+        if freeze is not None:
+            c.stage.init_from, c.stage.freeze, c.stage.lr = str(tmp_path / "first"), freeze, 0.05
+        train_video_tokenizer(c)
+        runs[name] = build_video_tokenizer({"checkpoint": c.stage.export})
+    size = runs["first"].spec.frame_size
+    frames = torch.randint(0, 256, (1, 4, *size, 3), generator=torch.Generator().manual_seed(0))
+    codes = {name: tok.encode(frames.to(torch.uint8)) for name, tok in runs.items()}
+    assert torch.equal(codes["first"], codes["tuned"])
+    assert not torch.equal(codes["first"], codes["all"]), "the control: unfrozen, codes move"
+    decoders = [dict(runs[n].decoder.state_dict()) for n in ("first", "tuned")]
+    assert any(not torch.equal(decoders[0][k], decoders[1][k]) for k in decoders[0])

@@ -138,7 +138,8 @@ def save_and_measure(job: TokenizerJob, which: str, tokenizer, measure, val_recs
     """Export the trained weights, reload them and record their held-out quality next to them."""
     out = export_path(job, which)
     s = job.stage
-    history = {"init_from": s.init_from, "frozen": list(s.freeze)} if s.init_from else {}
+    started = s.init_from or s.freeze  # a fine-tune: where it started, what it kept
+    history = {"init_from": s.init_from, "frozen": list(s.freeze)} if started else {}
     tokenizer.save(out, fp16=s.fp16, extra={"trained_steps": s.max_steps, **history})
     metrics = measure(type(tokenizer).load(out).eval())
     atomic_write_json(

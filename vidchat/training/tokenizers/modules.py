@@ -93,11 +93,11 @@ class VideoTokenizerModule(_Schedule):
             raise ConfigError(f"stage.freeze={list(parts)} leaves nothing of {name} to train")
         self.frozen = tuple(parts)
 
-    def train(self, mode: bool = True) -> VideoTokenizerModule:
-        super().train(mode)
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        """Frozen parts run in eval mode at every step: Lightning sets submodules' modes
+        itself (around validation, at the start of fit), not only through `train()`."""
         for part in self.frozen:
             getattr(self.tokenizer, part).eval()
-        return self
 
     @staticmethod
     def to_images(frames: torch.Tensor) -> torch.Tensor:
