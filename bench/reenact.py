@@ -107,7 +107,8 @@ def measure(
 ) -> dict[str, float]:
     fps, size = tokenizer.spec.pixel_frame_rate, tokenizer.spec.frame_size[0]
     video = VideoFile(fps, crisp)
-    gallery = {p.name: video(render_face(p, neutral_track(), size)[:2])[0] for p in people}
+    neutral = {p.name: render_face(p, neutral_track(), size) for p in people}  # [1,H,W,3] each
+    gallery = {name: video(frame)[0] for name, frame in neutral.items()}  # as the tokenizer reads
     cross, emotion_hits, identity_hits, round_trip = [], [], [], []
     round_trip_crisp, codec = [], []
     curvature = {e: ([], []) for e in ("happy", "sad")}  # emotion -> (renders', targets')
@@ -128,7 +129,7 @@ def measure(
                     ref = torch.from_numpy(gallery[person.name])
                     back = tokenizer.decode(codes, reference=ref)[0].cpu().numpy()
                     round_trip.append(db(back, frames))
-                    crisp_ref = torch.from_numpy(render_face(person, neutral_track(), size)[0])
+                    crisp_ref = torch.from_numpy(neutral[person.name][0])
                     crisp_codes = tokenizer.encode(torch.from_numpy(drawn)[None])
                     back = tokenizer.decode(crisp_codes, reference=crisp_ref)[0].cpu().numpy()
                     round_trip_crisp.append(db(back, drawn))
