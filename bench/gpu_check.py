@@ -257,6 +257,7 @@ REENACT_FIGURES = {
         "reenact emotion agreement",
         "reenact identity",
         "identity probe from motion codes",
+        "identity probe from the motion alone",
         "emotion probe from motion codes",
         "round trip psnr db",
         "round trip psnr db on crisp renders",

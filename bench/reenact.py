@@ -19,6 +19,10 @@ was trained on) or in the mouth corners only (`--expression mouth`). It prints:
 - `identity probe from motion codes` (with chance) and `emotion probe from motion codes`: linear
   probes on each clip's bag of codes, held out by take (goal: identity <= 2x chance, emotion
   >= 0.9): identity must not pass through the code, expression must;
+- `identity probe from the motion alone`: the same identity probe on the codes of each clip's
+  track drawn on one other face (the same host for every clip). The demo's mouths follow their
+  own synthetic voices, so a clip's motion itself says a little about whose it is; this is the
+  figure a code that carries no appearance at all would read, the floor for the probe above;
 - `round trip psnr db`: A's codes rendered on A's own reference, against A's frames (goal >= 30);
 - `round trip psnr db on crisp renders` and `video codec psnr db`: see below.
 
@@ -103,8 +107,9 @@ def db(a: np.ndarray, b: np.ndarray) -> float:
 
 @torch.no_grad()
 def measure(
-    tokenizer, people, seconds: float, takes: int, face: bool, crisp: bool = False
+    tokenizer, people, host, seconds: float, takes: int, face: bool, crisp: bool = False
 ) -> dict[str, float]:
+    """`host`: the one face every clip's motion is also drawn on (the probe's floor)."""
     fps, size = tokenizer.spec.pixel_frame_rate, tokenizer.spec.frame_size[0]
     video = VideoFile(fps, crisp)
     neutral = {p.name: render_face(p, neutral_track(), size) for p in people}  # [1,H,W,3] each
@@ -112,7 +117,15 @@ def measure(
     cross, emotion_hits, identity_hits, round_trip = [], [], [], []
     round_trip_crisp, codec = [], []
     curvature = {e: ([], []) for e in ("happy", "sad")}  # emotion -> (renders', targets')
-    bags, who, felt, take_of = [], [], [], []
+    bags, hosted_bags, who, felt, take_of = [], [], [], [], []
+
+    def bag(codes: torch.Tensor) -> np.ndarray:  # [1,T,1,N] -> how often each code occurs a frame
+        counts = np.bincount(codes.flatten().cpu().numpy(), minlength=tokenizer.spec.codebook_size)
+        return counts / codes.shape[1]
+
+    def encode(frames: np.ndarray) -> torch.Tensor:  # [T,H,W,3] uint8 -> codes [1,T,1,N]
+        return tokenizer.encode(torch.from_numpy(frames)[None])
+
     for take in range(takes):
         clips = {}
         for i, person in enumerate(people):
@@ -120,9 +133,9 @@ def measure(
                 seed = 1000 * take + 10 * i + e
                 track, drawn = talking(person, emotion, seconds, fps, size, seed, face)
                 frames = video(drawn)
-                codes = tokenizer.encode(torch.from_numpy(frames)[None])  # [1,T,1,N]
-                flat = codes.flatten().cpu().numpy()
-                bags.append(np.bincount(flat, minlength=tokenizer.spec.codebook_size) / len(frames))
+                codes = encode(frames)
+                bags.append(bag(codes))
+                hosted_bags.append(bag(encode(video(render_face(host, track, size)))))
                 who.append(i), felt.append(e), take_of.append(take)
                 if e == (i + take) % len(EMOTIONS):  # one clip per face is reenacted
                     clips[person.name] = (person, emotion, track, frames, codes)
@@ -130,7 +143,7 @@ def measure(
                     back = tokenizer.decode(codes, reference=ref)[0].cpu().numpy()
                     round_trip.append(db(back, frames))
                     crisp_ref = torch.from_numpy(neutral[person.name][0])
-                    crisp_codes = tokenizer.encode(torch.from_numpy(drawn)[None])
+                    crisp_codes = encode(drawn)
                     back = tokenizer.decode(crisp_codes, reference=crisp_ref)[0].cpu().numpy()
                     round_trip_crisp.append(db(back, drawn))
                     codec.append(db(frames, drawn))
@@ -150,6 +163,8 @@ def measure(
     train = torch.tensor(take_of) < max(1, takes - 1)  # the last take is held out
     with torch.enable_grad():  # the probes fit a classifier
         identity_probe = held_out_accuracy(x, torch.tensor(who), train, classes=len(people))
+        hosted = torch.tensor(np.array(hosted_bags), dtype=torch.float32)
+        floor = held_out_accuracy(hosted, torch.tensor(who), train, classes=len(people))
         emotion_probe = held_out_accuracy(x, torch.tensor(felt), train)
     return {
         "reenact psnr db": float(np.mean(cross)),
@@ -157,6 +172,7 @@ def measure(
         "reenact identity": float(np.mean(identity_hits)),
         "identity probe": identity_probe,
         "identity chance": 1.0 / len(people),
+        "identity probe from the motion alone": floor,
         "emotion probe": emotion_probe,
         "round trip psnr db": float(np.mean(round_trip)),
         "round trip psnr db on crisp renders": float(np.mean(round_trip_crisp)),
@@ -216,15 +232,20 @@ def main() -> None:
             args.overrides,
         )
     tokenizer = build_video_tokenizer({"kind": "motion", "checkpoint": str(stem)}).eval()
-    people = make_identities(args.trained_faces + args.faces)[args.trained_faces :]
+    *people, host = make_identities(args.trained_faces + args.faces + 1)[args.trained_faces :]
     face = args.expression == "face"
-    figures = measure(tokenizer, people, args.seconds, max(2, args.takes), face, args.crisp)
+    takes = max(2, args.takes)
+    figures = measure(tokenizer, people, host, args.seconds, takes, face, args.crisp)
     print(f"tokenizer: {stem}, {np.prod(tokenizer.spec.grid)} codes per frame")
     for name in ("reenact psnr db", "reenact emotion agreement", "reenact identity"):
         print(f"{name}: {figures[name]:.3f}")
     print(
         f"identity probe from motion codes: {figures['identity probe']:.3f} "
         f"(chance {figures['identity chance']:.3f})"
+    )
+    print(
+        "identity probe from the motion alone: "
+        f"{figures['identity probe from the motion alone']:.3f}"
     )
     print(f"emotion probe from motion codes: {figures['emotion probe']:.3f}")
     for name in ("round trip psnr db", "round trip psnr db on crisp renders"):
