@@ -9,7 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from vidchat.tokenizers.motion import MotionConfig, MotionTokenizer
 from vidchat.training.tokenizers.motion import (
+    MotionTokenizerModule,
     ReenactmentPairs,
     change_weighted_losses,
     colour_jitter,
@@ -62,6 +64,25 @@ def test_driver_jitter_changes_each_image_its_own_way_and_stays_in_range():
     assert colour_jitter(torch.ones(2, 3, 4, 4), 0.5).max() <= 1.0
 
 
+def test_a_jitter_grid_gives_regions_apart_their_own_colour_and_keeps_a_region_smooth():
+    """With `grid` > 1, two corners of a uniform image get different colours (one gain for the
+    image cannot do that), neighbouring pixels nearly the same one; `grid` = 1 is the
+    whole-image jitter, draw for draw."""
+    images = torch.zeros(8, 3, 32, 32)
+    torch.manual_seed(0)
+    whole = colour_jitter(images, 0.3)
+    torch.manual_seed(0)
+    assert torch.equal(colour_jitter(images, 0.3, grid=1), whole)
+    assert torch.equal(whole, whole[..., :1, :1].expand_as(whole))  # one colour per image
+    torch.manual_seed(0)
+    field = colour_jitter(images, 0.3, grid=4)
+    corners = (field[..., 0, 0] - field[..., -1, -1]).abs()  # [N,3]
+    assert corners.mean() > 0.05
+    neighbours = (field[..., 1:, :] - field[..., :-1, :]).abs().max()
+    assert neighbours < 0.3 * 2 * 3 / 31 + 1e-6  # a cell's swing spread over its pixels
+    assert field.abs().max() <= 0.3 + 1e-6
+
+
 def test_the_change_weight_makes_an_error_where_the_face_moved_cost_more():
     """Two renders with the same error, one on a pixel where the driver differs from the
     reference (the mouth moved), one where it does not: with `change_weight` the first costs
@@ -82,3 +103,24 @@ def test_the_change_weight_makes_an_error_where_the_face_moved_cost_more():
     assert torch.equal(
         change_weighted_losses(driver, driver, reference, 10.0)[0], torch.tensor(0.0)
     )
+
+
+def test_the_jitter_consistency_asks_two_jitters_of_one_driver_for_the_same_codes():
+    """`jitter_consistency` reads each driver twice, under two jitters, and penalises the
+    distance between the two quantised motions: it is positive where the jitters move the
+    codes, its gradient reaches every part of the motion encoder, it is exactly 0 without a
+    jitter (one view), and it is not computed at weight 0."""
+    torch.manual_seed(0)
+    cfg = MotionConfig(frame_size=32, channels=[8, 16, 16, 32], hidden=64, motion_channels=8)
+    tokenizer = MotionTokenizer(cfg)
+    module = MotionTokenizerModule(tokenizer)
+    module.driver_jitter, module.driver_jitter_grid, module.jitter_consistency = 0.4, 4, 1.0
+    pairs = torch.randint(0, 256, (4, 2, 32, 32, 3), dtype=torch.uint8)  # (reference, driver)
+    consistency = module.loss(pairs)[1]["train/consistency"]
+    assert consistency > 0
+    encoder = list(tokenizer.motion_encoder.parameters())
+    assert all(g.abs().sum() > 0 for g in torch.autograd.grad(consistency, encoder))
+    module.driver_jitter = 0.0
+    assert module.loss(pairs)[1]["train/consistency"] == 0
+    module.jitter_consistency = 0.0
+    assert "train/consistency" not in module.loss(pairs)[1]

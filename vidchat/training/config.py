@@ -258,6 +258,8 @@ class TokenizerStageConfig:
     freeze: tuple[str, ...] = ()  # the tokenizer's parts kept as they are (e.g. motion_encoder)
     edge_weight: float = 0.5  # video tokenizer
     driver_jitter: float = 0.3  # motion tokenizer: colour jitter of the driver the codes see
+    driver_jitter_grid: int = 1  # motion tokenizer: that jitter's lattice (1: one for the image)
+    jitter_consistency: float = 0.0  # motion tokenizer: weight of "two jitters, the same codes"
     change_weight: float = 0.0  # motion tokenizer: more loss where the driver and reference differ
     segment_seconds: float = 0.64  # audio codec
     segments_per_clip: int = 4
@@ -271,6 +273,12 @@ class TokenizerStageConfig:
         check("stage.warmup_steps", self.warmup_steps >= 0, ">= 0", self.warmup_steps)
         check("stage.val_fraction", 0 < self.val_fraction < 1, "in (0, 1)", self.val_fraction)
         check("stage.driver_jitter", 0 <= self.driver_jitter < 1, "in [0, 1)", self.driver_jitter)
+        check(
+            "stage.driver_jitter_grid",
+            self.driver_jitter_grid >= 1,
+            ">= 1",
+            self.driver_jitter_grid,
+        )
         check("stage.change_weight", self.change_weight >= 0, ">= 0", self.change_weight)
         check("stage.segment_seconds", self.segment_seconds > 0, "positive", self.segment_seconds)
         check(

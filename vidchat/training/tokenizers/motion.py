@@ -81,15 +81,28 @@ class ReenactmentPairs(Dataset):
         return torch.stack([self.reference_of(c), self.clips[c][t]])
 
 
-def colour_jitter(images: torch.Tensor, amount: float) -> torch.Tensor:
+def colour_jitter(images: torch.Tensor, amount: float, grid: int = 1) -> torch.Tensor:
     """Images `[N,3,H,W]` in [-1,1], each with its own random per-channel gain in 1 ± amount and
     offset in ± amount (clamped to [-1,1]). Applied to the driver the motion encoder sees (never
-    to the target), it leaves colour, which is most of a face's identity, useless to the codes."""
+    to the target), it leaves colour, which is most of a face's identity, useless to the codes.
+
+    `grid` > 1 draws a gain and an offset for each cell of a `grid` x `grid` lattice, bilinearly
+    blended across the image, so hair, skin, shirt and background each get their own. Why: one
+    gain for the whole image keeps how light the hair is against the skin, and the motion codes
+    were found to carry exactly that (the identity probe of `bench/reenact.py` reads a face's
+    colours from them, not its shape: docs/experiments.md, session 8). A smooth field keeps the
+    local contrast that draws a mouth or an eye, within a cell, and scrambles the levels of
+    regions a cell apart. A jitter only makes colour unreliable; nothing in the reconstruction
+    asks the codes not to follow it, which is what `MotionTokenizerModule.jitter_consistency`
+    adds (the grid alone did not lower the probe, the two together did)."""
     if amount <= 0:
         return images
-    n = images.shape[0]
-    gain = 1 + amount * (2 * torch.rand(n, 3, 1, 1, device=images.device) - 1)
-    offset = amount * (2 * torch.rand(n, 3, 1, 1, device=images.device) - 1)
+    n, _, h, w = images.shape
+    gain = 1 + amount * (2 * torch.rand(n, 3, grid, grid, device=images.device) - 1)
+    offset = amount * (2 * torch.rand(n, 3, grid, grid, device=images.device) - 1)
+    if grid > 1:
+        gain = F.interpolate(gain, size=(h, w), mode="bilinear", align_corners=True)
+        offset = F.interpolate(offset, size=(h, w), mode="bilinear", align_corners=True)
     return (images * gain + offset).clamp(-1, 1)
 
 
@@ -119,25 +132,42 @@ class MotionTokenizerModule(VideoTokenizerModule):
     """Batches of pairs `[N,2,H,W,3]` uint8 (reference, driver); loss = L1 + L2 (weighted by
     `change_weight` where driver and reference differ) + edge loss of the driver rendered from
     its codes on the reference. The encoder sees the driver with `driver_jitter` colour
-    jitter; the loss compares against the clean driver."""
+    jitter (over a `driver_jitter_grid` lattice); the loss compares against the clean driver.
+
+    `jitter_consistency` > 0 reads each driver a second time, under another jitter, and adds
+    that weight times the MSE between the two quantised motions (straight-through, so it
+    reaches the encoder): the same frame in other colours must give the same codes, so a
+    face's palette, which the renderer takes from the reference anyway, stays out of them."""
 
     driver_jitter: float = 0.0
+    driver_jitter_grid: int = 1
+    jitter_consistency: float = 0.0
     change_weight: float = 0.0
 
     @classmethod
     def for_stage(cls, tokenizer, stage: TokenizerStageConfig) -> MotionTokenizerModule:
         module = super().for_stage(tokenizer, stage)
         module.driver_jitter = stage.driver_jitter
+        module.driver_jitter_grid = stage.driver_jitter_grid
+        module.jitter_consistency = stage.jitter_consistency
         module.change_weight = stage.change_weight
         return module
 
     def loss(self, pairs: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         reference, driver = self.to_images(pairs[:, 0]), self.to_images(pairs[:, 1])
-        q = self.tokenizer.quantize_motion(colour_jitter(driver, self.driver_jitter))
+        seen = colour_jitter(driver, self.driver_jitter, self.driver_jitter_grid)
+        q = self.tokenizer.quantize_motion(seen)
         recon = self.tokenizer.render(q.quantized, reference)
         l1, l2 = change_weighted_losses(recon, driver, reference, self.change_weight)
         loss = l1 + l2 + self.edge_weight * image_gradient_loss(driver, recon) + q.loss
-        return loss, {"train/loss": loss, "train/l1": l1}
+        logs = {"train/l1": l1}
+        if self.jitter_consistency > 0:  # the same driver under another jitter: the same codes
+            again = colour_jitter(driver, self.driver_jitter, self.driver_jitter_grid)
+            logs["train/consistency"] = F.mse_loss(
+                self.tokenizer.quantize_motion(again).quantized, q.quantized
+            )
+            loss = loss + self.jitter_consistency * logs["train/consistency"]
+        return loss, {"train/loss": loss, **logs}
 
     def validation_step(self, pairs: torch.Tensor, batch_idx: int) -> None:
         reference, driver = self.to_images(pairs[:, 0]), self.to_images(pairs[:, 1])
