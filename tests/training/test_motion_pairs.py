@@ -9,7 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from vidchat.errors import ConfigError
 from vidchat.tokenizers.motion import MotionConfig, MotionTokenizer
+from vidchat.training.config import TokenizerStageConfig
 from vidchat.training.tokenizers.motion import (
     MotionTokenizerModule,
     ReenactmentPairs,
@@ -124,3 +126,11 @@ def test_the_jitter_consistency_asks_two_jitters_of_one_driver_for_the_same_code
     assert module.loss(pairs)[1]["train/consistency"] == 0
     module.jitter_consistency = 0.0
     assert "train/consistency" not in module.loss(pairs)[1]
+
+
+@pytest.mark.parametrize(
+    "bad", [{"driver_jitter_grid": 0}, {"jitter_consistency": -1.0}, {"driver_jitter": 1.0}]
+)
+def test_a_bad_jitter_option_is_one_config_error(bad):
+    with pytest.raises(ConfigError, match=f"stage.{next(iter(bad))}"):
+        TokenizerStageConfig(name="video_tokenizer", **bad)

@@ -280,6 +280,12 @@ class TokenizerStageConfig:
             self.driver_jitter_grid,
         )
         check("stage.change_weight", self.change_weight >= 0, ">= 0", self.change_weight)
+        check(
+            "stage.jitter_consistency",
+            self.jitter_consistency >= 0,
+            ">= 0",
+            self.jitter_consistency,
+        )
         check("stage.segment_seconds", self.segment_seconds > 0, "positive", self.segment_seconds)
         check(
             "stage.segments_per_clip", self.segments_per_clip >= 1, ">= 1", self.segments_per_clip
