@@ -1,6 +1,7 @@
-"""The motion tokenizer's training pairs, driver jitter and change-weighted loss (#40): a reference is always the
-same person, drawn from any of that person's clips, so a driver whose expression differs from
-its reference's makes the codes carry the expression."""
+"""The motion tokenizer's training pairs, driver jitter (whole-image or per region), jitter
+consistency and change-weighted loss (#40): a reference is always the same person, drawn from
+any of that person's clips, so a driver whose expression differs from its reference's makes the
+codes carry the expression."""
 
 from __future__ import annotations
 
