@@ -153,19 +153,21 @@ class MotionTokenizerModule(VideoTokenizerModule):
         module.change_weight = stage.change_weight
         return module
 
+    def jittered(self, driver: torch.Tensor) -> torch.Tensor:
+        """Driving images `[N,3,H,W]` in [-1,1] as the motion encoder sees them in training: a
+        fresh colour jitter at each call."""
+        return colour_jitter(driver, self.driver_jitter, self.driver_jitter_grid)
+
     def loss(self, pairs: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         reference, driver = self.to_images(pairs[:, 0]), self.to_images(pairs[:, 1])
-        seen = colour_jitter(driver, self.driver_jitter, self.driver_jitter_grid)
-        q = self.tokenizer.quantize_motion(seen)
+        q = self.tokenizer.quantize_motion(self.jittered(driver))
         recon = self.tokenizer.render(q.quantized, reference)
         l1, l2 = change_weighted_losses(recon, driver, reference, self.change_weight)
         loss = l1 + l2 + self.edge_weight * image_gradient_loss(driver, recon) + q.loss
         logs = {"train/l1": l1}
         if self.jitter_consistency > 0:  # the same driver under another jitter: the same codes
-            again = colour_jitter(driver, self.driver_jitter, self.driver_jitter_grid)
-            logs["train/consistency"] = F.mse_loss(
-                self.tokenizer.quantize_motion(again).quantized, q.quantized
-            )
+            again = self.tokenizer.quantize_motion(self.jittered(driver))
+            logs["train/consistency"] = F.mse_loss(again.quantized, q.quantized)
             loss = loss + self.jitter_consistency * logs["train/consistency"]
         return loss, {"train/loss": loss, **logs}
 
