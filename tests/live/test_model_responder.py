@@ -59,7 +59,12 @@ def test_listens_and_answers_on_the_reference_face(pipe, gallery):
         assert np.mean(hits) >= 0.9
     wave = rec.waveform()
     voiced = [np.abs(a).max() for a, t in zip(rec.audio, rec.ticks) if t.state == "answering"]
-    assert np.mean(np.array(voiced) > 0.01) > 0.5  # the answer speaks
+    # the answer speaks about as much as a demo voice does: syllables with gaps between them
+    demo_voice = speech(1.5)
+    tick = round(LiveConfig().tick_seconds * 16000)  # 20 ms
+    blocks = demo_voice[: len(demo_voice) // tick * tick].reshape(-1, tick)
+    demo_share = np.mean(np.abs(blocks).max(axis=1) > 0.01)  # 0.52 (0.43-0.52 over seeds)
+    assert np.mean(np.array(voiced) > 0.01) > 0.6 * demo_share
     assert np.abs(wave[: int(turn_end.out * 16000)]).max() == 0  # the listener is silent
 
 
